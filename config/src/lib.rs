@@ -1,0 +1,746 @@
+//! Configuration of an rdc unit: one TOML file turned into a validated [`Config`].
+//!
+//! Parse, don't validate: [`raw`] mirrors the file (unknown keys rejected), and
+//! [`Config::from_toml`] turns it into types that cannot hold a bad value. Every problem found is
+//! reported at once, each naming the key, the value and what is allowed, so a field engineer on
+//! a ladder fixes the file in one go. Secrets (camera passwords, the unit's TLS key) are held by
+//! reference to a file or a systemd credential and are never printed.
+
+#![forbid(unsafe_code)]
+
+pub mod raw;
+mod units;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use units::{parse_duration, parse_size};
+
+/// The default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/rdc/recorder.toml";
+
+/// Retention the guidance asks for when none is configured (police guidance: 31 days).
+pub const DEFAULT_RETENTION_DAYS: u32 = 31;
+/// Hard cap on retention: no policy in `seeds/` allows more than six weeks.
+pub const MAX_RETENTION_DAYS: u32 = 42;
+/// The normal band: the Lend-A-Cam kit keeps 28 days, the redeployable camera 35.
+pub const NORMAL_RETENTION_DAYS: std::ops::RangeInclusive<u32> = 28..=35;
+
+/// A validated unit configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub unit: Unit,
+    pub cameras: Vec<Camera>,
+    pub storage: Storage,
+    pub recipients: Vec<Recipient>,
+    pub uplink: Option<Uplink>,
+    pub logging: Logging,
+    /// The normalised file, defaults filled in; what `check-config` prints.
+    effective: raw::File,
+}
+
+/// Who runs the unit and why (R17: the unit identifies the operator and the purpose).
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub id: Id,
+    pub operator: String,
+    pub contact: String,
+    pub purpose: String,
+    pub site: String,
+    /// The unit's Ed25519 signing key (PKCS#8). Created at first start when missing.
+    pub signing_key: PathBuf,
+}
+
+/// An identifier safe to use in a file name: `[a-z0-9_-]`, 1 to 32 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+impl Id {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && !s.starts_with('-');
+        if ok {
+            Ok(Id(s.to_owned()))
+        } else {
+            Err("1 to 32 characters of a-z, 0-9, '-' and '_', not starting with '-'".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a camera's RTSP session carries its media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+    /// UDP first, then TCP (GStreamer's default order).
+    Auto,
+}
+
+/// One RTSP camera.
+#[derive(Debug, Clone)]
+pub struct Camera {
+    pub id: Id,
+    /// `rtsp://host[:port]/path`, without credentials.
+    pub url: String,
+    pub transport: Transport,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+}
+
+/// Where a secret lives. The value is read only when needed and never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// A file readable by the daemon and nobody else.
+    File(PathBuf),
+    /// A systemd credential (`LoadCredential=NAME:...`), read from `$CREDENTIALS_DIRECTORY/NAME`.
+    Credential(String),
+}
+
+impl SecretRef {
+    /// Where the secret is on disk now, if that can be known.
+    pub fn path(&self) -> Option<PathBuf> {
+        match self {
+            SecretRef::File(p) => Some(p.clone()),
+            SecretRef::Credential(name) => {
+                std::env::var_os("CREDENTIALS_DIRECTORY").map(|d| Path::new(&d).join(name))
+            }
+        }
+    }
+
+    /// Reads the secret, trimming one trailing newline.
+    pub fn read(&self) -> Result<Secret, String> {
+        let path = self.path().ok_or_else(|| {
+            format!("{self} is a systemd credential but $CREDENTIALS_DIRECTORY is not set: start the daemon with LoadCredential= or use password_file")
+        })?;
+        let mut s = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {self} at {}: {e}", path.display()))?;
+        if s.ends_with('\n') {
+            s.pop();
+        }
+        Ok(Secret(s))
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::File(p) => write!(f, "file {}", p.display()),
+            SecretRef::Credential(n) => write!(f, "systemd credential {n}"),
+        }
+    }
+}
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How much disk the store may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// At most this many bytes of segments.
+    MaxBytes(u64),
+    /// Use the file system's space but keep this many bytes free.
+    ReserveFree(u64),
+}
+
+/// The encrypted ring buffer.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub path: PathBuf,
+    pub budget: Budget,
+    pub retention_days: u32,
+    /// A segment is cut at the first keyframe after this many seconds.
+    pub segment_secs: u32,
+    /// Written footage is made durable (fdatasync) at least this often.
+    pub sync_interval: Duration,
+}
+
+/// An age X25519 recipient: every segment is encrypted to all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub name: String,
+    /// The `age1...` string.
+    pub encoded: String,
+    /// The X25519 public key.
+    pub key: [u8; 32],
+}
+
+impl Recipient {
+    /// Parses an `age1...` X25519 recipient.
+    pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
+        let (hrp, data) = bech32::decode(s).map_err(|e| format!("not a bech32 string ({e})"))?;
+        if hrp.as_str() != "age" {
+            return Err(format!("prefix is {hrp:?}, an age X25519 public key starts with age1"));
+        }
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err("age public keys are lower case".into());
+        }
+        data.try_into().map_err(|d: Vec<u8>| format!("holds {} bytes, an X25519 key has 32", d.len()))
+    }
+}
+
+/// A role in the scheme (R9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Case support officer: views and exports footage.
+    Officer,
+    /// An officer who also manages holds and reads the audit log.
+    Manager,
+    /// Field engineer: installs and checks units, never sees footage.
+    Engineer,
+    /// Reads the audit log only.
+    Auditor,
+}
+
+impl Role {
+    pub fn may_see_footage(self) -> bool {
+        matches!(self, Role::Officer | Role::Manager)
+    }
+    pub fn may_manage_holds(self) -> bool {
+        self == Role::Manager
+    }
+    pub fn may_read_audit(self) -> bool {
+        matches!(self, Role::Manager | Role::Auditor)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Officer => "officer",
+            Role::Manager => "manager",
+            Role::Engineer => "engineer",
+            Role::Auditor => "auditor",
+        })
+    }
+}
+
+/// The QUIC uplink through which officers reach the unit.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: SecretRef,
+    pub ca: PathBuf,
+    pub users: Vec<User>,
+}
+
+/// A person allowed to connect, matched by certificate fingerprint or subject common name.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 of the user's DER certificate.
+    pub fingerprint: Option<[u8; 32]>,
+    /// The certificate subject's common name.
+    pub common_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// journald-friendly when started by systemd (`$JOURNAL_STREAM` set), pretty on a terminal.
+    Auto,
+    Journald,
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Logging {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `info,rdc_storage=debug`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The key, as a TOML path: `storage.retention_days`, `camera[1].id`.
+    pub key: String,
+    /// The offending value as written, or empty when the key is missing.
+    pub value: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}: {}", self.key, self.message)
+        } else {
+            write!(f, "{} = {}: {}", self.key, self.value, self.message)
+        }
+    }
+}
+
+/// Why a configuration was refused: every problem found, not just the first.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{source_name} is not valid TOML or has an unknown key: {message}")]
+    Syntax { source_name: String, message: String },
+    #[error("{source_name} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { source_name: String, problems: Vec<Problem> },
+}
+
+impl ConfigError {
+    /// The individual problems (empty for read and syntax errors).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ConfigError::Invalid { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+}
+
+/// A valid configuration and the warnings it raised.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Validates configuration text. `source_name` names it in messages.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Loaded, ConfigError> {
+        let file: raw::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let mut v = Validator::default();
+        let config = v.file(file);
+        match config {
+            Some(config) if v.problems.is_empty() => Ok(Loaded { config, warnings: v.warnings }),
+            _ => Err(ConfigError::Invalid { source_name: source_name.to_owned(), problems: v.problems }),
+        }
+    }
+
+    /// The effective configuration, defaults filled in, as TOML. Secrets appear only as the
+    /// file or credential that holds them.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.effective).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    pub fn camera(&self, id: &str) -> Option<&Camera> {
+        self.cameras.iter().find(|c| c.id.as_str() == id)
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Validator {
+    fn err(&mut self, key: impl Into<String>, value: impl fmt::Display, message: impl Into<String>) {
+        self.problems.push(Problem { key: key.into(), value: value.to_string(), message: message.into() });
+    }
+
+    fn warn(&mut self, key: impl Into<String>, value: impl fmt::Display, message: impl Into<String>) {
+        self.warnings.push(Problem { key: key.into(), value: value.to_string(), message: message.into() });
+    }
+
+    fn file(&mut self, mut f: raw::File) -> Option<Config> {
+        let unit = self.unit(&mut f.unit);
+        let storage = self.storage(&mut f.storage);
+        let cameras = self.cameras(&f.camera);
+        let recipients = self.recipients(&f.recipient);
+        let uplink = f.uplink.as_ref().and_then(|u| self.uplink(u));
+        let logging = self.logging(&mut f.logging);
+        Some(Config {
+            unit: unit?,
+            cameras: cameras?,
+            storage: storage?,
+            recipients: recipients?,
+            uplink: match (&f.uplink, uplink) {
+                (Some(_), None) => return None,
+                (_, u) => u,
+            },
+            logging: logging?,
+            effective: f,
+        })
+    }
+
+    fn text(&mut self, key: &str, value: &str, max: usize) -> Option<String> {
+        let t = value.trim();
+        if t.is_empty() {
+            self.err(key, "\"\"", "must not be empty");
+            None
+        } else if t.len() > max {
+            self.err(key, format!("({} characters)", t.len()), format!("at most {max} characters"));
+            None
+        } else {
+            Some(t.to_owned())
+        }
+    }
+
+    fn absolute(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
+        if p.is_absolute() {
+            Some(p.to_owned())
+        } else {
+            self.err(key, p.display(), "must be an absolute path (starting with /)");
+            None
+        }
+    }
+
+    fn unit(&mut self, u: &mut raw::Unit) -> Option<Unit> {
+        let id = Id::parse(&u.id).map_err(|m| self.err("unit.id", format!("{:?}", u.id), m)).ok();
+        let operator = self.text("unit.operator", &u.operator, 200);
+        let contact = self.text("unit.contact", &u.contact, 200);
+        let purpose = self.text("unit.purpose", &u.purpose, 1000);
+        let site = self.text("unit.site", &u.site, 200);
+        let signing_key = u.signing_key.get_or_insert_with(|| PathBuf::from("/var/lib/rdc/unit-signing-key.p8")).clone();
+        let signing_key = self.absolute("unit.signing_key", &signing_key);
+        if let Some(p) = &signing_key {
+            match std::fs::metadata(p) {
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                    self.err("unit.signing_key", p.display(), format!("is readable by others (mode {:o}): chmod 600 it", m.permissions().mode() & 0o777))
+                }
+                Ok(_) => {
+                    if let Err(e) = std::fs::File::open(p) {
+                        self.err("unit.signing_key", p.display(), format!("cannot be read: {e}"));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.err("unit.signing_key", p.display(), format!("cannot be read: {e}")),
+            }
+        }
+        Some(Unit { id: id?, operator: operator?, contact: contact?, purpose: purpose?, site: site?, signing_key: signing_key? })
+    }
+
+    fn storage(&mut self, s: &mut raw::Storage) -> Option<Storage> {
+        let path = self.absolute("storage.path", &s.path);
+        let budget = match (&s.max_bytes, &s.reserve_free) {
+            (Some(_), Some(_)) => {
+                self.err("storage.max_bytes", "", "set either storage.max_bytes or storage.reserve_free, not both");
+                None
+            }
+            (Some(v), None) => match v.bytes() {
+                Ok(b) if b >= 64 << 20 => Some(Budget::MaxBytes(b)),
+                Ok(_) => {
+                    self.err("storage.max_bytes", v, "must be at least 64 MiB");
+                    None
+                }
+                Err(m) => {
+                    self.err("storage.max_bytes", v, m);
+                    None
+                }
+            },
+            (None, reserve) => {
+                let v = reserve.clone().unwrap_or(raw::Size::Text("1 GiB".into()));
+                s.reserve_free = Some(v.clone());
+                match v.bytes() {
+                    Ok(b) => Some(Budget::ReserveFree(b)),
+                    Err(m) => {
+                        self.err("storage.reserve_free", &v, m);
+                        None
+                    }
+                }
+            }
+        };
+        let days = *s.retention_days.get_or_insert(DEFAULT_RETENTION_DAYS);
+        let retention_days = if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            self.err(
+                "storage.retention_days",
+                days,
+                format!("must be 1 to {MAX_RETENTION_DAYS} (policies cap retention at six weeks; 28 for the Standard 4G kit, 35 for the redeployable camera)"),
+            );
+            None
+        } else {
+            if !NORMAL_RETENTION_DAYS.contains(&days) {
+                self.warn("storage.retention_days", days, "outside the usual 28 to 35 days: check this is what the operator's policy says");
+            }
+            Some(days)
+        };
+        let secs = *s.segment_secs.get_or_insert(60);
+        let segment_secs = if (10..=600).contains(&secs) {
+            Some(secs)
+        } else {
+            self.err("storage.segment_secs", secs, "must be 10 to 600 seconds");
+            None
+        };
+        let si = s.sync_interval.get_or_insert_with(|| "1s".into()).clone();
+        let sync_interval = match parse_duration(&si) {
+            Ok(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(10) => Some(d),
+            Ok(_) => {
+                self.err("storage.sync_interval", format!("{si:?}"), "must be 100ms to 10s (a power cut loses at most this much)");
+                None
+            }
+            Err(m) => {
+                self.err("storage.sync_interval", format!("{si:?}"), m);
+                None
+            }
+        };
+        Some(Storage { path: path?, budget: budget?, retention_days: retention_days?, segment_secs: segment_secs?, sync_interval: sync_interval? })
+    }
+
+    fn secret(&mut self, key: &str, file: &Option<PathBuf>, credential: &Option<String>, required: bool) -> Option<Option<SecretRef>> {
+        match (file, credential) {
+            (Some(_), Some(_)) => {
+                self.err(key, "", "give the secret as a file or as a systemd credential, not both");
+                None
+            }
+            (None, None) if required => {
+                self.err(key, "", "is required: give a file (…_file) or a systemd credential (…_credential)");
+                None
+            }
+            (None, None) => Some(None),
+            (None, Some(name)) => {
+                if name.is_empty() || name.contains('/') {
+                    self.err(key, format!("{name:?}"), "a credential name is a plain file name as given to LoadCredential=");
+                    return None;
+                }
+                let r = SecretRef::Credential(name.clone());
+                if let Some(p) = r.path() {
+                    self.check_secret_file(key, &p);
+                }
+                Some(Some(r))
+            }
+            (Some(p), None) => {
+                let p = self.absolute(key, p)?;
+                if self.check_secret_file(key, &p) { Some(Some(SecretRef::File(p))) } else { None }
+            }
+        }
+    }
+
+    /// A secret file must exist, be readable, and be readable by nobody else.
+    fn check_secret_file(&mut self, key: &str, p: &Path) -> bool {
+        match std::fs::metadata(p) {
+            Err(e) => {
+                self.err(key, p.display(), format!("cannot be read: {e}"));
+                false
+            }
+            Ok(m) if m.permissions().mode() & 0o007 != 0 => {
+                self.err(key, p.display(), format!("is world-readable (mode {:o}): a secret file must be chmod 600 or 640", m.permissions().mode() & 0o777));
+                false
+            }
+            Ok(_) => match std::fs::File::open(p) {
+                Ok(_) => true,
+                Err(e) => {
+                    self.err(key, p.display(), format!("cannot be read: {e}"));
+                    false
+                }
+            },
+        }
+    }
+
+    fn cameras(&mut self, cams: &[raw::Camera]) -> Option<Vec<Camera>> {
+        if cams.is_empty() {
+            self.err("camera", "", "at least one [[camera]] is required");
+            return None;
+        }
+        if cams.len() > 16 {
+            self.err("camera", cams.len(), "at most 16 cameras");
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, c) in cams.iter().enumerate() {
+            let k = |f: &str| format!("camera[{i}].{f}");
+            let id = match Id::parse(&c.id) {
+                Ok(id) => {
+                    if out.iter().any(|o: &Camera| o.id == id) || cams[..i].iter().any(|o| o.id == c.id) {
+                        self.err(k("id"), format!("{:?}", c.id), "is used by another camera: camera ids must be unique");
+                        None
+                    } else {
+                        Some(id)
+                    }
+                }
+                Err(m) => {
+                    self.err(k("id"), format!("{:?}", c.id), m);
+                    None
+                }
+            };
+            let url = self.rtsp_url(&k("url"), &c.url);
+            let transport = match c.transport.as_deref().unwrap_or("tcp") {
+                "tcp" => Some(Transport::Tcp),
+                "udp" => Some(Transport::Udp),
+                "auto" => Some(Transport::Auto),
+                other => {
+                    self.err(k("transport"), format!("{other:?}"), "must be \"tcp\", \"udp\" or \"auto\"");
+                    None
+                }
+            };
+            let password = self.secret(&k("password_file"), &c.password_file, &c.password_credential, false);
+            if c.username.is_none() && matches!(password, Some(Some(_))) {
+                self.err(k("username"), "", "a password is given but no username");
+            }
+            match (id, url, transport, password) {
+                (Some(id), Some(url), Some(transport), Some(password)) => {
+                    out.push(Camera { id, url, transport, username: c.username.clone(), password })
+                }
+                _ => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn rtsp_url(&mut self, key: &str, url: &str) -> Option<String> {
+        let Some(rest) = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://")) else {
+            self.err(key, format!("{url:?}"), "must start with rtsp:// or rtsps://");
+            return None;
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.contains('@') {
+            self.err(key, "\"rtsp://<credentials>@…\"", "must not hold credentials: put them in username and password_file (or password_credential)");
+            return None;
+        }
+        if authority.is_empty() {
+            self.err(key, format!("{url:?}"), "has no host");
+            return None;
+        }
+        Some(url.to_owned())
+    }
+
+    fn recipients(&mut self, rs: &[raw::Recipient]) -> Option<Vec<Recipient>> {
+        if rs.is_empty() {
+            self.err("recipient", "", "at least one [[recipient]] (an age public key, age1…) is required: footage is encrypted to it and nothing on the unit can decrypt it");
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, r) in rs.iter().enumerate() {
+            let name = self.text(&format!("recipient[{i}].name"), &r.name, 100);
+            match Recipient::parse_key(r.public_key.trim()) {
+                Ok(key) => {
+                    if out.iter().any(|o: &Recipient| o.key == key) {
+                        self.warn(format!("recipient[{i}].public_key"), &r.public_key, "is listed twice");
+                    }
+                    if let Some(name) = name {
+                        out.push(Recipient { name, encoded: r.public_key.trim().to_owned(), key });
+                    } else {
+                        ok = false;
+                    }
+                }
+                Err(m) => {
+                    ok = false;
+                    self.err(format!("recipient[{i}].public_key"), format!("{:?}", r.public_key), format!("is not an age X25519 public key: {m}"));
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn readable(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
+        let p = self.absolute(key, p)?;
+        match std::fs::File::open(&p) {
+            Ok(_) => Some(p),
+            Err(e) => {
+                self.err(key, p.display(), format!("cannot be read: {e}"));
+                None
+            }
+        }
+    }
+
+    fn uplink(&mut self, u: &raw::Uplink) -> Option<Uplink> {
+        let listen = match u.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err("uplink.listen", format!("{:?}", u.listen), "must be an IP address and UDP port, e.g. \"0.0.0.0:4433\" or \"[::]:4433\"");
+                None
+            }
+        };
+        let cert = self.readable("uplink.cert", &u.cert);
+        let ca = self.readable("uplink.ca", &u.ca);
+        let key = self.secret("uplink.key_file", &u.key_file, &u.key_credential, true).flatten();
+        if u.user.is_empty() {
+            self.warn("uplink.user", "", "no users: nobody can connect to the unit");
+        }
+        let mut users = Vec::new();
+        let mut ok = true;
+        for (i, usr) in u.user.iter().enumerate() {
+            let k = |f: &str| format!("uplink.user[{i}].{f}");
+            let name = self.text(&k("name"), &usr.name, 100);
+            let fingerprint = match &usr.fingerprint {
+                None => Some(None),
+                Some(f) => {
+                    let hexs: String = f.trim_start_matches("sha256:").chars().filter(|c| *c != ':').collect();
+                    match decode_hex32(&hexs) {
+                        Some(b) => Some(Some(b)),
+                        None => {
+                            self.err(k("fingerprint"), format!("{f:?}"), "must be the certificate's SHA-256 as 64 hex digits (\"sha256:ab12…\", colons allowed)");
+                            None
+                        }
+                    }
+                }
+            };
+            if usr.fingerprint.is_none() && usr.common_name.is_none() {
+                self.err(k("fingerprint"), "", "give the user's certificate fingerprint or common_name");
+                ok = false;
+            }
+            match (name, fingerprint) {
+                (Some(name), Some(fingerprint)) => users.push(User { name, role: usr.role, fingerprint, common_name: usr.common_name.clone() }),
+                _ => ok = false,
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(Uplink { listen: listen?, cert: cert?, key: key?, ca: ca?, users })
+    }
+
+    fn logging(&mut self, l: &mut raw::Logging) -> Option<Logging> {
+        let level = l.level.get_or_insert_with(|| "info".into()).clone();
+        let format = match l.format.get_or_insert_with(|| "auto".into()).as_str() {
+            "auto" => Some(LogFormat::Auto),
+            "journald" => Some(LogFormat::Journald),
+            "pretty" => Some(LogFormat::Pretty),
+            "json" => Some(LogFormat::Json),
+            other => {
+                self.err("logging.format", format!("{other:?}"), "must be \"auto\", \"journald\", \"pretty\" or \"json\"");
+                None
+            }
+        };
+        Some(Logging { level, format: format? })
+    }
+}
+
+fn decode_hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Every bad-configuration case the foundation issue names, and the example file.
+
+use super::*;
+use std::fs;
+
+const KEY_A: &str = "age1v4jwpt5lvysp3e632nr3kefzx0g4zama65ca47ghsuldkuwmw5yqsmv420";
+
+fn base() -> String {
+    format!(
+        r#"
+[unit]
+id = "u1"
+operator = "Op"
+contact = "c@example.org"
+purpose = "ASB"
+site = "Somewhere"
+signing_key = "/nonexistent/rdc-test/key.p8"
+
+[storage]
+path = "/var/lib/rdc/store"
+max_bytes = "1 GiB"
+
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:8554/cam"
+
+[[recipient]]
+name = "escrow"
+public_key = "{KEY_A}"
+"#
+    )
+}
+
+fn problems(text: &str) -> Vec<Problem> {
+    match Config::from_toml(text, "test.toml") {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => {
+            // The whole message must name every problem too.
+            let msg = e.to_string();
+            for p in e.problems() {
+                assert!(msg.contains(&p.key), "{msg}");
+            }
+            e.problems().to_vec()
+        }
+    }
+}
+
+fn has(ps: &[Problem], key: &str, value_part: &str, msg_part: &str) {
+    assert!(
+        ps.iter().any(|p| p.key == key && p.value.contains(value_part) && p.message.contains(msg_part)),
+        "no problem {key} / {value_part:?} / {msg_part:?} in {ps:#?}"
+    );
+}
+
+#[test]
+fn example_config_is_valid() {
+    let text = include_str!("../recorder.example.toml");
+    let loaded = Config::from_toml(text, "recorder.example.toml").expect("example must validate");
+    let c = &loaded.config;
+    assert_eq!(c.cameras.len(), 2);
+    assert_eq!(c.storage.retention_days, 28);
+    assert_eq!(c.storage.budget, Budget::ReserveFree(2 << 30));
+    assert_eq!(c.recipients.len(), 2);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    // The effective configuration is itself a valid configuration.
+    let again = Config::from_toml(&c.to_toml(), "effective").expect("effective config must validate");
+    assert_eq!(again.config.cameras[1].id.as_str(), "rear");
+}
+
+#[test]
+fn defaults() {
+    let c = Config::from_toml(&base(), "t").unwrap().config;
+    assert_eq!(c.storage.retention_days, DEFAULT_RETENTION_DAYS);
+    assert_eq!(c.storage.segment_secs, 60);
+    assert_eq!(c.storage.sync_interval, Duration::from_secs(1));
+    assert_eq!(c.cameras[0].transport, Transport::Tcp);
+    assert!(c.to_toml().contains("retention_days = 31"));
+}
+
+#[test]
+fn no_recipients() {
+    let text = base().replace(&format!("[[recipient]]\nname = \"escrow\"\npublic_key = \"{KEY_A}\"\n"), "");
+    has(&problems(&text), "recipient", "", "at least one");
+}
+
+#[test]
+fn invalid_age_key() {
+    // One character changed: the bech32 checksum fails.
+    let bad = KEY_A.replace("v4jw", "v4jx");
+    has(&problems(&base().replace(KEY_A, &bad)), "recipient[0].public_key", &bad, "not an age X25519 public key");
+    // An age identity (secret key) pasted instead of the public key.
+    let ps = problems(&base().replace(KEY_A, "AGE-SECRET-KEY-1SXWGVKS3TN8Z9TVE7HW5L6JWLZTDXD6JAM6E79NXTL48TLMGVL4QSWD69D"));
+    has(&ps, "recipient[0].public_key", "AGE-SECRET", "age1");
+}
+
+#[test]
+fn duplicate_camera_id() {
+    let text = base() + "\n[[camera]]\nid = \"front\"\nurl = \"rtsp://127.0.0.1:8554/b\"\n";
+    has(&problems(&text), "camera[1].id", "front", "unique");
+}
+
+#[test]
+fn relative_path() {
+    has(&problems(&base().replace("/var/lib/rdc/store", "var/store")), "storage.path", "var/store", "absolute");
+}
+
+#[test]
+fn retention_bounds() {
+    let with = |d: u32| base().replace("max_bytes", &format!("retention_days = {d}\nmax_bytes"));
+    has(&problems(&with(0)), "storage.retention_days", "0", "1 to 42");
+    has(&problems(&with(60)), "storage.retention_days", "60", "1 to 42");
+    let w = Config::from_toml(&with(14), "t").unwrap().warnings;
+    assert!(w.iter().any(|p| p.key == "storage.retention_days" && p.message.contains("28 to 35")), "{w:?}");
+    assert!(Config::from_toml(&with(35), "t").unwrap().warnings.is_empty());
+}
+
+#[test]
+fn unknown_key_refused() {
+    let text = base().replace("max_bytes", "retention_dayz = 3\nmax_bytes");
+    match Config::from_toml(&text, "t.toml") {
+        Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("retention_dayz"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn credentials_in_url_refused_and_not_echoed() {
+    let ps = problems(&base().replace("rtsp://127.0.0.1", "rtsp://admin:hunter2@127.0.0.1"));
+    has(&ps, "camera[0].url", "", "password_file");
+    assert!(ps.iter().all(|p| !p.value.contains("hunter2")), "{ps:?}");
+}
+
+#[test]
+fn unreadable_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    fs::write(&ca, "x").unwrap();
+    let text = base()
+        + &format!(
+            "\n[uplink]\nlisten = \"127.0.0.1:4433\"\ncert = \"{}/missing.crt\"\nkey_file = \"{}/missing.key\"\nca = \"{}\"\n",
+            dir.path().display(),
+            dir.path().display(),
+            ca.display()
+        );
+    let ps = problems(&text);
+    has(&ps, "uplink.cert", "missing.crt", "cannot be read");
+    has(&ps, "uplink.key_file", "missing.key", "cannot be read");
+}
+
+#[test]
+fn world_readable_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("front.password");
+    fs::write(&pw, "secret\n").unwrap();
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).unwrap();
+    let text = base().replace(
+        "url = \"rtsp://127.0.0.1:8554/cam\"",
+        &format!("url = \"rtsp://127.0.0.1:8554/cam\"\nusername = \"rec\"\npassword_file = \"{}\"", pw.display()),
+    );
+    has(&problems(&text), "camera[0].password_file", "front.password", "world-readable");
+
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).unwrap();
+    let c = Config::from_toml(&text, "t").unwrap().config;
+    let secret = c.cameras[0].password.as_ref().unwrap().read().unwrap();
+    assert_eq!(secret.expose(), "secret");
+    // Never printed: not by Debug, not in the effective configuration.
+    assert!(!format!("{c:?}").contains("secret\""));
+    assert!(!format!("{secret:?}").contains("secret\""));
+    assert!(!c.to_toml().contains("secret\n") && !c.to_toml().contains("\"secret\""));
+}
+
+#[test]
+fn every_problem_reported_at_once() {
+    let text = base()
+        .replace("id = \"u1\"", "id = \"Unit One\"")
+        .replace("/var/lib/rdc/store", "store")
+        .replace("rtsp://", "http://");
+    let ps = problems(&text);
+    has(&ps, "unit.id", "Unit One", "a-z");
+    has(&ps, "storage.path", "store", "absolute");
+    has(&ps, "camera[0].url", "http://", "rtsp://");
+}

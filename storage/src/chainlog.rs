@@ -1,0 +1,292 @@
+//! Append-only logs whose entries are hashed with their predecessor and signed by the unit.
+//!
+//! One JSON object a line: `{"seq":…,"time_ns":…,"prev":…,"body":…,"hash":…,"sig":…}` where
+//! `hash = SHA-256(prev ‖ canonical JSON of {seq, time_ns, body})` and `sig` is the unit's
+//! Ed25519 signature of `hash`. An edited entry breaks its hash, a removed one breaks the
+//! sequence and the next entry's `prev`, a reordered one both. Entries are made durable
+//! (fdatasync) before `append` returns. The audit log, the destruction log, the hold log and
+//! each camera's manifest log are all of this kind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ring::digest::{SHA256, digest};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::signing::{self, UnitKey};
+use crate::{Error, io_err};
+
+/// One entry as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    pub time_ns: i64,
+    pub prev: String,
+    pub body: serde_json::Value,
+    pub hash: String,
+    pub sig: String,
+}
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    time_ns: i64,
+    body: &'a serde_json::Value,
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn entry_hash(prev: &str, seq: u64, time_ns: i64, body: &serde_json::Value) -> String {
+    let mut buf = prev.as_bytes().to_vec();
+    // serde_json writes maps in key order (no preserve_order feature): canonical.
+    serde_json::to_writer(&mut buf, &Hashed { seq, time_ns, body }).expect("a Value always serialises");
+    hex::encode(digest(&SHA256, &buf))
+}
+
+/// An open log, ready to append.
+#[derive(Debug)]
+pub struct ChainLog {
+    path: PathBuf,
+    file: File,
+    head: String,
+    next_seq: u64,
+    len: u64,
+    key: Arc<UnitKey>,
+}
+
+impl ChainLog {
+    /// Opens (creating) the log at `path`. A torn last line (a power cut mid-append) is cut off;
+    /// it was never acknowledged, so nothing that was recorded is lost.
+    pub fn open(path: &Path, key: Arc<UnitKey>) -> Result<Self, Error> {
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err("open", path))?;
+        let mut head = GENESIS.to_owned();
+        let mut next_seq = 0;
+        let mut good_len = 0u64;
+        {
+            let mut r = BufReader::new(&mut file);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                let n = r.read_until(b'\n', &mut line).map_err(io_err("read", path))?;
+                if n == 0 {
+                    break;
+                }
+                if line.last() != Some(&b'\n') {
+                    tracing::warn!(path = %path.display(), bytes = n, "cutting a torn last log entry (power cut while it was written)");
+                    break;
+                }
+                match serde_json::from_slice::<Entry>(&line) {
+                    Ok(e) => {
+                        head = e.hash;
+                        next_seq = e.seq + 1;
+                    }
+                    // Not ours to repair: verify() reports it; keep appending after it.
+                    Err(err) => tracing::error!(path = %path.display(), seq = next_seq, %err, "unreadable log entry; `verify` reports it"),
+                }
+                good_len += n as u64;
+            }
+        }
+        let actual = file.metadata().map_err(io_err("stat", path))?.len();
+        if actual != good_len {
+            file.set_len(good_len).map_err(io_err("truncate", path))?;
+            file.sync_all().map_err(io_err("fsync", path))?;
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err("seek", path))?;
+        Ok(ChainLog { path: path.to_owned(), file, head, next_seq, len: good_len, key })
+    }
+
+    /// Appends `body`, durably. Returns the entry's sequence number.
+    pub fn append<T: Serialize>(&mut self, time_ns: i64, body: &T) -> Result<u64, Error> {
+        let body = serde_json::to_value(body).map_err(|e| Error::Encode(e.to_string()))?;
+        let seq = self.next_seq;
+        let hash = entry_hash(&self.head, seq, time_ns, &body);
+        let sig = B64.encode(self.key.sign(hash.as_bytes()));
+        let e = Entry { seq, time_ns, prev: std::mem::take(&mut self.head), body, hash: hash.clone(), sig };
+        let mut line = serde_json::to_vec(&e).map_err(|e| Error::Encode(e.to_string()))?;
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(io_err("append to", &self.path))?;
+        self.file.sync_data().map_err(io_err("fdatasync", &self.path))?;
+        self.head = hash;
+        self.next_seq += 1;
+        self.len += line.len() as u64;
+        Ok(seq)
+    }
+
+    /// The file's length: the index records it to know whether it is up to date.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sequence number the next entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn head(&self) -> &str {
+        &self.head
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads every entry of a log, typed. Lines that do not parse are skipped (`verify` names them).
+pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<(Entry, T)>, Error> {
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(io_err("read", path))?;
+        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+            if let Ok(t) = serde_json::from_value::<T>(e.body.clone()) {
+                out.push((e, t));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a whole log: every line parses, hashes and signatures hold, sequence and chain are
+/// unbroken. Returns one message per problem, naming the entry.
+pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let mut problems = Vec::new();
+    let mut prev_hash = GENESIS.to_owned();
+    let mut expect_seq = 0u64;
+    for (i, line) in BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(io_err("read", path))?;
+        let lineno = i + 1;
+        let e: Entry = match serde_json::from_str(&line) {
+            Ok(e) => e,
+            Err(err) => {
+                problems.push(format!("{name} line {lineno}: not a log entry ({err}): edited or corrupted"));
+                continue;
+            }
+        };
+        if e.seq != expect_seq {
+            if e.seq > expect_seq {
+                problems.push(format!("{name} line {lineno}: entry {} follows entry {}: entries {}..={} were removed", e.seq, expect_seq.wrapping_sub(1), expect_seq, e.seq - 1));
+            } else {
+                problems.push(format!("{name} line {lineno}: entry {} is out of order (expected {expect_seq}): entries were reordered or duplicated", e.seq));
+            }
+        }
+        let recomputed = entry_hash(&e.prev, e.seq, e.time_ns, &e.body);
+        if recomputed != e.hash {
+            problems.push(format!("{name} line {lineno}: entry {} was edited (its content no longer matches its hash)", e.seq));
+        } else if !B64.decode(&e.sig).is_ok_and(|s| signing::verify(public, e.hash.as_bytes(), &s)) {
+            problems.push(format!("{name} line {lineno}: entry {} is not signed by this unit", e.seq));
+        }
+        if e.prev != prev_hash && e.seq == expect_seq {
+            problems.push(format!("{name} line {lineno}: entry {} does not follow the entry before it (chain broken)", e.seq));
+        }
+        prev_hash = e.hash;
+        expect_seq = e.seq + 1;
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn log_with(n: u64) -> (tempfile::TempDir, PathBuf, Arc<UnitKey>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let key = Arc::new(UnitKey::ephemeral());
+        let mut log = ChainLog::open(&path, key.clone()).unwrap();
+        for i in 0..n {
+            log.append(i as i64, &json!({"who": "j.smith", "i": i})).unwrap();
+        }
+        (dir, path, key)
+    }
+
+    fn lines(p: &Path) -> Vec<String> {
+        std::fs::read_to_string(p).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    fn write_lines(p: &Path, l: &[String]) {
+        std::fs::write(p, l.iter().map(|s| format!("{s}\n")).collect::<String>()).unwrap();
+    }
+
+    #[test]
+    fn intact_log_verifies_and_reopens_where_it_left() {
+        let (_d, path, key) = log_with(5);
+        assert!(verify(&path, &key.public()).unwrap().is_empty());
+        let mut log = ChainLog::open(&path, key.clone()).unwrap();
+        assert_eq!(log.append(9, &json!({"x": 1})).unwrap(), 5);
+        assert!(verify(&path, &key.public()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn edited_entry_is_named() {
+        let (_d, path, key) = log_with(5);
+        let mut l = lines(&path);
+        l[2] = l[2].replace("j.smith", "a.nother");
+        write_lines(&path, &l);
+        let p = verify(&path, &key.public()).unwrap();
+        assert!(p.iter().any(|m| m.contains("entry 2 was edited")), "{p:?}");
+    }
+
+    #[test]
+    fn removed_entry_is_named() {
+        let (_d, path, key) = log_with(5);
+        let mut l = lines(&path);
+        l.remove(3);
+        write_lines(&path, &l);
+        let p = verify(&path, &key.public()).unwrap();
+        assert!(p.iter().any(|m| m.contains("entries 3..=3 were removed")), "{p:?}");
+    }
+
+    #[test]
+    fn reordered_entries_are_named() {
+        let (_d, path, key) = log_with(5);
+        let mut l = lines(&path);
+        l.swap(1, 2);
+        write_lines(&path, &l);
+        let p = verify(&path, &key.public()).unwrap();
+        assert!(p.iter().any(|m| m.contains("out of order") || m.contains("removed")), "{p:?}");
+    }
+
+    #[test]
+    fn forged_entry_with_recomputed_hash_is_not_signed() {
+        let (_d, path, key) = log_with(3);
+        let mut l = lines(&path);
+        let mut e: Entry = serde_json::from_str(&l[2]).unwrap();
+        e.body = json!({"who": "forger"});
+        e.hash = entry_hash(&e.prev, e.seq, e.time_ns, &e.body);
+        l[2] = serde_json::to_string(&e).unwrap();
+        write_lines(&path, &l);
+        let p = verify(&path, &key.public()).unwrap();
+        assert!(p.iter().any(|m| m.contains("entry 2 is not signed")), "{p:?}");
+    }
+
+    #[test]
+    fn torn_last_line_is_cut_at_open() {
+        let (_d, path, key) = log_with(3);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":3,\"time_ns\":").unwrap();
+        drop(f);
+        let mut log = ChainLog::open(&path, key.clone()).unwrap();
+        assert_eq!(log.append(1, &json!({})).unwrap(), 3);
+        assert!(verify(&path, &key.public()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! Time, injected: the wall clock (UTC, may step) and the monotonic clock (never goes back).
+//!
+//! As Moonfire NVR's `Clocks`: the daemon uses [`RealClocks`]; tests use [`SimulatedClocks`] so
+//! 35 days of retention run in milliseconds, without sleeping.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Nanoseconds in a day.
+pub const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+pub trait Clocks: Send + Sync + std::fmt::Debug + 'static {
+    /// Wall-clock time, nanoseconds since the Unix epoch (UTC).
+    fn wall_ns(&self) -> i64;
+    /// Monotonic time, nanoseconds since an arbitrary start.
+    fn mono_ns(&self) -> u64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealClocks;
+
+impl Clocks for RealClocks {
+    fn wall_ns(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn mono_ns(&self) -> u64 {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// Clocks that move only when told to.
+#[derive(Debug)]
+pub struct SimulatedClocks {
+    wall: AtomicI64,
+    mono: AtomicU64,
+}
+
+impl SimulatedClocks {
+    pub fn new(wall_ns: i64) -> Self {
+        SimulatedClocks { wall: AtomicI64::new(wall_ns), mono: AtomicU64::new(1_000_000_000) }
+    }
+
+    /// Moves both clocks forward.
+    pub fn advance(&self, d: Duration) {
+        let ns = d.as_nanos() as u64;
+        self.wall.fetch_add(ns as i64, Ordering::SeqCst);
+        self.mono.fetch_add(ns, Ordering::SeqCst);
+    }
+
+    /// Steps the wall clock only, as NTP does when it corrects a wrong clock.
+    pub fn step_wall(&self, delta_ns: i64) {
+        self.wall.fetch_add(delta_ns, Ordering::SeqCst);
+    }
+}
+
+impl Clocks for SimulatedClocks {
+    fn wall_ns(&self) -> i64 {
+        self.wall.load(Ordering::SeqCst)
+    }
+
+    fn mono_ns(&self) -> u64 {
+        self.mono.load(Ordering::SeqCst)
+    }
+}
+
+/// Formats nanoseconds since the epoch as RFC 3339 UTC, e.g. `2026-11-23T18:04:05.123Z`.
+pub fn rfc3339(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_457_045_123_000_000), "2026-11-23T18:04:05.123Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn simulated_step_moves_wall_only() {
+        let c = SimulatedClocks::new(1_000);
+        let m = c.mono_ns();
+        c.step_wall(-500);
+        assert_eq!(c.wall_ns(), 500);
+        assert_eq!(c.mono_ns(), m);
+    }
+}

@@ -1,0 +1,67 @@
+//! The encrypted ring-buffer store of an rdc unit.
+//!
+//! Footage arrives as frames ([`Frame`]) through a per-camera [`SegmentWriter`], is encrypted
+//! into standard age files (X25519 recipients, written with ring; the unit holds no key that
+//! decrypts them), made durable every sync interval, cut into segments at keyframes, and
+//! described by manifests the unit signs and chains per camera. The [`Store`] keeps retention
+//! and holds, logs every deletion and access in signed hash-chained logs, recovers from power
+//! cuts at open, and serves ciphertext from any offset for resumable transfers.
+
+#![forbid(unsafe_code)]
+
+pub mod agefmt;
+pub mod chainlog;
+pub mod clock;
+mod index;
+pub mod manifest;
+pub mod retention;
+pub mod signing;
+mod store;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use clock::{Clocks, RealClocks, SimulatedClocks};
+pub use index::SegmentEntry;
+pub use manifest::{ClockState, Ended, Manifest};
+pub use retention::Hold;
+pub use signing::UnitKey;
+pub use store::{
+    AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport, SegmentReader, Status, Store,
+    StoreConfig,
+};
+pub use writer::{Frame, Pushed, SegmentWriter};
+
+/// What can go wrong in the store. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the segment index failed ({0}); restart the recorder and the index is rebuilt from the logs")]
+    Index(String),
+    #[error(transparent)]
+    Key(#[from] signing::KeyError),
+    #[error("{0}")]
+    Crypto(&'static str),
+    #[error("cannot encode a log entry: {0}")]
+    Encode(String),
+    #[error("no recipients: footage must be encrypted to at least one age public key")]
+    NoRecipients,
+    #[error("camera id {0:?} is not valid: {1}")]
+    BadCamera(String, String),
+    #[error("camera {0} already has a writer: one recorder per camera")]
+    WriterBusy(String),
+    #[error("no segment {0}/{1}: it was never recorded or has been deleted (see the destruction log)")]
+    NoSuchSegment(String, u64),
+    #[error("no active hold {0}: list holds to see their ids")]
+    NoSuchHold(u64),
+    #[error("hold refused: {0}")]
+    HoldRefused(String),
+}
+
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io { op, path: path.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,71 @@
+//! Segment manifests: what the unit attests about each finished segment.
+//!
+//! A manifest is the body of an entry in its camera's manifest log (a [`crate::chainlog`]), so
+//! it is signed by the unit and chained to the camera's previous manifest: a deleted, inserted
+//! or altered segment shows. Exported with the entry around it, it proves a segment file to
+//! anyone holding the unit's public key.
+
+use serde::{Deserialize, Serialize};
+
+/// Whether the unit's clock was synchronised (from the kernel's NTP state, `adjtimex`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    pub synchronized: bool,
+    /// The kernel's estimate of its error, when synchronised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_us: Option<u64>,
+}
+
+impl ClockState {
+    pub const UNKNOWN: ClockState = ClockState { synchronized: false, max_error_us: None };
+}
+
+/// How a segment ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ended {
+    /// Cut at a keyframe; the next segment follows without a gap.
+    Cut,
+    /// Recording of this camera stopped; a gap follows, for this cause.
+    Stopped { cause: String },
+    /// The unit lost power (or the daemon was killed) while writing; the segment was closed at
+    /// its last durable sync when the store was next opened.
+    PowerLoss,
+}
+
+/// The signed facts about one segment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub unit: String,
+    pub camera: String,
+    /// Per camera, from 0, without holes; equal to the manifest log entry's sequence number.
+    pub seq: u64,
+    /// The segment's file name in `segments/<camera>/`.
+    pub file: String,
+    /// Wall-clock time of the first frame, ns since the epoch (UTC).
+    pub start_ns: i64,
+    /// Wall-clock time where the segment ends: the next segment's first frame for a cut, else
+    /// the last frame written.
+    pub end_ns: i64,
+    pub start_mono_ns: u64,
+    pub end_mono_ns: u64,
+    /// Clock state when the segment started.
+    pub clock: ClockState,
+    /// False if the clock was unsynchronised at any point in the segment.
+    pub clock_synced_throughout: bool,
+    /// Times the wall clock stepped (by more than 1 s against the monotonic clock) in the segment.
+    pub wall_steps: u32,
+    pub frames: u64,
+    pub keyframes: u64,
+    pub plaintext_len: u64,
+    pub ciphertext_len: u64,
+    /// SHA-256 of the whole segment file (the age file), hex.
+    pub ciphertext_sha256: String,
+    pub ended: Ended,
+}
+
+impl Manifest {
+    pub fn duration_ns(&self) -> i64 {
+        self.end_ns - self.start_ns
+    }
+}

@@ -1,0 +1,1067 @@
+//! The store: segment files, logs and index under one directory, and the operations on them.
+//!
+//! ```text
+//! <root>/segments/<camera>/<seq>-<start_ns>.age      finished segments (standard age files)
+//! <root>/segments/<camera>/<seq>-<start_ns>.partial  the segment being written
+//! <root>/segments/<camera>/<seq>-<start_ns>.tail     its last sync's tentative final chunk
+//! <root>/logs/manifests/<camera>.jsonl              signed, chained manifests, one a segment
+//! <root>/logs/{audit,destruction,holds}.jsonl        signed, chained logs
+//! <root>/index/                                      sled: a cache, rebuilt from the logs
+//! <root>/unit-public-key                            the key that verifies all signatures
+//! ```
+//!
+//! Commit order (as Moonfire NVR's): a segment is written and fdatasync'ed, its manifest
+//! appended and fdatasync'ed, then it is renamed into place and the directory fsync'ed, and
+//! only then indexed. A deletion is logged (durably) before the unlink, the directory fsync'ed,
+//! and only then dropped from the index. So the logs are always the truth and the index can be
+//! rebuilt from them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ring::rand::SystemRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::agefmt;
+use crate::chainlog::{self, ChainLog};
+use crate::clock::{Clocks, DAY_NS};
+use crate::index::{Index, SegmentEntry};
+use crate::manifest::{ClockState, Ended, Manifest};
+use crate::retention::{self, Candidate, Hold, Why};
+use crate::signing::UnitKey;
+use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
+use crate::{Error, io_err};
+
+pub use rdc_config::Budget;
+
+/// What the store needs to know; [`StoreConfig::from_config`] takes it from the unit's file.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub root: PathBuf,
+    pub unit_id: String,
+    /// age X25519 recipients: every segment is encrypted to all of them.
+    pub recipients: Vec<[u8; 32]>,
+    pub retention_days: u32,
+    pub budget: Budget,
+    pub segment_ns: u64,
+    pub sync_interval_ns: u64,
+    /// sled's page cache. A unit has little memory.
+    pub index_cache_bytes: u64,
+    /// Held footage may use at most this share of the budget, so recording never stops.
+    pub max_held_fraction: f64,
+}
+
+impl StoreConfig {
+    pub fn from_config(c: &rdc_config::Config) -> Self {
+        StoreConfig {
+            root: c.storage.path.clone(),
+            unit_id: c.unit.id.to_string(),
+            recipients: c.recipients.iter().map(|r| r.key).collect(),
+            retention_days: c.storage.retention_days,
+            budget: c.storage.budget,
+            segment_ns: u64::from(c.storage.segment_secs) * 1_000_000_000,
+            sync_interval_ns: c.storage.sync_interval.as_nanos() as u64,
+            index_cache_bytes: 8 << 20,
+            max_held_fraction: 0.5,
+        }
+    }
+}
+
+/// What opening the store found and repaired.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// Segments that were being written when the unit lost power, now closed.
+    pub recovered: Vec<Manifest>,
+    /// Segments that had nothing durable yet (power lost before their first sync).
+    pub discarded: Vec<String>,
+    /// Why the index was rebuilt from the logs, if it was.
+    pub index_rebuilt: Option<String>,
+    /// Log entries the index had not yet applied (replayed).
+    pub replayed: u64,
+    /// Deletions that were logged but not finished (now finished).
+    pub finished_deletions: u64,
+    /// Indexed segments whose file is gone without a destruction record (also in `verify`).
+    pub missing_files: Vec<String>,
+    /// Segment files no manifest accounts for (kept, never deleted; also in `verify`).
+    pub unaccounted_files: Vec<String>,
+}
+
+/// Who asked for an access and why: every audit entry (R10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `granted`, or `refused: <why>`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One destroyed segment (R7): what, when (the entry's time), how, on whose authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destruction {
+    pub camera: String,
+    pub seq: u64,
+    pub file: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub bytes: u64,
+    pub ciphertext_sha256: String,
+    pub why: String,
+    pub how: String,
+    pub authority: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum HoldEvent {
+    Created { hold: Hold },
+    Released { id: u64, who: String, reason: String },
+    Lapsed { id: u64 },
+}
+
+/// A request to hold footage.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub cameras: Vec<String>,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub case_ref: String,
+    pub reason: String,
+    pub who: String,
+    pub review_ns: i64,
+}
+
+/// What a retention run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub expired: u64,
+    pub over_budget: u64,
+    pub bytes_freed: u64,
+    pub lapsed_holds: Vec<u64>,
+}
+
+/// The state of the store, for `status` and the engineer's check (R5, R16).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub segments: u64,
+    pub total_bytes: u64,
+    pub budget_bytes: u64,
+    pub retention_days: u32,
+    pub oldest_ns: Option<i64>,
+    pub newest_ns: Option<i64>,
+    /// Days the budget holds at the recent recording rate, held footage aside.
+    pub capacity_days: Option<f64>,
+    pub holds: usize,
+    pub held_bytes: u64,
+    pub cameras: Vec<CameraStatus>,
+}
+
+impl Status {
+    /// Days of retention the unit really keeps: the configured days, or fewer if the disk
+    /// cannot hold them.
+    pub fn effective_retention_days(&self) -> f64 {
+        self.capacity_days.map_or(f64::from(self.retention_days), |c| c.min(f64::from(self.retention_days)))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CameraStatus {
+    pub camera: String,
+    pub segments: u64,
+    pub bytes: u64,
+    pub newest_end_ns: Option<i64>,
+}
+
+/// A finished segment's ciphertext, for reading from any offset (resumable transfers).
+#[derive(Debug)]
+pub struct SegmentReader {
+    file: File,
+    pub entry: SegmentEntry,
+}
+
+impl SegmentReader {
+    pub fn len(&self) -> u64 {
+        self.entry.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entry.bytes == 0
+    }
+
+    /// Reads at `offset`; returns 0 at the end.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+
+    /// The file, positioned at `offset`.
+    pub fn into_file_at(mut self, offset: u64) -> std::io::Result<File> {
+        self.file.seek(SeekFrom::Start(offset))?;
+        Ok(self.file)
+    }
+}
+
+struct Logs {
+    manifests: HashMap<String, ChainLog>,
+    audit: ChainLog,
+    destruction: ChainLog,
+    holds: ChainLog,
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    key: Arc<UnitKey>,
+    clocks: Arc<dyn Clocks>,
+    rng: SystemRandom,
+    index: Index,
+    logs: Mutex<Logs>,
+    holds: Mutex<Vec<Hold>>,
+    total_bytes: AtomicU64,
+    writers: Mutex<HashSet<String>>,
+}
+
+/// The encrypted ring buffer. Cheap to clone; share it between cameras and the uplink.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.inner.cfg.root).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves consistent on-disk state (every step is
+    // ordered for crashes), so the data behind a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
+}
+
+fn idx_err(e: sled::Error) -> Error {
+    Error::Index(e.to_string())
+}
+
+fn manifest_log_name(camera: &str) -> String {
+    format!("manifests/{camera}.jsonl")
+}
+
+/// Parses `<seq>-<start_ns>.<ext>`.
+fn parse_stem(name: &str) -> Option<(u64, i64, &str)> {
+    let (stem, ext) = name.split_once('.')?;
+    let (seq, start) = stem.split_once('-')?;
+    Some((seq.parse().ok()?, start.parse().ok()?, ext))
+}
+
+impl Store {
+    /// Opens (creating) the store: recovers segments cut off by a power loss, finishes
+    /// interrupted deletions, brings the index up to date (or rebuilds it), and reconciles the
+    /// index with the files on disk.
+    pub fn open(cfg: StoreConfig, key: Arc<UnitKey>, clocks: Arc<dyn Clocks>) -> Result<(Store, OpenReport), Error> {
+        if cfg.recipients.is_empty() {
+            return Err(Error::NoRecipients);
+        }
+        let root = cfg.root.clone();
+        for d in ["segments", "logs/manifests"] {
+            let p = root.join(d);
+            std::fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+        }
+        let pubkey_path = root.join("unit-public-key");
+        std::fs::write(&pubkey_path, format!("{}\n", key.public_hex())).map_err(io_err("write", &pubkey_path))?;
+        let logs_dir = root.join("logs");
+        let mut manifests = HashMap::new();
+        for ent in std::fs::read_dir(logs_dir.join("manifests")).map_err(io_err("list", &logs_dir))? {
+            let ent = ent.map_err(io_err("list", &logs_dir))?;
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if let Some(cam) = name.strip_suffix(".jsonl") {
+                manifests.insert(cam.to_owned(), ChainLog::open(&ent.path(), key.clone())?);
+            }
+        }
+        let logs = Logs {
+            manifests,
+            audit: ChainLog::open(&logs_dir.join("audit.jsonl"), key.clone())?,
+            destruction: ChainLog::open(&logs_dir.join("destruction.jsonl"), key.clone())?,
+            holds: ChainLog::open(&logs_dir.join("holds.jsonl"), key.clone())?,
+        };
+        let mut holds: Vec<Hold> = Vec::new();
+        for (_, ev) in chainlog::read_all::<HoldEvent>(logs.holds.path())? {
+            match ev {
+                HoldEvent::Created { hold } => holds.push(hold),
+                HoldEvent::Released { id, .. } | HoldEvent::Lapsed { id } => holds.retain(|h| h.id != id),
+            }
+        }
+        let index_path = root.join("index");
+        let mut report = OpenReport::default();
+        let index = match Index::open(&index_path, cfg.index_cache_bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(path = %index_path.display(), error = %e, "the index cannot be opened; rebuilding it from the logs");
+                report.index_rebuilt = Some(format!("it could not be opened: {e}"));
+                std::fs::remove_dir_all(&index_path).map_err(io_err("remove", &index_path))?;
+                Index::open(&index_path, cfg.index_cache_bytes).map_err(idx_err)?
+            }
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                cfg,
+                key,
+                clocks,
+                rng: SystemRandom::new(),
+                index,
+                logs: Mutex::new(logs),
+                holds: Mutex::new(holds),
+                total_bytes: AtomicU64::new(0),
+                writers: Mutex::new(HashSet::new()),
+            }),
+        };
+        store.recover_partials(&mut report)?;
+        store.sync_index(&mut report)?;
+        store.reconcile_files(&mut report)?;
+        let total = store.inner.index.all().try_fold(0u64, |t, e| e.map(|e| t + e.bytes)).map_err(idx_err)?;
+        store.inner.total_bytes.store(total, Ordering::SeqCst);
+        store.inner.index.flush().map_err(idx_err)?;
+        Ok((store, report))
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    pub fn unit_key(&self) -> &UnitKey {
+        &self.inner.key
+    }
+
+    pub fn now_ns(&self) -> i64 {
+        self.inner.clocks.wall_ns()
+    }
+
+    fn segments_dir(&self, camera: &str) -> PathBuf {
+        self.inner.cfg.root.join("segments").join(camera)
+    }
+
+    /// Closes every segment that a power cut left open, at its last durable sync.
+    fn recover_partials(&self, report: &mut OpenReport) -> Result<(), Error> {
+        let seg_root = self.inner.cfg.root.join("segments");
+        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
+            let cam = cam.map_err(io_err("list", &seg_root))?;
+            let camera = cam.file_name().to_string_lossy().into_owned();
+            let dir = cam.path();
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map_err(io_err("list", &dir))?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect();
+            names.sort();
+            for name in &names {
+                let Some((seq, _start, ext)) = parse_stem(name) else { continue };
+                let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+                match ext {
+                    "partial" => self.recover_one(&camera, &dir, stem, seq, report)?,
+                    "tail" if !names.contains(&format!("{stem}.partial")) => {
+                        // The segment was committed but its tail not yet removed.
+                        let p = dir.join(name);
+                        std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recover_one(&self, camera: &str, dir: &Path, stem: &str, seq: u64, report: &mut OpenReport) -> Result<(), Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let tail = dir.join(format!("{stem}.tail"));
+        let committed = {
+            let logs = lock(&self.inner.logs);
+            logs.manifests.get(camera).is_some_and(|l| l.len() > 0 && seq < l.next_seq())
+        };
+        if committed {
+            // The manifest is durable: only the rename was missing.
+            tracing::info!(camera, stem, "finishing the commit of a segment interrupted after its manifest");
+            let fin = dir.join(format!("{stem}.age"));
+            std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
+            let _ = std::fs::remove_file(&tail);
+            return fsync_dir(dir);
+        }
+        let mut f = File::options().read(true).write(true).open(&partial).map_err(io_err("open", &partial))?;
+        let len = f.metadata().map_err(io_err("stat", &partial))?.len();
+        let Some((meta, chunk)) = writer::best_tail(&tail, len)? else {
+            tracing::warn!(camera, stem, bytes = len, "discarding a segment cut off by a power loss before its first sync: nothing in it was durable");
+            std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
+            let _ = std::fs::remove_file(&tail);
+            fsync_dir(dir)?;
+            report.discarded.push(format!("{camera}/{stem}"));
+            return Ok(());
+        };
+        f.set_len(meta.main_len).map_err(io_err("truncate", &partial))?;
+        f.write_all_at(&chunk, meta.main_len).map_err(io_err("write", &partial))?;
+        f.sync_all().map_err(io_err("fsync", &partial))?;
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 16];
+        f.seek(SeekFrom::Start(0)).map_err(io_err("seek", &partial))?;
+        loop {
+            let n = f.read(&mut buf).map_err(io_err("read", &partial))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.age"),
+            start_ns: meta.start_wall,
+            end_ns: meta.last_wall,
+            start_mono_ns: meta.start_mono,
+            end_mono_ns: meta.last_mono,
+            clock: meta.clock,
+            clock_synced_throughout: meta.synced_throughout,
+            wall_steps: meta.wall_steps,
+            frames: meta.frames,
+            keyframes: meta.keyframes,
+            plaintext_len: meta.plaintext_len,
+            ciphertext_len: meta.main_len + chunk.len() as u64,
+            ciphertext_sha256: hex::encode(hasher.finish()),
+            ended: Ended::PowerLoss,
+        };
+        tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
+        self.commit_segment(dir, stem, &m)?;
+        report.recovered.push(m);
+        Ok(())
+    }
+
+    /// Applies what the logs say and the index has not seen; rebuilds the index if it is out
+    /// of step with the logs.
+    fn sync_index(&self, report: &mut OpenReport) -> Result<(), Error> {
+        let idx = &self.inner.index;
+        let logs = lock(&self.inner.logs);
+        let mut lens: BTreeMap<String, u64> = logs.manifests.iter().map(|(c, l)| (manifest_log_name(c), l.len())).collect();
+        lens.insert("destruction.jsonl".into(), logs.destruction.len());
+        let pos = match idx.positions() {
+            Ok(p) => p,
+            Err(e) => {
+                report.index_rebuilt.get_or_insert(format!("its positions are unreadable: {e}"));
+                BTreeMap::new()
+            }
+        };
+        let ahead = pos.iter().find(|(k, v)| lens.get(*k).is_none_or(|l| *v > l));
+        if let Some((k, _)) = ahead {
+            report.index_rebuilt.get_or_insert(format!("it is ahead of {k} (the log was truncated or replaced)"));
+        }
+        let start = if report.index_rebuilt.is_some() {
+            tracing::warn!(reason = report.index_rebuilt.as_deref().unwrap_or(""), "rebuilding the index from the logs");
+            idx.clear().map_err(idx_err)?;
+            BTreeMap::new()
+        } else {
+            pos
+        };
+        // Manifests first, then deletions: a destroyed segment's manifest always precedes it.
+        for (cam, log) in &logs.manifests {
+            let name = manifest_log_name(cam);
+            let from = start.get(&name).copied().unwrap_or(0);
+            if from < log.len() {
+                for m in read_from::<Manifest>(log.path(), from)? {
+                    idx.insert(&SegmentEntry::from(&m)).map_err(idx_err)?;
+                    report.replayed += 1;
+                }
+                idx.set_position(&name, log.len()).map_err(idx_err)?;
+            }
+        }
+        let from = start.get("destruction.jsonl").copied().unwrap_or(0);
+        if from < logs.destruction.len() {
+            for d in read_from::<Destruction>(logs.destruction.path(), from)? {
+                idx.remove(&d.camera, d.seq).map_err(idx_err)?;
+                report.replayed += 1;
+            }
+            idx.set_position("destruction.jsonl", logs.destruction.len()).map_err(idx_err)?;
+        }
+        Ok(())
+    }
+
+    /// Files on disk against the index: finish logged deletions, report the rest.
+    fn reconcile_files(&self, report: &mut OpenReport) -> Result<(), Error> {
+        let seg_root = self.inner.cfg.root.join("segments");
+        let mut on_disk: HashSet<(String, String)> = HashSet::new();
+        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
+            let cam = cam.map_err(io_err("list", &seg_root))?;
+            let camera = cam.file_name().to_string_lossy().into_owned();
+            for f in std::fs::read_dir(cam.path()).map_err(io_err("list", &cam.path()))? {
+                let name = f.map_err(io_err("list", &cam.path()))?.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".age") {
+                    on_disk.insert((camera.clone(), name));
+                }
+            }
+        }
+        let mut indexed: HashSet<(String, String)> = HashSet::with_capacity(on_disk.len());
+        let mut missing = Vec::new();
+        for e in self.inner.index.all() {
+            let e = e.map_err(idx_err)?;
+            let k = (e.camera.clone(), e.file.clone());
+            if !on_disk.contains(&k) {
+                missing.push(e);
+            }
+            indexed.insert(k);
+        }
+        for e in missing {
+            tracing::error!(camera = %e.camera, seq = e.seq, file = %e.file, "segment file missing, and no destruction is logged for it: run verify");
+            report.missing_files.push(format!("{}/{}", e.camera, e.file));
+            self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
+        }
+        let strays: Vec<_> = on_disk.difference(&indexed).cloned().collect();
+        if !strays.is_empty() {
+            let destroyed: HashSet<(String, String)> = chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
+                .into_iter()
+                .map(|(_, d)| (d.camera, d.file))
+                .collect();
+            for (camera, file) in strays {
+                let p = self.segments_dir(&camera).join(&file);
+                if destroyed.contains(&(camera.clone(), file.clone())) {
+                    std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
+                    fsync_dir(&self.segments_dir(&camera))?;
+                    report.finished_deletions += 1;
+                } else {
+                    tracing::error!(path = %p.display(), "segment file without a manifest: kept, but not listed; run verify");
+                    report.unaccounted_files.push(format!("{camera}/{file}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The writer for one camera. Only one may exist per camera at a time.
+    pub fn writer(&self, camera: &str) -> Result<SegmentWriter, Error> {
+        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
+        if !lock(&self.inner.writers).insert(camera.to_owned()) {
+            return Err(Error::WriterBusy(camera.to_owned()));
+        }
+        Ok(SegmentWriter { store: self.clone(), camera: camera.to_owned(), open: None, clock: ClockState::UNKNOWN, dropped_before_keyframe: 0 })
+    }
+
+    pub(crate) fn release_writer(&self, camera: &str) {
+        lock(&self.inner.writers).remove(camera);
+    }
+
+    pub(crate) fn begin_segment(&self, camera: &str, f: &Frame<'_>, clock: ClockState) -> Result<OpenSegment, Error> {
+        let dir = self.segments_dir(camera);
+        std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        let seq = {
+            let mut logs = lock(&self.inner.logs);
+            self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?
+        };
+        let stem = format!("{seq:010}-{}", f.wall_ns);
+        let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng).map_err(|e| Error::Crypto(e.0))?;
+        let seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
+        fsync_dir(&dir)?;
+        Ok(seg)
+    }
+
+    fn manifest_log<'a>(&self, logs: &'a mut Logs, camera: &str) -> Result<&'a mut ChainLog, Error> {
+        if !logs.manifests.contains_key(camera) {
+            let p = self.inner.cfg.root.join("logs").join(manifest_log_name(camera));
+            logs.manifests.insert(camera.to_owned(), ChainLog::open(&p, self.inner.key.clone())?);
+        }
+        Ok(logs.manifests.get_mut(camera).expect("inserted above"))
+    }
+
+    /// Makes a written segment part of the store: manifest, rename, index.
+    pub(crate) fn commit_segment(&self, dir: &Path, stem: &str, m: &Manifest) -> Result<(), Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let fin = dir.join(&m.file);
+        {
+            let mut logs = lock(&self.inner.logs);
+            let log = self.manifest_log(&mut logs, &m.camera)?;
+            let seq = log.append(m.end_ns, m)?;
+            debug_assert_eq!(seq, m.seq);
+            std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
+            fsync_dir(dir)?;
+            let pos = log.len();
+            let idx = &self.inner.index;
+            idx.insert(&SegmentEntry::from(m)).map_err(idx_err)?;
+            idx.set_position(&manifest_log_name(&m.camera), pos).map_err(idx_err)?;
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
+        self.inner.total_bytes.fetch_add(m.ciphertext_len, Ordering::SeqCst);
+        tracing::debug!(camera = %m.camera, seq = m.seq, bytes = m.ciphertext_len, "segment committed");
+        Ok(())
+    }
+
+    // ---- readers ----------------------------------------------------------------------------
+
+    /// Cameras with footage in the store.
+    pub fn cameras(&self) -> Result<Vec<String>, Error> {
+        self.inner.index.cameras().map_err(idx_err)
+    }
+
+    /// Finished segments of `camera` overlapping `[from_ns, to_ns)`, by start time.
+    pub fn list(&self, camera: &str, from_ns: i64, to_ns: i64) -> Result<Vec<SegmentEntry>, Error> {
+        self.inner.index.range(camera, from_ns, to_ns).map_err(idx_err)
+    }
+
+    pub fn segment(&self, camera: &str, seq: u64) -> Result<SegmentEntry, Error> {
+        self.inner.index.get(camera, seq).map_err(idx_err)?.ok_or_else(|| Error::NoSuchSegment(camera.to_owned(), seq))
+    }
+
+    /// Opens a finished segment's ciphertext for reading from any offset.
+    pub fn open_segment(&self, camera: &str, seq: u64) -> Result<SegmentReader, Error> {
+        let entry = self.segment(camera, seq)?;
+        let p = self.segments_dir(camera).join(&entry.file);
+        let file = File::open(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound { Error::NoSuchSegment(camera.to_owned(), seq) } else { io_err("open", &p)(e) }
+        })?;
+        Ok(SegmentReader { file, entry })
+    }
+
+    /// The path of a finished segment (for local export and tests).
+    pub fn segment_path(&self, camera: &str, seq: u64) -> Result<PathBuf, Error> {
+        Ok(self.segments_dir(camera).join(self.segment(camera, seq)?.file))
+    }
+
+    /// Signed manifest entries of `camera` with `from_seq <= seq < to_seq`, in order.
+    pub fn manifests(&self, camera: &str, from_seq: u64, to_seq: u64) -> Result<Vec<chainlog::Entry>, Error> {
+        let p = self.inner.cfg.root.join("logs").join(manifest_log_name(camera));
+        Ok(chainlog::read_all::<serde_json::Value>(&p)?.into_iter().map(|(e, _)| e).filter(|e| (from_seq..to_seq).contains(&e.seq)).collect())
+    }
+
+    /// The audit log's entries from `from_seq` on.
+    pub fn audit_entries(&self, from_seq: u64) -> Result<Vec<(chainlog::Entry, AuditRecord)>, Error> {
+        let p = lock(&self.inner.logs).audit.path().to_owned();
+        Ok(chainlog::read_all::<AuditRecord>(&p)?.into_iter().filter(|(e, _)| e.seq >= from_seq).collect())
+    }
+
+    /// The destruction log.
+    pub fn destructions(&self) -> Result<Vec<(chainlog::Entry, Destruction)>, Error> {
+        let p = lock(&self.inner.logs).destruction.path().to_owned();
+        chainlog::read_all::<Destruction>(&p)
+    }
+
+    // ---- audit ------------------------------------------------------------------------------
+
+    /// Records an access, durably, before the caller acts on it (R10).
+    pub fn audit(&self, rec: &AuditRecord) -> Result<u64, Error> {
+        let now = self.now_ns();
+        lock(&self.inner.logs).audit.append(now, rec)
+    }
+
+    // ---- holds ------------------------------------------------------------------------------
+
+    /// Active holds (lapsing those past their review date first).
+    pub fn holds(&self) -> Result<Vec<Hold>, Error> {
+        self.lapse_holds()?;
+        Ok(lock(&self.inner.holds).clone())
+    }
+
+    fn lapse_holds(&self) -> Result<Vec<u64>, Error> {
+        let now = self.now_ns();
+        let lapsed: Vec<Hold> = lock(&self.inner.holds).iter().filter(|h| h.review_ns <= now).cloned().collect();
+        for h in &lapsed {
+            tracing::warn!(hold = h.id, case = %h.case_ref, "hold lapsed: its review date passed without renewal; its footage now follows normal retention");
+            let mut logs = lock(&self.inner.logs);
+            logs.holds.append(now, &HoldEvent::Lapsed { id: h.id })?;
+            logs.audit.append(
+                now,
+                &AuditRecord {
+                    who: "unit".into(),
+                    role: "system".into(),
+                    action: "hold_lapsed".into(),
+                    case_ref: Some(h.case_ref.clone()),
+                    outcome: "done".into(),
+                    detail: Some(format!("hold {} passed its review date {}", h.id, crate::clock::rfc3339(h.review_ns))),
+                    ..Default::default()
+                },
+            )?;
+            drop(logs);
+            lock(&self.inner.holds).retain(|x| x.id != h.id);
+        }
+        Ok(lapsed.iter().map(|h| h.id).collect())
+    }
+
+    fn held_bytes(&self, holds: &[Hold]) -> Result<u64, Error> {
+        let now = self.now_ns();
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for h in holds {
+            let cams = if h.cameras.is_empty() { self.cameras()? } else { h.cameras.clone() };
+            for c in cams {
+                for e in self.list(&c, h.from_ns, h.to_ns)? {
+                    if h.covers(&e.camera, e.start_ns, e.end_ns, now) && seen.insert((e.camera.clone(), e.seq)) {
+                        total += e.bytes;
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Holds footage past retention (R6). Refused without a case reference and reason, with a
+    /// review date in the past or more than a year ahead, or when held footage would take more
+    /// than its share of the budget (recording must never stop).
+    pub fn create_hold(&self, req: HoldRequest) -> Result<Hold, Error> {
+        let now = self.now_ns();
+        let refuse = |m: String| Err(Error::HoldRefused(m));
+        if req.case_ref.trim().is_empty() || req.reason.trim().is_empty() || req.who.trim().is_empty() {
+            return refuse("a hold needs a case reference, a reason and who asked for it".into());
+        }
+        if req.from_ns >= req.to_ns {
+            return refuse("the time range is empty: 'from' must be before 'to'".into());
+        }
+        if req.review_ns <= now || req.review_ns > now + 366 * DAY_NS {
+            return refuse("the review date must be in the future and at most a year ahead (holds are reviewed at least yearly)".into());
+        }
+        let mut all = self.holds()?;
+        let id = chainlog::read_all::<HoldEvent>(lock(&self.inner.logs).holds.path())?
+            .iter()
+            .filter_map(|(_, e)| if let HoldEvent::Created { hold } = e { Some(hold.id) } else { None })
+            .max()
+            .map_or(1, |m| m + 1);
+        let hold = Hold {
+            id,
+            cameras: req.cameras,
+            from_ns: req.from_ns,
+            to_ns: req.to_ns,
+            case_ref: req.case_ref,
+            reason: req.reason,
+            who: req.who,
+            review_ns: req.review_ns,
+            created_ns: now,
+        };
+        all.push(hold.clone());
+        let held = self.held_bytes(&all)?;
+        let cap = (self.budget_bytes()? as f64 * self.inner.cfg.max_held_fraction) as u64;
+        if held > cap {
+            return refuse(format!(
+                "held footage would be {held} bytes, over the cap of {cap} bytes ({:.0} % of the budget) that keeps recording going: narrow the hold or release another",
+                self.inner.cfg.max_held_fraction * 100.0
+            ));
+        }
+        let mut logs = lock(&self.inner.logs);
+        logs.holds.append(now, &HoldEvent::Created { hold: hold.clone() })?;
+        logs.audit.append(
+            now,
+            &AuditRecord {
+                who: hold.who.clone(),
+                role: "manager".into(),
+                action: "hold_created".into(),
+                from_ns: Some(hold.from_ns),
+                to_ns: Some(hold.to_ns),
+                case_ref: Some(hold.case_ref.clone()),
+                reason: Some(hold.reason.clone()),
+                outcome: "granted".into(),
+                detail: Some(format!("hold {} on {}", hold.id, if hold.cameras.is_empty() { "all cameras".into() } else { hold.cameras.join(", ") })),
+                ..Default::default()
+            },
+        )?;
+        drop(logs);
+        lock(&self.inner.holds).push(hold.clone());
+        Ok(hold)
+    }
+
+    /// Releases a hold; its footage then follows normal retention.
+    pub fn release_hold(&self, id: u64, who: &str, reason: &str) -> Result<Hold, Error> {
+        let hold = lock(&self.inner.holds).iter().find(|h| h.id == id).cloned().ok_or(Error::NoSuchHold(id))?;
+        let now = self.now_ns();
+        let mut logs = lock(&self.inner.logs);
+        logs.holds.append(now, &HoldEvent::Released { id, who: who.into(), reason: reason.into() })?;
+        logs.audit.append(
+            now,
+            &AuditRecord {
+                who: who.into(),
+                role: "manager".into(),
+                action: "hold_released".into(),
+                case_ref: Some(hold.case_ref.clone()),
+                reason: Some(reason.into()),
+                outcome: "granted".into(),
+                detail: Some(format!("hold {id}")),
+                ..Default::default()
+            },
+        )?;
+        drop(logs);
+        lock(&self.inner.holds).retain(|h| h.id != id);
+        Ok(hold)
+    }
+
+    // ---- retention --------------------------------------------------------------------------
+
+    /// The byte budget now: fixed, or what the file system can give while keeping its reserve.
+    pub fn budget_bytes(&self) -> Result<u64, Error> {
+        match self.inner.cfg.budget {
+            Budget::MaxBytes(b) => Ok(b),
+            Budget::ReserveFree(reserve) => {
+                let root = &self.inner.cfg.root;
+                let st = rustix::fs::statvfs(root).map_err(|e| io_err("statvfs", root)(e.into()))?;
+                let avail = st.f_bavail.saturating_mul(st.f_frsize);
+                Ok((self.inner.total_bytes.load(Ordering::SeqCst) + avail).saturating_sub(reserve))
+            }
+        }
+    }
+
+    /// Deletes what retention and the budget require (R5), logging each deletion (R7). Call it
+    /// at least every minute.
+    pub fn enforce_retention(&self) -> Result<RetentionReport, Error> {
+        let lapsed_holds = self.lapse_holds()?;
+        let holds = lock(&self.inner.holds).clone();
+        let now = self.now_ns();
+        let budget = self.budget_bytes()?;
+        let days = self.inner.cfg.retention_days;
+        let total = self.inner.total_bytes.load(Ordering::SeqCst);
+        let cams = self.cameras()?;
+        let plan = {
+            let idx = &self.inner.index;
+            let iters: Vec<_> = cams.iter().map(|c| idx.oldest_first(c).peekable()).collect();
+            let merged = MergeOldest { iters, err: None };
+            retention::plan(merged, &holds, now, days, total, budget)
+        };
+        let mut report = RetentionReport { lapsed_holds, ..Default::default() };
+        for (c, why) in plan {
+            let (why_s, authority) = match why {
+                Why::Expired => (
+                    format!("older than the retention period of {days} days"),
+                    format!("retention policy of unit {} (storage.retention_days = {days})", self.inner.cfg.unit_id),
+                ),
+                Why::OverBudget => (
+                    format!("the store was over its budget of {budget} bytes; oldest footage first"),
+                    format!("storage budget of unit {}", self.inner.cfg.unit_id),
+                ),
+            };
+            self.destroy(&c.camera, c.seq, &why_s, &authority)?;
+            report.bytes_freed += c.bytes;
+            match why {
+                Why::Expired => report.expired += 1,
+                Why::OverBudget => report.over_budget += 1,
+            }
+        }
+        if report.expired + report.over_budget > 0 {
+            tracing::info!(expired = report.expired, over_budget = report.over_budget, bytes = report.bytes_freed, "retention deleted footage");
+        }
+        Ok(report)
+    }
+
+    /// Destroys one segment: logged, unlinked, directory synced, dropped from the index.
+    pub fn destroy(&self, camera: &str, seq: u64, why: &str, authority: &str) -> Result<Destruction, Error> {
+        let e = self.segment(camera, seq)?;
+        let d = Destruction {
+            camera: e.camera.clone(),
+            seq,
+            file: e.file.clone(),
+            start_ns: e.start_ns,
+            end_ns: e.end_ns,
+            bytes: e.bytes,
+            ciphertext_sha256: e.ciphertext_sha256.clone(),
+            why: why.to_owned(),
+            how: "file unlinked; it was encrypted and the unit holds no key to it".into(),
+            authority: authority.to_owned(),
+        };
+        let now = self.now_ns();
+        let dir = self.segments_dir(camera);
+        let mut logs = lock(&self.inner.logs);
+        logs.destruction.append(now, &d)?;
+        let p = dir.join(&e.file);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_err("remove", &p)(err)),
+        }
+        fsync_dir(&dir)?;
+        self.inner.index.remove(camera, seq).map_err(idx_err)?;
+        self.inner.index.set_position("destruction.jsonl", logs.destruction.len()).map_err(idx_err)?;
+        drop(logs);
+        self.inner.total_bytes.fetch_sub(e.bytes, Ordering::SeqCst);
+        Ok(d)
+    }
+
+    // ---- status and verification ------------------------------------------------------------
+
+    pub fn status(&self) -> Result<Status, Error> {
+        let now = self.now_ns();
+        let holds = self.holds()?;
+        let held_bytes = self.held_bytes(&holds)?;
+        let mut cameras = Vec::new();
+        let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
+        let (mut segments, mut recent_bytes, mut recent_from) = (0u64, 0u64, now);
+        for cam in self.cameras()? {
+            let mut cs = CameraStatus { camera: cam.clone(), segments: 0, bytes: 0, newest_end_ns: None };
+            for e in self.inner.index.oldest_first(&cam) {
+                let e = e.map_err(idx_err)?;
+                cs.segments += 1;
+                cs.bytes += e.bytes;
+                cs.newest_end_ns = Some(cs.newest_end_ns.map_or(e.end_ns, |n| n.max(e.end_ns)));
+                oldest = Some(oldest.map_or(e.start_ns, |o| o.min(e.start_ns)));
+                newest = Some(newest.map_or(e.end_ns, |n| n.max(e.end_ns)));
+                if e.start_ns >= now - DAY_NS {
+                    recent_bytes += e.bytes;
+                    recent_from = recent_from.min(e.start_ns);
+                }
+            }
+            segments += cs.segments;
+            cameras.push(cs);
+        }
+        let span = (now - recent_from).max(0);
+        // An hour of footage is the least that gives a useful rate.
+        let per_day = if span >= 3600 * 1_000_000_000 { recent_bytes as f64 * DAY_NS as f64 / span as f64 } else { 0.0 };
+        let budget = self.budget_bytes()?;
+        Ok(Status {
+            segments,
+            total_bytes: self.inner.total_bytes.load(Ordering::SeqCst),
+            budget_bytes: budget,
+            retention_days: self.inner.cfg.retention_days,
+            oldest_ns: oldest,
+            newest_ns: newest,
+            capacity_days: retention::capacity_days(budget, held_bytes, per_day),
+            holds: holds.len(),
+            held_bytes,
+            cameras,
+        })
+    }
+
+    /// Checks everything an auditor relies on: every log's chain and signatures; every
+    /// manifest's segment either present (and, with `deep`, matching its signed length and
+    /// SHA-256) or recorded in the destruction log; no segment file without a manifest. Returns
+    /// one message per problem; empty means intact.
+    pub fn verify(&self, deep: bool) -> Result<Vec<String>, Error> {
+        let public = self.inner.key.public();
+        let logs_dir = self.inner.cfg.root.join("logs");
+        let mut problems = Vec::new();
+        let (audit, destruction, holds, manifest_logs) = {
+            let l = lock(&self.inner.logs);
+            (
+                l.audit.path().to_owned(),
+                l.destruction.path().to_owned(),
+                l.holds.path().to_owned(),
+                l.manifests.keys().cloned().collect::<Vec<_>>(),
+            )
+        };
+        for p in [&audit, &destruction, &holds] {
+            problems.extend(chainlog::verify(p, &public)?);
+        }
+        let destroyed: HashSet<(String, u64)> = chainlog::read_all::<Destruction>(&destruction)?.into_iter().map(|(_, d)| (d.camera, d.seq)).collect();
+        for cam in manifest_logs {
+            let lp = logs_dir.join(manifest_log_name(&cam));
+            problems.extend(chainlog::verify(&lp, &public)?.into_iter().map(|m| format!("camera {cam}: {m}")));
+            let dir = self.segments_dir(&cam);
+            let mut named = HashSet::new();
+            for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
+                named.insert(m.file.clone());
+                let p = dir.join(&m.file);
+                match File::open(&p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !destroyed.contains(&(cam.clone(), m.seq)) {
+                            problems.push(format!("{cam}/{}: segment {} is missing and the destruction log does not record its deletion", m.file, m.seq));
+                        }
+                    }
+                    Err(e) => problems.push(format!("{cam}/{}: cannot be read: {e}", m.file)),
+                    Ok(mut f) => {
+                        if destroyed.contains(&(cam.clone(), m.seq)) {
+                            continue;
+                        }
+                        let len = f.metadata().map(|md| md.len()).unwrap_or(0);
+                        if len != m.ciphertext_len {
+                            problems.push(format!("{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered", m.file, m.seq, m.ciphertext_len));
+                        } else if deep {
+                            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+                            let mut buf = vec![0u8; 1 << 16];
+                            loop {
+                                let n = f.read(&mut buf).map_err(io_err("read", &p))?;
+                                if n == 0 {
+                                    break;
+                                }
+                                h.update(&buf[..n]);
+                            }
+                            if hex::encode(h.finish()) != m.ciphertext_sha256 {
+                                problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
+                            }
+                        }
+                    }
+                }
+            }
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for f in rd.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.ends_with(".age") && !named.contains(&name) {
+                        problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted or from another unit"));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Flushes the index (the logs are always durable already).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.inner.index.flush().map_err(idx_err)
+    }
+}
+
+/// Reads a log's entries from byte `from` on, typed.
+fn read_from<T: serde::de::DeserializeOwned>(path: &Path, from: u64) -> Result<Vec<T>, Error> {
+    use std::io::BufRead as _;
+    let mut f = File::open(path).map_err(io_err("open", path))?;
+    f.seek(SeekFrom::Start(from)).map_err(io_err("seek", path))?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).lines() {
+        let line = line.map_err(io_err("read", path))?;
+        if let Ok(e) = serde_json::from_str::<chainlog::Entry>(&line) {
+            if let Ok(t) = serde_json::from_value(e.body) {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges per-camera oldest-first iterators into one.
+struct MergeOldest<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> {
+    iters: Vec<std::iter::Peekable<I>>,
+    err: Option<sled::Error>,
+}
+
+impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOldest<I> {
+    type Item = Candidate;
+
+    fn next(&mut self) -> Option<Candidate> {
+        let mut best: Option<usize> = None;
+        for i in 0..self.iters.len() {
+            let start = match self.iters[i].peek() {
+                Some(Ok(e)) => e.start_ns,
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = self.iters[i].next() {
+                        tracing::error!(error = %e, "index error during retention; rebuilt at next open");
+                        self.err = Some(e);
+                    }
+                    return None;
+                }
+                None => continue,
+            };
+            if best.is_none_or(|b| matches!(self.iters[b].peek(), Some(Ok(e)) if start < e.start_ns)) {
+                best = Some(i);
+            }
+        }
+        let e = self.iters[best?].next()?.ok()?;
+        Some(Candidate { camera: e.camera, seq: e.seq, start_ns: e.start_ns, end_ns: e.end_ns, bytes: e.bytes })
+    }
+}

@@ -1,0 +1,418 @@
+//! Writes one camera's footage into segments: age-encrypted, cut at keyframes, durable every
+//! sync interval.
+//!
+//! A segment being written is two files: `<stem>.partial`, which holds the age header and every
+//! *full* 64 KiB STREAM chunk (append-only, never rewritten), and `<stem>.tail`, which holds the
+//! last partial chunk sealed as a *tentative final chunk*, in two alternating slots. At each
+//! sync the main file is fdatasync'ed, then the tail slot is written and fdatasync'ed. After a
+//! power cut, the newest valid tail record says how long the main file was when it was synced;
+//! the main file is cut there and the tail's chunk appended: a complete, standard age file,
+//! made without the file key (which the unit never keeps). See ARCHITECTURE.md, "Crash-safe age
+//! files", for why this layout and what it costs.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use ring::digest::{Context, SHA256, digest};
+use serde::{Deserialize, Serialize};
+
+use crate::agefmt::{CHUNK, PayloadKey};
+use crate::manifest::{ClockState, Ended, Manifest};
+use crate::store::Store;
+use crate::{Error, io_err};
+
+/// One unit of input: some bytes of the camera's stream (typically one frame of MPEG-TS).
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub data: &'a [u8],
+    /// A segment may start here: a keyframe with its parameter sets.
+    pub keyframe: bool,
+    /// Wall-clock time, ns since the epoch (UTC).
+    pub wall_ns: i64,
+    /// Monotonic time, ns.
+    pub mono_ns: u64,
+}
+
+/// What a push did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The frame was dropped: no segment is open and it is not a keyframe.
+    pub dropped: bool,
+    /// A segment was finished (cut at this keyframe).
+    pub closed: Option<Manifest>,
+    /// Everything up to and including this frame is now durable.
+    pub synced: bool,
+}
+
+/// Writes the segments of one camera. Obtained from [`Store::writer`]; one per camera at a time.
+///
+/// Dropping it without [`SegmentWriter::close`] leaves the open segment as a crash would: the
+/// next [`Store::open`] recovers it up to its last sync.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    pub(crate) store: Store,
+    pub(crate) camera: String,
+    pub(crate) open: Option<OpenSegment>,
+    pub(crate) clock: ClockState,
+    /// Frames dropped while waiting for the first keyframe.
+    pub dropped_before_keyframe: u64,
+}
+
+pub(crate) struct OpenSegment {
+    pub(crate) seq: u64,
+    pub(crate) stem: String,
+    pub(crate) dir: PathBuf,
+    file: File,
+    tail: File,
+    key: PayloadKey,
+    counter: u64,
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+    ct_hash: Context,
+    written: u64,
+    plaintext_len: u64,
+    start_wall: i64,
+    start_mono: u64,
+    last_wall: i64,
+    last_mono: u64,
+    frames: u64,
+    keyframes: u64,
+    wall_steps: u32,
+    offset_base: i64,
+    clock_start: ClockState,
+    synced_throughout: bool,
+    last_sync_mono: u64,
+    sync_no: u64,
+}
+
+impl SegmentWriter {
+    pub fn camera(&self) -> &str {
+        &self.camera
+    }
+
+    /// Records the clock-sync state; it goes into the manifest of every segment it touches.
+    pub fn set_clock(&mut self, state: ClockState) {
+        self.clock = state;
+        if let Some(o) = &mut self.open {
+            o.synced_throughout &= state.synchronized;
+        }
+    }
+
+    /// Adds a frame. A segment is cut at the first keyframe after `segment_secs`; footage is
+    /// made durable once `sync_interval` has passed since the last sync.
+    pub fn push(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
+        let mut out = Pushed::default();
+        let (segment_ns, sync_ns) = (self.store.config().segment_ns, self.store.config().sync_interval_ns);
+        if let Some(o) = &self.open {
+            if f.keyframe && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns {
+                out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
+            }
+        }
+        if self.open.is_none() {
+            if !f.keyframe {
+                self.dropped_before_keyframe += 1;
+                out.dropped = true;
+                return Ok(out);
+            }
+            self.open = Some(self.store.begin_segment(&self.camera, f, self.clock)?);
+        }
+        let o = self.open.as_mut().expect("opened above");
+        o.add(f)?;
+        o.synced_throughout &= self.clock.synchronized;
+        if f.mono_ns.saturating_sub(o.last_sync_mono) >= sync_ns {
+            o.sync(f.mono_ns)?;
+            out.synced = true;
+        }
+        Ok(out)
+    }
+
+    /// Makes everything pushed so far durable now.
+    pub fn sync(&mut self) -> Result<(), Error> {
+        if let Some(o) = &mut self.open {
+            let now = o.last_mono;
+            o.sync(now)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the open segment (if any) because recording stops or pauses: a gap follows.
+    pub fn close(&mut self, cause: &str) -> Result<Option<Manifest>, Error> {
+        if self.open.is_none() {
+            return Ok(None);
+        }
+        self.finish(Ended::Stopped { cause: cause.to_owned() }, None).map(Some)
+    }
+
+    /// Whether a segment is open (recording is in progress).
+    pub fn is_recording(&self) -> bool {
+        self.open.is_some()
+    }
+
+    fn finish(&mut self, ended: Ended, end: Option<(i64, u64)>) -> Result<Manifest, Error> {
+        let mut o = self.open.take().expect("callers check a segment is open");
+        let (end_wall, end_mono) = end.unwrap_or((o.last_wall, o.last_mono));
+        o.seal_final()?;
+        let m = Manifest {
+            unit: self.store.config().unit_id.clone(),
+            camera: self.camera.clone(),
+            seq: o.seq,
+            file: format!("{}.age", o.stem),
+            start_ns: o.start_wall,
+            end_ns: end_wall,
+            start_mono_ns: o.start_mono,
+            end_mono_ns: end_mono,
+            clock: o.clock_start,
+            clock_synced_throughout: o.synced_throughout,
+            wall_steps: o.wall_steps,
+            frames: o.frames,
+            keyframes: o.keyframes,
+            plaintext_len: o.plaintext_len,
+            ciphertext_len: o.written,
+            ciphertext_sha256: hex::encode(o.ct_hash.clone().finish()),
+            ended,
+        };
+        self.store.commit_segment(&o.dir, &o.stem, &m)?;
+        Ok(m)
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        self.store.release_writer(&self.camera);
+    }
+}
+
+impl std::fmt::Debug for OpenSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSegment").field("stem", &self.stem).field("written", &self.written).finish_non_exhaustive()
+    }
+}
+
+impl OpenSegment {
+    /// Creates `<stem>.partial` holding the age header, and an empty tail file.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create(dir: &Path, seq: u64, stem: String, prefix: &[u8], key: PayloadKey, f: &Frame<'_>, clock: ClockState) -> Result<Self, Error> {
+        let p = dir.join(format!("{stem}.partial"));
+        let t = dir.join(format!("{stem}.tail"));
+        let mut file = File::options().write(true).create_new(true).open(&p).map_err(io_err("create", &p))?;
+        file.write_all(prefix).map_err(io_err("write", &p))?;
+        let tail = File::options().write(true).create_new(true).open(&t).map_err(io_err("create", &t))?;
+        let mut ct_hash = Context::new(&SHA256);
+        ct_hash.update(prefix);
+        Ok(OpenSegment {
+            seq,
+            stem,
+            dir: dir.to_owned(),
+            file,
+            tail,
+            key,
+            counter: 0,
+            pending: Vec::with_capacity(CHUNK + crate::agefmt::TAG),
+            scratch: Vec::with_capacity(CHUNK + crate::agefmt::TAG),
+            ct_hash,
+            written: prefix.len() as u64,
+            plaintext_len: 0,
+            start_wall: f.wall_ns,
+            start_mono: f.mono_ns,
+            last_wall: f.wall_ns,
+            last_mono: f.mono_ns,
+            frames: 0,
+            keyframes: 0,
+            wall_steps: 0,
+            offset_base: f.wall_ns.wrapping_sub(f.mono_ns as i64),
+            clock_start: clock,
+            synced_throughout: clock.synchronized,
+            last_sync_mono: f.mono_ns,
+            sync_no: 0,
+        })
+    }
+
+    fn path(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", self.stem))
+    }
+
+    fn add(&mut self, f: &Frame<'_>) -> Result<(), Error> {
+        let offset = f.wall_ns.wrapping_sub(f.mono_ns as i64);
+        if (offset - self.offset_base).abs() > 1_000_000_000 {
+            tracing::warn!(segment = %self.stem, step_ms = (offset - self.offset_base) / 1_000_000, "wall clock stepped");
+            self.wall_steps += 1;
+            self.offset_base = offset;
+        }
+        let mut data = f.data;
+        while !data.is_empty() {
+            // Keep 1..=CHUNK bytes pending: a full chunk is sealed non-final only once more data
+            // follows it, so there is always a last chunk to seal final.
+            if self.pending.len() == CHUNK {
+                self.flush_full()?;
+            }
+            let take = (CHUNK - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        self.plaintext_len += f.data.len() as u64;
+        self.frames += 1;
+        self.keyframes += u64::from(f.keyframe);
+        self.last_wall = f.wall_ns;
+        self.last_mono = f.mono_ns;
+        Ok(())
+    }
+
+    fn flush_full(&mut self) -> Result<(), Error> {
+        self.key.seal(self.counter, false, &mut self.pending).map_err(|e| Error::Crypto(e.0))?;
+        self.ct_hash.update(&self.pending);
+        let p = self.path("partial");
+        self.file.write_all(&self.pending).map_err(io_err("write", &p))?;
+        self.written += self.pending.len() as u64;
+        self.counter += 1;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn sync(&mut self, now_mono: u64) -> Result<(), Error> {
+        let p = self.path("partial");
+        self.file.sync_data().map_err(io_err("fdatasync", &p))?;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&self.pending);
+        self.key.seal(self.counter, true, &mut self.scratch).map_err(|e| Error::Crypto(e.0))?;
+        let meta = TailMeta {
+            sync_no: self.sync_no,
+            main_len: self.written,
+            counter: self.counter,
+            start_wall: self.start_wall,
+            start_mono: self.start_mono,
+            last_wall: self.last_wall,
+            last_mono: self.last_mono,
+            frames: self.frames,
+            keyframes: self.keyframes,
+            plaintext_len: self.plaintext_len,
+            wall_steps: self.wall_steps,
+            clock: self.clock_start,
+            synced_throughout: self.synced_throughout,
+        };
+        let rec = encode_tail(&meta, &self.scratch);
+        let slot = (self.sync_no % 2) * TAIL_SLOT;
+        let t = self.path("tail");
+        self.tail.write_all_at(&rec, slot).map_err(io_err("write", &t))?;
+        self.tail.sync_data().map_err(io_err("fdatasync", &t))?;
+        self.sync_no += 1;
+        self.last_sync_mono = now_mono;
+        Ok(())
+    }
+
+    fn seal_final(&mut self) -> Result<(), Error> {
+        self.key.seal(self.counter, true, &mut self.pending).map_err(|e| Error::Crypto(e.0))?;
+        self.ct_hash.update(&self.pending);
+        let p = self.path("partial");
+        self.file.write_all(&self.pending).map_err(io_err("write", &p))?;
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        self.file.sync_data().map_err(io_err("fdatasync", &p))
+    }
+}
+
+/// Room for one tail record: a sealed chunk plus its metadata.
+const TAIL_SLOT: u64 = (CHUNK + crate::agefmt::TAG + 4096) as u64;
+const TAIL_MAGIC: &[u8; 8] = b"RDCTAIL1";
+
+/// What a tail record says about the segment at the moment of a sync.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TailMeta {
+    pub sync_no: u64,
+    /// Bytes of the main file that were durable: header and full chunks.
+    pub main_len: u64,
+    pub counter: u64,
+    pub start_wall: i64,
+    pub start_mono: u64,
+    pub last_wall: i64,
+    pub last_mono: u64,
+    pub frames: u64,
+    pub keyframes: u64,
+    pub plaintext_len: u64,
+    pub wall_steps: u32,
+    pub clock: ClockState,
+    pub synced_throughout: bool,
+}
+
+/// `magic ‖ u32 meta_len ‖ meta JSON ‖ u32 chunk_len ‖ sealed chunk ‖ SHA-256 of all before`.
+fn encode_tail(meta: &TailMeta, chunk: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(meta).expect("TailMeta serialises");
+    let mut rec = Vec::with_capacity(8 + 8 + json.len() + chunk.len() + 32);
+    rec.extend_from_slice(TAIL_MAGIC);
+    rec.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    rec.extend_from_slice(&json);
+    rec.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    rec.extend_from_slice(chunk);
+    let h = digest(&SHA256, &rec);
+    rec.extend_from_slice(h.as_ref());
+    rec
+}
+
+fn decode_tail(buf: &[u8]) -> Option<(TailMeta, Vec<u8>)> {
+    let rest = buf.strip_prefix(TAIL_MAGIC)?;
+    let ml = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let json = rest.get(4..4 + ml)?;
+    let rest2 = rest.get(4 + ml..)?;
+    let cl = u32::from_le_bytes(rest2.get(..4)?.try_into().ok()?) as usize;
+    let chunk = rest2.get(4..4 + cl)?;
+    let total = 8 + 4 + ml + 4 + cl;
+    let sum = buf.get(total..total + 32)?;
+    if digest(&SHA256, &buf[..total]).as_ref() != sum {
+        return None;
+    }
+    let meta: TailMeta = serde_json::from_slice(json).ok()?;
+    Some((meta, chunk.to_vec()))
+}
+
+/// The newest intact tail record whose main-file length the main file still has.
+pub(crate) fn best_tail(tail_path: &Path, main_len: u64) -> Result<Option<(TailMeta, Vec<u8>)>, Error> {
+    let buf = match std::fs::read(tail_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", tail_path)(e)),
+    };
+    let mut best: Option<(TailMeta, Vec<u8>)> = None;
+    for slot in 0..2u64 {
+        let start = (slot * TAIL_SLOT) as usize;
+        if let Some((m, c)) = buf.get(start..).and_then(decode_tail) {
+            if m.main_len <= main_len && best.as_ref().is_none_or(|(b, _)| m.sync_no > b.sync_no) {
+                best = Some((m, c));
+            }
+        }
+    }
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_record_round_trip_and_damage() {
+        let meta = TailMeta {
+            sync_no: 3,
+            main_len: 1000,
+            counter: 2,
+            start_wall: 1,
+            start_mono: 2,
+            last_wall: 3,
+            last_mono: 4,
+            frames: 5,
+            keyframes: 1,
+            plaintext_len: 99,
+            wall_steps: 0,
+            clock: ClockState::UNKNOWN,
+            synced_throughout: false,
+        };
+        let rec = encode_tail(&meta, b"sealed");
+        let (m, c) = decode_tail(&rec).unwrap();
+        assert_eq!((m.sync_no, m.main_len, c.as_slice()), (3, 1000, &b"sealed"[..]));
+        for i in [0, 10, rec.len() / 2, rec.len() - 1] {
+            let mut bad = rec.clone();
+            bad[i] ^= 0x40;
+            assert!(decode_tail(&bad).is_none(), "flip at {i} accepted");
+        }
+        assert!(decode_tail(&rec[..rec.len() - 1]).is_none(), "torn record accepted");
+    }
+}

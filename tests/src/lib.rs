@@ -1,0 +1,1 @@
+//! End-to-end tests of rdc (the recorder and uplink issues add them here).
