@@ -340,8 +340,10 @@ impl Store {
                 writers: Mutex::new(HashSet::new()),
             }),
         };
-        store.recover_partials(&mut report)?;
+        // The index must have caught up with the logs before recovery commits new segments:
+        // a commit marks the whole manifest log as applied.
         store.sync_index(&mut report)?;
+        store.recover_partials(&mut report)?;
         store.reconcile_files(&mut report)?;
         let total = store.inner.index.all().try_fold(0u64, |t, e| e.map(|e| t + e.bytes)).map_err(idx_err)?;
         store.inner.total_bytes.store(total, Ordering::SeqCst);

@@ -145,6 +145,11 @@ impl SegmentWriter {
         self.finish(Ended::Stopped { cause: cause.to_owned() }, None).map(Some)
     }
 
+    /// The open segment's sequence number, frames and plaintext bytes so far.
+    pub fn current(&self) -> Option<(u64, u64, u64)> {
+        self.open.as_ref().map(|o| (o.seq, o.frames, o.plaintext_len))
+    }
+
     /// Whether a segment is open (recording is in progress).
     pub fn is_recording(&self) -> bool {
         self.open.is_some()
