@@ -150,11 +150,10 @@ pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<(Entry, T)>, Err
     let mut out = Vec::new();
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io_err("read", path))?;
-        if let Ok(e) = serde_json::from_str::<Entry>(&line) {
-            if let Ok(t) = serde_json::from_value::<T>(e.body.clone()) {
+        if let Ok(e) = serde_json::from_str::<Entry>(&line)
+            && let Ok(t) = serde_json::from_value::<T>(e.body.clone()) {
                 out.push((e, t));
             }
-        }
     }
     Ok(out)
 }

@@ -130,11 +130,10 @@ impl Index {
         for kv in self.time.range(lo..hi) {
             let (_, seq) = kv?;
             let seq = u64::from_be_bytes(seq.as_ref().try_into().map_err(|_| sled::Error::Unsupported("bad time index value".into()))?);
-            if let Some(e) = self.get(camera, seq)? {
-                if e.end_ns > from_ns || (e.end_ns == e.start_ns && e.start_ns >= from_ns) {
+            if let Some(e) = self.get(camera, seq)?
+                && (e.end_ns > from_ns || (e.end_ns == e.start_ns && e.start_ns >= from_ns)) {
                     out.push(e);
                 }
-            }
         }
         Ok(out)
     }

@@ -401,7 +401,7 @@ impl Store {
         let tail = dir.join(format!("{stem}.tail"));
         let committed = {
             let logs = lock(&self.inner.logs);
-            logs.manifests.get(camera).is_some_and(|l| l.len() > 0 && seq < l.next_seq())
+            logs.manifests.get(camera).is_some_and(|l| !l.is_empty() && seq < l.next_seq())
         };
         if committed {
             // The manifest is durable: only the rename was missing.
@@ -1027,11 +1027,10 @@ fn read_from<T: serde::de::DeserializeOwned>(path: &Path, from: u64) -> Result<V
     let mut out = Vec::new();
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(io_err("read", path))?;
-        if let Ok(e) = serde_json::from_str::<chainlog::Entry>(&line) {
-            if let Ok(t) = serde_json::from_value(e.body) {
+        if let Ok(e) = serde_json::from_str::<chainlog::Entry>(&line)
+            && let Ok(t) = serde_json::from_value(e.body) {
                 out.push(t);
             }
-        }
     }
     Ok(out)
 }

@@ -134,8 +134,8 @@ fn round_trip_through_the_age_crate() {
     let n = r.read_at(12_345, &mut buf).unwrap();
     assert_eq!(&buf[..n], &whole[12_345..12_345 + n]);
     // The stock `age` tool decrypts a segment too, where it is installed.
-    if let Ok(out) = std::process::Command::new("age").arg("--version").output() {
-        if out.status.success() {
+    if let Ok(out) = std::process::Command::new("age").arg("--version").output()
+        && out.status.success() {
             let idf = fx.dir.path().join("id.txt");
             use age::secrecy::ExposeSecret as _;
             std::fs::write(&idf, fx.identity.to_string().expose_secret()).unwrap();
@@ -143,7 +143,6 @@ fn round_trip_through_the_age_crate() {
             assert!(out.status.success(), "age -d failed: {}", String::from_utf8_lossy(&out.stderr));
             assert_eq!(out.stdout, fx.decrypt(&path));
         }
-    }
 }
 
 #[test]
@@ -306,12 +305,11 @@ fn power_cut_at_random_moments() {
             assert_eq!(m.frames, *frames);
         }
         // The segment open at the kill keeps at least what its last reported sync made durable.
-        if let Some((seq, frames)) = last_sync {
-            if !closed.iter().any(|(s, _)| *s == seq) {
+        if let Some((seq, frames)) = last_sync
+            && !closed.iter().any(|(s, _)| *s == seq) {
                 let m = manifests.iter().find(|m| m.seq == seq).unwrap_or_else(|| panic!("round {round}: synced segment {seq} lost"));
                 assert!(m.frames >= frames, "round {round}: segment {seq} has {} frames, {frames} were synced", m.frames);
             }
-        }
         // Sequence numbers are contiguous and the index agrees with the manifests.
         for (i, m) in manifests.iter().enumerate() {
             assert_eq!(m.seq, i as u64, "round {round}: manifest sequence has a hole");

@@ -105,11 +105,10 @@ impl SegmentWriter {
     pub fn push(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
         let mut out = Pushed::default();
         let (segment_ns, sync_ns) = (self.store.config().segment_ns, self.store.config().sync_interval_ns);
-        if let Some(o) = &self.open {
-            if f.keyframe && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns {
+        if let Some(o) = &self.open
+            && f.keyframe && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns {
                 out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
             }
-        }
         if self.open.is_none() {
             if !f.keyframe {
                 self.dropped_before_keyframe += 1;
@@ -380,11 +379,10 @@ pub(crate) fn best_tail(tail_path: &Path, main_len: u64) -> Result<Option<(TailM
     let mut best: Option<(TailMeta, Vec<u8>)> = None;
     for slot in 0..2u64 {
         let start = (slot * TAIL_SLOT) as usize;
-        if let Some((m, c)) = buf.get(start..).and_then(decode_tail) {
-            if m.main_len <= main_len && best.as_ref().is_none_or(|(b, _)| m.sync_no > b.sync_no) {
+        if let Some((m, c)) = buf.get(start..).and_then(decode_tail)
+            && m.main_len <= main_len && best.as_ref().is_none_or(|(b, _)| m.sync_no > b.sync_no) {
                 best = Some((m, c));
             }
-        }
     }
     Ok(best)
 }
