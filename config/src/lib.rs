@@ -62,7 +62,8 @@ impl Id {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
             && !s.starts_with('-');
         if ok {
             Ok(Id(s.to_owned()))
@@ -197,17 +198,22 @@ impl Recipient {
     pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
         let (hrp, data) = bech32::decode(s).map_err(|e| format!("not a bech32 string ({e})"))?;
         if hrp.as_str() != "age" {
-            return Err(format!("prefix is {hrp:?}, an age X25519 public key starts with age1"));
+            return Err(format!(
+                "prefix is {hrp:?}, an age X25519 public key starts with age1"
+            ));
         }
         if s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err("age public keys are lower case".into());
         }
-        data.try_into().map_err(|d: Vec<u8>| format!("holds {} bytes, an X25519 key has 32", d.len()))
+        data.try_into()
+            .map_err(|d: Vec<u8>| format!("holds {} bytes, an X25519 key has 32", d.len()))
     }
 }
 
 /// A role in the scheme (R9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Case support officer: views and exports footage.
@@ -305,11 +311,20 @@ impl fmt::Display for Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{source_name} is not valid TOML or has an unknown key: {message}")]
-    Syntax { source_name: String, message: String },
+    Syntax {
+        source_name: String,
+        message: String,
+    },
     #[error("{source_name} has {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { source_name: String, problems: Vec<Problem> },
+    Invalid {
+        source_name: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {
@@ -332,8 +347,10 @@ pub struct Loaded {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -346,8 +363,14 @@ impl Config {
         let mut v = Validator::default();
         let config = v.file(file);
         match config {
-            Some(config) if v.problems.is_empty() => Ok(Loaded { config, warnings: v.warnings }),
-            _ => Err(ConfigError::Invalid { source_name: source_name.to_owned(), problems: v.problems }),
+            Some(config) if v.problems.is_empty() => Ok(Loaded {
+                config,
+                warnings: v.warnings,
+            }),
+            _ => Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems: v.problems,
+            }),
         }
     }
 
@@ -369,12 +392,30 @@ struct Validator {
 }
 
 impl Validator {
-    fn err(&mut self, key: impl Into<String>, value: impl fmt::Display, message: impl Into<String>) {
-        self.problems.push(Problem { key: key.into(), value: value.to_string(), message: message.into() });
+    fn err(
+        &mut self,
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            key: key.into(),
+            value: value.to_string(),
+            message: message.into(),
+        });
     }
 
-    fn warn(&mut self, key: impl Into<String>, value: impl fmt::Display, message: impl Into<String>) {
-        self.warnings.push(Problem { key: key.into(), value: value.to_string(), message: message.into() });
+    fn warn(
+        &mut self,
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) {
+        self.warnings.push(Problem {
+            key: key.into(),
+            value: value.to_string(),
+            message: message.into(),
+        });
     }
 
     fn file(&mut self, mut f: raw::File) -> Option<Config> {
@@ -404,7 +445,11 @@ impl Validator {
             self.err(key, "\"\"", "must not be empty");
             None
         } else if t.len() > max {
-            self.err(key, format!("({} characters)", t.len()), format!("at most {max} characters"));
+            self.err(
+                key,
+                format!("({} characters)", t.len()),
+                format!("at most {max} characters"),
+            );
             None
         } else {
             Some(t.to_owned())
@@ -415,41 +460,74 @@ impl Validator {
         if p.is_absolute() {
             Some(p.to_owned())
         } else {
-            self.err(key, p.display(), "must be an absolute path (starting with /)");
+            self.err(
+                key,
+                p.display(),
+                "must be an absolute path (starting with /)",
+            );
             None
         }
     }
 
     fn unit(&mut self, u: &mut raw::Unit) -> Option<Unit> {
-        let id = Id::parse(&u.id).map_err(|m| self.err("unit.id", format!("{:?}", u.id), m)).ok();
+        let id = Id::parse(&u.id)
+            .map_err(|m| self.err("unit.id", format!("{:?}", u.id), m))
+            .ok();
         let operator = self.text("unit.operator", &u.operator, 200);
         let contact = self.text("unit.contact", &u.contact, 200);
         let purpose = self.text("unit.purpose", &u.purpose, 1000);
         let site = self.text("unit.site", &u.site, 200);
-        let signing_key = u.signing_key.get_or_insert_with(|| PathBuf::from("/var/lib/rdc/unit-signing-key.p8")).clone();
+        let signing_key = u
+            .signing_key
+            .get_or_insert_with(|| PathBuf::from("/var/lib/rdc/unit-signing-key.p8"))
+            .clone();
         let signing_key = self.absolute("unit.signing_key", &signing_key);
         if let Some(p) = &signing_key {
             match std::fs::metadata(p) {
-                Ok(m) if m.permissions().mode() & 0o077 != 0 => {
-                    self.err("unit.signing_key", p.display(), format!("is readable by others (mode {:o}): chmod 600 it", m.permissions().mode() & 0o777))
-                }
+                Ok(m) if m.permissions().mode() & 0o077 != 0 => self.err(
+                    "unit.signing_key",
+                    p.display(),
+                    format!(
+                        "is readable by others (mode {:o}): chmod 600 it",
+                        m.permissions().mode() & 0o777
+                    ),
+                ),
                 Ok(_) => {
                     if let Err(e) = std::fs::File::open(p) {
-                        self.err("unit.signing_key", p.display(), format!("cannot be read: {e}"));
+                        self.err(
+                            "unit.signing_key",
+                            p.display(),
+                            format!("cannot be read: {e}"),
+                        );
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => self.err("unit.signing_key", p.display(), format!("cannot be read: {e}")),
+                Err(e) => self.err(
+                    "unit.signing_key",
+                    p.display(),
+                    format!("cannot be read: {e}"),
+                ),
             }
         }
-        Some(Unit { id: id?, operator: operator?, contact: contact?, purpose: purpose?, site: site?, signing_key: signing_key? })
+        Some(Unit {
+            id: id?,
+            operator: operator?,
+            contact: contact?,
+            purpose: purpose?,
+            site: site?,
+            signing_key: signing_key?,
+        })
     }
 
     fn storage(&mut self, s: &mut raw::Storage) -> Option<Storage> {
         let path = self.absolute("storage.path", &s.path);
         let budget = match (&s.max_bytes, &s.reserve_free) {
             (Some(_), Some(_)) => {
-                self.err("storage.max_bytes", "", "set either storage.max_bytes or storage.reserve_free, not both");
+                self.err(
+                    "storage.max_bytes",
+                    "",
+                    "set either storage.max_bytes or storage.reserve_free, not both",
+                );
                 None
             }
             (Some(v), None) => match v.bytes() {
@@ -500,7 +578,11 @@ impl Validator {
         let sync_interval = match parse_duration(&si) {
             Ok(d) if d >= Duration::from_millis(100) && d <= Duration::from_secs(10) => Some(d),
             Ok(_) => {
-                self.err("storage.sync_interval", format!("{si:?}"), "must be 100ms to 10s (a power cut loses at most this much)");
+                self.err(
+                    "storage.sync_interval",
+                    format!("{si:?}"),
+                    "must be 100ms to 10s (a power cut loses at most this much)",
+                );
                 None
             }
             Err(m) => {
@@ -508,23 +590,47 @@ impl Validator {
                 None
             }
         };
-        Some(Storage { path: path?, budget: budget?, retention_days: retention_days?, segment_secs: segment_secs?, sync_interval: sync_interval? })
+        Some(Storage {
+            path: path?,
+            budget: budget?,
+            retention_days: retention_days?,
+            segment_secs: segment_secs?,
+            sync_interval: sync_interval?,
+        })
     }
 
-    fn secret(&mut self, key: &str, file: &Option<PathBuf>, credential: &Option<String>, required: bool) -> Option<Option<SecretRef>> {
+    fn secret(
+        &mut self,
+        key: &str,
+        file: &Option<PathBuf>,
+        credential: &Option<String>,
+        required: bool,
+    ) -> Option<Option<SecretRef>> {
         match (file, credential) {
             (Some(_), Some(_)) => {
-                self.err(key, "", "give the secret as a file or as a systemd credential, not both");
+                self.err(
+                    key,
+                    "",
+                    "give the secret as a file or as a systemd credential, not both",
+                );
                 None
             }
             (None, None) if required => {
-                self.err(key, "", "is required: give a file (…_file) or a systemd credential (…_credential)");
+                self.err(
+                    key,
+                    "",
+                    "is required: give a file (…_file) or a systemd credential (…_credential)",
+                );
                 None
             }
             (None, None) => Some(None),
             (None, Some(name)) => {
                 if name.is_empty() || name.contains('/') {
-                    self.err(key, format!("{name:?}"), "a credential name is a plain file name as given to LoadCredential=");
+                    self.err(
+                        key,
+                        format!("{name:?}"),
+                        "a credential name is a plain file name as given to LoadCredential=",
+                    );
                     return None;
                 }
                 let r = SecretRef::Credential(name.clone());
@@ -535,7 +641,11 @@ impl Validator {
             }
             (Some(p), None) => {
                 let p = self.absolute(key, p)?;
-                if self.check_secret_file(key, &p) { Some(Some(SecretRef::File(p))) } else { None }
+                if self.check_secret_file(key, &p) {
+                    Some(Some(SecretRef::File(p)))
+                } else {
+                    None
+                }
             }
         }
     }
@@ -548,7 +658,14 @@ impl Validator {
                 false
             }
             Ok(m) if m.permissions().mode() & 0o007 != 0 => {
-                self.err(key, p.display(), format!("is world-readable (mode {:o}): a secret file must be chmod 600 or 640", m.permissions().mode() & 0o777));
+                self.err(
+                    key,
+                    p.display(),
+                    format!(
+                        "is world-readable (mode {:o}): a secret file must be chmod 600 or 640",
+                        m.permissions().mode() & 0o777
+                    ),
+                );
                 false
             }
             Ok(_) => match std::fs::File::open(p) {
@@ -575,8 +692,14 @@ impl Validator {
             let k = |f: &str| format!("camera[{i}].{f}");
             let id = match Id::parse(&c.id) {
                 Ok(id) => {
-                    if out.iter().any(|o: &Camera| o.id == id) || cams[..i].iter().any(|o| o.id == c.id) {
-                        self.err(k("id"), format!("{:?}", c.id), "is used by another camera: camera ids must be unique");
+                    if out.iter().any(|o: &Camera| o.id == id)
+                        || cams[..i].iter().any(|o| o.id == c.id)
+                    {
+                        self.err(
+                            k("id"),
+                            format!("{:?}", c.id),
+                            "is used by another camera: camera ids must be unique",
+                        );
                         None
                     } else {
                         Some(id)
@@ -593,18 +716,31 @@ impl Validator {
                 "udp" => Some(Transport::Udp),
                 "auto" => Some(Transport::Auto),
                 other => {
-                    self.err(k("transport"), format!("{other:?}"), "must be \"tcp\", \"udp\" or \"auto\"");
+                    self.err(
+                        k("transport"),
+                        format!("{other:?}"),
+                        "must be \"tcp\", \"udp\" or \"auto\"",
+                    );
                     None
                 }
             };
-            let password = self.secret(&k("password_file"), &c.password_file, &c.password_credential, false);
+            let password = self.secret(
+                &k("password_file"),
+                &c.password_file,
+                &c.password_credential,
+                false,
+            );
             if c.username.is_none() && matches!(password, Some(Some(_))) {
                 self.err(k("username"), "", "a password is given but no username");
             }
             match (id, url, transport, password) {
-                (Some(id), Some(url), Some(transport), Some(password)) => {
-                    out.push(Camera { id, url, transport, username: c.username.clone(), password })
-                }
+                (Some(id), Some(url), Some(transport), Some(password)) => out.push(Camera {
+                    id,
+                    url,
+                    transport,
+                    username: c.username.clone(),
+                    password,
+                }),
                 _ => ok = false,
             }
         }
@@ -612,8 +748,15 @@ impl Validator {
     }
 
     fn rtsp_url(&mut self, key: &str, url: &str) -> Option<String> {
-        let Some(rest) = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://")) else {
-            self.err(key, format!("{url:?}"), "must start with rtsp:// or rtsps://");
+        let Some(rest) = url
+            .strip_prefix("rtsp://")
+            .or_else(|| url.strip_prefix("rtsps://"))
+        else {
+            self.err(
+                key,
+                format!("{url:?}"),
+                "must start with rtsp:// or rtsps://",
+            );
             return None;
         };
         let authority = rest.split('/').next().unwrap_or("");
@@ -640,17 +783,29 @@ impl Validator {
             match Recipient::parse_key(r.public_key.trim()) {
                 Ok(key) => {
                     if out.iter().any(|o: &Recipient| o.key == key) {
-                        self.warn(format!("recipient[{i}].public_key"), &r.public_key, "is listed twice");
+                        self.warn(
+                            format!("recipient[{i}].public_key"),
+                            &r.public_key,
+                            "is listed twice",
+                        );
                     }
                     if let Some(name) = name {
-                        out.push(Recipient { name, encoded: r.public_key.trim().to_owned(), key });
+                        out.push(Recipient {
+                            name,
+                            encoded: r.public_key.trim().to_owned(),
+                            key,
+                        });
                     } else {
                         ok = false;
                     }
                 }
                 Err(m) => {
                     ok = false;
-                    self.err(format!("recipient[{i}].public_key"), format!("{:?}", r.public_key), format!("is not an age X25519 public key: {m}"));
+                    self.err(
+                        format!("recipient[{i}].public_key"),
+                        format!("{:?}", r.public_key),
+                        format!("is not an age X25519 public key: {m}"),
+                    );
                 }
             }
         }
@@ -672,15 +827,25 @@ impl Validator {
         let listen = match u.listen.parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.err("uplink.listen", format!("{:?}", u.listen), "must be an IP address and UDP port, e.g. \"0.0.0.0:4433\" or \"[::]:4433\"");
+                self.err(
+                    "uplink.listen",
+                    format!("{:?}", u.listen),
+                    "must be an IP address and UDP port, e.g. \"0.0.0.0:4433\" or \"[::]:4433\"",
+                );
                 None
             }
         };
         let cert = self.readable("uplink.cert", &u.cert);
         let ca = self.readable("uplink.ca", &u.ca);
-        let key = self.secret("uplink.key_file", &u.key_file, &u.key_credential, true).flatten();
+        let key = self
+            .secret("uplink.key_file", &u.key_file, &u.key_credential, true)
+            .flatten();
         if u.user.is_empty() {
-            self.warn("uplink.user", "", "no users: nobody can connect to the unit");
+            self.warn(
+                "uplink.user",
+                "",
+                "no users: nobody can connect to the unit",
+            );
         }
         let mut users = Vec::new();
         let mut ok = true;
@@ -690,7 +855,11 @@ impl Validator {
             let fingerprint = match &usr.fingerprint {
                 None => Some(None),
                 Some(f) => {
-                    let hexs: String = f.trim_start_matches("sha256:").chars().filter(|c| *c != ':').collect();
+                    let hexs: String = f
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .filter(|c| *c != ':')
+                        .collect();
                     match decode_hex32(&hexs) {
                         Some(b) => Some(Some(b)),
                         None => {
@@ -701,18 +870,33 @@ impl Validator {
                 }
             };
             if usr.fingerprint.is_none() && usr.common_name.is_none() {
-                self.err(k("fingerprint"), "", "give the user's certificate fingerprint or common_name");
+                self.err(
+                    k("fingerprint"),
+                    "",
+                    "give the user's certificate fingerprint or common_name",
+                );
                 ok = false;
             }
             match (name, fingerprint) {
-                (Some(name), Some(fingerprint)) => users.push(User { name, role: usr.role, fingerprint, common_name: usr.common_name.clone() }),
+                (Some(name), Some(fingerprint)) => users.push(User {
+                    name,
+                    role: usr.role,
+                    fingerprint,
+                    common_name: usr.common_name.clone(),
+                }),
                 _ => ok = false,
             }
         }
         if !ok {
             return None;
         }
-        Some(Uplink { listen: listen?, cert: cert?, key: key?, ca: ca?, users })
+        Some(Uplink {
+            listen: listen?,
+            cert: cert?,
+            key: key?,
+            ca: ca?,
+            users,
+        })
     }
 
     fn logging(&mut self, l: &mut raw::Logging) -> Option<Logging> {
@@ -723,11 +907,18 @@ impl Validator {
             "pretty" => Some(LogFormat::Pretty),
             "json" => Some(LogFormat::Json),
             other => {
-                self.err("logging.format", format!("{other:?}"), "must be \"auto\", \"journald\", \"pretty\" or \"json\"");
+                self.err(
+                    "logging.format",
+                    format!("{other:?}"),
+                    "must be \"auto\", \"journald\", \"pretty\" or \"json\"",
+                );
                 None
             }
         };
-        Some(Logging { level, format: format? })
+        Some(Logging {
+            level,
+            format: format?,
+        })
     }
 }
 

@@ -47,7 +47,8 @@ fn problems(text: &str) -> Vec<Problem> {
 
 fn has(ps: &[Problem], key: &str, value_part: &str, msg_part: &str) {
     assert!(
-        ps.iter().any(|p| p.key == key && p.value.contains(value_part) && p.message.contains(msg_part)),
+        ps.iter()
+            .any(|p| p.key == key && p.value.contains(value_part) && p.message.contains(msg_part)),
         "no problem {key} / {value_part:?} / {msg_part:?} in {ps:#?}"
     );
 }
@@ -63,7 +64,8 @@ fn example_config_is_valid() {
     assert_eq!(c.recipients.len(), 2);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     // The effective configuration is itself a valid configuration.
-    let again = Config::from_toml(&c.to_toml(), "effective").expect("effective config must validate");
+    let again =
+        Config::from_toml(&c.to_toml(), "effective").expect("effective config must validate");
     assert_eq!(again.config.cameras[1].id.as_str(), "rear");
 }
 
@@ -79,7 +81,10 @@ fn defaults() {
 
 #[test]
 fn no_recipients() {
-    let text = base().replace(&format!("[[recipient]]\nname = \"escrow\"\npublic_key = \"{KEY_A}\"\n"), "");
+    let text = base().replace(
+        &format!("[[recipient]]\nname = \"escrow\"\npublic_key = \"{KEY_A}\"\n"),
+        "",
+    );
     has(&problems(&text), "recipient", "", "at least one");
 }
 
@@ -87,9 +92,17 @@ fn no_recipients() {
 fn invalid_age_key() {
     // One character changed: the bech32 checksum fails.
     let bad = KEY_A.replace("v4jw", "v4jx");
-    has(&problems(&base().replace(KEY_A, &bad)), "recipient[0].public_key", &bad, "not an age X25519 public key");
+    has(
+        &problems(&base().replace(KEY_A, &bad)),
+        "recipient[0].public_key",
+        &bad,
+        "not an age X25519 public key",
+    );
     // An age identity (secret key) pasted instead of the public key.
-    let ps = problems(&base().replace(KEY_A, "AGE-SECRET-KEY-1SXWGVKS3TN8Z9TVE7HW5L6JWLZTDXD6JAM6E79NXTL48TLMGVL4QSWD69D"));
+    let ps = problems(&base().replace(
+        KEY_A,
+        "AGE-SECRET-KEY-1SXWGVKS3TN8Z9TVE7HW5L6JWLZTDXD6JAM6E79NXTL48TLMGVL4QSWD69D",
+    ));
     has(&ps, "recipient[0].public_key", "AGE-SECRET", "age1");
 }
 
@@ -101,24 +114,50 @@ fn duplicate_camera_id() {
 
 #[test]
 fn relative_path() {
-    has(&problems(&base().replace("/var/lib/rdc/store", "var/store")), "storage.path", "var/store", "absolute");
+    has(
+        &problems(&base().replace("/var/lib/rdc/store", "var/store")),
+        "storage.path",
+        "var/store",
+        "absolute",
+    );
 }
 
 #[test]
 fn retention_bounds() {
     let with = |d: u32| base().replace("max_bytes", &format!("retention_days = {d}\nmax_bytes"));
-    has(&problems(&with(0)), "storage.retention_days", "0", "1 to 42");
-    has(&problems(&with(60)), "storage.retention_days", "60", "1 to 42");
+    has(
+        &problems(&with(0)),
+        "storage.retention_days",
+        "0",
+        "1 to 42",
+    );
+    has(
+        &problems(&with(60)),
+        "storage.retention_days",
+        "60",
+        "1 to 42",
+    );
     let w = Config::from_toml(&with(14), "t").unwrap().warnings;
-    assert!(w.iter().any(|p| p.key == "storage.retention_days" && p.message.contains("28 to 35")), "{w:?}");
-    assert!(Config::from_toml(&with(35), "t").unwrap().warnings.is_empty());
+    assert!(
+        w.iter()
+            .any(|p| p.key == "storage.retention_days" && p.message.contains("28 to 35")),
+        "{w:?}"
+    );
+    assert!(
+        Config::from_toml(&with(35), "t")
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
 }
 
 #[test]
 fn unknown_key_refused() {
     let text = base().replace("max_bytes", "retention_dayz = 3\nmax_bytes");
     match Config::from_toml(&text, "t.toml") {
-        Err(ConfigError::Syntax { message, .. }) => assert!(message.contains("retention_dayz"), "{message}"),
+        Err(ConfigError::Syntax { message, .. }) => {
+            assert!(message.contains("retention_dayz"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -155,9 +194,17 @@ fn world_readable_secret_file() {
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).unwrap();
     let text = base().replace(
         "url = \"rtsp://127.0.0.1:8554/cam\"",
-        &format!("url = \"rtsp://127.0.0.1:8554/cam\"\nusername = \"rec\"\npassword_file = \"{}\"", pw.display()),
+        &format!(
+            "url = \"rtsp://127.0.0.1:8554/cam\"\nusername = \"rec\"\npassword_file = \"{}\"",
+            pw.display()
+        ),
     );
-    has(&problems(&text), "camera[0].password_file", "front.password", "world-readable");
+    has(
+        &problems(&text),
+        "camera[0].password_file",
+        "front.password",
+        "world-readable",
+    );
 
     fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).unwrap();
     let c = Config::from_toml(&text, "t").unwrap().config;

@@ -1,5 +1,15 @@
 //! The recorder daemon: cameras over RTSP into the encrypted store, under systemd.
+//!
+//! [`ingest`] runs one GStreamer session per camera (video only); [`camera`] keeps each camera
+//! recording through drops and stalls; [`tsmux`] turns access units into MPEG-TS; [`daemon`]
+//! ties it to the store, retention and systemd.
 
 #![deny(unsafe_code)]
 
+pub mod camera;
+pub mod clockstate;
+pub mod daemon;
+pub mod ingest;
+pub mod logging;
+pub mod notify;
 pub mod tsmux;

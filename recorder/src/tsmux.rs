@@ -61,7 +61,12 @@ pub fn ns_to_90k(ns: u64) -> u64 {
 
 impl TsMuxer {
     pub fn new(codec: Codec) -> Self {
-        TsMuxer { codec, cc_pat: 0, cc_pmt: 0, cc_video: 0 }
+        TsMuxer {
+            codec,
+            cc_pat: 0,
+            cc_pmt: 0,
+            cc_video: 0,
+        }
     }
 
     pub fn codec(&self) -> Codec {
@@ -106,9 +111,22 @@ impl TsMuxer {
             if first {
                 af.push(if keyframe { 0x50 } else { 0x10 });
                 let base = pcr;
-                af.extend_from_slice(&[(base >> 25) as u8, (base >> 17) as u8, (base >> 9) as u8, (base >> 1) as u8, ((base & 1) << 7) as u8 | 0x7E, 0]);
+                af.extend_from_slice(&[
+                    (base >> 25) as u8,
+                    (base >> 17) as u8,
+                    (base >> 9) as u8,
+                    (base >> 1) as u8,
+                    ((base & 1) << 7) as u8 | 0x7E,
+                    0,
+                ]);
             }
-            let room = |af: &Vec<u8>| 184 - if af.is_empty() && !first { 0 } else { 1 + af.len() };
+            let room = |af: &Vec<u8>| {
+                184 - if af.is_empty() && !first {
+                    0
+                } else {
+                    1 + af.len()
+                }
+            };
             let mut space = room(&af);
             if rest.len() < space {
                 // Stuff: grow the adaptation field until the payload fills the packet exactly.
@@ -149,7 +167,11 @@ impl TsMuxer {
     }
 
     fn psi(&mut self, pid: u16, _table: u8, section: &[u8], out: &mut Vec<u8>) {
-        let cc = if pid == 0 { &mut self.cc_pat } else { &mut self.cc_pmt };
+        let cc = if pid == 0 {
+            &mut self.cc_pat
+        } else {
+            &mut self.cc_pmt
+        };
         let start = out.len();
         out.extend_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | *cc, 0]);
         *cc = (*cc + 1) & 0x0F;
@@ -181,7 +203,11 @@ fn timestamp(prefix: u8, ts: u64) -> [u8; 5] {
 
 fn pat() -> Vec<u8> {
     // program 1 -> PMT PID
-    section(0x00, 1, &[0x00, 0x01, 0xE0 | (PID_PMT >> 8) as u8, PID_PMT as u8])
+    section(
+        0x00,
+        1,
+        &[0x00, 0x01, 0xE0 | (PID_PMT >> 8) as u8, PID_PMT as u8],
+    )
 }
 
 fn pmt(codec: Codec) -> Vec<u8> {
@@ -202,7 +228,16 @@ fn pmt(codec: Codec) -> Vec<u8> {
 /// A long-form PSI section with CRC.
 fn section(table_id: u8, id: u16, body: &[u8]) -> Vec<u8> {
     let len = 5 + body.len() + 4;
-    let mut s = vec![table_id, 0xB0 | (len >> 8) as u8, len as u8, (id >> 8) as u8, id as u8, 0xC1, 0, 0];
+    let mut s = vec![
+        table_id,
+        0xB0 | (len >> 8) as u8,
+        len as u8,
+        (id >> 8) as u8,
+        id as u8,
+        0xC1,
+        0,
+        0,
+    ];
     s.extend_from_slice(body);
     let crc = crc32_mpeg(&s);
     s.extend_from_slice(&crc.to_be_bytes());
@@ -215,7 +250,11 @@ pub fn crc32_mpeg(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b) << 24;
         for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -247,7 +286,10 @@ mod tests {
                 let l = p[4] as usize;
                 if pusi && pid == PID_VIDEO {
                     rai.push(l > 0 && p[5] & 0x40 != 0);
-                    assert!(l > 0 && p[5] & 0x10 != 0, "PCR on every frame's first packet");
+                    assert!(
+                        l > 0 && p[5] & 0x10 != 0,
+                        "PCR on every frame's first packet"
+                    );
                 }
                 off += 1 + l;
             }
@@ -274,12 +316,25 @@ mod tests {
         for (i, s) in sizes.iter().enumerate() {
             let mut au = vec![0, 0, 0, 1, 0x65];
             au.extend((0..*s).map(|j| (i * 13 + j) as u8));
-            m.mux(&au, 9000 * i as u64 + 3000, 9000 * i as u64, i % 4 == 0, &mut out);
+            m.mux(
+                &au,
+                9000 * i as u64 + 3000,
+                9000 * i as u64,
+                i % 4 == 0,
+                &mut out,
+            );
             aus.push(au);
         }
         let (pids, pes, rai) = demux(&out);
-        assert_eq!(&pids[..3], &[0, PID_PMT, PID_VIDEO], "a stream opens with PAT, PMT, video");
-        assert_eq!(rai, (0..sizes.len()).map(|i| i % 4 == 0).collect::<Vec<_>>());
+        assert_eq!(
+            &pids[..3],
+            &[0, PID_PMT, PID_VIDEO],
+            "a stream opens with PAT, PMT, video"
+        );
+        assert_eq!(
+            rai,
+            (0..sizes.len()).map(|i| i % 4 == 0).collect::<Vec<_>>()
+        );
         for (au, p) in aus.iter().zip(&pes) {
             let hl = 9 + p[8] as usize;
             assert_eq!(&p[hl..hl + 6], Codec::H264.aud());

@@ -39,7 +39,11 @@ fn cpu_time() -> Duration {
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -59,7 +63,8 @@ fn bench_write() {
         buf.truncate(64 * 1024);
         let mut n = [0u8; 12];
         n[3..11].copy_from_slice(&(i as u64).to_be_bytes());
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::empty(), &mut buf).unwrap();
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::empty(), &mut buf)
+            .unwrap();
     }
     let raw = (chunks * 64 * 1024) as f64 / (cpu_time() - t).as_secs_f64();
 
@@ -71,7 +76,9 @@ fn bench_write() {
     std::hint::black_box(ctx.finish());
     let sha = bytes as f64 / (cpu_time() - t).as_secs_f64();
 
-    let dir = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap();
+    let dir = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
     let clocks = Arc::new(SimulatedClocks::new(BASE));
     let (store, _) = Store::open(cfg(dir.path()), Arc::new(UnitKey::ephemeral()), clocks).unwrap();
     let mut w = store.writer("cam").unwrap();
@@ -79,19 +86,47 @@ fn bench_write() {
     let wall = Instant::now();
     for i in 0..frames as i64 {
         let ts = i * 40_000_000;
-        w.push(&Frame { data: &frame, keyframe: i % 25 == 0, wall_ns: BASE + ts, mono_ns: ts as u64 }).unwrap();
+        w.push(&Frame {
+            data: &frame,
+            keyframe: i % 25 == 0,
+            wall_ns: BASE + ts,
+            mono_ns: ts as u64,
+        })
+        .unwrap();
     }
     w.close("bench").unwrap();
     let store_rate = bytes as f64 / (cpu_time() - t).as_secs_f64();
     let wall_s = wall.elapsed().as_secs_f64();
     let ideal = 1.0 / (1.0 / raw + 1.0 / sha);
-    println!("write: {} MiB in 20 kB frames, one core, tmpfs", bytes >> 20);
-    println!("  ring ChaCha20-Poly1305 raw     {:8.0} MiB/s", raw / 1048576.0);
-    println!("  ring SHA-256 alone             {:8.0} MiB/s", sha / 1048576.0);
-    println!("  seal + SHA-256 (ideal)         {:8.0} MiB/s", ideal / 1048576.0);
-    println!("  store (encrypt, hash, write)   {:8.0} MiB/s CPU  ({:.0} MiB/s wall)", store_rate / 1048576.0, bytes as f64 / wall_s / 1048576.0);
-    println!("  store / raw seal               {:8.1} %", store_rate / raw * 100.0);
-    println!("  store / (seal + SHA-256)       {:8.1} %", store_rate / ideal * 100.0);
+    println!(
+        "write: {} MiB in 20 kB frames, one core, tmpfs",
+        bytes >> 20
+    );
+    println!(
+        "  ring ChaCha20-Poly1305 raw     {:8.0} MiB/s",
+        raw / 1048576.0
+    );
+    println!(
+        "  ring SHA-256 alone             {:8.0} MiB/s",
+        sha / 1048576.0
+    );
+    println!(
+        "  seal + SHA-256 (ideal)         {:8.0} MiB/s",
+        ideal / 1048576.0
+    );
+    println!(
+        "  store (encrypt, hash, write)   {:8.0} MiB/s CPU  ({:.0} MiB/s wall)",
+        store_rate / 1048576.0,
+        bytes as f64 / wall_s / 1048576.0
+    );
+    println!(
+        "  store / raw seal               {:8.1} %",
+        store_rate / raw * 100.0
+    );
+    println!(
+        "  store / (seal + SHA-256)       {:8.1} %",
+        store_rate / ideal * 100.0
+    );
 }
 
 fn bench_open(segments: u64) {
@@ -109,10 +144,20 @@ fn bench_open(segments: u64) {
         for i in 0..=per_cam as i64 {
             let ts = i * 60_000_000_000;
             for w in &mut ws {
-                w.push(&Frame { data: &[0x47; 188], keyframe: true, wall_ns: BASE + ts, mono_ns: ts as u64 }).unwrap();
+                w.push(&Frame {
+                    data: &[0x47; 188],
+                    keyframe: true,
+                    wall_ns: BASE + ts,
+                    mono_ns: ts as u64,
+                })
+                .unwrap();
             }
             if i % 10_000 == 0 {
-                eprintln!("  fixture: {} segments ({:.0} s)", i * cams.len() as i64, t.elapsed().as_secs_f64());
+                eprintln!(
+                    "  fixture: {} segments ({:.0} s)",
+                    i * cams.len() as i64,
+                    t.elapsed().as_secs_f64()
+                );
             }
         }
         // The last segment of each camera stays open: the open below recovers it.
@@ -123,7 +168,11 @@ fn bench_open(segments: u64) {
     }
     // Measure in a fresh process so peak memory is the open's alone.
     let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(exe).arg("open-child").arg(&root).output().unwrap();
+    let out = std::process::Command::new(exe)
+        .arg("open-child")
+        .arg(&root)
+        .output()
+        .unwrap();
     print!("{}", String::from_utf8_lossy(&out.stdout));
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -135,16 +184,32 @@ fn open_child(root: &std::path::Path) {
     let t = Instant::now();
     let (store, report) = Store::open(cfg(&root.join("store")), Arc::new(key), clocks).unwrap();
     let open_s = t.elapsed().as_secs_f64();
-    let segs: usize = store.cameras().unwrap().iter().map(|c| store.list(c, i64::MIN, i64::MAX).unwrap().len()).sum();
-    println!("open: {segs} segments indexed, {} recovered, {} replayed", report.recovered.len(), report.replayed);
+    let segs: usize = store
+        .cameras()
+        .unwrap()
+        .iter()
+        .map(|c| store.list(c, i64::MIN, i64::MAX).unwrap().len())
+        .sum();
+    println!(
+        "open: {segs} segments indexed, {} recovered, {} replayed",
+        report.recovered.len(),
+        report.replayed
+    );
     println!("  open + recovery time           {open_s:8.3} s");
-    println!("  peak memory (VmHWM)            {:8.1} MiB (process before open: {:.1} MiB)", vm_hwm_kib() as f64 / 1024.0, before as f64 / 1024.0);
+    println!(
+        "  peak memory (VmHWM)            {:8.1} MiB (process before open: {:.1} MiB)",
+        vm_hwm_kib() as f64 / 1024.0,
+        before as f64 / 1024.0
+    );
     // Put the fixture back as it was for the next run: an open segment per camera again.
     std::mem::forget(store);
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("open-child") {
         return open_child(std::path::Path::new(&args[1]));
     }

@@ -61,8 +61,11 @@ pub fn new_file(recipients: &[[u8; 32]], rng: &SystemRandom) -> Result<NewFile, 
     rng.fill(&mut file_key).map_err(|_| CryptoError("random"))?;
     let mut header = INTRO.to_vec();
     for r in recipients {
-        let eph = EphemeralPrivateKey::generate(&X25519, rng).map_err(|_| CryptoError("x25519 key"))?;
-        let share = eph.compute_public_key().map_err(|_| CryptoError("x25519 public"))?;
+        let eph =
+            EphemeralPrivateKey::generate(&X25519, rng).map_err(|_| CryptoError("x25519 key"))?;
+        let share = eph
+            .compute_public_key()
+            .map_err(|_| CryptoError("x25519 public"))?;
         let mut salt = Vec::with_capacity(64);
         salt.extend_from_slice(share.as_ref());
         salt.extend_from_slice(r);
@@ -70,15 +73,23 @@ pub fn new_file(recipients: &[[u8; 32]], rng: &SystemRandom) -> Result<NewFile, 
         let peer = UnparsedPublicKey::new(&X25519, r);
         agreement::agree_ephemeral(eph, &peer, |shared| {
             if shared.iter().all(|b| *b == 0) {
-                return Err(CryptoError("x25519 shared secret is zero: the recipient key is invalid"));
+                return Err(CryptoError(
+                    "x25519 shared secret is zero: the recipient key is invalid",
+                ));
             }
             hkdf_sha256(shared, &salt, X25519_INFO, &mut wrap_key)
         })
         .map_err(|_| CryptoError("x25519 agreement"))??;
-        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &wrap_key).map_err(|_| CryptoError("wrap key"))?);
+        let key = LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, &wrap_key).map_err(|_| CryptoError("wrap key"))?,
+        );
         let mut body = file_key.to_vec();
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut body)
-            .map_err(|_| CryptoError("wrap"))?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::empty(),
+            &mut body,
+        )
+        .map_err(|_| CryptoError("wrap"))?;
         header.extend_from_slice(b"-> X25519 ");
         header.extend_from_slice(B64.encode(share.as_ref()).as_bytes());
         header.push(b'\n');
@@ -99,8 +110,14 @@ pub fn new_file(recipients: &[[u8; 32]], rng: &SystemRandom) -> Result<NewFile, 
     let mut payload_key = [0u8; 32];
     hkdf_sha256(&file_key, &nonce, b"payload", &mut payload_key)?;
     header.extend_from_slice(&nonce);
-    let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &payload_key).map_err(|_| CryptoError("payload key"))?);
-    Ok(NewFile { prefix: header, payload: PayloadKey { key } })
+    let key = LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, &payload_key)
+            .map_err(|_| CryptoError("payload key"))?,
+    );
+    Ok(NewFile {
+        prefix: header,
+        payload: PayloadKey { key },
+    })
 }
 
 /// The STREAM key of one file.
@@ -121,7 +138,11 @@ impl PayloadKey {
     /// The caller must not seal two different plaintexts under the same `(counter, last)` except
     /// as described in `ARCHITECTURE.md` ("tentative final chunk").
     pub fn seal(&self, counter: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), CryptoError> {
-        debug_assert!(if last { (1..=CHUNK).contains(&buf.len()) } else { buf.len() == CHUNK });
+        debug_assert!(if last {
+            (1..=CHUNK).contains(&buf.len())
+        } else {
+            buf.len() == CHUNK
+        });
         // The STREAM nonce: an 11-byte big-endian counter, then the last-chunk flag.
         let mut n = [0u8; 12];
         n[3..11].copy_from_slice(&counter.to_be_bytes());
@@ -155,7 +176,9 @@ mod tests {
 
     fn decrypt(identity: &age::x25519::Identity, file: &[u8]) -> Vec<u8> {
         let d = age::Decryptor::new(file).expect("header parses");
-        let mut r = d.decrypt(std::iter::once(identity as &dyn age::Identity)).expect("file key unwraps");
+        let mut r = d
+            .decrypt(std::iter::once(identity as &dyn age::Identity))
+            .expect("file key unwraps");
         let mut out = Vec::new();
         r.read_to_end(&mut out).expect("payload authenticates");
         out
@@ -168,7 +191,9 @@ mod tests {
         let chunks: Vec<&[u8]> = plain.chunks(CHUNK).collect();
         for (i, c) in chunks.iter().enumerate() {
             let mut b = c.to_vec();
-            f.payload.seal(i as u64, i + 1 == chunks.len(), &mut b).unwrap();
+            f.payload
+                .seal(i as u64, i + 1 == chunks.len(), &mut b)
+                .unwrap();
             out.extend_from_slice(&b);
         }
         out
@@ -191,7 +216,10 @@ mod tests {
     fn bech32_decode(s: &str) -> (String, Vec<u8>) {
         const CHARSET: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
         let pos = s.rfind('1').unwrap();
-        let vals: Vec<u8> = s[pos + 1..].bytes().map(|c| CHARSET.iter().position(|x| *x == c).unwrap() as u8).collect();
+        let vals: Vec<u8> = s[pos + 1..]
+            .bytes()
+            .map(|c| CHARSET.iter().position(|x| *x == c).unwrap() as u8)
+            .collect();
         let data = &vals[..vals.len() - 6];
         let mut acc = 0u32;
         let mut bits = 0;
@@ -212,12 +240,23 @@ mod tests {
         let a = age::x25519::Identity::generate();
         let b = age::x25519::Identity::generate();
         let keys = [key_of(&a), key_of(&b)];
-        for len in [1, 100, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 7] {
+        for len in [
+            1,
+            100,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK,
+            3 * CHUNK + 7,
+        ] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             let file = encrypt(&keys, &plain);
             assert_eq!(decrypt(&a, &file), plain, "len {len}, recipient a");
             assert_eq!(decrypt(&b, &file), plain, "len {len}, recipient b");
-            assert_eq!(payload_offset(&file).unwrap() + plain.len() + plain.len().div_ceil(CHUNK) * TAG, file.len());
+            assert_eq!(
+                payload_offset(&file).unwrap() + plain.len() + plain.len().div_ceil(CHUNK) * TAG,
+                file.len()
+            );
         }
     }
 
@@ -227,6 +266,9 @@ mod tests {
         let other = age::x25519::Identity::generate();
         let file = encrypt(&[key_of(&a)], b"footage");
         let d = age::Decryptor::new(&file[..]).unwrap();
-        assert!(d.decrypt(std::iter::once(&other as &dyn age::Identity)).is_err());
+        assert!(
+            d.decrypt(std::iter::once(&other as &dyn age::Identity))
+                .is_err()
+        );
     }
 }

@@ -44,7 +44,8 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 fn entry_hash(prev: &str, seq: u64, time_ns: i64, body: &serde_json::Value) -> String {
     let mut buf = prev.as_bytes().to_vec();
     // serde_json writes maps in key order (no preserve_order feature): canonical.
-    serde_json::to_writer(&mut buf, &Hashed { seq, time_ns, body }).expect("a Value always serialises");
+    serde_json::to_writer(&mut buf, &Hashed { seq, time_ns, body })
+        .expect("a Value always serialises");
     hex::encode(digest(&SHA256, &buf))
 }
 
@@ -63,7 +64,12 @@ impl ChainLog {
     /// Opens (creating) the log at `path`. A torn last line (a power cut mid-append) is cut off;
     /// it was never acknowledged, so nothing that was recorded is lost.
     pub fn open(path: &Path, key: Arc<UnitKey>) -> Result<Self, Error> {
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err("open", path))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
         let mut head = GENESIS.to_owned();
         let mut next_seq = 0;
         let mut good_len = 0u64;
@@ -72,7 +78,9 @@ impl ChainLog {
             let mut line = Vec::new();
             loop {
                 line.clear();
-                let n = r.read_until(b'\n', &mut line).map_err(io_err("read", path))?;
+                let n = r
+                    .read_until(b'\n', &mut line)
+                    .map_err(io_err("read", path))?;
                 if n == 0 {
                     break;
                 }
@@ -86,7 +94,9 @@ impl ChainLog {
                         next_seq = e.seq + 1;
                     }
                     // Not ours to repair: verify() reports it; keep appending after it.
-                    Err(err) => tracing::error!(path = %path.display(), seq = next_seq, %err, "unreadable log entry; `verify` reports it"),
+                    Err(err) => {
+                        tracing::error!(path = %path.display(), seq = next_seq, %err, "unreadable log entry; `verify` reports it")
+                    }
                 }
                 good_len += n as u64;
             }
@@ -97,7 +107,14 @@ impl ChainLog {
             file.sync_all().map_err(io_err("fsync", path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io_err("seek", path))?;
-        Ok(ChainLog { path: path.to_owned(), file, head, next_seq, len: good_len, key })
+        Ok(ChainLog {
+            path: path.to_owned(),
+            file,
+            head,
+            next_seq,
+            len: good_len,
+            key,
+        })
     }
 
     /// Appends `body`, durably. Returns the entry's sequence number.
@@ -106,11 +123,22 @@ impl ChainLog {
         let seq = self.next_seq;
         let hash = entry_hash(&self.head, seq, time_ns, &body);
         let sig = B64.encode(self.key.sign(hash.as_bytes()));
-        let e = Entry { seq, time_ns, prev: std::mem::take(&mut self.head), body, hash: hash.clone(), sig };
+        let e = Entry {
+            seq,
+            time_ns,
+            prev: std::mem::take(&mut self.head),
+            body,
+            hash: hash.clone(),
+            sig,
+        };
         let mut line = serde_json::to_vec(&e).map_err(|e| Error::Encode(e.to_string()))?;
         line.push(b'\n');
-        self.file.write_all(&line).map_err(io_err("append to", &self.path))?;
-        self.file.sync_data().map_err(io_err("fdatasync", &self.path))?;
+        self.file
+            .write_all(&line)
+            .map_err(io_err("append to", &self.path))?;
+        self.file
+            .sync_data()
+            .map_err(io_err("fdatasync", &self.path))?;
         self.head = hash;
         self.next_seq += 1;
         self.len += line.len() as u64;
@@ -151,9 +179,10 @@ pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<(Entry, T)>, Err
     for line in BufReader::new(f).lines() {
         let line = line.map_err(io_err("read", path))?;
         if let Ok(e) = serde_json::from_str::<Entry>(&line)
-            && let Ok(t) = serde_json::from_value::<T>(e.body.clone()) {
-                out.push((e, t));
-            }
+            && let Ok(t) = serde_json::from_value::<T>(e.body.clone())
+        {
+            out.push((e, t));
+        }
     }
     Ok(out)
 }
@@ -161,7 +190,10 @@ pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<(Entry, T)>, Err
 /// Checks a whole log: every line parses, hashes and signatures hold, sequence and chain are
 /// unbroken. Returns one message per problem, naming the entry.
 pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -176,13 +208,21 @@ pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
         let e: Entry = match serde_json::from_str(&line) {
             Ok(e) => e,
             Err(err) => {
-                problems.push(format!("{name} line {lineno}: not a log entry ({err}): edited or corrupted"));
+                problems.push(format!(
+                    "{name} line {lineno}: not a log entry ({err}): edited or corrupted"
+                ));
                 continue;
             }
         };
         if e.seq != expect_seq {
             if e.seq > expect_seq {
-                problems.push(format!("{name} line {lineno}: entry {} follows entry {}: entries {}..={} were removed", e.seq, expect_seq.wrapping_sub(1), expect_seq, e.seq - 1));
+                problems.push(format!(
+                    "{name} line {lineno}: entry {} follows entry {}: entries {}..={} were removed",
+                    e.seq,
+                    expect_seq.wrapping_sub(1),
+                    expect_seq,
+                    e.seq - 1
+                ));
             } else {
                 problems.push(format!("{name} line {lineno}: entry {} is out of order (expected {expect_seq}): entries were reordered or duplicated", e.seq));
             }
@@ -190,11 +230,20 @@ pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
         let recomputed = entry_hash(&e.prev, e.seq, e.time_ns, &e.body);
         if recomputed != e.hash {
             problems.push(format!("{name} line {lineno}: entry {} was edited (its content no longer matches its hash)", e.seq));
-        } else if !B64.decode(&e.sig).is_ok_and(|s| signing::verify(public, e.hash.as_bytes(), &s)) {
-            problems.push(format!("{name} line {lineno}: entry {} is not signed by this unit", e.seq));
+        } else if !B64
+            .decode(&e.sig)
+            .is_ok_and(|s| signing::verify(public, e.hash.as_bytes(), &s))
+        {
+            problems.push(format!(
+                "{name} line {lineno}: entry {} is not signed by this unit",
+                e.seq
+            ));
         }
         if e.prev != prev_hash && e.seq == expect_seq {
-            problems.push(format!("{name} line {lineno}: entry {} does not follow the entry before it (chain broken)", e.seq));
+            problems.push(format!(
+                "{name} line {lineno}: entry {} does not follow the entry before it (chain broken)",
+                e.seq
+            ));
         }
         prev_hash = e.hash;
         expect_seq = e.seq + 1;
@@ -213,13 +262,18 @@ mod tests {
         let key = Arc::new(UnitKey::ephemeral());
         let mut log = ChainLog::open(&path, key.clone()).unwrap();
         for i in 0..n {
-            log.append(i as i64, &json!({"who": "j.smith", "i": i})).unwrap();
+            log.append(i as i64, &json!({"who": "j.smith", "i": i}))
+                .unwrap();
         }
         (dir, path, key)
     }
 
     fn lines(p: &Path) -> Vec<String> {
-        std::fs::read_to_string(p).unwrap().lines().map(str::to_owned).collect()
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     fn write_lines(p: &Path, l: &[String]) {
@@ -252,7 +306,10 @@ mod tests {
         l.remove(3);
         write_lines(&path, &l);
         let p = verify(&path, &key.public()).unwrap();
-        assert!(p.iter().any(|m| m.contains("entries 3..=3 were removed")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("entries 3..=3 were removed")),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -262,7 +319,11 @@ mod tests {
         l.swap(1, 2);
         write_lines(&path, &l);
         let p = verify(&path, &key.public()).unwrap();
-        assert!(p.iter().any(|m| m.contains("out of order") || m.contains("removed")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|m| m.contains("out of order") || m.contains("removed")),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -275,7 +336,10 @@ mod tests {
         l[2] = serde_json::to_string(&e).unwrap();
         write_lines(&path, &l);
         let p = verify(&path, &key.public()).unwrap();
-        assert!(p.iter().any(|m| m.contains("entry 2 is not signed")), "{p:?}");
+        assert!(
+            p.iter().any(|m| m.contains("entry 2 is not signed")),
+            "{p:?}"
+        );
     }
 
     #[test]

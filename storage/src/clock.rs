@@ -42,7 +42,10 @@ pub struct SimulatedClocks {
 
 impl SimulatedClocks {
     pub fn new(wall_ns: i64) -> Self {
-        SimulatedClocks { wall: AtomicI64::new(wall_ns), mono: AtomicU64::new(1_000_000_000) }
+        SimulatedClocks {
+            wall: AtomicI64::new(wall_ns),
+            mono: AtomicU64::new(1_000_000_000),
+        }
     }
 
     /// Moves both clocks forward.
@@ -84,7 +87,12 @@ pub fn rfc3339(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
 #[cfg(test)]
@@ -94,7 +102,10 @@ mod tests {
     #[test]
     fn formats_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_457_045_123_000_000), "2026-11-23T18:04:05.123Z");
+        assert_eq!(
+            rfc3339(1_795_457_045_123_000_000),
+            "2026-11-23T18:04:05.123Z"
+        );
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
     }
 

@@ -79,17 +79,32 @@ fn time_key(camera: &str, start_ns: i64, seq: u64) -> Vec<u8> {
 type R<T> = Result<T, sled::Error>;
 
 fn decode(v: &[u8]) -> R<SegmentEntry> {
-    serde_json::from_slice(v).map_err(|e| sled::Error::Unsupported(format!("index entry does not decode: {e}")))
+    serde_json::from_slice(v)
+        .map_err(|e| sled::Error::Unsupported(format!("index entry does not decode: {e}")))
 }
 
 impl Index {
     pub(crate) fn open(path: &Path, cache_bytes: u64) -> R<Self> {
-        let db = sled::Config::new().path(path).cache_capacity(cache_bytes).mode(sled::Mode::LowSpace).flush_every_ms(Some(1000)).open()?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::LowSpace)
+            .flush_every_ms(Some(1000))
+            .open()?;
         let seq = db.open_tree("seq")?;
         let time = db.open_tree("time")?;
         let meta = db.open_tree("meta")?;
-        let max_span_ns = meta.get("max_span_ns")?.and_then(|v| v.as_ref().try_into().ok()).map_or(0, i64::from_be_bytes);
-        Ok(Index { db, seq, time, meta, max_span_ns: AtomicI64::new(max_span_ns) })
+        let max_span_ns = meta
+            .get("max_span_ns")?
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map_or(0, i64::from_be_bytes);
+        Ok(Index {
+            db,
+            seq,
+            time,
+            meta,
+            max_span_ns: AtomicI64::new(max_span_ns),
+        })
     }
 
     pub(crate) fn clear(&self) -> R<()> {
@@ -103,7 +118,8 @@ impl Index {
     pub(crate) fn insert(&self, e: &SegmentEntry) -> R<()> {
         let v = serde_json::to_vec(e).expect("SegmentEntry serialises");
         self.seq.insert(seq_key(&e.camera, e.seq), v)?;
-        self.time.insert(time_key(&e.camera, e.start_ns, e.seq), &e.seq.to_be_bytes())?;
+        self.time
+            .insert(time_key(&e.camera, e.start_ns, e.seq), &e.seq.to_be_bytes())?;
         let span = e.end_ns.saturating_sub(e.start_ns).max(0);
         if span > self.max_span_ns.fetch_max(span, Ordering::SeqCst) {
             self.meta.insert("max_span_ns", &span.to_be_bytes())?;
@@ -112,41 +128,62 @@ impl Index {
     }
 
     pub(crate) fn remove(&self, camera: &str, seq: u64) -> R<Option<SegmentEntry>> {
-        let Some(v) = self.seq.remove(seq_key(camera, seq))? else { return Ok(None) };
+        let Some(v) = self.seq.remove(seq_key(camera, seq))? else {
+            return Ok(None);
+        };
         let e = decode(&v)?;
         self.time.remove(time_key(camera, e.start_ns, seq))?;
         Ok(Some(e))
     }
 
     pub(crate) fn get(&self, camera: &str, seq: u64) -> R<Option<SegmentEntry>> {
-        self.seq.get(seq_key(camera, seq))?.map(|v| decode(&v)).transpose()
+        self.seq
+            .get(seq_key(camera, seq))?
+            .map(|v| decode(&v))
+            .transpose()
     }
 
     /// Segments of `camera` that overlap `[from_ns, to_ns)`, by start time.
     pub(crate) fn range(&self, camera: &str, from_ns: i64, to_ns: i64) -> R<Vec<SegmentEntry>> {
-        let lo = time_prefix(camera, from_ns.saturating_sub(self.max_span_ns.load(Ordering::SeqCst)));
+        let lo = time_prefix(
+            camera,
+            from_ns.saturating_sub(self.max_span_ns.load(Ordering::SeqCst)),
+        );
         let hi = time_prefix(camera, to_ns);
         let mut out = Vec::new();
         for kv in self.time.range(lo..hi) {
             let (_, seq) = kv?;
-            let seq = u64::from_be_bytes(seq.as_ref().try_into().map_err(|_| sled::Error::Unsupported("bad time index value".into()))?);
+            let seq = u64::from_be_bytes(
+                seq.as_ref()
+                    .try_into()
+                    .map_err(|_| sled::Error::Unsupported("bad time index value".into()))?,
+            );
             if let Some(e) = self.get(camera, seq)?
-                && (e.end_ns > from_ns || (e.end_ns == e.start_ns && e.start_ns >= from_ns)) {
-                    out.push(e);
-                }
+                && (e.end_ns > from_ns || (e.end_ns == e.start_ns && e.start_ns >= from_ns))
+            {
+                out.push(e);
+            }
         }
         Ok(out)
     }
 
     /// A camera's segments by ascending start time.
-    pub(crate) fn oldest_first<'a>(&'a self, camera: &str) -> impl Iterator<Item = R<SegmentEntry>> + 'a {
+    pub(crate) fn oldest_first<'a>(
+        &'a self,
+        camera: &str,
+    ) -> impl Iterator<Item = R<SegmentEntry>> + 'a {
         let mut prefix = camera.as_bytes().to_vec();
         prefix.push(0);
         let camera = camera.to_owned();
         self.time.scan_prefix(prefix).map(move |kv| {
             let (_, seq) = kv?;
-            let seq = u64::from_be_bytes(seq.as_ref().try_into().map_err(|_| sled::Error::Unsupported("bad time index value".into()))?);
-            self.get(&camera, seq)?.ok_or_else(|| sled::Error::Unsupported("time index names a missing entry".into()))
+            let seq = u64::from_be_bytes(
+                seq.as_ref()
+                    .try_into()
+                    .map_err(|_| sled::Error::Unsupported("bad time index value".into()))?,
+            );
+            self.get(&camera, seq)?
+                .ok_or_else(|| sled::Error::Unsupported("time index names a missing entry".into()))
         })
     }
 
@@ -171,13 +208,18 @@ impl Index {
 
     /// How far into each log (by file name) the index has applied.
     pub(crate) fn positions(&self) -> R<BTreeMap<String, u64>> {
-        Ok(self.meta.get("positions")?.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default())
+        Ok(self
+            .meta
+            .get("positions")?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default())
     }
 
     pub(crate) fn set_position(&self, log: &str, pos: u64) -> R<()> {
         let mut p = self.positions()?;
         p.insert(log.to_owned(), pos);
-        self.meta.insert("positions", serde_json::to_vec(&p).expect("map serialises"))?;
+        self.meta
+            .insert("positions", serde_json::to_vec(&p).expect("map serialises"))?;
         Ok(())
     }
 

@@ -27,17 +27,51 @@ pub use manifest::{ClockState, Ended, Manifest};
 pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{
-    AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport, SegmentReader, Status, Store,
-    StoreConfig,
+    AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport,
+    SegmentReader, Status, Store, StoreConfig,
 };
 pub use writer::{Frame, Pushed, SegmentWriter};
+
+/// Incremental SHA-256 (ring's), for callers that hash alongside the store.
+#[derive(Clone)]
+pub struct Sha256(ring::digest::Context);
+
+impl std::fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha256")
+    }
+}
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sha256 {
+    pub fn new() -> Self {
+        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+    pub fn update(&mut self, b: &[u8]) {
+        self.0.update(b)
+    }
+    pub fn finish(self) -> Vec<u8> {
+        self.0.finish().as_ref().to_vec()
+    }
+}
 
 /// What can go wrong in the store. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot {op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
-    #[error("the segment index failed ({0}); restart the recorder and the index is rebuilt from the logs")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the segment index failed ({0}); restart the recorder and the index is rebuilt from the logs"
+    )]
     Index(String),
     #[error(transparent)]
     Key(#[from] signing::KeyError),
@@ -51,7 +85,9 @@ pub enum Error {
     BadCamera(String, String),
     #[error("camera {0} already has a writer: one recorder per camera")]
     WriterBusy(String),
-    #[error("no segment {0}/{1}: it was never recorded or has been deleted (see the destruction log)")]
+    #[error(
+        "no segment {0}/{1}: it was never recorded or has been deleted (see the destruction log)"
+    )]
     NoSuchSegment(String, u64),
     #[error("no active hold {0}: list holds to see their ids")]
     NoSuchHold(u64),
@@ -59,8 +95,15 @@ pub enum Error {
     HoldRefused(String),
 }
 
-pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io { op, path: path.to_owned(), source }
+pub(crate) fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]

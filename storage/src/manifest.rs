@@ -17,7 +17,10 @@ pub struct ClockState {
 }
 
 impl ClockState {
-    pub const UNKNOWN: ClockState = ClockState { synchronized: false, max_error_us: None };
+    pub const UNKNOWN: ClockState = ClockState {
+        synchronized: false,
+        max_error_us: None,
+    };
 }
 
 /// How a segment ended.

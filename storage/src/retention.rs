@@ -57,7 +57,9 @@ impl Hold {
 
 /// Whether any hold keeps the segment.
 pub fn held(holds: &[Hold], c: &Candidate, now_ns: i64) -> bool {
-    holds.iter().any(|h| h.covers(&c.camera, c.start_ns, c.end_ns, now_ns))
+    holds
+        .iter()
+        .any(|h| h.covers(&c.camera, c.start_ns, c.end_ns, now_ns))
 }
 
 /// Plans deletions. `oldest_first` must yield segments by ascending start time; it is read only
@@ -80,7 +82,11 @@ pub fn plan(
         if held(holds, &c, now_ns) {
             continue;
         }
-        let why = if c.start_ns < cutoff { Why::Expired } else { Why::OverBudget };
+        let why = if c.start_ns < cutoff {
+            Why::Expired
+        } else {
+            Why::OverBudget
+        };
         total = total.saturating_sub(c.bytes);
         out.push((c, why));
     }
@@ -98,21 +104,35 @@ mod tests {
     use super::*;
 
     fn seg(camera: &str, seq: u64, day: i64, bytes: u64) -> Candidate {
-        Candidate { camera: camera.into(), seq, start_ns: day * DAY_NS, end_ns: day * DAY_NS + 60_000_000_000, bytes }
+        Candidate {
+            camera: camera.into(),
+            seq,
+            start_ns: day * DAY_NS,
+            end_ns: day * DAY_NS + 60_000_000_000,
+            bytes,
+        }
     }
 
     #[test]
     fn expired_go_even_with_room() {
         let segs = vec![seg("a", 0, 0, 10), seg("a", 1, 5, 10), seg("a", 2, 40, 10)];
         let p = plan(segs, &[], 40 * DAY_NS, 31, 30, u64::MAX);
-        assert_eq!(p.iter().map(|(c, w)| (c.seq, *w)).collect::<Vec<_>>(), vec![(0, Why::Expired), (1, Why::Expired)]);
+        assert_eq!(
+            p.iter().map(|(c, w)| (c.seq, *w)).collect::<Vec<_>>(),
+            vec![(0, Why::Expired), (1, Why::Expired)]
+        );
     }
 
     #[test]
     fn over_budget_oldest_first_and_stops_when_under() {
-        let segs: Vec<_> = (0..10).map(|i| seg("a", i, 30 + i as i64 / 5, 100)).collect();
+        let segs: Vec<_> = (0..10)
+            .map(|i| seg("a", i, 30 + i as i64 / 5, 100))
+            .collect();
         let p = plan(segs, &[], 32 * DAY_NS, 31, 1000, 750);
-        assert_eq!(p.iter().map(|(c, _)| c.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            p.iter().map(|(c, _)| c.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!(p.iter().all(|(_, w)| *w == Why::OverBudget));
     }
 
@@ -130,11 +150,26 @@ mod tests {
             created_ns: 0,
         };
         let segs = vec![seg("a", 0, 0, 10), seg("b", 0, 0, 10), seg("a", 1, 50, 10)];
-        let p = plan(segs.clone(), std::slice::from_ref(&hold), 50 * DAY_NS, 31, 30, 10);
+        let p = plan(
+            segs.clone(),
+            std::slice::from_ref(&hold),
+            50 * DAY_NS,
+            31,
+            30,
+            10,
+        );
         // a/0 held; b/0 expired; a/1 over budget (30 - 10 = 20 > 10).
-        assert_eq!(p.iter().map(|(c, _)| (c.camera.as_str(), c.seq)).collect::<Vec<_>>(), vec![("b", 0), ("a", 1)]);
+        assert_eq!(
+            p.iter()
+                .map(|(c, _)| (c.camera.as_str(), c.seq))
+                .collect::<Vec<_>>(),
+            vec![("b", 0), ("a", 1)]
+        );
         let later = plan(segs, &[hold], 101 * DAY_NS, 31, 30, u64::MAX);
-        assert!(later.iter().any(|(c, _)| c.camera == "a" && c.seq == 0), "a lapsed hold no longer protects");
+        assert!(
+            later.iter().any(|(c, _)| c.camera == "a" && c.seq == 0),
+            "a lapsed hold no longer protects"
+        );
     }
 
     #[test]

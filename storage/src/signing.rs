@@ -12,10 +12,20 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read the unit signing key {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot create the unit signing key {path}: {source} (is its directory writable by the daemon?)")]
-    Create { path: PathBuf, source: std::io::Error },
-    #[error("{path} is not an Ed25519 PKCS#8 key; move it aside and a new key is created at start (manifests already signed stay verifiable with the old public key)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot create the unit signing key {path}: {source} (is its directory writable by the daemon?)"
+    )]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not an Ed25519 PKCS#8 key; move it aside and a new key is created at start (manifests already signed stay verifiable with the old public key)"
+    )]
     Invalid { path: PathBuf },
 }
 
@@ -33,21 +43,36 @@ impl UnitKey {
     /// Loads the key at `path`, creating it (mode 600) when missing.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         match std::fs::read(path) {
-            Ok(der) => Self::from_pkcs8(&der).ok_or_else(|| KeyError::Invalid { path: path.to_owned() }),
+            Ok(der) => Self::from_pkcs8(&der).ok_or_else(|| KeyError::Invalid {
+                path: path.to_owned(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let create = |source| KeyError::Create { path: path.to_owned(), source };
+                let create = |source| KeyError::Create {
+                    path: path.to_owned(),
+                    source,
+                };
                 let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
                     .map_err(|_| create(std::io::Error::other("no randomness")))?;
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(create)?;
                 }
-                let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(create)?;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(create)?;
                 f.write_all(doc.as_ref()).map_err(create)?;
                 f.sync_all().map_err(create)?;
                 tracing::info!(path = %path.display(), "created the unit signing key");
-                Self::from_pkcs8(doc.as_ref()).ok_or_else(|| KeyError::Invalid { path: path.to_owned() })
+                Self::from_pkcs8(doc.as_ref()).ok_or_else(|| KeyError::Invalid {
+                    path: path.to_owned(),
+                })
             }
-            Err(source) => Err(KeyError::Read { path: path.to_owned(), source }),
+            Err(source) => Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
 
@@ -58,7 +83,9 @@ impl UnitKey {
     }
 
     fn from_pkcs8(der: &[u8]) -> Option<Self> {
-        Ed25519KeyPair::from_pkcs8(der).ok().map(|pair| UnitKey { pair })
+        Ed25519KeyPair::from_pkcs8(der)
+            .ok()
+            .map(|pair| UnitKey { pair })
     }
 
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
@@ -80,5 +107,7 @@ impl UnitKey {
 
 /// Checks an Ed25519 signature by the unit whose public key is `public`.
 pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public).verify(msg, sig).is_ok()
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(msg, sig)
+        .is_ok()
 }

@@ -137,9 +137,17 @@ pub struct Destruction {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum HoldEvent {
-    Created { hold: Hold },
-    Released { id: u64, who: String, reason: String },
-    Lapsed { id: u64 },
+    Created {
+        hold: Hold,
+    },
+    Released {
+        id: u64,
+        who: String,
+        reason: String,
+    },
+    Lapsed {
+        id: u64,
+    },
 }
 
 /// A request to hold footage.
@@ -183,7 +191,10 @@ impl Status {
     /// Days of retention the unit really keeps: the configured days, or fewer if the disk
     /// cannot hold them.
     pub fn effective_retention_days(&self) -> f64 {
-        self.capacity_days.map_or(f64::from(self.retention_days), |c| c.min(f64::from(self.retention_days)))
+        self.capacity_days
+            .map_or(f64::from(self.retention_days), |c| {
+                c.min(f64::from(self.retention_days))
+            })
     }
 }
 
@@ -250,7 +261,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("root", &self.inner.cfg.root).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("root", &self.inner.cfg.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -261,7 +274,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
 }
 
 fn idx_err(e: sled::Error) -> Error {
@@ -283,7 +298,11 @@ impl Store {
     /// Opens (creating) the store: recovers segments cut off by a power loss, finishes
     /// interrupted deletions, brings the index up to date (or rebuilds it), and reconciles the
     /// index with the files on disk.
-    pub fn open(cfg: StoreConfig, key: Arc<UnitKey>, clocks: Arc<dyn Clocks>) -> Result<(Store, OpenReport), Error> {
+    pub fn open(
+        cfg: StoreConfig,
+        key: Arc<UnitKey>,
+        clocks: Arc<dyn Clocks>,
+    ) -> Result<(Store, OpenReport), Error> {
         if cfg.recipients.is_empty() {
             return Err(Error::NoRecipients);
         }
@@ -293,10 +312,13 @@ impl Store {
             std::fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
         let pubkey_path = root.join("unit-public-key");
-        std::fs::write(&pubkey_path, format!("{}\n", key.public_hex())).map_err(io_err("write", &pubkey_path))?;
+        std::fs::write(&pubkey_path, format!("{}\n", key.public_hex()))
+            .map_err(io_err("write", &pubkey_path))?;
         let logs_dir = root.join("logs");
         let mut manifests = HashMap::new();
-        for ent in std::fs::read_dir(logs_dir.join("manifests")).map_err(io_err("list", &logs_dir))? {
+        for ent in
+            std::fs::read_dir(logs_dir.join("manifests")).map_err(io_err("list", &logs_dir))?
+        {
             let ent = ent.map_err(io_err("list", &logs_dir))?;
             let name = ent.file_name().to_string_lossy().into_owned();
             if let Some(cam) = name.strip_suffix(".jsonl") {
@@ -313,7 +335,9 @@ impl Store {
         for (_, ev) in chainlog::read_all::<HoldEvent>(logs.holds.path())? {
             match ev {
                 HoldEvent::Created { hold } => holds.push(hold),
-                HoldEvent::Released { id, .. } | HoldEvent::Lapsed { id } => holds.retain(|h| h.id != id),
+                HoldEvent::Released { id, .. } | HoldEvent::Lapsed { id } => {
+                    holds.retain(|h| h.id != id)
+                }
             }
         }
         let index_path = root.join("index");
@@ -345,7 +369,12 @@ impl Store {
         store.sync_index(&mut report)?;
         store.recover_partials(&mut report)?;
         store.reconcile_files(&mut report)?;
-        let total = store.inner.index.all().try_fold(0u64, |t, e| e.map(|e| t + e.bytes)).map_err(idx_err)?;
+        let total = store
+            .inner
+            .index
+            .all()
+            .try_fold(0u64, |t, e| e.map(|e| t + e.bytes))
+            .map_err(idx_err)?;
         store.inner.total_bytes.store(total, Ordering::SeqCst);
         store.inner.index.flush().map_err(idx_err)?;
         Ok((store, report))
@@ -380,7 +409,9 @@ impl Store {
                 .collect();
             names.sort();
             for name in &names {
-                let Some((seq, _start, ext)) = parse_stem(name) else { continue };
+                let Some((seq, _start, ext)) = parse_stem(name) else {
+                    continue;
+                };
                 let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
                 match ext {
                     "partial" => self.recover_one(&camera, &dir, stem, seq, report)?,
@@ -396,37 +427,62 @@ impl Store {
         Ok(())
     }
 
-    fn recover_one(&self, camera: &str, dir: &Path, stem: &str, seq: u64, report: &mut OpenReport) -> Result<(), Error> {
+    fn recover_one(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        report: &mut OpenReport,
+    ) -> Result<(), Error> {
         let partial = dir.join(format!("{stem}.partial"));
         let tail = dir.join(format!("{stem}.tail"));
         let committed = {
             let logs = lock(&self.inner.logs);
-            logs.manifests.get(camera).is_some_and(|l| !l.is_empty() && seq < l.next_seq())
+            logs.manifests
+                .get(camera)
+                .is_some_and(|l| !l.is_empty() && seq < l.next_seq())
         };
         if committed {
             // The manifest is durable: only the rename was missing.
-            tracing::info!(camera, stem, "finishing the commit of a segment interrupted after its manifest");
+            tracing::info!(
+                camera,
+                stem,
+                "finishing the commit of a segment interrupted after its manifest"
+            );
             let fin = dir.join(format!("{stem}.age"));
             std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
             let _ = std::fs::remove_file(&tail);
             return fsync_dir(dir);
         }
-        let mut f = File::options().read(true).write(true).open(&partial).map_err(io_err("open", &partial))?;
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .map_err(io_err("open", &partial))?;
         let len = f.metadata().map_err(io_err("stat", &partial))?.len();
         let Some((meta, chunk)) = writer::best_tail(&tail, len)? else {
-            tracing::warn!(camera, stem, bytes = len, "discarding a segment cut off by a power loss before its first sync: nothing in it was durable");
+            tracing::warn!(
+                camera,
+                stem,
+                bytes = len,
+                "discarding a segment cut off by a power loss before its first sync: nothing in it was durable"
+            );
             std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
             let _ = std::fs::remove_file(&tail);
             fsync_dir(dir)?;
             report.discarded.push(format!("{camera}/{stem}"));
             return Ok(());
         };
-        f.set_len(meta.main_len).map_err(io_err("truncate", &partial))?;
-        f.write_all_at(&chunk, meta.main_len).map_err(io_err("write", &partial))?;
+        f.set_len(meta.main_len)
+            .map_err(io_err("truncate", &partial))?;
+        f.write_all_at(&chunk, meta.main_len)
+            .map_err(io_err("write", &partial))?;
         f.sync_all().map_err(io_err("fsync", &partial))?;
         let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         let mut buf = vec![0u8; 1 << 16];
-        f.seek(SeekFrom::Start(0)).map_err(io_err("seek", &partial))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", &partial))?;
         loop {
             let n = f.read(&mut buf).map_err(io_err("read", &partial))?;
             if n == 0 {
@@ -464,21 +520,34 @@ impl Store {
     fn sync_index(&self, report: &mut OpenReport) -> Result<(), Error> {
         let idx = &self.inner.index;
         let logs = lock(&self.inner.logs);
-        let mut lens: BTreeMap<String, u64> = logs.manifests.iter().map(|(c, l)| (manifest_log_name(c), l.len())).collect();
+        let mut lens: BTreeMap<String, u64> = logs
+            .manifests
+            .iter()
+            .map(|(c, l)| (manifest_log_name(c), l.len()))
+            .collect();
         lens.insert("destruction.jsonl".into(), logs.destruction.len());
         let pos = match idx.positions() {
             Ok(p) => p,
             Err(e) => {
-                report.index_rebuilt.get_or_insert(format!("its positions are unreadable: {e}"));
+                report
+                    .index_rebuilt
+                    .get_or_insert(format!("its positions are unreadable: {e}"));
                 BTreeMap::new()
             }
         };
-        let ahead = pos.iter().find(|(k, v)| lens.get(*k).is_none_or(|l| *v > l));
+        let ahead = pos
+            .iter()
+            .find(|(k, v)| lens.get(*k).is_none_or(|l| *v > l));
         if let Some((k, _)) = ahead {
-            report.index_rebuilt.get_or_insert(format!("it is ahead of {k} (the log was truncated or replaced)"));
+            report.index_rebuilt.get_or_insert(format!(
+                "it is ahead of {k} (the log was truncated or replaced)"
+            ));
         }
         let start = if report.index_rebuilt.is_some() {
-            tracing::warn!(reason = report.index_rebuilt.as_deref().unwrap_or(""), "rebuilding the index from the logs");
+            tracing::warn!(
+                reason = report.index_rebuilt.as_deref().unwrap_or(""),
+                "rebuilding the index from the logs"
+            );
             idx.clear().map_err(idx_err)?;
             BTreeMap::new()
         } else {
@@ -502,7 +571,8 @@ impl Store {
                 idx.remove(&d.camera, d.seq).map_err(idx_err)?;
                 report.replayed += 1;
             }
-            idx.set_position("destruction.jsonl", logs.destruction.len()).map_err(idx_err)?;
+            idx.set_position("destruction.jsonl", logs.destruction.len())
+                .map_err(idx_err)?;
         }
         Ok(())
     }
@@ -515,7 +585,11 @@ impl Store {
             let cam = cam.map_err(io_err("list", &seg_root))?;
             let camera = cam.file_name().to_string_lossy().into_owned();
             for f in std::fs::read_dir(cam.path()).map_err(io_err("list", &cam.path()))? {
-                let name = f.map_err(io_err("list", &cam.path()))?.file_name().to_string_lossy().into_owned();
+                let name = f
+                    .map_err(io_err("list", &cam.path()))?
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
                 if name.ends_with(".age") {
                     on_disk.insert((camera.clone(), name));
                 }
@@ -533,15 +607,18 @@ impl Store {
         }
         for e in missing {
             tracing::error!(camera = %e.camera, seq = e.seq, file = %e.file, "segment file missing, and no destruction is logged for it: run verify");
-            report.missing_files.push(format!("{}/{}", e.camera, e.file));
+            report
+                .missing_files
+                .push(format!("{}/{}", e.camera, e.file));
             self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
         }
         let strays: Vec<_> = on_disk.difference(&indexed).cloned().collect();
         if !strays.is_empty() {
-            let destroyed: HashSet<(String, String)> = chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
-                .into_iter()
-                .map(|(_, d)| (d.camera, d.file))
-                .collect();
+            let destroyed: HashSet<(String, String)> =
+                chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
+                    .into_iter()
+                    .map(|(_, d)| (d.camera, d.file))
+                    .collect();
             for (camera, file) in strays {
                 let p = self.segments_dir(&camera).join(&file);
                 if destroyed.contains(&(camera.clone(), file.clone())) {
@@ -563,14 +640,25 @@ impl Store {
         if !lock(&self.inner.writers).insert(camera.to_owned()) {
             return Err(Error::WriterBusy(camera.to_owned()));
         }
-        Ok(SegmentWriter { store: self.clone(), camera: camera.to_owned(), open: None, clock: ClockState::UNKNOWN, dropped_before_keyframe: 0 })
+        Ok(SegmentWriter {
+            store: self.clone(),
+            camera: camera.to_owned(),
+            open: None,
+            clock: ClockState::UNKNOWN,
+            dropped_before_keyframe: 0,
+        })
     }
 
     pub(crate) fn release_writer(&self, camera: &str) {
         lock(&self.inner.writers).remove(camera);
     }
 
-    pub(crate) fn begin_segment(&self, camera: &str, f: &Frame<'_>, clock: ClockState) -> Result<OpenSegment, Error> {
+    pub(crate) fn begin_segment(
+        &self,
+        camera: &str,
+        f: &Frame<'_>,
+        clock: ClockState,
+    ) -> Result<OpenSegment, Error> {
         let dir = self.segments_dir(camera);
         std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let seq = {
@@ -578,16 +666,29 @@ impl Store {
             self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?
         };
         let stem = format!("{seq:010}-{}", f.wall_ns);
-        let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng).map_err(|e| Error::Crypto(e.0))?;
+        let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng)
+            .map_err(|e| Error::Crypto(e.0))?;
         let seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
         fsync_dir(&dir)?;
         Ok(seg)
     }
 
-    fn manifest_log<'a>(&self, logs: &'a mut Logs, camera: &str) -> Result<&'a mut ChainLog, Error> {
+    fn manifest_log<'a>(
+        &self,
+        logs: &'a mut Logs,
+        camera: &str,
+    ) -> Result<&'a mut ChainLog, Error> {
         if !logs.manifests.contains_key(camera) {
-            let p = self.inner.cfg.root.join("logs").join(manifest_log_name(camera));
-            logs.manifests.insert(camera.to_owned(), ChainLog::open(&p, self.inner.key.clone())?);
+            let p = self
+                .inner
+                .cfg
+                .root
+                .join("logs")
+                .join(manifest_log_name(camera));
+            logs.manifests.insert(
+                camera.to_owned(),
+                ChainLog::open(&p, self.inner.key.clone())?,
+            );
         }
         Ok(logs.manifests.get_mut(camera).expect("inserted above"))
     }
@@ -606,10 +707,13 @@ impl Store {
             let pos = log.len();
             let idx = &self.inner.index;
             idx.insert(&SegmentEntry::from(m)).map_err(idx_err)?;
-            idx.set_position(&manifest_log_name(&m.camera), pos).map_err(idx_err)?;
+            idx.set_position(&manifest_log_name(&m.camera), pos)
+                .map_err(idx_err)?;
         }
         let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
-        self.inner.total_bytes.fetch_add(m.ciphertext_len, Ordering::SeqCst);
+        self.inner
+            .total_bytes
+            .fetch_add(m.ciphertext_len, Ordering::SeqCst);
         tracing::debug!(camera = %m.camera, seq = m.seq, bytes = m.ciphertext_len, "segment committed");
         Ok(())
     }
@@ -623,11 +727,18 @@ impl Store {
 
     /// Finished segments of `camera` overlapping `[from_ns, to_ns)`, by start time.
     pub fn list(&self, camera: &str, from_ns: i64, to_ns: i64) -> Result<Vec<SegmentEntry>, Error> {
-        self.inner.index.range(camera, from_ns, to_ns).map_err(idx_err)
+        self.inner
+            .index
+            .range(camera, from_ns, to_ns)
+            .map_err(idx_err)
     }
 
     pub fn segment(&self, camera: &str, seq: u64) -> Result<SegmentEntry, Error> {
-        self.inner.index.get(camera, seq).map_err(idx_err)?.ok_or_else(|| Error::NoSuchSegment(camera.to_owned(), seq))
+        self.inner
+            .index
+            .get(camera, seq)
+            .map_err(idx_err)?
+            .ok_or_else(|| Error::NoSuchSegment(camera.to_owned(), seq))
     }
 
     /// Opens a finished segment's ciphertext for reading from any offset.
@@ -635,26 +746,52 @@ impl Store {
         let entry = self.segment(camera, seq)?;
         let p = self.segments_dir(camera).join(&entry.file);
         let file = File::open(&p).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound { Error::NoSuchSegment(camera.to_owned(), seq) } else { io_err("open", &p)(e) }
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NoSuchSegment(camera.to_owned(), seq)
+            } else {
+                io_err("open", &p)(e)
+            }
         })?;
         Ok(SegmentReader { file, entry })
     }
 
     /// The path of a finished segment (for local export and tests).
     pub fn segment_path(&self, camera: &str, seq: u64) -> Result<PathBuf, Error> {
-        Ok(self.segments_dir(camera).join(self.segment(camera, seq)?.file))
+        Ok(self
+            .segments_dir(camera)
+            .join(self.segment(camera, seq)?.file))
     }
 
     /// Signed manifest entries of `camera` with `from_seq <= seq < to_seq`, in order.
-    pub fn manifests(&self, camera: &str, from_seq: u64, to_seq: u64) -> Result<Vec<chainlog::Entry>, Error> {
-        let p = self.inner.cfg.root.join("logs").join(manifest_log_name(camera));
-        Ok(chainlog::read_all::<serde_json::Value>(&p)?.into_iter().map(|(e, _)| e).filter(|e| (from_seq..to_seq).contains(&e.seq)).collect())
+    pub fn manifests(
+        &self,
+        camera: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<chainlog::Entry>, Error> {
+        let p = self
+            .inner
+            .cfg
+            .root
+            .join("logs")
+            .join(manifest_log_name(camera));
+        Ok(chainlog::read_all::<serde_json::Value>(&p)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .filter(|e| (from_seq..to_seq).contains(&e.seq))
+            .collect())
     }
 
     /// The audit log's entries from `from_seq` on.
-    pub fn audit_entries(&self, from_seq: u64) -> Result<Vec<(chainlog::Entry, AuditRecord)>, Error> {
+    pub fn audit_entries(
+        &self,
+        from_seq: u64,
+    ) -> Result<Vec<(chainlog::Entry, AuditRecord)>, Error> {
         let p = lock(&self.inner.logs).audit.path().to_owned();
-        Ok(chainlog::read_all::<AuditRecord>(&p)?.into_iter().filter(|(e, _)| e.seq >= from_seq).collect())
+        Ok(chainlog::read_all::<AuditRecord>(&p)?
+            .into_iter()
+            .filter(|(e, _)| e.seq >= from_seq)
+            .collect())
     }
 
     /// The destruction log.
@@ -681,7 +818,11 @@ impl Store {
 
     fn lapse_holds(&self) -> Result<Vec<u64>, Error> {
         let now = self.now_ns();
-        let lapsed: Vec<Hold> = lock(&self.inner.holds).iter().filter(|h| h.review_ns <= now).cloned().collect();
+        let lapsed: Vec<Hold> = lock(&self.inner.holds)
+            .iter()
+            .filter(|h| h.review_ns <= now)
+            .cloned()
+            .collect();
         for h in &lapsed {
             tracing::warn!(hold = h.id, case = %h.case_ref, "hold lapsed: its review date passed without renewal; its footage now follows normal retention");
             let mut logs = lock(&self.inner.logs);
@@ -694,7 +835,11 @@ impl Store {
                     action: "hold_lapsed".into(),
                     case_ref: Some(h.case_ref.clone()),
                     outcome: "done".into(),
-                    detail: Some(format!("hold {} passed its review date {}", h.id, crate::clock::rfc3339(h.review_ns))),
+                    detail: Some(format!(
+                        "hold {} passed its review date {}",
+                        h.id,
+                        crate::clock::rfc3339(h.review_ns)
+                    )),
                     ..Default::default()
                 },
             )?;
@@ -709,10 +854,16 @@ impl Store {
         let mut seen = HashSet::new();
         let mut total = 0;
         for h in holds {
-            let cams = if h.cameras.is_empty() { self.cameras()? } else { h.cameras.clone() };
+            let cams = if h.cameras.is_empty() {
+                self.cameras()?
+            } else {
+                h.cameras.clone()
+            };
             for c in cams {
                 for e in self.list(&c, h.from_ns, h.to_ns)? {
-                    if h.covers(&e.camera, e.start_ns, e.end_ns, now) && seen.insert((e.camera.clone(), e.seq)) {
+                    if h.covers(&e.camera, e.start_ns, e.end_ns, now)
+                        && seen.insert((e.camera.clone(), e.seq))
+                    {
                         total += e.bytes;
                     }
                 }
@@ -727,7 +878,10 @@ impl Store {
     pub fn create_hold(&self, req: HoldRequest) -> Result<Hold, Error> {
         let now = self.now_ns();
         let refuse = |m: String| Err(Error::HoldRefused(m));
-        if req.case_ref.trim().is_empty() || req.reason.trim().is_empty() || req.who.trim().is_empty() {
+        if req.case_ref.trim().is_empty()
+            || req.reason.trim().is_empty()
+            || req.who.trim().is_empty()
+        {
             return refuse("a hold needs a case reference, a reason and who asked for it".into());
         }
         if req.from_ns >= req.to_ns {
@@ -739,7 +893,13 @@ impl Store {
         let mut all = self.holds()?;
         let id = chainlog::read_all::<HoldEvent>(lock(&self.inner.logs).holds.path())?
             .iter()
-            .filter_map(|(_, e)| if let HoldEvent::Created { hold } = e { Some(hold.id) } else { None })
+            .filter_map(|(_, e)| {
+                if let HoldEvent::Created { hold } = e {
+                    Some(hold.id)
+                } else {
+                    None
+                }
+            })
             .max()
             .map_or(1, |m| m + 1);
         let hold = Hold {
@@ -763,7 +923,8 @@ impl Store {
             ));
         }
         let mut logs = lock(&self.inner.logs);
-        logs.holds.append(now, &HoldEvent::Created { hold: hold.clone() })?;
+        logs.holds
+            .append(now, &HoldEvent::Created { hold: hold.clone() })?;
         logs.audit.append(
             now,
             &AuditRecord {
@@ -775,7 +936,15 @@ impl Store {
                 case_ref: Some(hold.case_ref.clone()),
                 reason: Some(hold.reason.clone()),
                 outcome: "granted".into(),
-                detail: Some(format!("hold {} on {}", hold.id, if hold.cameras.is_empty() { "all cameras".into() } else { hold.cameras.join(", ") })),
+                detail: Some(format!(
+                    "hold {} on {}",
+                    hold.id,
+                    if hold.cameras.is_empty() {
+                        "all cameras".into()
+                    } else {
+                        hold.cameras.join(", ")
+                    }
+                )),
                 ..Default::default()
             },
         )?;
@@ -786,10 +955,21 @@ impl Store {
 
     /// Releases a hold; its footage then follows normal retention.
     pub fn release_hold(&self, id: u64, who: &str, reason: &str) -> Result<Hold, Error> {
-        let hold = lock(&self.inner.holds).iter().find(|h| h.id == id).cloned().ok_or(Error::NoSuchHold(id))?;
+        let hold = lock(&self.inner.holds)
+            .iter()
+            .find(|h| h.id == id)
+            .cloned()
+            .ok_or(Error::NoSuchHold(id))?;
         let now = self.now_ns();
         let mut logs = lock(&self.inner.logs);
-        logs.holds.append(now, &HoldEvent::Released { id, who: who.into(), reason: reason.into() })?;
+        logs.holds.append(
+            now,
+            &HoldEvent::Released {
+                id,
+                who: who.into(),
+                reason: reason.into(),
+            },
+        )?;
         logs.audit.append(
             now,
             &AuditRecord {
@@ -816,7 +996,8 @@ impl Store {
             Budget::MaxBytes(b) => Ok(b),
             Budget::ReserveFree(reserve) => {
                 let root = &self.inner.cfg.root;
-                let st = rustix::fs::statvfs(root).map_err(|e| io_err("statvfs", root)(e.into()))?;
+                let st =
+                    rustix::fs::statvfs(root).map_err(|e| io_err("statvfs", root)(e.into()))?;
                 let avail = st.f_bavail.saturating_mul(st.f_frsize);
                 Ok((self.inner.total_bytes.load(Ordering::SeqCst) + avail).saturating_sub(reserve))
             }
@@ -835,19 +1016,30 @@ impl Store {
         let cams = self.cameras()?;
         let plan = {
             let idx = &self.inner.index;
-            let iters: Vec<_> = cams.iter().map(|c| idx.oldest_first(c).peekable()).collect();
+            let iters: Vec<_> = cams
+                .iter()
+                .map(|c| idx.oldest_first(c).peekable())
+                .collect();
             let merged = MergeOldest { iters, err: None };
             retention::plan(merged, &holds, now, days, total, budget)
         };
-        let mut report = RetentionReport { lapsed_holds, ..Default::default() };
+        let mut report = RetentionReport {
+            lapsed_holds,
+            ..Default::default()
+        };
         for (c, why) in plan {
             let (why_s, authority) = match why {
                 Why::Expired => (
                     format!("older than the retention period of {days} days"),
-                    format!("retention policy of unit {} (storage.retention_days = {days})", self.inner.cfg.unit_id),
+                    format!(
+                        "retention policy of unit {} (storage.retention_days = {days})",
+                        self.inner.cfg.unit_id
+                    ),
                 ),
                 Why::OverBudget => (
-                    format!("the store was over its budget of {budget} bytes; oldest footage first"),
+                    format!(
+                        "the store was over its budget of {budget} bytes; oldest footage first"
+                    ),
                     format!("storage budget of unit {}", self.inner.cfg.unit_id),
                 ),
             };
@@ -859,13 +1051,24 @@ impl Store {
             }
         }
         if report.expired + report.over_budget > 0 {
-            tracing::info!(expired = report.expired, over_budget = report.over_budget, bytes = report.bytes_freed, "retention deleted footage");
+            tracing::info!(
+                expired = report.expired,
+                over_budget = report.over_budget,
+                bytes = report.bytes_freed,
+                "retention deleted footage"
+            );
         }
         Ok(report)
     }
 
     /// Destroys one segment: logged, unlinked, directory synced, dropped from the index.
-    pub fn destroy(&self, camera: &str, seq: u64, why: &str, authority: &str) -> Result<Destruction, Error> {
+    pub fn destroy(
+        &self,
+        camera: &str,
+        seq: u64,
+        why: &str,
+        authority: &str,
+    ) -> Result<Destruction, Error> {
         let e = self.segment(camera, seq)?;
         let d = Destruction {
             camera: e.camera.clone(),
@@ -891,7 +1094,10 @@ impl Store {
         }
         fsync_dir(&dir)?;
         self.inner.index.remove(camera, seq).map_err(idx_err)?;
-        self.inner.index.set_position("destruction.jsonl", logs.destruction.len()).map_err(idx_err)?;
+        self.inner
+            .index
+            .set_position("destruction.jsonl", logs.destruction.len())
+            .map_err(idx_err)?;
         drop(logs);
         self.inner.total_bytes.fetch_sub(e.bytes, Ordering::SeqCst);
         Ok(d)
@@ -907,7 +1113,12 @@ impl Store {
         let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
         let (mut segments, mut recent_bytes, mut recent_from) = (0u64, 0u64, now);
         for cam in self.cameras()? {
-            let mut cs = CameraStatus { camera: cam.clone(), segments: 0, bytes: 0, newest_end_ns: None };
+            let mut cs = CameraStatus {
+                camera: cam.clone(),
+                segments: 0,
+                bytes: 0,
+                newest_end_ns: None,
+            };
             for e in self.inner.index.oldest_first(&cam) {
                 let e = e.map_err(idx_err)?;
                 cs.segments += 1;
@@ -925,7 +1136,11 @@ impl Store {
         }
         let span = (now - recent_from).max(0);
         // An hour of footage is the least that gives a useful rate.
-        let per_day = if span >= 3600 * 1_000_000_000 { recent_bytes as f64 * DAY_NS as f64 / span as f64 } else { 0.0 };
+        let per_day = if span >= 3600 * 1_000_000_000 {
+            recent_bytes as f64 * DAY_NS as f64 / span as f64
+        } else {
+            0.0
+        };
         let budget = self.budget_bytes()?;
         Ok(Status {
             segments,
@@ -961,10 +1176,17 @@ impl Store {
         for p in [&audit, &destruction, &holds] {
             problems.extend(chainlog::verify(p, &public)?);
         }
-        let destroyed: HashSet<(String, u64)> = chainlog::read_all::<Destruction>(&destruction)?.into_iter().map(|(_, d)| (d.camera, d.seq)).collect();
+        let destroyed: HashSet<(String, u64)> = chainlog::read_all::<Destruction>(&destruction)?
+            .into_iter()
+            .map(|(_, d)| (d.camera, d.seq))
+            .collect();
         for cam in manifest_logs {
             let lp = logs_dir.join(manifest_log_name(&cam));
-            problems.extend(chainlog::verify(&lp, &public)?.into_iter().map(|m| format!("camera {cam}: {m}")));
+            problems.extend(
+                chainlog::verify(&lp, &public)?
+                    .into_iter()
+                    .map(|m| format!("camera {cam}: {m}")),
+            );
             let dir = self.segments_dir(&cam);
             let mut named = HashSet::new();
             for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
@@ -1023,14 +1245,16 @@ impl Store {
 fn read_from<T: serde::de::DeserializeOwned>(path: &Path, from: u64) -> Result<Vec<T>, Error> {
     use std::io::BufRead as _;
     let mut f = File::open(path).map_err(io_err("open", path))?;
-    f.seek(SeekFrom::Start(from)).map_err(io_err("seek", path))?;
+    f.seek(SeekFrom::Start(from))
+        .map_err(io_err("seek", path))?;
     let mut out = Vec::new();
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(io_err("read", path))?;
         if let Ok(e) = serde_json::from_str::<chainlog::Entry>(&line)
-            && let Ok(t) = serde_json::from_value(e.body) {
-                out.push(t);
-            }
+            && let Ok(t) = serde_json::from_value(e.body)
+        {
+            out.push(t);
+        }
     }
     Ok(out)
 }
@@ -1058,11 +1282,19 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
                 }
                 None => continue,
             };
-            if best.is_none_or(|b| matches!(self.iters[b].peek(), Some(Ok(e)) if start < e.start_ns)) {
+            if best
+                .is_none_or(|b| matches!(self.iters[b].peek(), Some(Ok(e)) if start < e.start_ns))
+            {
                 best = Some(i);
             }
         }
         let e = self.iters[best?].next()?.ok()?;
-        Some(Candidate { camera: e.camera, seq: e.seq, start_ns: e.start_ns, end_ns: e.end_ns, bytes: e.bytes })
+        Some(Candidate {
+            camera: e.camera,
+            seq: e.seq,
+            start_ns: e.start_ns,
+            end_ns: e.end_ns,
+            bytes: e.bytes,
+        })
     }
 }

@@ -31,7 +31,9 @@ fn recipient_of(id: &age::x25519::Identity) -> [u8; 32] {
 fn fast_tempdir() -> tempfile::TempDir {
     // tmpfs where there is one: fsync is a no-op there, and these tests are about logic, not
     // disks (the crash test uses the real disk).
-    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
 }
 
 impl Fixture {
@@ -52,7 +54,13 @@ impl Fixture {
             index_cache_bytes: 1 << 20,
             max_held_fraction: 0.5,
         };
-        Fixture { dir, clocks: Arc::new(SimulatedClocks::new(BASE)), key: Arc::new(UnitKey::ephemeral()), identity, cfg }
+        Fixture {
+            dir,
+            clocks: Arc::new(SimulatedClocks::new(BASE)),
+            key: Arc::new(UnitKey::ephemeral()),
+            identity,
+            cfg,
+        }
     }
 
     fn open(&self) -> (Store, OpenReport) {
@@ -66,10 +74,14 @@ impl Fixture {
 
 fn decrypt_with(identity: &age::x25519::Identity, path: &Path) -> Vec<u8> {
     let f = std::fs::File::open(path).unwrap();
-    let d = age::Decryptor::new(f).unwrap_or_else(|e| panic!("{}: not an age file: {e}", path.display()));
-    let mut r = d.decrypt(std::iter::once(identity as &dyn age::Identity)).unwrap();
+    let d = age::Decryptor::new(f)
+        .unwrap_or_else(|e| panic!("{}: not an age file: {e}", path.display()));
+    let mut r = d
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .unwrap();
     let mut out = Vec::new();
-    r.read_to_end(&mut out).unwrap_or_else(|e| panic!("{}: payload does not authenticate: {e}", path.display()));
+    r.read_to_end(&mut out)
+        .unwrap_or_else(|e| panic!("{}: payload does not authenticate: {e}", path.display()));
     out
 }
 
@@ -83,7 +95,9 @@ fn frame_bytes(wall_ns: i64) -> Vec<u8> {
 
 /// The plaintext of `frames` consecutive frames from `start_ns`.
 fn expected(start_ns: i64, frames: u64) -> Vec<u8> {
-    (0..frames as i64).flat_map(|i| frame_bytes(start_ns + i * FRAME_NS)).collect()
+    (0..frames as i64)
+        .flat_map(|i| frame_bytes(start_ns + i * FRAME_NS))
+        .collect()
 }
 
 /// Pushes `n` frames at 25 fps from the clocks' current time, a keyframe every `gop` frames.
@@ -92,7 +106,14 @@ fn push_frames(w: &mut SegmentWriter, clocks: &SimulatedClocks, n: u64, gop: u64
     for i in 0..n {
         let wall = clocks.wall_ns();
         let data = frame_bytes(wall);
-        let p = w.push(&Frame { data: &data, keyframe: i % gop == 0, wall_ns: wall, mono_ns: clocks.mono_ns() }).unwrap();
+        let p = w
+            .push(&Frame {
+                data: &data,
+                keyframe: i % gop == 0,
+                wall_ns: wall,
+                mono_ns: clocks.mono_ns(),
+            })
+            .unwrap();
         closed.extend(p.closed);
         clocks.advance(Duration::from_nanos(FRAME_NS as u64));
     }
@@ -104,17 +125,30 @@ fn round_trip_through_the_age_crate() {
     let fx = Fixture::new();
     let (store, _) = fx.open();
     let mut w = store.writer("front").unwrap();
-    w.set_clock(ClockState { synchronized: true, max_error_us: Some(1500) });
+    w.set_clock(ClockState {
+        synchronized: true,
+        max_error_us: Some(1500),
+    });
     let mut closed = push_frames(&mut w, &fx.clocks, 25 * 35, 25);
     closed.extend(w.close("test ends").unwrap());
     assert_eq!(closed.len(), 4, "10 s segments cut at 1 s GOPs over 35 s");
-    let listed = store.list("front", BASE, BASE + 60 * 1_000_000_000).unwrap();
+    let listed = store
+        .list("front", BASE, BASE + 60 * 1_000_000_000)
+        .unwrap();
     assert_eq!(listed.len(), 4);
     for (m, e) in closed.iter().zip(&listed) {
-        assert_eq!((m.seq, m.start_ns, m.end_ns, m.ciphertext_len), (e.seq, e.start_ns, e.end_ns, e.bytes));
+        assert_eq!(
+            (m.seq, m.start_ns, m.end_ns, m.ciphertext_len),
+            (e.seq, e.start_ns, e.end_ns, e.bytes)
+        );
         let plain = fx.decrypt(&store.segment_path("front", m.seq).unwrap());
         assert_eq!(plain.len() as u64, m.plaintext_len);
-        assert_eq!(plain, expected(m.start_ns, m.frames), "segment {} bytes differ", m.seq);
+        assert_eq!(
+            plain,
+            expected(m.start_ns, m.frames),
+            "segment {} bytes differ",
+            m.seq
+        );
         assert!(m.clock.synchronized && m.clock_synced_throughout);
         assert_eq!(m.keyframes, m.frames.div_ceil(25));
     }
@@ -123,9 +157,18 @@ fn round_trip_through_the_age_crate() {
         assert_eq!(pair[0].end_ns, pair[1].start_ns);
         assert_eq!(pair[0].ended, Ended::Cut);
     }
-    assert_eq!(closed[3].ended, Ended::Stopped { cause: "test ends".into() });
+    assert_eq!(
+        closed[3].ended,
+        Ended::Stopped {
+            cause: "test ends".into()
+        }
+    );
     assert_eq!(closed.iter().map(|m| m.frames).sum::<u64>(), 25 * 35);
-    assert!(store.verify(true).unwrap().is_empty(), "{:?}", store.verify(true));
+    assert!(
+        store.verify(true).unwrap().is_empty(),
+        "{:?}",
+        store.verify(true)
+    );
     // Resumable reads: any offset gives the file's bytes from there.
     let path = store.segment_path("front", 1).unwrap();
     let whole = std::fs::read(&path).unwrap();
@@ -135,14 +178,25 @@ fn round_trip_through_the_age_crate() {
     assert_eq!(&buf[..n], &whole[12_345..12_345 + n]);
     // The stock `age` tool decrypts a segment too, where it is installed.
     if let Ok(out) = std::process::Command::new("age").arg("--version").output()
-        && out.status.success() {
-            let idf = fx.dir.path().join("id.txt");
-            use age::secrecy::ExposeSecret as _;
-            std::fs::write(&idf, fx.identity.to_string().expose_secret()).unwrap();
-            let out = std::process::Command::new("age").arg("-d").arg("-i").arg(&idf).arg(&path).output().unwrap();
-            assert!(out.status.success(), "age -d failed: {}", String::from_utf8_lossy(&out.stderr));
-            assert_eq!(out.stdout, fx.decrypt(&path));
-        }
+        && out.status.success()
+    {
+        let idf = fx.dir.path().join("id.txt");
+        use age::secrecy::ExposeSecret as _;
+        std::fs::write(&idf, fx.identity.to_string().expose_secret()).unwrap();
+        let out = std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&idf)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "age -d failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, fx.decrypt(&path));
+    }
 }
 
 #[test]
@@ -153,7 +207,14 @@ fn segments_start_only_at_keyframes() {
     // Three frames before the first keyframe are dropped, not written headless.
     for _ in 0..3 {
         let wall = fx.clocks.wall_ns();
-        let p = w.push(&Frame { data: b"delta", keyframe: false, wall_ns: wall, mono_ns: fx.clocks.mono_ns() }).unwrap();
+        let p = w
+            .push(&Frame {
+                data: b"delta",
+                keyframe: false,
+                wall_ns: wall,
+                mono_ns: fx.clocks.mono_ns(),
+            })
+            .unwrap();
         assert!(p.dropped);
         fx.clocks.advance(Duration::from_nanos(FRAME_NS as u64));
     }
@@ -162,7 +223,12 @@ fn segments_start_only_at_keyframes() {
     closed.extend(w.close("stop").unwrap());
     assert_eq!(w.dropped_before_keyframe, 3);
     for m in &closed[..closed.len() - 1] {
-        assert_eq!(m.duration_ns(), 12_000_000_000, "segment {} cut at the first keyframe after 10 s", m.seq);
+        assert_eq!(
+            m.duration_ns(),
+            12_000_000_000,
+            "segment {} cut at the first keyframe after 10 s",
+            m.seq
+        );
         assert_eq!(m.frames % 100, 0);
     }
 }
@@ -184,7 +250,11 @@ fn unsynced_tail_lost_synced_kept_when_writer_dies() {
     assert_eq!(m.ended, Ended::PowerLoss);
     // The sync at 2 s happened after frame 50 (the frame at t+2.0 s).
     assert_eq!(m.frames, 51);
-    assert_eq!(m.end_ns, BASE + 50 * FRAME_NS, "ends at its last synced frame");
+    assert_eq!(
+        m.end_ns,
+        BASE + 50 * FRAME_NS,
+        "ends at its last synced frame"
+    );
     let plain = fx.decrypt(&store.segment_path("front", seq).unwrap());
     assert_eq!(plain, expected(BASE, 51));
     assert!(store.verify(true).unwrap().is_empty());
@@ -199,7 +269,9 @@ fn unsynced_tail_lost_synced_kept_when_writer_dies() {
 /// what it made durable. In a normal test run it returns at once.
 #[test]
 fn crash_child() {
-    let Ok(root) = std::env::var("RDC_CRASH_CHILD_ROOT") else { return };
+    let Ok(root) = std::env::var("RDC_CRASH_CHILD_ROOT") else {
+        return;
+    };
     let recipient = std::env::var("RDC_CRASH_CHILD_RECIPIENT").unwrap();
     let cfg = StoreConfig {
         root: root.into(),
@@ -216,7 +288,11 @@ fn crash_child() {
     // Continue the timeline after whatever the store already holds.
     let probe = Arc::new(SimulatedClocks::new(BASE));
     let (store, _) = Store::open(cfg.clone(), key.clone(), probe).unwrap();
-    let start = store.status().unwrap().newest_ns.map_or(BASE, |n| (n / FRAME_NS + 50) * FRAME_NS);
+    let start = store
+        .status()
+        .unwrap()
+        .newest_ns
+        .map_or(BASE, |n| (n / FRAME_NS + 50) * FRAME_NS);
     drop(store);
     let clocks = Arc::new(SimulatedClocks::new(start));
     let (store, _) = Store::open(cfg, key, clocks.clone()).unwrap();
@@ -226,7 +302,14 @@ fn crash_child() {
     for i in 0..200_000u64 {
         let wall = clocks.wall_ns();
         let data = frame_bytes(wall);
-        let p = w.push(&Frame { data: &data, keyframe: i % 25 == 0, wall_ns: wall, mono_ns: clocks.mono_ns() }).unwrap();
+        let p = w
+            .push(&Frame {
+                data: &data,
+                keyframe: i % 25 == 0,
+                wall_ns: wall,
+                mono_ns: clocks.mono_ns(),
+            })
+            .unwrap();
         if let Some(m) = p.closed {
             println!("CLOSED {} {}", m.seq, m.frames);
         }
@@ -249,7 +332,12 @@ fn power_cut_at_random_moments() {
     let (mut recovered_total, mut discarded_total) = (0, 0);
     for round in 0..20 {
         let mut child = std::process::Command::new(&exe)
-            .args(["--exact", "tests::crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "tests::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("RDC_CRASH_CHILD_ROOT", &fx.cfg.root)
             .env("RDC_CRASH_CHILD_RECIPIENT", &recipient)
             .stdout(std::process::Stdio::piped())
@@ -281,8 +369,12 @@ fn power_cut_at_random_moments() {
         for l in rx.try_iter() {
             let parts: Vec<&str> = l.split_whitespace().collect();
             match parts.as_slice() {
-                [.., "SYNC", seq, frames] => last_sync = Some((seq.parse().unwrap(), frames.parse().unwrap())),
-                [.., "CLOSED", seq, frames] => closed.push((seq.parse::<u64>().unwrap(), frames.parse::<u64>().unwrap())),
+                [.., "SYNC", seq, frames] => {
+                    last_sync = Some((seq.parse().unwrap(), frames.parse().unwrap()))
+                }
+                [.., "CLOSED", seq, frames] => {
+                    closed.push((seq.parse::<u64>().unwrap(), frames.parse::<u64>().unwrap()))
+                }
                 _ => {}
             }
         }
@@ -295,32 +387,65 @@ fn power_cut_at_random_moments() {
         discarded_total += report.discarded.len();
         // At most the one segment open at the kill (none if it fell between a commit and the
         // next segment's creation).
-        assert!(report.recovered.len() + report.discarded.len() <= 1, "round {round}: {report:?}");
-        assert!(report.missing_files.is_empty() && report.unaccounted_files.is_empty(), "round {round}: {report:?}");
-        let manifests: Vec<Manifest> =
-            store.manifests("cam", 0, u64::MAX).unwrap().into_iter().map(|e| serde_json::from_value(e.body).unwrap()).collect();
+        assert!(
+            report.recovered.len() + report.discarded.len() <= 1,
+            "round {round}: {report:?}"
+        );
+        assert!(
+            report.missing_files.is_empty() && report.unaccounted_files.is_empty(),
+            "round {round}: {report:?}"
+        );
+        let manifests: Vec<Manifest> = store
+            .manifests("cam", 0, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_value(e.body).unwrap())
+            .collect();
         // Every closed segment the child reported is there, whole.
         for (seq, frames) in &closed {
-            let m = manifests.iter().find(|m| m.seq == *seq).unwrap_or_else(|| panic!("round {round}: closed segment {seq} lost"));
+            let m = manifests
+                .iter()
+                .find(|m| m.seq == *seq)
+                .unwrap_or_else(|| panic!("round {round}: closed segment {seq} lost"));
             assert_eq!(m.frames, *frames);
         }
         // The segment open at the kill keeps at least what its last reported sync made durable.
         if let Some((seq, frames)) = last_sync
-            && !closed.iter().any(|(s, _)| *s == seq) {
-                let m = manifests.iter().find(|m| m.seq == seq).unwrap_or_else(|| panic!("round {round}: synced segment {seq} lost"));
-                assert!(m.frames >= frames, "round {round}: segment {seq} has {} frames, {frames} were synced", m.frames);
-            }
+            && !closed.iter().any(|(s, _)| *s == seq)
+        {
+            let m = manifests
+                .iter()
+                .find(|m| m.seq == seq)
+                .unwrap_or_else(|| panic!("round {round}: synced segment {seq} lost"));
+            assert!(
+                m.frames >= frames,
+                "round {round}: segment {seq} has {} frames, {frames} were synced",
+                m.frames
+            );
+        }
         // Sequence numbers are contiguous and the index agrees with the manifests.
         for (i, m) in manifests.iter().enumerate() {
-            assert_eq!(m.seq, i as u64, "round {round}: manifest sequence has a hole");
+            assert_eq!(
+                m.seq, i as u64,
+                "round {round}: manifest sequence has a hole"
+            );
         }
         let listed = store.list("cam", 0, i64::MAX).unwrap();
-        assert_eq!(listed.len(), manifests.len(), "round {round}: index disagrees with the manifests");
+        assert_eq!(
+            listed.len(),
+            manifests.len(),
+            "round {round}: index disagrees with the manifests"
+        );
         // The newest segments decrypt to exactly the frames their manifests describe, with the
         // right times.
         for m in manifests.iter().rev().take(3) {
             let plain = fx.decrypt(&store.segment_path("cam", m.seq).unwrap());
-            assert_eq!(plain, expected(m.start_ns, m.frames), "round {round}: segment {} content", m.seq);
+            assert_eq!(
+                plain,
+                expected(m.start_ns, m.frames),
+                "round {round}: segment {} content",
+                m.seq
+            );
             let last_frame = m.start_ns + (m.frames as i64 - 1) * FRAME_NS;
             match m.ended {
                 Ended::Cut => assert_eq!(m.end_ns, last_frame + FRAME_NS),
@@ -335,7 +460,10 @@ fn power_cut_at_random_moments() {
     // A kill within a segment's first sync interval finds nothing durable in it yet (at most
     // sync_interval of footage lost, as designed); the others must be recovered.
     assert!(recovered_total + discarded_total <= 20);
-    assert!(recovered_total >= 5, "only {recovered_total} of 20 kills landed after a sync: the test is not exercising recovery");
+    assert!(
+        recovered_total >= 5,
+        "only {recovered_total} of 20 kills landed after a sync: the test is not exercising recovery"
+    );
 }
 
 #[test]
@@ -349,7 +477,10 @@ fn wall_clock_step_neither_reorders_nor_corrupts() {
     closed.extend(w.close("stop").unwrap());
     let seqs: Vec<u64> = closed.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (0..closed.len() as u64).collect::<Vec<_>>());
-    assert_eq!(closed[0].wall_steps, 1, "the step is recorded in the segment it happened in");
+    assert_eq!(
+        closed[0].wall_steps, 1,
+        "the step is recorded in the segment it happened in"
+    );
     for m in &closed {
         let plain = fx.decrypt(&store.segment_path("front", m.seq).unwrap());
         assert_eq!(plain.len() as u64, m.plaintext_len);
@@ -368,7 +499,10 @@ fn index_lost_or_corrupt_is_rebuilt() {
             w.close("stop").unwrap();
         }
         store.destroy("a", 0, "test", "test").unwrap();
-        (store.list("a", 0, i64::MAX).unwrap(), store.list("b", 0, i64::MAX).unwrap())
+        (
+            store.list("a", 0, i64::MAX).unwrap(),
+            store.list("b", 0, i64::MAX).unwrap(),
+        )
     };
     let index = fx.cfg.root.join("index");
     // Missing.
@@ -376,15 +510,30 @@ fn index_lost_or_corrupt_is_rebuilt() {
     {
         let (store, report) = fx.open();
         assert!(report.replayed > 0);
-        assert_eq!((store.list("a", 0, i64::MAX).unwrap(), store.list("b", 0, i64::MAX).unwrap()), listing);
+        assert_eq!(
+            (
+                store.list("a", 0, i64::MAX).unwrap(),
+                store.list("b", 0, i64::MAX).unwrap()
+            ),
+            listing
+        );
     }
     // Corrupt: every file in it overwritten with garbage.
     for f in walk(&index) {
         std::fs::write(&f, vec![0xAB; 4096]).unwrap();
     }
     let (store, report) = fx.open();
-    assert!(report.index_rebuilt.is_some() || report.replayed > 0, "{report:?}");
-    assert_eq!((store.list("a", 0, i64::MAX).unwrap(), store.list("b", 0, i64::MAX).unwrap()), listing);
+    assert!(
+        report.index_rebuilt.is_some() || report.replayed > 0,
+        "{report:?}"
+    );
+    assert_eq!(
+        (
+            store.list("a", 0, i64::MAX).unwrap(),
+            store.list("b", 0, i64::MAX).unwrap()
+        ),
+        listing
+    );
     assert!(store.verify(true).unwrap().is_empty());
 }
 
@@ -409,7 +558,14 @@ fn tampering_is_named() {
     w.close("stop").unwrap();
     for (i, who) in ["j.smith", "a.jones", "j.smith"].iter().enumerate() {
         store
-            .audit(&AuditRecord { who: (*who).into(), role: "officer".into(), action: "fetch".into(), seq: Some(i as u64), outcome: "granted".into(), ..Default::default() })
+            .audit(&AuditRecord {
+                who: (*who).into(),
+                role: "officer".into(),
+                action: "fetch".into(),
+                seq: Some(i as u64),
+                outcome: "granted".into(),
+                ..Default::default()
+            })
             .unwrap();
     }
     assert!(store.verify(true).unwrap().is_empty());
@@ -431,9 +587,24 @@ fn tampering_is_named() {
 
     let problems = store.verify(true).unwrap();
     let has = |needle: &str| problems.iter().any(|p| p.contains(needle));
-    assert!(has(&format!("{}: segment 1 does not match", p1.file_name().unwrap().to_string_lossy())), "{problems:#?}");
-    assert!(has(&format!("{}: segment 3 is missing", p3.file_name().unwrap().to_string_lossy())), "{problems:#?}");
-    assert!(has("audit.jsonl line 2: entry 1 was edited"), "{problems:#?}");
+    assert!(
+        has(&format!(
+            "{}: segment 1 does not match",
+            p1.file_name().unwrap().to_string_lossy()
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        has(&format!(
+            "{}: segment 3 is missing",
+            p3.file_name().unwrap().to_string_lossy()
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        has("audit.jsonl line 2: entry 1 was edited"),
+        "{problems:#?}"
+    );
     assert_eq!(problems.len(), 3, "{problems:#?}");
 }
 
@@ -456,13 +627,18 @@ fn holds_are_recorded_capped_and_lapse() {
         review_ns: now + 30 * DAY_NS,
     };
     // No case reference: refused.
-    assert!(matches!(store.create_hold(req(BASE, BASE + 10, "")), Err(Error::HoldRefused(_))));
+    assert!(matches!(
+        store.create_hold(req(BASE, BASE + 10, "")),
+        Err(Error::HoldRefused(_))
+    ));
     // A minute of footage (about 7 MB) is over half the 4 MiB budget: refused, and says why.
     match store.create_hold(req(BASE, now, "C/1")) {
         Err(Error::HoldRefused(m)) => assert!(m.contains("cap"), "{m}"),
         other => panic!("{other:?}"),
     }
-    let h = store.create_hold(req(BASE, BASE + 5_000_000_000, "C/2")).unwrap();
+    let h = store
+        .create_hold(req(BASE, BASE + 5_000_000_000, "C/2"))
+        .unwrap();
     assert_eq!(store.holds().unwrap(), vec![h.clone()]);
     // Survives a reopen.
     drop(store);
@@ -472,9 +648,20 @@ fn holds_are_recorded_capped_and_lapse() {
     fx.clocks.advance(Duration::from_secs(31 * 86_400));
     assert!(store.holds().unwrap().is_empty());
     let audit = store.audit_entries(0).unwrap();
-    assert!(audit.iter().any(|(_, a)| a.action == "hold_created" && a.case_ref.as_deref() == Some("C/2")));
-    assert!(audit.iter().any(|(_, a)| a.action == "hold_lapsed" && a.case_ref.as_deref() == Some("C/2")));
-    assert!(matches!(store.release_hold(h.id, "m", "done"), Err(Error::NoSuchHold(_))));
+    assert!(
+        audit
+            .iter()
+            .any(|(_, a)| a.action == "hold_created" && a.case_ref.as_deref() == Some("C/2"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|(_, a)| a.action == "hold_lapsed" && a.case_ref.as_deref() == Some("C/2"))
+    );
+    assert!(matches!(
+        store.release_hold(h.id, "m", "done"),
+        Err(Error::NoSuchHold(_))
+    ));
     assert!(store.verify(false).unwrap().is_empty());
 }
 
@@ -495,7 +682,16 @@ fn retention_over_35_days_with_4_cameras() {
         let mono = fx.clocks.mono_ns();
         for w in &mut writers {
             let data = vec![step as u8; 4000];
-            if let Some(m) = w.push(&Frame { data: &data, keyframe: true, wall_ns: wall, mono_ns: mono }).unwrap().closed {
+            if let Some(m) = w
+                .push(&Frame {
+                    data: &data,
+                    keyframe: true,
+                    wall_ns: wall,
+                    mono_ns: mono,
+                })
+                .unwrap()
+                .closed
+            {
                 all_made.insert((m.camera.clone(), m.seq));
             }
         }
@@ -520,8 +716,16 @@ fn retention_over_35_days_with_4_cameras() {
             let cutoff = now - 28 * DAY_NS;
             for c in cams {
                 for e in store.list(c, 0, cutoff).unwrap() {
-                    let held = hold.as_ref().is_some_and(|h: &Hold| h.covers(&e.camera, e.start_ns, e.end_ns, now));
-                    assert!(e.start_ns >= cutoff || held, "day {}: {}/{} older than retention survives", step / 96, c, e.seq);
+                    let held = hold
+                        .as_ref()
+                        .is_some_and(|h: &Hold| h.covers(&e.camera, e.start_ns, e.end_ns, now));
+                    assert!(
+                        e.start_ns >= cutoff || held,
+                        "day {}: {}/{} older than retention survives",
+                        step / 96,
+                        c,
+                        e.seq
+                    );
                 }
             }
         }
@@ -531,16 +735,43 @@ fn retention_over_35_days_with_4_cameras() {
     // Held footage survived: the whole of day 1 on c1, and only on c1.
     let held = store.list("c1", BASE + DAY_NS, BASE + 2 * DAY_NS).unwrap();
     assert_eq!(held.len(), 24, "{held:?}");
-    assert!(store.list("c2", BASE + DAY_NS, BASE + 2 * DAY_NS).unwrap().is_empty());
+    assert!(
+        store
+            .list("c2", BASE + DAY_NS, BASE + 2 * DAY_NS)
+            .unwrap()
+            .is_empty()
+    );
     // Every segment made is either still there or in the destruction log, never both.
-    let destroyed: std::collections::BTreeSet<(String, u64)> = store.destructions().unwrap().into_iter().map(|(_, d)| (d.camera, d.seq)).collect();
-    let present: std::collections::BTreeSet<(String, u64)> =
-        cams.iter().flat_map(|c| store.list(c, 0, i64::MAX).unwrap()).map(|e| (e.camera, e.seq)).collect();
+    let destroyed: std::collections::BTreeSet<(String, u64)> = store
+        .destructions()
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| (d.camera, d.seq))
+        .collect();
+    let present: std::collections::BTreeSet<(String, u64)> = cams
+        .iter()
+        .flat_map(|c| store.list(c, 0, i64::MAX).unwrap())
+        .map(|e| (e.camera, e.seq))
+        .collect();
     assert!(destroyed.is_disjoint(&present));
-    assert_eq!(destroyed.union(&present).cloned().collect::<std::collections::BTreeSet<_>>(), all_made);
-    assert!(destroyed.len() > 4 * 24 * 6, "about a week of 4 cameras deleted, got {}", destroyed.len());
+    assert_eq!(
+        destroyed
+            .union(&present)
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        all_made
+    );
+    assert!(
+        destroyed.len() > 4 * 24 * 6,
+        "about a week of 4 cameras deleted, got {}",
+        destroyed.len()
+    );
     for (_, d) in store.destructions().unwrap() {
-        assert!(d.why.contains("retention period of 28 days") && d.authority.contains("storage.retention_days = 28"), "{d:?}");
+        assert!(
+            d.why.contains("retention period of 28 days")
+                && d.authority.contains("storage.retention_days = 28"),
+            "{d:?}"
+        );
     }
     assert!(store.verify(false).unwrap().is_empty());
 
@@ -555,11 +786,29 @@ fn retention_over_35_days_with_4_cameras() {
     let r = store.enforce_retention().unwrap();
     assert!(r.over_budget > 0);
     let s = store.status().unwrap();
-    assert!(s.total_bytes <= s.budget_bytes, "{} > {}", s.total_bytes, s.budget_bytes);
-    assert_eq!(store.list("c1", BASE + DAY_NS, BASE + 2 * DAY_NS).unwrap().len(), 24, "held footage survives the budget too");
+    assert!(
+        s.total_bytes <= s.budget_bytes,
+        "{} > {}",
+        s.total_bytes,
+        s.budget_bytes
+    );
+    assert_eq!(
+        store
+            .list("c1", BASE + DAY_NS, BASE + 2 * DAY_NS)
+            .unwrap()
+            .len(),
+        24,
+        "held footage survives the budget too"
+    );
     let cap = s.capacity_days.unwrap();
     assert!((8.0..10.5).contains(&cap), "capacity {cap} days");
     assert!(s.effective_retention_days() < 28.0);
-    let oldest_unheld = cams.iter().flat_map(|c| store.list(c, 0, i64::MAX).unwrap()).filter(|e| e.start_ns > BASE + 2 * DAY_NS).map(|e| e.start_ns).min().unwrap();
+    let oldest_unheld = cams
+        .iter()
+        .flat_map(|c| store.list(c, 0, i64::MAX).unwrap())
+        .filter(|e| e.start_ns > BASE + 2 * DAY_NS)
+        .map(|e| e.start_ns)
+        .min()
+        .unwrap();
     assert!(now - oldest_unheld < 11 * DAY_NS);
 }

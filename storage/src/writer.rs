@@ -104,11 +104,16 @@ impl SegmentWriter {
     /// made durable once `sync_interval` has passed since the last sync.
     pub fn push(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
         let mut out = Pushed::default();
-        let (segment_ns, sync_ns) = (self.store.config().segment_ns, self.store.config().sync_interval_ns);
+        let (segment_ns, sync_ns) = (
+            self.store.config().segment_ns,
+            self.store.config().sync_interval_ns,
+        );
         if let Some(o) = &self.open
-            && f.keyframe && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns {
-                out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
-            }
+            && f.keyframe
+            && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns
+        {
+            out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
+        }
         if self.open.is_none() {
             if !f.keyframe {
                 self.dropped_before_keyframe += 1;
@@ -141,12 +146,20 @@ impl SegmentWriter {
         if self.open.is_none() {
             return Ok(None);
         }
-        self.finish(Ended::Stopped { cause: cause.to_owned() }, None).map(Some)
+        self.finish(
+            Ended::Stopped {
+                cause: cause.to_owned(),
+            },
+            None,
+        )
+        .map(Some)
     }
 
     /// The open segment's sequence number, frames and plaintext bytes so far.
     pub fn current(&self) -> Option<(u64, u64, u64)> {
-        self.open.as_ref().map(|o| (o.seq, o.frames, o.plaintext_len))
+        self.open
+            .as_ref()
+            .map(|o| (o.seq, o.frames, o.plaintext_len))
     }
 
     /// Whether a segment is open (recording is in progress).
@@ -190,19 +203,38 @@ impl Drop for SegmentWriter {
 
 impl std::fmt::Debug for OpenSegment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenSegment").field("stem", &self.stem).field("written", &self.written).finish_non_exhaustive()
+        f.debug_struct("OpenSegment")
+            .field("stem", &self.stem)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
     }
 }
 
 impl OpenSegment {
     /// Creates `<stem>.partial` holding the age header, and an empty tail file.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn create(dir: &Path, seq: u64, stem: String, prefix: &[u8], key: PayloadKey, f: &Frame<'_>, clock: ClockState) -> Result<Self, Error> {
+    pub(crate) fn create(
+        dir: &Path,
+        seq: u64,
+        stem: String,
+        prefix: &[u8],
+        key: PayloadKey,
+        f: &Frame<'_>,
+        clock: ClockState,
+    ) -> Result<Self, Error> {
         let p = dir.join(format!("{stem}.partial"));
         let t = dir.join(format!("{stem}.tail"));
-        let mut file = File::options().write(true).create_new(true).open(&p).map_err(io_err("create", &p))?;
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(io_err("create", &p))?;
         file.write_all(prefix).map_err(io_err("write", &p))?;
-        let tail = File::options().write(true).create_new(true).open(&t).map_err(io_err("create", &t))?;
+        let tail = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&t)
+            .map_err(io_err("create", &t))?;
         let mut ct_hash = Context::new(&SHA256);
         ct_hash.update(prefix);
         Ok(OpenSegment {
@@ -264,10 +296,14 @@ impl OpenSegment {
     }
 
     fn flush_full(&mut self) -> Result<(), Error> {
-        self.key.seal(self.counter, false, &mut self.pending).map_err(|e| Error::Crypto(e.0))?;
+        self.key
+            .seal(self.counter, false, &mut self.pending)
+            .map_err(|e| Error::Crypto(e.0))?;
         self.ct_hash.update(&self.pending);
         let p = self.path("partial");
-        self.file.write_all(&self.pending).map_err(io_err("write", &p))?;
+        self.file
+            .write_all(&self.pending)
+            .map_err(io_err("write", &p))?;
         self.written += self.pending.len() as u64;
         self.counter += 1;
         self.pending.clear();
@@ -279,7 +315,9 @@ impl OpenSegment {
         self.file.sync_data().map_err(io_err("fdatasync", &p))?;
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.pending);
-        self.key.seal(self.counter, true, &mut self.scratch).map_err(|e| Error::Crypto(e.0))?;
+        self.key
+            .seal(self.counter, true, &mut self.scratch)
+            .map_err(|e| Error::Crypto(e.0))?;
         let meta = TailMeta {
             sync_no: self.sync_no,
             main_len: self.written,
@@ -298,7 +336,9 @@ impl OpenSegment {
         let rec = encode_tail(&meta, &self.scratch);
         let slot = (self.sync_no % 2) * TAIL_SLOT;
         let t = self.path("tail");
-        self.tail.write_all_at(&rec, slot).map_err(io_err("write", &t))?;
+        self.tail
+            .write_all_at(&rec, slot)
+            .map_err(io_err("write", &t))?;
         self.tail.sync_data().map_err(io_err("fdatasync", &t))?;
         self.sync_no += 1;
         self.last_sync_mono = now_mono;
@@ -306,10 +346,14 @@ impl OpenSegment {
     }
 
     fn seal_final(&mut self) -> Result<(), Error> {
-        self.key.seal(self.counter, true, &mut self.pending).map_err(|e| Error::Crypto(e.0))?;
+        self.key
+            .seal(self.counter, true, &mut self.pending)
+            .map_err(|e| Error::Crypto(e.0))?;
         self.ct_hash.update(&self.pending);
         let p = self.path("partial");
-        self.file.write_all(&self.pending).map_err(io_err("write", &p))?;
+        self.file
+            .write_all(&self.pending)
+            .map_err(io_err("write", &p))?;
         self.written += self.pending.len() as u64;
         self.pending.clear();
         self.file.sync_data().map_err(io_err("fdatasync", &p))
@@ -370,7 +414,10 @@ fn decode_tail(buf: &[u8]) -> Option<(TailMeta, Vec<u8>)> {
 }
 
 /// The newest intact tail record whose main-file length the main file still has.
-pub(crate) fn best_tail(tail_path: &Path, main_len: u64) -> Result<Option<(TailMeta, Vec<u8>)>, Error> {
+pub(crate) fn best_tail(
+    tail_path: &Path,
+    main_len: u64,
+) -> Result<Option<(TailMeta, Vec<u8>)>, Error> {
     let buf = match std::fs::read(tail_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -380,9 +427,11 @@ pub(crate) fn best_tail(tail_path: &Path, main_len: u64) -> Result<Option<(TailM
     for slot in 0..2u64 {
         let start = (slot * TAIL_SLOT) as usize;
         if let Some((m, c)) = buf.get(start..).and_then(decode_tail)
-            && m.main_len <= main_len && best.as_ref().is_none_or(|(b, _)| m.sync_no > b.sync_no) {
-                best = Some((m, c));
-            }
+            && m.main_len <= main_len
+            && best.as_ref().is_none_or(|(b, _)| m.sync_no > b.sync_no)
+        {
+            best = Some((m, c));
+        }
     }
     Ok(best)
 }
@@ -410,12 +459,18 @@ mod tests {
         };
         let rec = encode_tail(&meta, b"sealed");
         let (m, c) = decode_tail(&rec).unwrap();
-        assert_eq!((m.sync_no, m.main_len, c.as_slice()), (3, 1000, &b"sealed"[..]));
+        assert_eq!(
+            (m.sync_no, m.main_len, c.as_slice()),
+            (3, 1000, &b"sealed"[..])
+        );
         for i in [0, 10, rec.len() / 2, rec.len() - 1] {
             let mut bad = rec.clone();
             bad[i] ^= 0x40;
             assert!(decode_tail(&bad).is_none(), "flip at {i} accepted");
         }
-        assert!(decode_tail(&rec[..rec.len() - 1]).is_none(), "torn record accepted");
+        assert!(
+            decode_tail(&rec[..rec.len() - 1]).is_none(),
+            "torn record accepted"
+        );
     }
 }

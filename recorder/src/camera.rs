@@ -1,0 +1,476 @@
+//! One camera, kept recording: a supervisor that (re)connects with backoff and notices stalls,
+//! and a writer that muxes access units into MPEG-TS and pushes them into the store.
+//!
+//! A camera that drops, reboots, stalls or sends garbage ends its session; the writer closes
+//! the open segment with the cause (the gap is in the manifest), and the supervisor reconnects:
+//! 0.5 s, then 1 s, then every 2 s, so recording resumes within a few seconds of the camera
+//! coming back. Cameras are independent: each has its own threads, queue and segment writer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdc_storage::{Clocks, Frame, Store};
+
+use crate::clockstate;
+use crate::ingest::{AuFrame, CameraSpec, Event, Session};
+use crate::tsmux::{TsMuxer, ns_to_90k};
+
+/// Tunables; the defaults suit a unit.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// No frame for this long ends the session ("stalled").
+    pub stall_timeout: Duration,
+    /// A camera that never sends a frame after connecting is given this long.
+    pub connect_timeout: Duration,
+    pub backoff_max: Duration,
+    /// Frames queued between GStreamer and the disk; beyond this, frames are dropped.
+    pub queue_frames: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            stall_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(2),
+            queue_frames: 128,
+        }
+    }
+}
+
+/// What the daemon reports about a camera.
+#[derive(Debug, Default)]
+pub struct CameraState {
+    pub recording: AtomicBool,
+    pub sessions: AtomicU64,
+    pub frames: AtomicU64,
+    pub dropped: AtomicU64,
+    pub segments: AtomicU64,
+    pub last_cause: Mutex<Option<String>>,
+}
+
+/// A running camera.
+#[derive(Debug)]
+pub struct Camera {
+    pub id: String,
+    pub state: Arc<CameraState>,
+    supervisor: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Camera {
+    pub fn spawn(
+        spec: CameraSpec,
+        store: Store,
+        clocks: Arc<dyn Clocks>,
+        shutdown: Arc<AtomicBool>,
+        opts: Options,
+    ) -> std::io::Result<Camera> {
+        let (tx, rx) = sync_channel(opts.queue_frames);
+        let state = Arc::new(CameraState::default());
+        let id = spec.id.clone();
+        let writer = {
+            let (state, clocks, id) = (state.clone(), clocks.clone(), id.clone());
+            std::thread::Builder::new()
+                .name(format!("write-{id}"))
+                .spawn(move || write_loop(&id, store, rx, clocks, state))?
+        };
+        let supervisor = {
+            let state = state.clone();
+            std::thread::Builder::new()
+                .name(format!("cam-{}", spec.id))
+                .spawn(move || supervise(spec, tx, clocks, shutdown, opts, state))?
+        };
+        Ok(Camera {
+            id,
+            state,
+            supervisor,
+            writer,
+        })
+    }
+
+    /// Waits for the camera's threads after shutdown was signalled.
+    pub fn join(self) {
+        let _ = self.supervisor.join();
+        let _ = self.writer.join();
+    }
+}
+
+fn supervise(
+    spec: CameraSpec,
+    tx: SyncSender<Event>,
+    clocks: Arc<dyn Clocks>,
+    shutdown: Arc<AtomicBool>,
+    opts: Options,
+    state: Arc<CameraState>,
+) {
+    let mut backoff = Duration::from_millis(500);
+    while !shutdown.load(Ordering::SeqCst) {
+        state.sessions.fetch_add(1, Ordering::Relaxed);
+        let started = clocks.mono_ns();
+        let cause = match Session::start(&spec, tx.clone(), clocks.clone()) {
+            Err(m) => m,
+            Ok(session) => {
+                let cause = loop {
+                    if shutdown.load(Ordering::SeqCst) {
+                        break None;
+                    }
+                    if let Some(c) = session.poll(Duration::from_millis(250)) {
+                        break Some(c);
+                    }
+                    let frames = session.counters.frames.load(Ordering::Relaxed);
+                    let idle =
+                        Duration::from_nanos(clocks.mono_ns().saturating_sub(
+                            session.counters.last_frame_mono.load(Ordering::SeqCst),
+                        ));
+                    let limit = if frames == 0 {
+                        opts.connect_timeout
+                    } else {
+                        opts.stall_timeout
+                    };
+                    if idle > limit {
+                        break Some(if frames == 0 {
+                            format!(
+                                "no video from the camera within {} s of connecting",
+                                limit.as_secs()
+                            )
+                        } else {
+                            format!("the camera stalled: no video for {} s", limit.as_secs())
+                        });
+                    }
+                };
+                state.frames.fetch_add(
+                    session.counters.frames.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+                state.dropped.fetch_add(
+                    session.counters.dropped.load(Ordering::Relaxed),
+                    Ordering::Relaxed,
+                );
+                session.stop();
+                match cause {
+                    Some(c) => c,
+                    None => break,
+                }
+            }
+        };
+        let ran = Duration::from_nanos(clocks.mono_ns().saturating_sub(started));
+        if ran > Duration::from_secs(10) {
+            backoff = Duration::from_millis(500);
+        }
+        tracing::warn!(camera = %spec.id, %cause, retry_in_ms = backoff.as_millis() as u64, "camera session ended; reconnecting");
+        *state.last_cause.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
+        if tx.send(Event::Gap { cause }).is_err() {
+            break;
+        }
+        // Sleep the backoff, waking for shutdown.
+        let until = clocks.mono_ns() + backoff.as_nanos() as u64;
+        while !shutdown.load(Ordering::SeqCst) && clocks.mono_ns() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        backoff = (backoff * 2).min(opts.backoff_max);
+    }
+    let _ = tx.send(Event::Stop);
+}
+
+/// Maps a camera's decode timestamps onto the unit's monotonic clock, re-anchoring when the
+/// two drift apart (a camera clock running fast or slow, or a camera restart).
+#[derive(Debug, Default)]
+struct TimeMap {
+    anchor: Option<(u64, u64)>,
+    last_mono: u64,
+}
+
+impl TimeMap {
+    fn mono_for(&mut self, ts_ns: Option<u64>, arrival_mono: u64) -> u64 {
+        let mono = match (ts_ns, self.anchor) {
+            (Some(ts), Some((t0, m0))) if ts >= t0 => {
+                let m = m0 + (ts - t0);
+                if m.abs_diff(arrival_mono) > 2_000_000_000 {
+                    tracing::info!(
+                        drift_ms = (m as i64 - arrival_mono as i64) / 1_000_000,
+                        "camera timestamps drifted from the unit clock; re-anchoring"
+                    );
+                    self.anchor = Some((ts, arrival_mono));
+                    arrival_mono
+                } else {
+                    m
+                }
+            }
+            (Some(ts), _) => {
+                self.anchor = Some((ts, arrival_mono));
+                arrival_mono
+            }
+            (None, _) => arrival_mono,
+        };
+        let mono = mono.max(self.last_mono + 1);
+        self.last_mono = mono;
+        mono
+    }
+}
+
+/// Gives every access unit a presentation and a decode time that MPEG-TS accepts.
+///
+/// Cameras' RTP gives presentation times only, in decode order, and the parser leaves DTS unset
+/// (and the odd PTS too). With B-frames, PTS goes back and forth; TS needs DTS increasing and
+/// never after PTS. The decode clock here starts `REORDER` frames before the first PTS and
+/// advances one frame duration per frame, never passing the frame's PTS; at a keyframe (closed
+/// GOP: nothing after it shows earlier) it catches up so it never lags after a gap.
+#[derive(Debug, Default)]
+struct Stamper {
+    last_dts: Option<u64>,
+    last_pts: Option<u64>,
+    max_pts: Option<u64>,
+    recent: Vec<u64>,
+    dur: u64,
+}
+
+const REORDER: u64 = 4;
+
+impl Stamper {
+    fn frame_duration(&self) -> u64 {
+        if self.dur == 0 { 40_000_000 } else { self.dur }
+    }
+
+    /// Returns (pts, dts) in ns.
+    fn stamp(&mut self, pts: Option<u64>, dts: Option<u64>, keyframe: bool) -> (u64, u64) {
+        let dur = self.frame_duration();
+        // RTP depayloaders stamp only the first buffer of an RTP timestamp: no PTS means the
+        // previous buffer's.
+        let pts = pts.or(self.last_pts).unwrap_or(REORDER * dur);
+        self.last_pts = Some(pts);
+        // Learn the frame duration from the smallest gap between recent presentation times.
+        self.recent.push(pts);
+        if self.recent.len() > 8 {
+            self.recent.remove(0);
+        }
+        let mut sorted = self.recent.clone();
+        sorted.sort_unstable();
+        if let Some(d) = sorted
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|d| *d > 1_000_000)
+            .min()
+        {
+            self.dur = d;
+        }
+        let dur = self.frame_duration();
+        let dts = match (dts, self.last_dts) {
+            (Some(d), Some(last)) if d > last && d <= pts => d,
+            (Some(d), None) if d <= pts => d,
+            (_, None) => pts.saturating_sub(REORDER * dur),
+            (_, Some(last)) => {
+                let mut d = (last + dur).min(pts);
+                if keyframe {
+                    d = d.max(pts.saturating_sub(REORDER * dur));
+                }
+                d.max(last + 1)
+            }
+        };
+        self.last_dts = Some(dts);
+        self.max_pts = Some(self.max_pts.map_or(pts, |m| m.max(pts)));
+        (pts.max(dts), dts)
+    }
+}
+
+fn write_loop(
+    id: &str,
+    store: Store,
+    rx: Receiver<Event>,
+    clocks: Arc<dyn Clocks>,
+    state: Arc<CameraState>,
+) {
+    let mut writer = match store.writer(id) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(camera = id, error = %e, "cannot write this camera");
+            return;
+        }
+    };
+    let mut mux: Option<TsMuxer> = None;
+    let mut times = TimeMap::default();
+    let mut stamper = Stamper::default();
+    let mut ts = Vec::with_capacity(1 << 20);
+    let mut last_clock_check = 0u64;
+    let close = |w: &mut rdc_storage::SegmentWriter, cause: &str, state: &CameraState| match w
+        .close(cause)
+    {
+        Ok(Some(m)) => {
+            state.segments.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(camera = %m.camera, seq = m.seq, cause, "segment closed; recording paused");
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(camera = %w.camera(), error = %e, "cannot close the segment; it is recovered at the next start")
+        }
+    };
+    loop {
+        let ev = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = writer.sync();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => Event::Stop,
+        };
+        let now = clocks.mono_ns();
+        if now.saturating_sub(last_clock_check) > 10_000_000_000 {
+            writer.set_clock(clockstate::read());
+            last_clock_check = now;
+        }
+        match ev {
+            Event::Started { codec } => {
+                tracing::info!(camera = id, ?codec, "camera connected; recording");
+                mux = Some(TsMuxer::new(codec));
+                times = TimeMap::default();
+                stamper = Stamper::default();
+            }
+            Event::Frame(f) => {
+                let Some(m) = mux.as_mut() else { continue };
+                if f.dropped_before > 0 && writer.is_recording() {
+                    close(
+                        &mut writer,
+                        &format!(
+                            "{} frames dropped: the disk could not keep up",
+                            f.dropped_before
+                        ),
+                        &state,
+                    );
+                }
+                push_frame(
+                    &mut writer,
+                    m,
+                    &mut times,
+                    &mut stamper,
+                    &mut ts,
+                    &f,
+                    &*clocks,
+                    &state,
+                );
+                state
+                    .recording
+                    .store(writer.is_recording(), Ordering::Relaxed);
+            }
+            Event::Gap { cause } => {
+                close(&mut writer, &cause, &state);
+                mux = None;
+                state.recording.store(false, Ordering::Relaxed);
+            }
+            Event::Stop => {
+                close(&mut writer, "the recorder stopped", &state);
+                state.recording.store(false, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+fn push_frame(
+    writer: &mut rdc_storage::SegmentWriter,
+    mux: &mut TsMuxer,
+    times: &mut TimeMap,
+    stamper: &mut Stamper,
+    ts: &mut Vec<u8>,
+    f: &AuFrame,
+    clocks: &dyn Clocks,
+    state: &CameraState,
+) {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(camera = %writer.camera(), bytes = f.data.len(), keyframe = f.keyframe, pts = ?f.pts_ns, dts = ?f.dts_ns, nals = ?nal_types(&f.data, mux.codec()), "access unit");
+    }
+    let (pts, dts) = stamper.stamp(f.pts_ns, f.dts_ns, f.keyframe);
+    let mono = times.mono_for(Some(dts), f.arrival_mono);
+    let wall = mono as i64 + (clocks.wall_ns() - clocks.mono_ns() as i64);
+    let (pts90, dts90) = (ns_to_90k(pts), ns_to_90k(dts));
+    ts.clear();
+    mux.mux(&f.data, pts90, dts90, f.keyframe, ts);
+    match writer.push(&Frame {
+        data: ts,
+        keyframe: f.keyframe,
+        wall_ns: wall,
+        mono_ns: mono,
+    }) {
+        Ok(p) => {
+            if let Some(m) = p.closed {
+                state.segments.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(camera = %m.camera, seq = m.seq, bytes = m.ciphertext_len, "segment cut");
+            }
+        }
+        Err(e) => {
+            tracing::error!(camera = %writer.camera(), error = %e, "cannot write footage");
+            let _ = writer.close(&format!("storage error: {e}"));
+        }
+    }
+}
+
+/// NAL unit types in an Annex B access unit (for trace logs).
+fn nal_types(au: &[u8], codec: crate::tsmux::Codec) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 3 < au.len() {
+        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+            let h = au[i + 3];
+            out.push(match codec {
+                crate::tsmux::Codec::H264 => h & 0x1F,
+                crate::tsmux::Codec::H265 => (h >> 1) & 0x3F,
+            });
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamper_gives_increasing_dts_never_after_pts() {
+        const F: u64 = 40_000_000;
+        // Decode order I0 P3 B1 B2 P6 B4 B5 I9 ..., one PTS missing, as cameras send them.
+        let order = [0u64, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11];
+        let mut s = Stamper::default();
+        let mut last = None;
+        for (i, p) in order.iter().enumerate() {
+            let pts = if i == 5 {
+                None
+            } else {
+                Some(1_000_000_000 + p * F)
+            };
+            let key = p % 9 == 0;
+            let (pts, dts) = s.stamp(pts, None, key);
+            assert!(dts <= pts, "frame {i}: dts {dts} after pts {pts}");
+            if let Some(l) = last {
+                assert!(dts > l, "frame {i}: dts not increasing");
+            }
+            last = Some(dts);
+        }
+        assert_eq!(s.frame_duration(), F);
+        // A gap (camera hiccup): the decode clock catches up at the next keyframe.
+        let (pts, dts) = s.stamp(Some(1_000_000_000 + 100 * F), None, true);
+        assert!(pts - dts <= REORDER * F);
+    }
+
+    #[test]
+    fn time_map_follows_timestamps_and_reanchors() {
+        let mut t = TimeMap::default();
+        assert_eq!(t.mono_for(Some(1_000), 50_000), 50_000);
+        // Jittery arrival, steady timestamps: frame times follow the timestamps.
+        assert_eq!(t.mono_for(Some(40_001_000), 40_090_000), 40_050_000);
+        // A camera restart (timestamps back to 0): re-anchored, still increasing.
+        let m = t.mono_for(Some(0), 90_000_000);
+        assert_eq!(m, 90_000_000);
+        // Drift beyond 2 s: re-anchored on arrival.
+        assert_eq!(
+            t.mono_for(Some(10_000_000_000), 1_000_000_000),
+            1_000_000_000
+        );
+        // Never backwards.
+        assert!(t.mono_for(None, 5) > 1_000_000_000);
+    }
+}

@@ -1,0 +1,183 @@
+//! `rdc-recorder run`: the daemon. Opens the store (recovering from any power cut), records
+//! every camera, runs retention every minute, speaks systemd's notify protocol, and on SIGTERM
+//! closes every segment cleanly.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rdc_config::Config;
+use rdc_storage::clock::rfc3339;
+use rdc_storage::{AuditRecord, Clocks, RealClocks, Store, StoreConfig, UnitKey};
+
+use crate::camera::{Camera, Options};
+use crate::ingest::CameraSpec;
+use crate::{logging, notify};
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()> {
+    logging::init(&cfg.logging.level, cfg.logging.format);
+    gstreamer::init()
+        .context("GStreamer cannot start: install its plugins (scripts/install-deps.sh)")?;
+    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+    let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key)?);
+    let (store, report) = Store::open(StoreConfig::from_config(&cfg), key.clone(), clocks.clone())
+        .with_context(|| format!("cannot open the store at {}", cfg.storage.path.display()))?;
+    for m in &report.recovered {
+        tracing::warn!(camera = %m.camera, seq = m.seq, end = %rfc3339(m.end_ns), "segment ended by power loss recovered");
+    }
+    if let Some(why) = &report.index_rebuilt {
+        tracing::warn!(why = %why, "index rebuilt from the logs");
+    }
+    for f in report.missing_files.iter().chain(&report.unaccounted_files) {
+        tracing::error!(file = %f, "store inconsistency: run `rdc-recorder store verify`");
+    }
+    let config_sha = std::fs::read(config_path)
+        .map(|b| hex(&ring_sha256(&b)))
+        .unwrap_or_default();
+    store.audit(&AuditRecord {
+        who: "unit".into(),
+        role: "system".into(),
+        action: "recorder_started".into(),
+        outcome: "done".into(),
+        detail: Some(format!(
+            "version {}, config {} sha256 {config_sha}, cameras {}, unit public key {}",
+            env!("CARGO_PKG_VERSION"),
+            config_path.display(),
+            cfg.cameras
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            key.public_hex()
+        )),
+        ..Default::default()
+    })?;
+    tracing::info!(unit = %cfg.unit.id, cameras = cfg.cameras.len(), store = %cfg.storage.path.display(), "recorder starting");
+
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut cameras = Vec::new();
+    for c in &cfg.cameras {
+        let password = match c.password.as_ref().map(|p| p.read()).transpose() {
+            Ok(p) => p,
+            Err(m) => {
+                tracing::error!(camera = %c.id, "{m}; this camera is not recorded");
+                continue;
+            }
+        };
+        let spec = CameraSpec {
+            id: c.id.to_string(),
+            url: c.url.clone(),
+            transport: c.transport,
+            username: c.username.clone(),
+            password,
+        };
+        cameras.push(Camera::spawn(
+            spec,
+            store.clone(),
+            clocks.clone(),
+            shutdown.clone(),
+            opts.clone(),
+        )?);
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(supervise(&store, &cameras))?;
+
+    notify::notify("STOPPING=1");
+    tracing::info!("stopping: closing every segment");
+    shutdown.store(true, Ordering::SeqCst);
+    for c in cameras {
+        c.join();
+    }
+    store.audit(&AuditRecord {
+        who: "unit".into(),
+        role: "system".into(),
+        action: "recorder_stopped".into(),
+        outcome: "done".into(),
+        ..Default::default()
+    })?;
+    store.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn supervise(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let watchdog = notify::watchdog_interval();
+    let mut n = 0u64;
+    notify::notify("READY=1");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        n += 1;
+        if watchdog.is_some() {
+            notify::notify("WATCHDOG=1");
+        }
+        if n % 60 == 1 {
+            match store.enforce_retention() {
+                Ok(r) if r.expired + r.over_budget > 0 => tracing::info!(
+                    expired = r.expired,
+                    over_budget = r.over_budget,
+                    "retention"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention failed; retrying in a minute"),
+            }
+        }
+        if n % 10 == 1 {
+            let recording = cameras
+                .iter()
+                .filter(|c| c.state.recording.load(Ordering::Relaxed))
+                .count();
+            let down: Vec<String> = cameras
+                .iter()
+                .filter(|c| !c.state.recording.load(Ordering::Relaxed))
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        c.id,
+                        c.state
+                            .last_cause
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone()
+                            .unwrap_or_else(|| "connecting".into())
+                    )
+                })
+                .collect();
+            let days = store
+                .status()
+                .map(|s| s.effective_retention_days())
+                .unwrap_or(0.0);
+            let mut status = format!(
+                "STATUS=recording {recording}/{} cameras; disk holds {days:.1} days",
+                cameras.len()
+            );
+            if !down.is_empty() {
+                status.push_str(&format!("; not recording: {}", down.join(", ")));
+            }
+            notify::notify(&status);
+        }
+    }
+}
+
+fn ring_sha256(b: &[u8]) -> Vec<u8> {
+    let mut ctx = rdc_storage::Sha256::new();
+    ctx.update(b);
+    ctx.finish()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

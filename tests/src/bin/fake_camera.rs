@@ -1,0 +1,120 @@
+//! `rdc-fake-camera`: an emulated IP camera on gst-rtsp-server, for tests and the demo.
+//!
+//! A test pattern with a running clock, H.264 or H.265, optionally B-frames, an audio track
+//! and basic-auth credentials, served over RTSP (TCP and UDP). It prints `READY <url>` once it
+//! is listening and runs until killed.
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use gstreamer as gst;
+use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::prelude::*;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Codec {
+    H264,
+    H265,
+}
+
+#[derive(Parser, Debug)]
+#[command(version, about = "An emulated RTSP camera")]
+struct Args {
+    #[arg(long, default_value_t = 8554)]
+    port: u16,
+    #[arg(long, default_value = "/cam")]
+    path: String,
+    #[arg(long, value_enum, default_value = "h264")]
+    codec: Codec,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Keyframe interval, in frames.
+    #[arg(long, default_value_t = 25)]
+    gop: u32,
+    #[arg(long, default_value_t = 1000)]
+    kbps: u32,
+    /// B-frames between references (H.264 only).
+    #[arg(long, default_value_t = 0)]
+    bframes: u32,
+    /// Add an audio track (the recorder must never record it).
+    #[arg(long)]
+    audio: bool,
+    /// Require these basic-auth credentials ("user:password").
+    #[arg(long)]
+    credentials: Option<String>,
+    /// Send MJPEG instead (a codec the recorder refuses).
+    #[arg(long)]
+    mjpeg: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    gst::init()?;
+    let raw = format!(
+        "videotestsrc is-live=true pattern=smpte ! video/x-raw,width={},height={},framerate={}/1 ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" ! videoconvert",
+        a.width, a.height, a.fps
+    );
+    let video = if a.mjpeg {
+        format!("{raw} ! jpegenc ! rtpjpegpay name=pay0 pt=26")
+    } else {
+        match a.codec {
+            Codec::H264 => format!(
+                "{raw} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} bframes={} ! video/x-h264,profile={} ! rtph264pay name=pay0 pt=96 config-interval=-1",
+                a.gop,
+                a.kbps,
+                a.bframes,
+                if a.bframes > 0 { "main" } else { "baseline" }
+            ),
+            Codec::H265 => format!(
+                "{raw} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} ! rtph265pay name=pay0 pt=96 config-interval=-1",
+                a.gop, a.kbps
+            ),
+        }
+    };
+    let audio = if a.audio {
+        " audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! alawenc ! rtppcmapay name=pay1 pt=8"
+    } else {
+        ""
+    };
+    let launch = format!("( {video}{audio} )");
+
+    let server = rtsp::RTSPServer::new();
+    server.set_address("127.0.0.1");
+    server.set_service(&a.port.to_string());
+    let mounts = server.mount_points().context("no mount points")?;
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch(&launch);
+    factory.set_shared(true);
+    factory.set_protocols(
+        gstreamer_rtsp_server::gst_rtsp::RTSPLowerTrans::TCP
+            | gstreamer_rtsp_server::gst_rtsp::RTSPLowerTrans::UDP,
+    );
+    if let Some(c) = &a.credentials {
+        let (user, pass) = c
+            .split_once(':')
+            .context("--credentials wants user:password")?;
+        let auth = rtsp::RTSPAuth::new();
+        let token = rtsp::RTSPToken::builder()
+            .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+            .build();
+        let basic = rtsp::RTSPAuth::make_basic(user, pass);
+        auth.add_basic(basic.as_str(), &token);
+        server.set_auth(Some(&auth));
+        let role = gst::Structure::builder("user")
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build();
+        factory.add_role_from_structure(&role);
+    }
+    mounts.add_factory(&a.path, factory);
+    let main_loop = gst::glib::MainLoop::new(None, false);
+    let _id = server
+        .attach(None)
+        .context("cannot listen: is the port in use?")?;
+    println!("READY rtsp://127.0.0.1:{}{}", a.port, a.path);
+    main_loop.run();
+    Ok(())
+}
