@@ -368,6 +368,7 @@ fn write_loop(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn push_frame(
     writer: &mut rdc_storage::SegmentWriter,
     mux: &mut TsMuxer,
