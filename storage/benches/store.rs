@@ -26,7 +26,7 @@ fn cfg(root: &std::path::Path) -> StoreConfig {
         budget: Budget::MaxBytes(1 << 50),
         segment_ns: 60_000_000_000,
         sync_interval_ns: 1_000_000_000,
-        index_cache_bytes: 8 << 20,
+        index_cache_bytes: std::env::var("RDC_CACHE_MIB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(2) << 20,
         max_held_fraction: 0.5,
     }
 }
@@ -196,6 +196,9 @@ fn open_child(root: &std::path::Path) {
         report.replayed
     );
     println!("  open + recovery time           {open_s:8.3} s");
+    for (step, secs) in &report.timings {
+        println!("    {step:<28} {secs:8.3} s");
+    }
     println!(
         "  peak memory (VmHWM)            {:8.1} MiB (process before open: {:.1} MiB)",
         vm_hwm_kib() as f64 / 1024.0,

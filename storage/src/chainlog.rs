@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Seek as _, SeekFrom, Write as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -61,60 +62,59 @@ pub struct ChainLog {
 }
 
 impl ChainLog {
-    /// Opens (creating) the log at `path`. A torn last line (a power cut mid-append) is cut off;
-    /// it was never acknowledged, so nothing that was recorded is lost.
+    /// Opens (creating) the log at `path`. Reads only the end of the file: a torn last line
+    /// (a power cut mid-append, never acknowledged) is cut off, and the last entry gives the
+    /// head and the next sequence number. `verify` reads the rest.
     pub fn open(path: &Path, key: Arc<UnitKey>) -> Result<Self, Error> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io_err("open", path))?;
-        let mut head = GENESIS.to_owned();
-        let mut next_seq = 0;
-        let mut good_len = 0u64;
-        {
-            let mut r = BufReader::new(&mut file);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let n = r
-                    .read_until(b'\n', &mut line)
-                    .map_err(io_err("read", path))?;
-                if n == 0 {
-                    break;
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err("open", path))?;
+        let len = file.metadata().map_err(io_err("stat", path))?.len();
+        let (mut head, mut next_seq, mut good_len) = (GENESIS.to_owned(), 0, 0u64);
+        // Read back from the end until the window holds the last complete line.
+        let mut window = 4096u64;
+        loop {
+            let start = len.saturating_sub(window);
+            let mut buf = vec![0u8; (len - start) as usize];
+            file.read_exact_at(&mut buf, start).map_err(io_err("read", path))?;
+            let end = match buf.iter().rposition(|b| *b == b'\n') {
+                Some(i) => i,
+                None if start == 0 => {
+                    break; // no complete line at all
                 }
-                if line.last() != Some(&b'\n') {
-                    tracing::warn!(path = %path.display(), bytes = n, "cutting a torn last log entry (power cut while it was written)");
-                    break;
+                None => {
+                    window *= 4;
+                    continue;
                 }
-                match serde_json::from_slice::<Entry>(&line) {
-                    Ok(e) => {
-                        head = e.hash;
-                        next_seq = e.seq + 1;
-                    }
-                    // Not ours to repair: verify() reports it; keep appending after it.
-                    Err(err) => {
-                        tracing::error!(path = %path.display(), seq = next_seq, %err, "unreadable log entry; `verify` reports it")
-                    }
+            };
+            let line_start = match buf[..end].iter().rposition(|b| *b == b'\n') {
+                Some(i) => i + 1,
+                None if start == 0 => 0,
+                None => {
+                    window *= 4;
+                    continue;
                 }
-                good_len += n as u64;
+            };
+            good_len = start + end as u64 + 1;
+            match serde_json::from_slice::<Entry>(&buf[line_start..end]) {
+                Ok(e) => {
+                    head = e.hash;
+                    next_seq = e.seq + 1;
+                }
+                Err(err) => {
+                    return Err(Error::Encode(format!(
+                        "the last entry of {} is unreadable ({err}); run `rdc-recorder store verify` and move the damaged log aside",
+                        path.display()
+                    )));
+                }
             }
+            break;
         }
-        let actual = file.metadata().map_err(io_err("stat", path))?.len();
-        if actual != good_len {
+        if len != good_len {
+            tracing::warn!(path = %path.display(), bytes = len - good_len, "cutting a torn last log entry (power cut while it was written)");
             file.set_len(good_len).map_err(io_err("truncate", path))?;
             file.sync_all().map_err(io_err("fsync", path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io_err("seek", path))?;
-        Ok(ChainLog {
-            path: path.to_owned(),
-            file,
-            head,
-            next_seq,
-            len: good_len,
-            key,
-        })
+        Ok(ChainLog { path: path.to_owned(), file, head, next_seq, len: good_len, key })
     }
 
     /// Appends `body`, durably. Returns the entry's sequence number.

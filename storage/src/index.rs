@@ -187,9 +187,11 @@ impl Index {
         })
     }
 
-    /// Every entry, in (camera, seq) order.
-    pub(crate) fn all(&self) -> impl Iterator<Item = R<SegmentEntry>> + '_ {
-        self.seq.iter().map(|kv| decode(&kv?.1))
+    /// A camera's entries in sequence order (which is also their file names' order).
+    pub(crate) fn by_seq<'a>(&'a self, camera: &str) -> impl Iterator<Item = R<SegmentEntry>> + 'a {
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        self.seq.scan_prefix(prefix).map(|kv| decode(&kv?.1))
     }
 
     /// Cameras with at least one segment.

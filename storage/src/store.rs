@@ -66,7 +66,7 @@ impl StoreConfig {
             budget: c.storage.budget,
             segment_ns: u64::from(c.storage.segment_secs) * 1_000_000_000,
             sync_interval_ns: c.storage.sync_interval.as_nanos() as u64,
-            index_cache_bytes: 8 << 20,
+            index_cache_bytes: 2 << 20,
             max_held_fraction: 0.5,
         }
     }
@@ -89,6 +89,8 @@ pub struct OpenReport {
     pub missing_files: Vec<String>,
     /// Segment files no manifest accounts for (kept, never deleted; also in `verify`).
     pub unaccounted_files: Vec<String>,
+    /// How long each step of the open took: (step, seconds).
+    pub timings: Vec<(&'static str, f64)>,
 }
 
 /// Who asked for an access and why: every audit entry (R10).
@@ -306,6 +308,7 @@ impl Store {
         if cfg.recipients.is_empty() {
             return Err(Error::NoRecipients);
         }
+        let mut t = std::time::Instant::now();
         let root = cfg.root.clone();
         for d in ["segments", "logs/manifests"] {
             let p = root.join(d);
@@ -342,6 +345,11 @@ impl Store {
         }
         let index_path = root.join("index");
         let mut report = OpenReport::default();
+        let mut lap = |report: &mut OpenReport, step| {
+            report.timings.push((step, t.elapsed().as_secs_f64()));
+            t = std::time::Instant::now();
+        };
+        lap(&mut report, "logs");
         let index = match Index::open(&index_path, cfg.index_cache_bytes) {
             Ok(i) => i,
             Err(e) => {
@@ -351,6 +359,7 @@ impl Store {
                 Index::open(&index_path, cfg.index_cache_bytes).map_err(idx_err)?
             }
         };
+        lap(&mut report, "index open");
         let store = Store {
             inner: Arc::new(Inner {
                 cfg,
@@ -367,16 +376,14 @@ impl Store {
         // The index must have caught up with the logs before recovery commits new segments:
         // a commit marks the whole manifest log as applied.
         store.sync_index(&mut report)?;
+        lap(&mut report, "index catch-up");
         store.recover_partials(&mut report)?;
-        store.reconcile_files(&mut report)?;
-        let total = store
-            .inner
-            .index
-            .all()
-            .try_fold(0u64, |t, e| e.map(|e| t + e.bytes))
-            .map_err(idx_err)?;
+        lap(&mut report, "recovery");
+        let total = store.reconcile_files(&mut report)?;
         store.inner.total_bytes.store(total, Ordering::SeqCst);
+        lap(&mut report, "reconcile");
         store.inner.index.flush().map_err(idx_err)?;
+        lap(&mut report, "flush");
         Ok((store, report))
     }
 
@@ -406,6 +413,7 @@ impl Store {
             let mut names: Vec<String> = std::fs::read_dir(&dir)
                 .map_err(io_err("list", &dir))?
                 .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| n.ends_with(".partial") || n.ends_with(".tail"))
                 .collect();
             names.sort();
             for name in &names {
@@ -577,48 +585,53 @@ impl Store {
         Ok(())
     }
 
-    /// Files on disk against the index: finish logged deletions, report the rest.
-    fn reconcile_files(&self, report: &mut OpenReport) -> Result<(), Error> {
+    /// Files on disk against the index: finish logged deletions, report the rest. Returns the
+    /// bytes of footage indexed. One camera at a time, merge-joining its sorted file names with
+    /// its index entries (file names sort in sequence order), so memory stays small.
+    fn reconcile_files(&self, report: &mut OpenReport) -> Result<u64, Error> {
         let seg_root = self.inner.cfg.root.join("segments");
-        let mut on_disk: HashSet<(String, String)> = HashSet::new();
-        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
-            let cam = cam.map_err(io_err("list", &seg_root))?;
-            let camera = cam.file_name().to_string_lossy().into_owned();
-            for f in std::fs::read_dir(cam.path()).map_err(io_err("list", &cam.path()))? {
-                let name = f
-                    .map_err(io_err("list", &cam.path()))?
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned();
-                if name.ends_with(".age") {
-                    on_disk.insert((camera.clone(), name));
-                }
+        let mut cams: Vec<String> = std::fs::read_dir(&seg_root)
+            .map_err(io_err("list", &seg_root))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        for c in self.cameras()? {
+            if !cams.contains(&c) {
+                cams.push(c);
             }
         }
-        let mut indexed: HashSet<(String, String)> = HashSet::with_capacity(on_disk.len());
+        let mut total = 0u64;
         let mut missing = Vec::new();
-        for e in self.inner.index.all() {
-            let e = e.map_err(idx_err)?;
-            let k = (e.camera.clone(), e.file.clone());
-            if !on_disk.contains(&k) {
-                missing.push(e);
+        let mut strays = Vec::new();
+        for camera in cams {
+            let dir = self.segments_dir(&camera);
+            let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).filter(|n| n.ends_with(".age")).collect(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(io_err("list", &dir)(e)),
+            };
+            names.sort_unstable();
+            let mut names = names.into_iter().peekable();
+            for e in self.inner.index.by_seq(&camera) {
+                let e = e.map_err(idx_err)?;
+                while names.next_if(|n| *n < e.file).map(|n| strays.push((camera.clone(), n))).is_some() {}
+                if names.next_if(|n| *n == e.file).is_some() {
+                    total += e.bytes;
+                } else {
+                    missing.push(e);
+                }
             }
-            indexed.insert(k);
+            strays.extend(names.map(|n| (camera.clone(), n)));
         }
         for e in missing {
             tracing::error!(camera = %e.camera, seq = e.seq, file = %e.file, "segment file missing, and no destruction is logged for it: run verify");
-            report
-                .missing_files
-                .push(format!("{}/{}", e.camera, e.file));
+            report.missing_files.push(format!("{}/{}", e.camera, e.file));
             self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
         }
-        let strays: Vec<_> = on_disk.difference(&indexed).cloned().collect();
         if !strays.is_empty() {
-            let destroyed: HashSet<(String, String)> =
-                chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
-                    .into_iter()
-                    .map(|(_, d)| (d.camera, d.file))
-                    .collect();
+            let destroyed: HashSet<(String, String)> = chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
+                .into_iter()
+                .map(|(_, d)| (d.camera, d.file))
+                .collect();
             for (camera, file) in strays {
                 let p = self.segments_dir(&camera).join(&file);
                 if destroyed.contains(&(camera.clone(), file.clone())) {
@@ -631,7 +644,7 @@ impl Store {
                 }
             }
         }
-        Ok(())
+        Ok(total)
     }
 
     /// The writer for one camera. Only one may exist per camera at a time.
