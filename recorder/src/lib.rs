@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 pub mod camera;
+pub mod cli;
 pub mod clockstate;
 pub mod daemon;
 pub mod ingest;

@@ -26,7 +26,11 @@ fn cfg(root: &std::path::Path) -> StoreConfig {
         budget: Budget::MaxBytes(1 << 50),
         segment_ns: 60_000_000_000,
         sync_interval_ns: 1_000_000_000,
-        index_cache_bytes: std::env::var("RDC_CACHE_MIB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(2) << 20,
+        index_cache_bytes: std::env::var("RDC_CACHE_MIB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(2)
+            << 20,
         max_held_fraction: 0.5,
     }
 }

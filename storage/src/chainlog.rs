@@ -66,7 +66,12 @@ impl ChainLog {
     /// (a power cut mid-append, never acknowledged) is cut off, and the last entry gives the
     /// head and the next sequence number. `verify` reads the rest.
     pub fn open(path: &Path, key: Arc<UnitKey>) -> Result<Self, Error> {
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err("open", path))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_err("open", path))?;
         let len = file.metadata().map_err(io_err("stat", path))?.len();
         let (mut head, mut next_seq, mut good_len) = (GENESIS.to_owned(), 0, 0u64);
         // Read back from the end until the window holds the last complete line.
@@ -74,7 +79,8 @@ impl ChainLog {
         loop {
             let start = len.saturating_sub(window);
             let mut buf = vec![0u8; (len - start) as usize];
-            file.read_exact_at(&mut buf, start).map_err(io_err("read", path))?;
+            file.read_exact_at(&mut buf, start)
+                .map_err(io_err("read", path))?;
             let end = match buf.iter().rposition(|b| *b == b'\n') {
                 Some(i) => i,
                 None if start == 0 => {
@@ -114,7 +120,14 @@ impl ChainLog {
             file.sync_all().map_err(io_err("fsync", path))?;
         }
         file.seek(SeekFrom::End(0)).map_err(io_err("seek", path))?;
-        Ok(ChainLog { path: path.to_owned(), file, head, next_seq, len: good_len, key })
+        Ok(ChainLog {
+            path: path.to_owned(),
+            file,
+            head,
+            next_seq,
+            len: good_len,
+            key,
+        })
     }
 
     /// Appends `body`, durably. Returns the entry's sequence number.

@@ -605,7 +605,10 @@ impl Store {
         for camera in cams {
             let dir = self.segments_dir(&camera);
             let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned())).filter(|n| n.ends_with(".age")).collect(),
+                Ok(rd) => rd
+                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .filter(|n| n.ends_with(".age"))
+                    .collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(io_err("list", &dir)(e)),
             };
@@ -613,7 +616,11 @@ impl Store {
             let mut names = names.into_iter().peekable();
             for e in self.inner.index.by_seq(&camera) {
                 let e = e.map_err(idx_err)?;
-                while names.next_if(|n| *n < e.file).map(|n| strays.push((camera.clone(), n))).is_some() {}
+                while names
+                    .next_if(|n| *n < e.file)
+                    .map(|n| strays.push((camera.clone(), n)))
+                    .is_some()
+                {}
                 if names.next_if(|n| *n == e.file).is_some() {
                     total += e.bytes;
                 } else {
@@ -624,14 +631,17 @@ impl Store {
         }
         for e in missing {
             tracing::error!(camera = %e.camera, seq = e.seq, file = %e.file, "segment file missing, and no destruction is logged for it: run verify");
-            report.missing_files.push(format!("{}/{}", e.camera, e.file));
+            report
+                .missing_files
+                .push(format!("{}/{}", e.camera, e.file));
             self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
         }
         if !strays.is_empty() {
-            let destroyed: HashSet<(String, String)> = chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
-                .into_iter()
-                .map(|(_, d)| (d.camera, d.file))
-                .collect();
+            let destroyed: HashSet<(String, String)> =
+                chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
+                    .into_iter()
+                    .map(|(_, d)| (d.camera, d.file))
+                    .collect();
             for (camera, file) in strays {
                 let p = self.segments_dir(&camera).join(&file);
                 if destroyed.contains(&(camera.clone(), file.clone())) {

@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         a.width, a.height, a.fps
     );
     let video = if a.mjpeg {
-        format!("{raw} ! jpegenc ! rtpjpegpay name=pay0 pt=26")
+        format!("{raw} ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26")
     } else {
         match a.codec {
             Codec::H264 => format!(

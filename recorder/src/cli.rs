@@ -1,0 +1,230 @@
+//! The `rdc-recorder` command line: the daemon and the engineer's on-site tools.
+//!
+//! Exit codes: 0 success, 1 the configuration or store has problems (printed), 2 anything else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use rdc_config::Config;
+use rdc_storage::clock::rfc3339;
+use rdc_storage::{RealClocks, Store, StoreConfig, UnitKey};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rdc-recorder",
+    version,
+    about = "The recorder of a redeployable CCTV unit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Record every configured camera until SIGTERM (what systemd runs).
+    Run {
+        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Check a configuration file: print the effective configuration, or every problem in it.
+    CheckConfig {
+        #[arg(default_value = rdc_config::DEFAULT_PATH)]
+        path: PathBuf,
+    },
+    /// Inspect the store on this unit (for a field engineer on site; shows no footage).
+    Store {
+        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[command(subcommand)]
+        cmd: StoreCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCmd {
+    /// Disk use, retention the disk really holds, cameras, holds.
+    Status,
+    /// Segments of a camera (all cameras if none given), newest last.
+    List { camera: Option<String> },
+    /// Check signatures, chains and (with --deep) every segment's SHA-256.
+    Verify {
+        #[arg(long)]
+        deep: bool,
+    },
+}
+
+/// The whole program; `main` calls this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Run { .. }) {
+        // The daemon installs its own subscriber from the configuration.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rdc-recorder: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run { config } => {
+            let Some(cfg) = load(&config) else {
+                return Ok(ExitCode::from(1));
+            };
+            crate::daemon::run(&config, cfg, crate::camera::Options::default())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::CheckConfig { path } => Ok(check_config(&path)),
+        Cmd::Store { config, cmd } => {
+            let Some(cfg) = load(&config) else {
+                return Ok(ExitCode::from(1));
+            };
+            let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key)?);
+            let (store, report) =
+                Store::open(StoreConfig::from_config(&cfg), key, Arc::new(RealClocks))
+                    .with_context(|| {
+                        format!("opening the store at {}", cfg.storage.path.display())
+                    })?;
+            for m in &report.recovered {
+                eprintln!(
+                    "recovered {}/{} (ended by power loss at {})",
+                    m.camera,
+                    m.seq,
+                    rfc3339(m.end_ns)
+                );
+            }
+            match cmd {
+                StoreCmd::Status => {
+                    let s = store.status()?;
+                    println!("unit            {} ({})", cfg.unit.id, cfg.unit.operator);
+                    println!("segments        {}", s.segments);
+                    println!(
+                        "bytes           {} of a budget of {}",
+                        s.total_bytes, s.budget_bytes
+                    );
+                    println!("retention       {} days configured", s.retention_days);
+                    match s.capacity_days {
+                        Some(c) if c < f64::from(s.retention_days) => {
+                            println!(
+                                "disk holds      {c:.1} days at the current rate: LESS than the retention; footage older than that is overwritten"
+                            )
+                        }
+                        Some(c) => println!("disk holds      {c:.1} days at the current rate"),
+                        None => println!("disk holds      (not enough footage yet to estimate)"),
+                    }
+                    println!(
+                        "oldest footage  {}",
+                        s.oldest_ns.map_or("-".into(), rfc3339)
+                    );
+                    println!(
+                        "newest footage  {}",
+                        s.newest_ns.map_or("-".into(), rfc3339)
+                    );
+                    println!("holds           {} ({} bytes held)", s.holds, s.held_bytes);
+                    for c in &s.cameras {
+                        println!(
+                            "camera {:<8} {} segments, {} bytes, newest {}",
+                            c.camera,
+                            c.segments,
+                            c.bytes,
+                            c.newest_end_ns.map_or("-".into(), rfc3339)
+                        );
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                StoreCmd::List { camera } => {
+                    let cams = match camera {
+                        Some(c) => vec![c],
+                        None => store.cameras()?,
+                    };
+                    for cam in cams {
+                        for e in store.list(&cam, i64::MIN, i64::MAX)? {
+                            let end = match &e.ended {
+                                rdc_storage::Ended::Cut => String::new(),
+                                rdc_storage::Ended::Stopped { cause } => {
+                                    format!("  [gap follows: {cause}]")
+                                }
+                                rdc_storage::Ended::PowerLoss => "  [ended by power loss]".into(),
+                            };
+                            println!(
+                                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes{}{end}",
+                                e.seq,
+                                rfc3339(e.start_ns),
+                                rfc3339(e.end_ns),
+                                e.bytes,
+                                if e.clock_synced {
+                                    ""
+                                } else {
+                                    "  [clock not synchronised]"
+                                }
+                            );
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                StoreCmd::Verify { deep } => {
+                    let problems = store.verify(deep)?;
+                    if problems.is_empty() {
+                        println!(
+                            "store intact: logs, signatures and chains verify{}",
+                            if deep {
+                                ", every segment matches its manifest"
+                            } else {
+                                ""
+                            }
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        for p in &problems {
+                            println!("PROBLEM: {p}");
+                        }
+                        Ok(ExitCode::from(1))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(l) => {
+            for w in &l.warnings {
+                eprintln!("warning: {w}");
+            }
+            Some(l.config)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(l) => {
+            print!("{}", l.config.to_toml());
+            for w in &l.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("{}: valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

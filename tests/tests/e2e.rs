@@ -1,0 +1,618 @@
+//! End to end: the emulated camera over real RTSP on loopback, the recorder as a process, real
+//! files, real age. Segments are checked as an officer would: decrypted with an independent age
+//! implementation and probed with ffprobe/ffmpeg.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdc_storage::{Ended, Manifest, RealClocks, Store, StoreConfig, UnitKey};
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An emulated camera process, killed on drop.
+struct Camera {
+    child: Child,
+    port: u16,
+    args: Vec<String>,
+}
+
+impl Camera {
+    fn start(args: &[&str]) -> Camera {
+        Self::start_on(free_port(), args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn start_on(port: u16, args: Vec<String>) -> Camera {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rdc-fake-camera"))
+            .arg("--port")
+            .arg(port.to_string())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("READY"), "camera did not start: {line:?}");
+        Camera { child, port, args }
+    }
+
+    fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        *self = Camera::start_on(self.port, self.args.clone());
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A unit: a directory with a configuration, an officer identity, and the recorder process.
+struct Unit {
+    dir: tempfile::TempDir,
+    identity: age::x25519::Identity,
+    recorder: Option<Child>,
+}
+
+struct Cam<'a> {
+    id: &'a str,
+    url: String,
+    extra: String,
+}
+
+impl Unit {
+    fn new(cams: &[Cam<'_>]) -> Unit {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = age::x25519::Identity::generate();
+        let mut toml = format!(
+            r#"[unit]
+id = "e2e"
+operator = "Test Housing"
+contact = "t@example.org"
+purpose = "testing"
+site = "loopback"
+signing_key = "{d}/unit.key"
+
+[storage]
+path = "{d}/store"
+max_bytes = "2 GiB"
+segment_secs = 10
+sync_interval = "1s"
+
+[[recipient]]
+name = "officer"
+public_key = "{pk}"
+
+[logging]
+level = "info,rdc_recorder=debug"
+"#,
+            d = dir.path().display(),
+            pk = identity.to_public()
+        );
+        for c in cams {
+            toml.push_str(&format!(
+                "\n[[camera]]\nid = \"{}\"\nurl = \"{}\"\n{}\n",
+                c.id, c.url, c.extra
+            ));
+        }
+        std::fs::write(dir.path().join("recorder.toml"), toml).unwrap();
+        Unit {
+            dir,
+            identity,
+            recorder: None,
+        }
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("recorder.toml")
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("recorder.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+            .args(["run", "--config"])
+            .arg(self.config())
+            .env("RUST_LOG", "info,rdc_recorder=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.recorder = Some(child);
+    }
+
+    /// SIGTERM, as systemd stops it; waits for a clean exit.
+    fn stop(&mut self) {
+        let mut c = self.recorder.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "recorder exited with {status}; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "recorder did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: as a power cut is to the process.
+    fn kill(&mut self) {
+        let mut c = self.recorder.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("recorder.log")).unwrap_or_default()
+    }
+
+    /// Opens the store (the recorder must not be running: sled allows one process).
+    fn store(&self) -> Store {
+        let cfg = rdc_config::Config::load(&self.config()).unwrap().config;
+        let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key).unwrap());
+        Store::open(StoreConfig::from_config(&cfg), key, Arc::new(RealClocks))
+            .unwrap()
+            .0
+    }
+
+    fn manifests(&self, store: &Store, camera: &str) -> Vec<Manifest> {
+        store
+            .manifests(camera, 0, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_value(e.body).unwrap())
+            .collect()
+    }
+
+    /// Decrypts a segment with the `age` crate into a .ts file; returns its path.
+    fn decrypt(&self, store: &Store, camera: &str, seq: u64) -> PathBuf {
+        let src = store.segment_path(camera, seq).unwrap();
+        let d = age::Decryptor::new(std::fs::File::open(&src).unwrap()).unwrap();
+        let mut r = d
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .unwrap();
+        let mut plain = Vec::new();
+        r.read_to_end(&mut plain).unwrap();
+        let out = self.dir.path().join(format!("{camera}-{seq}.ts"));
+        std::fs::write(&out, plain).unwrap();
+        out
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.recorder.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ffprobe(args: &[&str], file: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/install-deps.sh installs ffmpeg)");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// What a player sees in a segment: stream types, codec, first frame type, frames decoded,
+/// and decoder errors.
+#[derive(Debug)]
+struct Probe {
+    streams: Vec<String>,
+    codec: String,
+    first_frame: String,
+    frames: u64,
+    decode_errors: Vec<String>,
+}
+
+fn probe(ts: &Path) -> Probe {
+    let s = ffprobe(
+        &[
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,nb_read_frames",
+        ],
+        ts,
+    );
+    let streams: Vec<serde_json::Value> = s["streams"].as_array().cloned().unwrap_or_default();
+    let f = ffprobe(
+        &[
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pict_type",
+            "-read_intervals",
+            "%+#1",
+        ],
+        ts,
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(ts)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let decode_errors = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        // The null muxer's own timestamp complaints (camera frames sharing a timestamp) are not
+        // decoding errors.
+        .filter(|l| !l.contains("Application provided") && !l.contains("Last message repeated"))
+        .map(str::to_owned)
+        .collect();
+    let video = streams.iter().find(|s| s["codec_type"] == "video");
+    Probe {
+        streams: streams
+            .iter()
+            .map(|s| s["codec_type"].as_str().unwrap_or("?").to_owned())
+            .collect(),
+        codec: video
+            .and_then(|v| v["codec_name"].as_str())
+            .unwrap_or("")
+            .to_owned(),
+        first_frame: f["frames"][0]["pict_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        frames: video
+            .and_then(|v| v["nb_read_frames"].as_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        decode_errors,
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn segment_files(unit: &Unit, camera: &str) -> usize {
+    std::fs::read_dir(unit.dir.path().join("store/segments").join(camera))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".age"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_cameras_for_a_minute() {
+    let plain = Camera::start(&[]);
+    let with_audio = Camera::start(&["--audio"]);
+    let bframes = Camera::start(&["--bframes", "2", "--gop", "50"]);
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "front",
+            url: plain.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "door",
+            url: with_audio.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "yard",
+            url: bframes.url(),
+            extra: String::new(),
+        },
+    ]);
+    let started = now_ns();
+    unit.start();
+    std::thread::sleep(Duration::from_secs(60));
+    let stopped = now_ns();
+    unit.stop();
+    let store = unit.store();
+    for cam in ["front", "door", "yard"] {
+        let ms = unit.manifests(&store, cam);
+        assert!(
+            ms.len() >= 5,
+            "{cam}: {} segments in a minute of 10 s segments",
+            ms.len()
+        );
+        // Recording started within a few seconds (connect and the first keyframe, 2 s GOP at
+        // most) and ran to the stop.
+        assert!(
+            ms[0].start_ns - started < 5_000_000_000,
+            "{cam}: first segment started {} ms after the recorder",
+            (ms[0].start_ns - started) / 1_000_000
+        );
+        assert!(
+            stopped - ms.last().unwrap().end_ns < 2_000_000_000,
+            "{cam}: recording ended early"
+        );
+        // No gap between segments: each ends where the next begins.
+        for w in ms.windows(2) {
+            assert_eq!(
+                w[0].ended,
+                Ended::Cut,
+                "{cam}: unexpected gap after segment {}: {:?}",
+                w[0].seq,
+                w[0].ended
+            );
+            assert_eq!(
+                w[0].end_ns, w[1].start_ns,
+                "{cam}: segments {} and {} do not meet",
+                w[0].seq, w[1].seq
+            );
+        }
+        assert_eq!(
+            ms.last().unwrap().ended,
+            Ended::Stopped {
+                cause: "the recorder stopped".into()
+            }
+        );
+        let covered: i64 = ms.iter().map(|m| m.duration_ns()).sum();
+        assert!(
+            covered > 54_000_000_000,
+            "{cam}: only {} s covered",
+            covered / 1_000_000_000
+        );
+        for m in &ms {
+            let ts = unit.decrypt(&store, cam, m.seq);
+            let p = probe(&ts);
+            assert_eq!(
+                p.streams,
+                vec!["video"],
+                "{cam}/{}: exactly one video stream, no audio: {p:?}",
+                m.seq
+            );
+            assert_eq!(p.codec, "h264");
+            assert_eq!(
+                p.first_frame, "I",
+                "{cam}/{}: does not play from its first frame: {p:?}",
+                m.seq
+            );
+            assert!(
+                p.decode_errors.is_empty(),
+                "{cam}/{}: decoder errors: {:?}",
+                m.seq,
+                p.decode_errors
+            );
+            assert!(
+                p.frames + 2 >= m.frames,
+                "{cam}/{}: {} frames decoded of {}",
+                m.seq,
+                p.frames,
+                m.frames
+            );
+        }
+    }
+    assert!(
+        unit.log().contains("audio is never recorded"),
+        "the audio track was not refused"
+    );
+    assert!(store.verify(true).unwrap().is_empty());
+}
+
+#[test]
+fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
+    let mut cam = Camera::start(&[]);
+    let mut unit = Unit::new(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("recording", Duration::from_secs(20), || {
+        unit.log().contains("camera connected")
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    cam.kill();
+    let killed = now_ns();
+    std::thread::sleep(Duration::from_secs(8));
+    cam.restart();
+    let back = now_ns();
+    std::thread::sleep(Duration::from_secs(12));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let gap = ms
+        .iter()
+        .position(|m| matches!(m.ended, Ended::Stopped { .. }) && m.end_ns < back)
+        .expect("a segment ends at the outage");
+    let Ended::Stopped { cause } = &ms[gap].ended else {
+        unreachable!()
+    };
+    assert!(!cause.is_empty());
+    assert!(
+        (ms[gap].end_ns - killed).abs() < 3_000_000_000,
+        "gap recorded at the outage ({cause})"
+    );
+    let resumed = &ms[gap + 1];
+    assert!(resumed.start_ns > ms[gap].end_ns);
+    assert!(
+        resumed.start_ns - back < 5_000_000_000,
+        "recording resumed {} ms after the camera came back",
+        (resumed.start_ns - back) / 1_000_000
+    );
+    let p = probe(&unit.decrypt(&store, "front", resumed.seq));
+    assert_eq!(p.first_frame, "I");
+}
+
+#[test]
+fn recorder_killed_nothing_synced_lost() {
+    let cam = Camera::start(&[]);
+    let mut unit = Unit::new(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("a first segment", Duration::from_secs(40), || {
+        segment_files(&unit, "front") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    unit.kill();
+    let killed = now_ns();
+    // Restarted, the recorder recovers the cut segment and records on.
+    unit.start();
+    wait_for("recording again", Duration::from_secs(30), || {
+        unit.log().matches("camera connected").count() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let cut = ms
+        .iter()
+        .find(|m| m.ended == Ended::PowerLoss)
+        .expect("the segment open at the kill is recovered");
+    // Synced every second: at most about a second (plus the queue) is lost.
+    assert!(
+        killed - cut.end_ns < 2_500_000_000,
+        "recovered segment ends {} ms before the kill",
+        (killed - cut.end_ns) / 1_000_000
+    );
+    let p = probe(&unit.decrypt(&store, "front", cut.seq));
+    assert_eq!(p.first_frame, "I");
+    assert!(p.decode_errors.is_empty(), "{:?}", p.decode_errors);
+    assert!(
+        p.frames + 2 >= cut.frames,
+        "{} decoded of {}",
+        p.frames,
+        cut.frames
+    );
+    assert!(
+        ms.last().unwrap().start_ns > killed,
+        "recording went on after the restart"
+    );
+    assert!(unit.log().contains("recovered"), "the recovery is logged");
+    assert!(store.verify(true).unwrap().is_empty());
+}
+
+#[test]
+fn h265_camera_is_recorded() {
+    let cam = Camera::start(&["--codec", "h265"]);
+    let mut unit = Unit::new(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("a segment", Duration::from_secs(40), || {
+        segment_files(&unit, "front") >= 1
+    });
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let p = probe(&unit.decrypt(&store, "front", ms[0].seq));
+    assert_eq!(p.codec, "hevc", "{p:?}");
+    assert_eq!(p.first_frame, "I");
+    assert!(p.decode_errors.is_empty(), "{:?}", p.decode_errors);
+}
+
+#[test]
+fn credentials_over_udp_and_a_wrong_password() {
+    let cam = Camera::start(&["--credentials", "recorder:s3cret-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pw");
+    let bad = dir.path().join("bad.pw");
+    for (p, v) in [(&good, "s3cret-pw\n"), (&bad, "guess\n")] {
+        std::fs::write(p, v).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let extra = |p: &Path, transport: &str| {
+        format!(
+            "transport = \"{transport}\"\nusername = \"recorder\"\npassword_file = \"{}\"",
+            p.display()
+        )
+    };
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "good",
+            url: cam.url(),
+            extra: extra(&good, "udp"),
+        },
+        Cam {
+            id: "bad",
+            url: cam.url(),
+            extra: extra(&bad, "tcp"),
+        },
+    ]);
+    unit.start();
+    wait_for("a segment over UDP", Duration::from_secs(40), || {
+        segment_files(&unit, "good") >= 1
+    });
+    wait_for("the refusal", Duration::from_secs(20), || {
+        unit.log().contains("refused the credentials")
+    });
+    unit.stop();
+    assert_eq!(segment_files(&unit, "bad"), 0);
+    let log = unit.log();
+    assert!(
+        !log.contains("s3cret-pw"),
+        "the password appears in the log"
+    );
+    let store = unit.store();
+    let p = probe(&unit.decrypt(&store, "good", 0));
+    assert_eq!(p.first_frame, "I");
+}
+
+#[test]
+fn a_camera_sending_another_codec_is_refused_clearly() {
+    let cam = Camera::start(&["--mjpeg"]);
+    let mut unit = Unit::new(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("the refusal", Duration::from_secs(30), || {
+        unit.log().contains("only H.264 and H.265 are recorded")
+    });
+    unit.stop();
+    assert_eq!(segment_files(&unit, "front"), 0);
+}
