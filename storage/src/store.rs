@@ -253,6 +253,8 @@ struct Inner {
     holds: Mutex<Vec<Hold>>,
     total_bytes: AtomicU64,
     writers: Mutex<HashSet<String>>,
+    /// Holds the store's exclusive lock while open.
+    _lock: File,
 }
 
 /// The encrypted ring buffer. Cheap to clone; share it between cameras and the uplink.
@@ -314,6 +316,14 @@ impl Store {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
+        // One process at a time: the daemon, or an engineer's inspection, never both.
+        let lock_path = root.join("lock");
+        let lock_file = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err("open", &lock_path))?;
+        match rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(root.clone())),
+            Err(e) => return Err(io_err("lock", &lock_path)(e.into())),
+        }
         let pubkey_path = root.join("unit-public-key");
         std::fs::write(&pubkey_path, format!("{}\n", key.public_hex()))
             .map_err(io_err("write", &pubkey_path))?;
@@ -371,6 +381,7 @@ impl Store {
                 holds: Mutex::new(holds),
                 total_bytes: AtomicU64::new(0),
                 writers: Mutex::new(HashSet::new()),
+                _lock: lock_file,
             }),
         };
         // The index must have caught up with the logs before recovery commits new segments:

@@ -241,7 +241,7 @@ fn unsynced_tail_lost_synced_kept_when_writer_dies() {
     // 2.6 s of frames: syncs at 1 s and 2 s; 0.6 s after that never synced.
     push_frames(&mut w, &fx.clocks, 65, 25);
     let (seq, _, _) = w.current().unwrap();
-    std::mem::forget(w); // as a crash: no close, no drop
+    drop(w); // as a crash: the segment is left open, not closed
     drop(store);
     let (store, report) = fx.open();
     assert_eq!(report.recovered.len(), 1);
@@ -489,6 +489,22 @@ fn wall_clock_step_neither_reorders_nor_corrupts() {
 }
 
 #[test]
+fn a_second_process_is_refused_and_the_index_left_alone() {
+    let fx = Fixture::new();
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    push_frames(&mut w, &fx.clocks, 300, 25);
+    w.close("stop").unwrap();
+    match Store::open(fx.cfg.clone(), fx.key.clone(), fx.clocks.clone()) {
+        Err(Error::Busy(p)) => assert_eq!(p, fx.cfg.root),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    // The running store is untouched.
+    assert_eq!(store.list("front", 0, i64::MAX).unwrap().len(), 2);
+    assert!(fx.cfg.root.join("index").exists());
+}
+
+#[test]
 fn index_lost_or_corrupt_is_rebuilt() {
     let fx = Fixture::new();
     let listing = {
@@ -641,6 +657,7 @@ fn holds_are_recorded_capped_and_lapse() {
         .unwrap();
     assert_eq!(store.holds().unwrap(), vec![h.clone()]);
     // Survives a reopen.
+    drop(w);
     drop(store);
     let (store, _) = fx.open();
     assert_eq!(store.holds().unwrap().len(), 1);
