@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -283,6 +283,12 @@ fn fsync_dir(dir: &Path) -> Result<(), Error> {
         .map_err(io_err("fsync directory", dir))
 }
 
+/// Creates a directory (and its parents) readable by the daemon only, whatever the umask.
+fn private_dir(p: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p).map_err(io_err("create directory", p))
+}
+
 fn idx_err(e: sled::Error) -> Error {
     Error::Index(e.to_string())
 }
@@ -314,11 +320,11 @@ impl Store {
         let root = cfg.root.clone();
         for d in ["segments", "logs/manifests"] {
             let p = root.join(d);
-            std::fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+            private_dir(&p)?;
         }
         // One process at a time: the daemon, or an engineer's inspection, never both.
         let lock_path = root.join("lock");
-        let lock_file = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(io_err("open", &lock_path))?;
+        let lock_file = File::options().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).map_err(io_err("open", &lock_path))?;
         match rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(root.clone())),
@@ -694,7 +700,7 @@ impl Store {
         clock: ClockState,
     ) -> Result<OpenSegment, Error> {
         let dir = self.segments_dir(camera);
-        std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        private_dir(&dir)?;
         let seq = {
             let mut logs = lock(&self.inner.logs);
             self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?
