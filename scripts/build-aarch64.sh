@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the recorder for aarch64-unknown-linux-gnu on this Debian 12 machine, with Debian's
+# Builds the workspace (the recorder, the emulated camera) for aarch64-unknown-linux-gnu on this Debian 12 machine, with Debian's
 # cross gcc and the arm64 GStreamer libraries unpacked into a private sysroot
 # (target/sysroot-arm64). Nothing arm64 is installed on the host: Debian 12's GStreamer -dev
 # packages are not co-installable across architectures, and installing the arm64 ones would
@@ -26,7 +26,7 @@ if [ ! -f "$sysroot/.complete" ]; then
     $sudo dpkg --add-architecture arm64
   fi
   $sudo apt-get update -qq
-  roots=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64)
+  roots=(libgstreamer1.0-dev:arm64 libgstreamer-plugins-base1.0-dev:arm64 libgstrtspserver-1.0-dev:arm64)
   debs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
            --no-replaces --no-enhances "${roots[@]}" | grep -E '^[a-z0-9].*:arm64$' | sort -u)
   dl=$(mktemp -d)
@@ -48,5 +48,5 @@ export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$sysroot/usr/share/pkgconfig
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-rpath-link,$lib -C link-arg=-Wl,-rpath-link,$sysroot/lib/aarch64-linux-gnu"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-cargo build --locked --release --target aarch64-unknown-linux-gnu -p rdc-recorder
-file target/aarch64-unknown-linux-gnu/release/rdc-recorder
+cargo build --locked --release --target aarch64-unknown-linux-gnu --workspace --bins
+file target/aarch64-unknown-linux-gnu/release/rdc-recorder target/aarch64-unknown-linux-gnu/release/rdc-fake-camera

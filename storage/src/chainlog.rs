@@ -69,6 +69,7 @@ impl ChainLog {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
+            .mode(0o600)
             .create(true)
             .open(path)
             .map_err(io_err("open", path))?;

@@ -79,7 +79,9 @@ pub enum Error {
     Crypto(&'static str),
     #[error("cannot encode a log entry: {0}")]
     Encode(String),
-    #[error("the store at {0} is in use by another process (the recorder is running?): stop it first (systemctl stop rdc-recorder), or ask the running unit with `rdc status`")]
+    #[error(
+        "the store at {0} is in use by another process (the recorder is running?): stop it first (systemctl stop rdc-recorder), or ask the running unit with `rdc status`"
+    )]
     Busy(PathBuf),
     #[error("no recipients: footage must be encrypted to at least one age public key")]
     NoRecipients,

@@ -286,7 +286,11 @@ fn fsync_dir(dir: &Path) -> Result<(), Error> {
 /// Creates a directory (and its parents) readable by the daemon only, whatever the umask.
 fn private_dir(p: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p).map_err(io_err("create directory", p))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(p)
+        .map_err(io_err("create directory", p))
 }
 
 fn idx_err(e: sled::Error) -> Error {
@@ -324,8 +328,17 @@ impl Store {
         }
         // One process at a time: the daemon, or an engineer's inspection, never both.
         let lock_path = root.join("lock");
-        let lock_file = File::options().create(true).truncate(false).write(true).mode(0o600).open(&lock_path).map_err(io_err("open", &lock_path))?;
-        match rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err("open", &lock_path))?;
+        match rustix::fs::flock(
+            &lock_file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(root.clone())),
             Err(e) => return Err(io_err("lock", &lock_path)(e.into())),
@@ -416,6 +429,14 @@ impl Store {
         self.inner.clocks.wall_ns()
     }
 
+    fn manifest_log_path(&self, camera: &str) -> PathBuf {
+        self.inner
+            .cfg
+            .root
+            .join("logs")
+            .join(manifest_log_name(camera))
+    }
+
     fn segments_dir(&self, camera: &str) -> PathBuf {
         self.inner.cfg.root.join("segments").join(camera)
     }
@@ -504,17 +525,9 @@ impl Store {
         f.write_all_at(&chunk, meta.main_len)
             .map_err(io_err("write", &partial))?;
         f.sync_all().map_err(io_err("fsync", &partial))?;
-        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 1 << 16];
         f.seek(SeekFrom::Start(0))
             .map_err(io_err("seek", &partial))?;
-        loop {
-            let n = f.read(&mut buf).map_err(io_err("read", &partial))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+        let digest = sha256_hex(&mut f).map_err(io_err("read", &partial))?;
         let m = Manifest {
             unit: self.inner.cfg.unit_id.clone(),
             camera: camera.to_owned(),
@@ -531,7 +544,7 @@ impl Store {
             keyframes: meta.keyframes,
             plaintext_len: meta.plaintext_len,
             ciphertext_len: meta.main_len + chunk.len() as u64,
-            ciphertext_sha256: hex::encode(hasher.finish()),
+            ciphertext_sha256: digest,
             ended: Ended::PowerLoss,
         };
         tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
@@ -719,12 +732,7 @@ impl Store {
         camera: &str,
     ) -> Result<&'a mut ChainLog, Error> {
         if !logs.manifests.contains_key(camera) {
-            let p = self
-                .inner
-                .cfg
-                .root
-                .join("logs")
-                .join(manifest_log_name(camera));
+            let p = self.manifest_log_path(camera);
             logs.manifests.insert(
                 camera.to_owned(),
                 ChainLog::open(&p, self.inner.key.clone())?,
@@ -809,12 +817,7 @@ impl Store {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<chainlog::Entry>, Error> {
-        let p = self
-            .inner
-            .cfg
-            .root
-            .join("logs")
-            .join(manifest_log_name(camera));
+        let p = self.manifest_log_path(camera);
         Ok(chainlog::read_all::<serde_json::Value>(&p)?
             .into_iter()
             .map(|(e, _)| e)
@@ -1202,7 +1205,6 @@ impl Store {
     /// one message per problem; empty means intact.
     pub fn verify(&self, deep: bool) -> Result<Vec<String>, Error> {
         let public = self.inner.key.public();
-        let logs_dir = self.inner.cfg.root.join("logs");
         let mut problems = Vec::new();
         let (audit, destruction, holds, manifest_logs) = {
             let l = lock(&self.inner.logs);
@@ -1221,7 +1223,7 @@ impl Store {
             .map(|(_, d)| (d.camera, d.seq))
             .collect();
         for cam in manifest_logs {
-            let lp = logs_dir.join(manifest_log_name(&cam));
+            let lp = self.manifest_log_path(&cam);
             problems.extend(
                 chainlog::verify(&lp, &public)?
                     .into_iter()
@@ -1247,16 +1249,9 @@ impl Store {
                         if len != m.ciphertext_len {
                             problems.push(format!("{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered", m.file, m.seq, m.ciphertext_len));
                         } else if deep {
-                            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-                            let mut buf = vec![0u8; 1 << 16];
-                            loop {
-                                let n = f.read(&mut buf).map_err(io_err("read", &p))?;
-                                if n == 0 {
-                                    break;
-                                }
-                                h.update(&buf[..n]);
-                            }
-                            if hex::encode(h.finish()) != m.ciphertext_sha256 {
+                            if sha256_hex(&mut f).map_err(io_err("read", &p))?
+                                != m.ciphertext_sha256
+                            {
                                 problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
                             }
                         }
@@ -1278,6 +1273,19 @@ impl Store {
     /// Flushes the index (the logs are always durable already).
     pub fn flush(&self) -> Result<(), Error> {
         self.inner.index.flush().map_err(idx_err)
+    }
+}
+
+/// SHA-256 of what is left to read in `f`, hex.
+fn sha256_hex(f: &mut File) -> std::io::Result<String> {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finish()));
+        }
+        h.update(&buf[..n]);
     }
 }
 

@@ -169,6 +169,13 @@ fn round_trip_through_the_age_crate() {
         "{:?}",
         store.verify(true)
     );
+    // Private whatever the umask: segments and logs 0600, directories 0700.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store.segment_path("front", 0).unwrap()), 0o600);
+    assert_eq!(mode(&fx.cfg.root.join("logs/audit.jsonl")), 0o600);
+    assert_eq!(mode(&fx.cfg.root.join("logs/manifests/front.jsonl")), 0o600);
+    assert_eq!(mode(&fx.cfg.root.join("segments/front")), 0o700);
     // Resumable reads: any offset gives the file's bytes from there.
     let path = store.segment_path("front", 1).unwrap();
     let whole = std::fs::read(&path).unwrap();

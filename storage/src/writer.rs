@@ -227,12 +227,14 @@ impl OpenSegment {
         let mut file = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&p)
             .map_err(io_err("create", &p))?;
         file.write_all(prefix).map_err(io_err("write", &p))?;
         let tail = File::options()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&t)
             .map_err(io_err("create", &t))?;
         let mut ct_hash = Context::new(&SHA256);

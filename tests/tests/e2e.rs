@@ -483,29 +483,55 @@ fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     // The other camera did not notice.
     let rear = unit.manifests(&store, "rear");
     for w in rear.windows(2) {
-        assert_eq!(w[0].end_ns, w[1].start_ns, "rear: a gap while front was down");
+        assert_eq!(
+            w[0].end_ns, w[1].start_ns,
+            "rear: a gap while front was down"
+        );
     }
 }
 
 #[test]
 fn a_stalled_camera_is_noticed_and_recording_resumes() {
     let cam = Camera::start(&[]);
-    let mut unit = Unit::new(&[Cam { id: "front", url: cam.url(), extra: String::new() }]);
+    let mut unit = Unit::new(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
     unit.start();
-    wait_for("recording", Duration::from_secs(20), || unit.log().contains("camera connected"));
+    wait_for("recording", Duration::from_secs(20), || {
+        unit.log().contains("camera connected")
+    });
     std::thread::sleep(Duration::from_secs(4));
     // Freeze the camera: its connection stays open but no data flows.
-    Command::new("kill").arg("-STOP").arg(cam.child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-STOP")
+        .arg(cam.child.id().to_string())
+        .status()
+        .unwrap();
     std::thread::sleep(Duration::from_secs(9));
-    Command::new("kill").arg("-CONT").arg(cam.child.id().to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-CONT")
+        .arg(cam.child.id().to_string())
+        .status()
+        .unwrap();
     let back = now_ns();
-    wait_for("recording again", Duration::from_secs(30), || unit.log().matches("camera connected").count() >= 2);
+    wait_for("recording again", Duration::from_secs(30), || {
+        unit.log().matches("camera connected").count() >= 2
+    });
     std::thread::sleep(Duration::from_secs(3));
     unit.stop();
     let store = unit.store();
     let ms = unit.manifests(&store, "front");
-    let stalled = ms.iter().position(|m| matches!(&m.ended, Ended::Stopped { cause } if cause.contains("stalled"))).expect("the stall is recorded as the gap's cause");
-    assert!(ms[stalled + 1].start_ns - back < 8_000_000_000, "recording resumed {} ms after the camera recovered", (ms[stalled + 1].start_ns - back) / 1_000_000);
+    let stalled = ms
+        .iter()
+        .position(|m| matches!(&m.ended, Ended::Stopped { cause } if cause.contains("stalled")))
+        .expect("the stall is recorded as the gap's cause");
+    assert!(
+        ms[stalled + 1].start_ns - back < 8_000_000_000,
+        "recording resumed {} ms after the camera recovered",
+        (ms[stalled + 1].start_ns - back) / 1_000_000
+    );
 }
 
 #[test]
