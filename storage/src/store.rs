@@ -1248,12 +1248,11 @@ impl Store {
                         let len = f.metadata().map(|md| md.len()).unwrap_or(0);
                         if len != m.ciphertext_len {
                             problems.push(format!("{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered", m.file, m.seq, m.ciphertext_len));
-                        } else if deep {
-                            if sha256_hex(&mut f).map_err(io_err("read", &p))?
+                        } else if deep
+                            && sha256_hex(&mut f).map_err(io_err("read", &p))?
                                 != m.ciphertext_sha256
-                            {
-                                problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
-                            }
+                        {
+                            problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
                         }
                     }
                 }
