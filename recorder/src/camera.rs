@@ -458,6 +458,75 @@ mod tests {
     }
 
     #[test]
+    fn dropped_frames_close_the_segment_with_the_cause() {
+        use rdc_storage::{Budget, Ended, Manifest, SimulatedClocks, StoreConfig, UnitKey};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            root: dir.path().join("store"),
+            unit_id: "t".into(),
+            recipients: vec![[9u8; 32]],
+            retention_days: 31,
+            budget: Budget::MaxBytes(1 << 30),
+            segment_ns: 60_000_000_000,
+            sync_interval_ns: 1_000_000_000,
+            index_cache_bytes: 1 << 20,
+            max_held_fraction: 0.5,
+        };
+        let clocks: Arc<dyn Clocks> = Arc::new(SimulatedClocks::new(1_800_000_000_000_000_000));
+        let (store, _) = Store::open(cfg, Arc::new(UnitKey::ephemeral()), clocks.clone()).unwrap();
+        let (tx, rx) = sync_channel(64);
+        let state = Arc::new(CameraState::default());
+        let writer = {
+            let (store, state) = (store.clone(), state.clone());
+            std::thread::spawn(move || write_loop("front", store, rx, clocks, state))
+        };
+        let frame = |i: u64, keyframe: bool, dropped_before: u64| {
+            Event::Frame(AuFrame {
+                data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, i as u8],
+                keyframe,
+                pts_ns: Some(i * 40_000_000),
+                dts_ns: None,
+                arrival_mono: 1_000_000_000 + i * 40_000_000,
+                dropped_before,
+            })
+        };
+        tx.send(Event::Started {
+            codec: crate::tsmux::Codec::H264,
+        })
+        .unwrap();
+        for i in 0..10 {
+            tx.send(frame(i, i == 0, 0)).unwrap();
+        }
+        // Frames 10..=14 were dropped at the queue; the keyframe after them says so.
+        tx.send(frame(15, true, 5)).unwrap();
+        tx.send(frame(16, false, 0)).unwrap();
+        tx.send(Event::Stop).unwrap();
+        writer.join().unwrap();
+        let ms: Vec<Manifest> = store
+            .manifests("front", 0, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_value(e.body).unwrap())
+            .collect();
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[0].frames, 10);
+        assert_eq!(
+            ms[0].ended,
+            Ended::Stopped {
+                cause: "5 frames dropped: the disk could not keep up".into()
+            }
+        );
+        assert_eq!(ms[1].frames, 2);
+        assert_eq!(
+            ms[1].ended,
+            Ended::Stopped {
+                cause: "the recorder stopped".into()
+            }
+        );
+        assert_eq!(state.segments.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
     fn time_map_follows_timestamps_and_reanchors() {
         let mut t = TimeMap::default();
         assert_eq!(t.mono_for(Some(1_000), 50_000), 50_000);

@@ -64,8 +64,47 @@ pub struct Counters {
     pub last_frame_mono: AtomicU64,
     pub frames: AtomicU64,
     pub dropped: AtomicU64,
-    pending_drops: AtomicU64,
-    need_keyframe: AtomicBool,
+}
+
+/// Decides, frame by frame, what reaches the writer when the queue to the disk is full (R4:
+/// memory stays bounded, and what is lost is counted and recorded, never silently skipped).
+///
+/// A frame that finds the queue full is dropped, and so is every frame after it up to the next
+/// keyframe: they could not be decoded without the dropped one. The keyframe that gets through
+/// carries the count, so the writer closes the segment with that cause.
+#[derive(Debug, Default)]
+pub struct DropGate {
+    pending: u64,
+    need_keyframe: bool,
+    /// Frames dropped in all.
+    pub dropped: u64,
+}
+
+impl DropGate {
+    /// Whether to offer this frame to the queue; if so, with how many frames were dropped just
+    /// before it.
+    pub fn admit(&mut self, keyframe: bool) -> Option<u64> {
+        if self.need_keyframe && !keyframe {
+            self.pending += 1;
+            self.dropped += 1;
+            return None;
+        }
+        Some(self.pending)
+    }
+
+    /// The queue took the frame.
+    pub fn sent(&mut self) {
+        self.pending = 0;
+        self.need_keyframe = false;
+    }
+
+    /// The queue was full: the frame is dropped. Returns the total dropped.
+    pub fn full(&mut self) -> u64 {
+        self.pending += 1;
+        self.dropped += 1;
+        self.need_keyframe = true;
+        self.dropped
+    }
 }
 
 /// A running session.
@@ -243,6 +282,7 @@ fn link_video(
         .drop(false)
         .build();
     let id = id.to_owned();
+    let mut gate = DropGate::default();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -252,12 +292,10 @@ fn link_video(
                 let now = clocks.mono_ns();
                 counters.last_frame_mono.store(now, Ordering::SeqCst);
                 counters.frames.fetch_add(1, Ordering::Relaxed);
-                if counters.need_keyframe.load(Ordering::SeqCst) && !keyframe {
-                    // Frames after a drop cannot be decoded until the next keyframe.
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    counters.pending_drops.fetch_add(1, Ordering::Relaxed);
+                let Some(dropped_before) = gate.admit(keyframe) else {
+                    counters.dropped.store(gate.dropped, Ordering::Relaxed);
                     return Ok(gst::FlowSuccess::Ok);
-                }
+                };
                 let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
                 let frame = AuFrame {
                     data: map.as_slice().to_vec(),
@@ -265,17 +303,13 @@ fn link_video(
                     pts_ns: buf.pts().map(|t| t.nseconds()),
                     dts_ns: buf.dts().map(|t| t.nseconds()),
                     arrival_mono: now,
-                    dropped_before: counters.pending_drops.load(Ordering::SeqCst),
+                    dropped_before,
                 };
                 match tx.try_send(Event::Frame(frame)) {
-                    Ok(()) => {
-                        counters.pending_drops.store(0, Ordering::SeqCst);
-                        counters.need_keyframe.store(false, Ordering::SeqCst);
-                    }
+                    Ok(()) => gate.sent(),
                     Err(TrySendError::Full(_)) => {
-                        let n = counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        counters.pending_drops.fetch_add(1, Ordering::Relaxed);
-                        counters.need_keyframe.store(true, Ordering::SeqCst);
+                        let n = gate.full();
+                        counters.dropped.store(n, Ordering::Relaxed);
                         if n.is_power_of_two() {
                             tracing::warn!(camera = %id, dropped = n, "the disk cannot keep up: dropping frames until the next keyframe");
                         }
@@ -308,5 +342,39 @@ trait CapsExt {
 impl CapsExt for gst::Caps {
     fn from_str_fallible(s: &str) -> Result<gst::Caps, String> {
         s.parse().map_err(|_| format!("bad caps {s}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DropGate;
+
+    #[test]
+    fn a_full_queue_drops_to_the_next_keyframe_and_says_how_many() {
+        let mut g = DropGate::default();
+        // K accepted, D accepted.
+        assert_eq!(g.admit(true), Some(0));
+        g.sent();
+        assert_eq!(g.admit(false), Some(0));
+        g.sent();
+        // The queue is full for this D: dropped; the D frames after it cannot decode: dropped.
+        assert_eq!(g.admit(false), Some(0));
+        assert_eq!(g.full(), 1);
+        assert_eq!(g.admit(false), None);
+        assert_eq!(g.admit(false), None);
+        // The next keyframe goes through, carrying the count.
+        assert_eq!(g.admit(true), Some(3));
+        g.sent();
+        assert_eq!(g.admit(false), Some(0));
+        assert_eq!(g.dropped, 3);
+    }
+
+    #[test]
+    fn a_keyframe_that_finds_the_queue_full_is_dropped_too() {
+        let mut g = DropGate::default();
+        assert_eq!(g.admit(true), Some(0));
+        g.full();
+        assert_eq!(g.admit(false), None);
+        assert_eq!(g.admit(true), Some(2));
     }
 }
