@@ -235,6 +235,16 @@ impl Session {
                     || detail.contains("Unauthorized")
                 {
                     cause = "the camera refused the credentials (401 Unauthorized): check username and password_file".into();
+                } else if detail.contains("receive_response") {
+                    cause = format!(
+                        "the camera's answer is not valid RTSP ({cause}): check the camera's address, port and path"
+                    );
+                } else if detail.contains("Connection refused")
+                    || cause.contains("Could not open resource")
+                {
+                    cause = format!(
+                        "cannot connect to the camera ({cause}): is it powered and on the network, and is the port right?"
+                    );
                 }
                 tracing::debug!(error = %e.error(), %detail, "session error");
                 Some(cause)

@@ -46,7 +46,8 @@ pub fn init(level: &str, format: LogFormat) {
     };
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if journald {
         b.event_format(Journald).try_init()
     } else if format == LogFormat::Json {

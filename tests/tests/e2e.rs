@@ -668,3 +668,63 @@ fn a_camera_sending_another_codec_is_refused_clearly() {
     unit.stop();
     assert_eq!(segment_files(&unit, "front"), 0);
 }
+
+#[test]
+fn cameras_sending_garbage_do_not_disturb_the_others() {
+    let corrupt = Camera::start(&["--corrupt", "0.0005"]);
+    let clean = Camera::start(&[]);
+    // Something on the camera's address answering RTSP with random bytes.
+    let junk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let junk_port = junk.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for conn in junk.incoming().take(50) {
+            let Ok(mut c) = conn else { continue };
+            let mut bytes = vec![0u8; 4096];
+            for b in &mut bytes {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let _ = std::io::Write::write_all(&mut c, &bytes);
+        }
+    });
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "corrupt",
+            url: corrupt.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "junk",
+            url: format!("rtsp://127.0.0.1:{junk_port}/cam"),
+            extra: String::new(),
+        },
+        Cam {
+            id: "clean",
+            url: clean.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.start();
+    std::thread::sleep(Duration::from_secs(25));
+    unit.stop(); // a clean exit: nothing crashed
+    let log = unit.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("camera=junk cause=the camera's answer is not valid RTSP"),
+        "the junk camera's failure is logged, and says what to check"
+    );
+    let store = unit.store();
+    let ms = unit.manifests(&store, "clean");
+    assert!(ms.len() >= 2, "the clean camera recorded");
+    for w in ms.windows(2) {
+        assert_eq!(
+            w[0].end_ns, w[1].start_ns,
+            "clean: a gap while the others misbehaved"
+        );
+    }
+    assert!(unit.manifests(&store, "junk").is_empty());
+    assert!(store.verify(true).unwrap().is_empty());
+}

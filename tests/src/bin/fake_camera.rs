@@ -48,6 +48,10 @@ struct Args {
     /// Send MJPEG instead (a codec the recorder refuses).
     #[arg(long)]
     mjpeg: bool,
+    /// Corrupt the encoded video: each byte changed with this probability (a camera sending
+    /// garbage).
+    #[arg(long)]
+    corrupt: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,19 +61,23 @@ fn main() -> anyhow::Result<()> {
         "videotestsrc is-live=true pattern=smpte ! video/x-raw,width={},height={},framerate={}/1 ! clockoverlay time-format=\"%Y-%m-%d %H:%M:%S\" ! videoconvert",
         a.width, a.height, a.fps
     );
+    let corrupt = a
+        .corrupt
+        .map(|p| format!(" ! breakmydata probability={p} skip=2000"))
+        .unwrap_or_default();
     let video = if a.mjpeg {
         format!("{raw} ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26")
     } else {
         match a.codec {
             Codec::H264 => format!(
-                "{raw} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} bframes={} ! video/x-h264,profile={} ! rtph264pay name=pay0 pt=96 config-interval=-1",
+                "{raw} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} bframes={} ! video/x-h264,profile={}{corrupt} ! rtph264pay name=pay0 pt=96 config-interval=-1",
                 a.gop,
                 a.kbps,
                 a.bframes,
                 if a.bframes > 0 { "main" } else { "baseline" }
             ),
             Codec::H265 => format!(
-                "{raw} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} ! rtph265pay name=pay0 pt=96 config-interval=-1",
+                "{raw} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={}{corrupt} ! rtph265pay name=pay0 pt=96 config-interval=-1",
                 a.gop, a.kbps
             ),
         }
