@@ -1,5 +1,9 @@
-//! The QUIC uplink between a unit and the `rdc` tool (issue 4; not built yet).
+//! The uplink between a unit and the `rdc` tool: the `rdc/1` protocol over QUIC.
 //!
-//! Only this crate will touch the network.
+//! Built so far: [`protocol`], the sans-IO framing, requests, justification checks and role
+//! authorisation. The QUIC server and client (issue 4) are not built yet. Only this crate will
+//! touch the network.
 
 #![forbid(unsafe_code)]
+
+pub mod protocol;

@@ -1,0 +1,361 @@
+//! The `rdc/1` protocol, without I/O: one request per QUIC bidirectional stream, a
+//! length-prefixed JSON header each way, then (for a fetch) raw ciphertext bytes.
+//!
+//! ```text
+//! client -> unit   u32 BE length | Request (JSON)            then the client finishes its side
+//! unit -> client   u32 BE length | Response (JSON)           then, for Fetch, the bytes
+//! ```
+//!
+//! Everything here is checked before the unit acts: the size of a header, that it parses, that
+//! a footage request says why (purpose, case reference, reason), and that the caller's role
+//! allows it. A bad request gets an error on its own stream; the connection carries on.
+
+use rdc_config::Role;
+use serde::{Deserialize, Serialize};
+
+/// The ALPN protocol name.
+pub const ALPN: &[u8] = b"rdc/1";
+/// The largest header either side accepts.
+pub const MAX_HEADER: usize = 64 * 1024;
+/// Longest case reference and reason accepted.
+pub const MAX_CASE_REF: usize = 100;
+pub const MAX_REASON: usize = 1000;
+
+/// Why footage is accessed (R9, R14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    View,
+    Export,
+    Still,
+}
+
+/// What every footage request must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Justification {
+    pub purpose: Purpose,
+    pub case_ref: String,
+    pub reason: String,
+}
+
+/// A request, one per stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Cameras, storage, clock, retention the disk really holds.
+    Status,
+    /// Segments of a camera overlapping a time range.
+    List {
+        camera: String,
+        from_ns: i64,
+        to_ns: i64,
+        why: Justification,
+    },
+    /// A segment's ciphertext from `offset` (resumable).
+    Fetch {
+        camera: String,
+        seq: u64,
+        offset: u64,
+        why: Justification,
+    },
+    /// Signed manifests of a camera, `from_seq <= seq < to_seq`.
+    Manifests {
+        camera: String,
+        from_seq: u64,
+        to_seq: u64,
+        why: Justification,
+    },
+    HoldCreate {
+        cameras: Vec<String>,
+        from_ns: i64,
+        to_ns: i64,
+        case_ref: String,
+        reason: String,
+        review_ns: i64,
+    },
+    HoldList,
+    HoldRelease {
+        id: u64,
+        reason: String,
+    },
+    /// Audit log entries from `from_seq`.
+    Audit {
+        from_seq: u64,
+    },
+}
+
+impl Request {
+    /// The name used in the audit log.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::List { .. } => "list",
+            Request::Fetch { .. } => "fetch",
+            Request::Manifests { .. } => "manifests",
+            Request::HoldCreate { .. } => "hold_create",
+            Request::HoldList => "hold_list",
+            Request::HoldRelease { .. } => "hold_release",
+            Request::Audit { .. } => "audit",
+        }
+    }
+
+    /// The justification, for requests that touch footage or its description.
+    pub fn justification(&self) -> Option<&Justification> {
+        match self {
+            Request::List { why, .. }
+            | Request::Fetch { why, .. }
+            | Request::Manifests { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// Why the unit refused a request. Each says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "refused", rename_all = "snake_case")]
+pub enum Refusal {
+    #[error("the request is malformed ({detail}): update rdc to a version that speaks rdc/1")]
+    Malformed { detail: String },
+    #[error("the request header is {size} bytes, over the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error(
+        "a footage request needs a purpose (view, export or still), a case reference and a reason: {missing}"
+    )]
+    Unjustified { missing: String },
+    #[error("your role ({role}) may not {action}: ask a {needed}")]
+    Forbidden {
+        role: Role,
+        action: String,
+        needed: String,
+    },
+    #[error(
+        "the unit refused: your certificate is not in its user list; ask the scheme manager to add it"
+    )]
+    UnknownUser,
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The unit's answer header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// Success; `body` is the answer (JSON). For a fetch, `len` bytes follow the header.
+    Ok {
+        body: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        len: Option<u64>,
+    },
+    Refused {
+        refusal: Refusal,
+    },
+}
+
+/// Encodes a header: u32 big-endian length, then JSON.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let json = serde_json::to_vec(msg).expect("protocol types always serialise");
+    let mut out = Vec::with_capacity(4 + json.len());
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&json);
+    out
+}
+
+/// The header length announced by the first four bytes, refused if over the limit.
+pub fn header_len(prefix: [u8; 4]) -> Result<usize, Refusal> {
+    let n = u32::from_be_bytes(prefix) as usize;
+    if n > MAX_HEADER {
+        return Err(Refusal::TooLarge {
+            size: n,
+            limit: MAX_HEADER,
+        });
+    }
+    Ok(n)
+}
+
+/// Parses and checks a request header (without the length prefix).
+pub fn decode_request(json: &[u8]) -> Result<Request, Refusal> {
+    let req: Request = serde_json::from_slice(json).map_err(|e| Refusal::Malformed {
+        detail: e.to_string(),
+    })?;
+    if let Some(why) = req.justification() {
+        check_justification(why)?;
+    }
+    match &req {
+        Request::HoldCreate {
+            case_ref, reason, ..
+        } if case_ref.trim().is_empty() || reason.trim().is_empty() => {
+            return Err(Refusal::Unjustified {
+                missing: "a hold needs a case reference and a reason".into(),
+            });
+        }
+        Request::HoldRelease { reason, .. } if reason.trim().is_empty() => {
+            return Err(Refusal::Unjustified {
+                missing: "a release needs a reason".into(),
+            });
+        }
+        _ => {}
+    }
+    Ok(req)
+}
+
+fn check_justification(why: &Justification) -> Result<(), Refusal> {
+    let mut missing = Vec::new();
+    if why.case_ref.trim().is_empty() {
+        missing.push("a case reference");
+    }
+    if why.reason.trim().is_empty() {
+        missing.push("a reason");
+    }
+    if !missing.is_empty() {
+        return Err(Refusal::Unjustified {
+            missing: format!("missing {}", missing.join(" and ")),
+        });
+    }
+    if why.case_ref.len() > MAX_CASE_REF || why.reason.len() > MAX_REASON {
+        return Err(Refusal::Unjustified {
+            missing: format!(
+                "case reference at most {MAX_CASE_REF} characters, reason at most {MAX_REASON}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `role` may make `req` (R9): officers view and export; managers also hold and audit;
+/// engineers check the unit but see no footage; auditors read the audit log only.
+pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
+    let (allowed, needed) = match req {
+        Request::Status => (role != Role::Auditor, "officer, manager or engineer"),
+        Request::List { .. } | Request::Fetch { .. } | Request::Manifests { .. } => {
+            (role.may_see_footage(), "case support officer or manager")
+        }
+        Request::HoldCreate { .. } | Request::HoldList | Request::HoldRelease { .. } => {
+            (role.may_manage_holds(), "manager")
+        }
+        Request::Audit { .. } => (role.may_read_audit(), "manager or auditor"),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden {
+            role,
+            action: req.action().replace('_', " "),
+            needed: needed.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn why(case: &str, reason: &str) -> Justification {
+        Justification {
+            purpose: Purpose::View,
+            case_ref: case.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let r = Request::Fetch {
+            camera: "front".into(),
+            seq: 7,
+            offset: 1 << 20,
+            why: why("ASB/2026/114", "doorstep incident"),
+        };
+        let bytes = encode(&r);
+        let n = header_len(bytes[..4].try_into().unwrap()).unwrap();
+        assert_eq!(n, bytes.len() - 4);
+        assert_eq!(decode_request(&bytes[4..]).unwrap(), r);
+    }
+
+    #[test]
+    fn malformed_and_oversized_are_refused() {
+        assert!(matches!(
+            decode_request(b"{\"op\":\"fetch\""),
+            Err(Refusal::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_request(b"\xff\x00garbage"),
+            Err(Refusal::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"op":"audit","from_seq":0,"extra":1}"#),
+            Err(Refusal::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_request(br#"{"op":"format_disk"}"#),
+            Err(Refusal::Malformed { .. })
+        ));
+        assert_eq!(
+            header_len((MAX_HEADER as u32 + 1).to_be_bytes()),
+            Err(Refusal::TooLarge {
+                size: MAX_HEADER + 1,
+                limit: MAX_HEADER
+            })
+        );
+    }
+
+    #[test]
+    fn footage_requests_must_say_why() {
+        let r = Request::List {
+            camera: "front".into(),
+            from_ns: 0,
+            to_ns: 1,
+            why: why("", "  "),
+        };
+        match decode_request(&encode(&r)[4..]) {
+            Err(Refusal::Unjustified { missing }) => {
+                assert_eq!(missing, "missing a case reference and a reason")
+            }
+            other => panic!("{other:?}"),
+        }
+        let msg = Refusal::Unjustified {
+            missing: "missing a reason".into(),
+        }
+        .to_string();
+        assert!(
+            msg.contains("purpose") && msg.contains("case reference"),
+            "{msg}"
+        );
+        // Without the `why` object at all: malformed, and says so.
+        assert!(matches!(
+            decode_request(br#"{"op":"fetch","camera":"front","seq":1,"offset":0}"#),
+            Err(Refusal::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn roles() {
+        let fetch = Request::Fetch {
+            camera: "c".into(),
+            seq: 0,
+            offset: 0,
+            why: why("C1", "r"),
+        };
+        let hold = Request::HoldList;
+        let audit = Request::Audit { from_seq: 0 };
+        for (role, f, h, a, s) in [
+            (Role::Officer, true, false, false, true),
+            (Role::Manager, true, true, true, true),
+            (Role::Engineer, false, false, false, true),
+            (Role::Auditor, false, false, true, false),
+        ] {
+            assert_eq!(authorize(role, &fetch).is_ok(), f, "{role} fetch");
+            assert_eq!(authorize(role, &hold).is_ok(), h, "{role} holds");
+            assert_eq!(authorize(role, &audit).is_ok(), a, "{role} audit");
+            assert_eq!(
+                authorize(role, &Request::Status).is_ok(),
+                s,
+                "{role} status"
+            );
+        }
+        let msg = authorize(Role::Engineer, &fetch).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "your role (engineer) may not fetch: ask a case support officer or manager"
+        );
+    }
+}
