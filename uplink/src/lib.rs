@@ -6,4 +6,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
+pub mod pki;
 pub mod protocol;
+pub mod server;
+pub mod tls;
+
+#[cfg(test)]
+mod tests;

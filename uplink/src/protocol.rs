@@ -174,13 +174,24 @@ pub fn header_len(prefix: [u8; 4]) -> Result<usize, Refusal> {
 
 /// Parses and checks a request header (without the length prefix).
 pub fn decode_request(json: &[u8]) -> Result<Request, Refusal> {
-    let req: Request = serde_json::from_slice(json).map_err(|e| Refusal::Malformed {
+    let req = parse_request(json)?;
+    check_request(&req)?;
+    Ok(req)
+}
+
+/// Parses a request header, without judging it.
+pub fn parse_request(json: &[u8]) -> Result<Request, Refusal> {
+    serde_json::from_slice(json).map_err(|e| Refusal::Malformed {
         detail: e.to_string(),
-    })?;
+    })
+}
+
+/// Checks that a request says why, where it must.
+pub fn check_request(req: &Request) -> Result<(), Refusal> {
     if let Some(why) = req.justification() {
         check_justification(why)?;
     }
-    match &req {
+    match req {
         Request::HoldCreate {
             case_ref, reason, ..
         } if case_ref.trim().is_empty() || reason.trim().is_empty() => {
@@ -195,7 +206,7 @@ pub fn decode_request(json: &[u8]) -> Result<Request, Refusal> {
         }
         _ => {}
     }
-    Ok(req)
+    Ok(())
 }
 
 fn check_justification(why: &Justification) -> Result<(), Refusal> {

@@ -1,0 +1,114 @@
+//! The scheme's certificates: a CA, the units' certificates and the users' (for `rdc keys`).
+//!
+//! ECDSA P-256 keys, PEM files. A unit's certificate names the unit id (the name officers
+//! connect to); a user's names the person. Roles are not in certificates: each unit's
+//! configuration maps a certificate (by SHA-256 fingerprint or common name) to a role, so a
+//! role is withdrawn on the unit, not by reissuing.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+/// A certificate and its private key, PEM.
+#[derive(Clone)]
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pem")
+            .field("cert", &self.cert)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A unit: serves the uplink.
+    Unit,
+    /// A person: connects to units.
+    User,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("{0} is not a PEM certificate")]
+    NotPem(String),
+}
+
+fn validity(p: &mut CertificateParams, days: i64) {
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(days);
+}
+
+/// A new scheme CA, valid for `days`.
+pub fn new_ca(scheme: &str, days: i64) -> Result<Pem, PkiError> {
+    let key = KeyPair::generate()?;
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("rdc scheme CA: {scheme}"));
+    dn.push(DnType::OrganizationName, scheme);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut p, days);
+    let cert = p.self_signed(&key)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Issues a certificate for a unit (`name` is its id, also the TLS server name) or a user.
+pub fn issue(ca: &Pem, name: &str, kind: Kind, days: i64) -> Result<Pem, PkiError> {
+    let ca_key = KeyPair::from_pem(&ca.key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
+    let key = KeyPair::generate()?;
+    let sans = if kind == Kind::Unit {
+        vec![name.to_owned()]
+    } else {
+        Vec::new()
+    };
+    let mut p = CertificateParams::new(sans)?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![match kind {
+        Kind::Unit => ExtendedKeyUsagePurpose::ServerAuth,
+        Kind::User => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
+    validity(&mut p, days);
+    let cert = p.signed_by(&key, &issuer)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// The SHA-256 fingerprint of a DER certificate: how a unit's configuration names a user.
+pub fn fingerprint(der: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// `sha256:…` as written in `uplink.user[].fingerprint`.
+pub fn fingerprint_text(der: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(fingerprint(der)))
+}
