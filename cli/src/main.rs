@@ -1,8 +1,5 @@
-//! `rdc`: the officer's tool (issue 4; not built yet).
+//! `rdc` (see `rdc_cli`).
 
-fn main() {
-    eprintln!(
-        "rdc: remote retrieval is not built yet (issue 4); use `rdc-recorder store` on the unit"
-    );
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    rdc_cli::main()
 }

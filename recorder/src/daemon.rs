@@ -83,10 +83,18 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
         )?);
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
+    let uplink = match &cfg.uplink {
+        Some(u) => Some(rt.block_on(async { start_uplink(u, &store) })?),
+        None => None,
+    };
     rt.block_on(supervise(&store, &cameras))?;
+    if let Some(server) = uplink {
+        server.close();
+    }
 
     notify::notify("STOPPING=1");
     tracing::info!("stopping: closing every segment");
@@ -170,6 +178,32 @@ async fn supervise(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
             notify::notify(&status);
         }
     }
+}
+
+/// Serves the uplink: the unit's one listening socket (UDP, QUIC).
+fn start_uplink(
+    u: &rdc_config::Uplink,
+    store: &Store,
+) -> anyhow::Result<std::sync::Arc<rdc_uplink::server::Server>> {
+    use rdc_uplink::tls;
+    let key = u
+        .key
+        .read()
+        .map_err(|m| anyhow::anyhow!("uplink key: {m}"))?;
+    let cert = std::fs::read_to_string(&u.cert)
+        .with_context(|| format!("uplink.cert {}", u.cert.display()))?;
+    let ca =
+        std::fs::read_to_string(&u.ca).with_context(|| format!("uplink.ca {}", u.ca.display()))?;
+    let id = tls::Identity::from_pem(&cert, key.expose())
+        .context("the unit's uplink certificate or key")?;
+    let server_cfg = tls::server_config(&id, &ca).context("uplink TLS")?;
+    let server =
+        rdc_uplink::server::Server::bind(u.listen, server_cfg, u.users.clone(), store.clone())
+            .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?;
+    tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
+    let server = std::sync::Arc::new(server);
+    tokio::spawn(server.clone().serve_shared());
+    Ok(server)
 }
 
 fn ring_sha256(b: &[u8]) -> Vec<u8> {

@@ -91,8 +91,17 @@ struct Cam<'a> {
 
 impl Unit {
     fn new(cams: &[Cam<'_>]) -> Unit {
+        Self::with(cams, None, "")
+    }
+
+    /// A unit whose footage goes to `recipient` (default: a fresh identity kept here), with
+    /// `extra` appended to its configuration.
+    fn with(cams: &[Cam<'_>], recipient: Option<&str>, extra: &str) -> Unit {
         let dir = tempfile::tempdir().unwrap();
         let identity = age::x25519::Identity::generate();
+        let recipient = recipient
+            .map(str::to_owned)
+            .unwrap_or_else(|| identity.to_public().to_string());
         let mut toml = format!(
             r#"[unit]
 id = "e2e"
@@ -116,7 +125,7 @@ public_key = "{pk}"
 level = "info,rdc_recorder=debug"
 "#,
             d = dir.path().display(),
-            pk = identity.to_public()
+            pk = recipient
         );
         for c in cams {
             toml.push_str(&format!(
@@ -124,6 +133,7 @@ level = "info,rdc_recorder=debug"
                 c.id, c.url, c.extra
             ));
         }
+        toml.push_str(extra);
         std::fs::write(dir.path().join("recorder.toml"), toml).unwrap();
         Unit {
             dir,
@@ -727,4 +737,172 @@ fn cameras_sending_garbage_do_not_disturb_the_others() {
     }
     assert!(unit.manifests(&store, "junk").is_empty());
     assert!(store.verify(true).unwrap().is_empty());
+}
+
+fn rdc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rdc-under-test"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn officer_fetches_footage_with_rdc_over_quic() {
+    let keys = tempfile::tempdir().unwrap();
+    let k = |p: &str| keys.path().join(p).display().to_string();
+    assert!(
+        rdc(&["keys", "ca", "--scheme", "Test Housing", "--dir", &k("ca")])
+            .status
+            .success()
+    );
+    assert!(
+        rdc(&[
+            "keys",
+            "unit",
+            "--ca-dir",
+            &k("ca"),
+            "--id",
+            "e2e",
+            "--dir",
+            &k("unit")
+        ])
+        .status
+        .success()
+    );
+    let user = rdc(&[
+        "keys",
+        "user",
+        "--ca-dir",
+        &k("ca"),
+        "--name",
+        "j.smith",
+        "--dir",
+        &k("users"),
+    ]);
+    assert!(user.status.success());
+    let user_toml = String::from_utf8(user.stdout).unwrap();
+    let id = rdc(&["keys", "identity", "--out", &k("officer.key")]);
+    let officer_public = String::from_utf8(id.stdout).unwrap().trim().to_owned();
+    assert!(officer_public.starts_with("age1"));
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uplink = format!(
+        "\n[uplink]\nlisten = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey_file = \"{}\"\nca = \"{}\"\n{}",
+        k("unit/e2e.crt"),
+        k("unit/e2e.key"),
+        k("ca/ca.crt"),
+        user_toml.replace("name = \"j.smith\"", "name = \"J. Smith\"")
+    );
+    let cam = Camera::start(&["--audio"]);
+    let mut unit = Unit::with(
+        &[Cam {
+            id: "front",
+            url: cam.url(),
+            extra: String::new(),
+        }],
+        Some(&officer_public),
+        &uplink,
+    );
+    unit.start();
+    wait_for("two segments", Duration::from_secs(60), || {
+        segment_files(&unit, "front") >= 2
+    });
+    let units = keys.path().join("units.toml");
+    std::fs::write(
+        &units,
+        format!(
+            "[unit.e2e]\naddress = \"127.0.0.1:{port}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            k("ca/ca.crt"),
+            k("users/j.smith.crt"),
+            k("users/j.smith.key")
+        ),
+    )
+    .unwrap();
+    let out = keys.path().join("footage");
+    let units_s = units.display().to_string();
+    let out_s = out.display().to_string();
+    let fetch = rdc(&[
+        "fetch",
+        "--unit",
+        "e2e",
+        "--units",
+        &units_s,
+        "--camera",
+        "front",
+        "--from",
+        "now-10m",
+        "--to",
+        "now",
+        "--case",
+        "ASB/2026/7",
+        "--reason",
+        "damage to the front door",
+        "--identity",
+        &k("officer.key"),
+        "--out",
+        &out_s,
+    ]);
+    assert!(
+        fetch.status.success(),
+        "rdc fetch failed: {}",
+        String::from_utf8_lossy(&fetch.stderr)
+    );
+    // Without a case reference: refused, exit 1, and it says what is missing.
+    let refused = rdc(&[
+        "list", "--unit", "e2e", "--units", &units_s, "--camera", "front", "--case", "",
+        "--reason", "x",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("case reference"));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let fetched: Vec<String> = std::fs::read_dir(out.join("front"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut checked = 0;
+    for m in &ms {
+        if !fetched.contains(&m.file) {
+            continue; // finished after the fetch
+        }
+        let on_unit = std::fs::read(store.segment_path("front", m.seq).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("front").join(&m.file)).unwrap(),
+            on_unit,
+            "segment {} differs",
+            m.seq
+        );
+        let p = probe(&out.join("front").join(m.file.replace(".age", ".ts")));
+        assert_eq!(p.streams, vec!["video"]);
+        assert_eq!(p.first_frame, "I");
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} segments fetched");
+    let audit = store.audit_entries(0).unwrap();
+    let fetches: Vec<_> = audit
+        .iter()
+        .filter(|(_, a)| a.action == "fetch" && a.outcome == "granted")
+        .collect();
+    assert!(fetches.len() >= checked);
+    assert!(
+        fetches
+            .iter()
+            .all(|(_, a)| a.case_ref.as_deref() == Some("ASB/2026/7")
+                && a.who.starts_with("J. Smith"))
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|(_, a)| a.action == "list" && a.outcome.contains("case reference"))
+    );
 }

@@ -57,8 +57,17 @@ impl Server {
         self.endpoint.local_addr()
     }
 
+    /// Serves until [`Server::close`], sharing the server with whoever closes it.
+    pub async fn serve_shared(self: Arc<Self>) {
+        self.accept_loop().await
+    }
+
     /// Serves until the endpoint is closed.
     pub async fn serve(self) {
+        self.accept_loop().await
+    }
+
+    async fn accept_loop(&self) {
         while let Some(incoming) = self.endpoint.accept().await {
             let (users, store) = (self.users.clone(), self.store.clone());
             tokio::spawn(async move {
@@ -308,7 +317,12 @@ fn handle(
 ) -> Result<Answer, Refusal> {
     let json = |v: &dyn erased::Ser| v.to_json().map(Answer::Json).map_err(failed);
     match req {
-        Request::Status => json(&store.status().map_err(failed)?),
+        Request::Status => Ok(Answer::Json(serde_json::json!({
+            "unit": store.config().unit_id,
+            "unit_public_key": store.unit_key().public_hex(),
+            "time_ns": store.now_ns(),
+            "store": store.status().map_err(failed)?,
+        }))),
         Request::List {
             camera,
             from_ns,
