@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a built-in default: two emulated cameras (H.264 with an audio track, and
-# H.265) recorded by rdc-recorder into an encrypted store; then the footage is listed and
-# verified on the unit, and decrypted with the stock `age` tool as an officer would.
+# H.265) recorded by rdc-recorder into an encrypted store; while it records, an officer lists
+# and fetches the footage with `rdc` over the unit's QUIC uplink (verified against the unit's
+# signed manifests, decrypted on the officer's side); then the unit's own checks, and the stock
+# `age` tool decrypting a segment.
 #
 # RDC_DEMO_SECS (default 40) sets how long it records; RDC_DEMO_DIR where it works.
 set -euo pipefail
@@ -10,7 +12,7 @@ scripts/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 
 echo "== building"
-cargo build --locked -q -p rdc-recorder -p rdc-tests --bins
+cargo build --locked -q -p rdc-recorder -p rdc-cli -p rdc-tests --bins
 bin=target/debug
 secs=${RDC_DEMO_SECS:-40}
 demo=${RDC_DEMO_DIR:-$(mktemp -d /tmp/rdc-demo.XXXXXX)}
@@ -18,10 +20,15 @@ mkdir -p "$demo"
 rm -rf "$demo/store" "$demo"/*.ts
 
 pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-p1=$(pick_port); p2=$(pick_port)
+p1=$(pick_port); p2=$(pick_port); up=$(pick_port)
 
-[ -f "$demo/officer.key" ] || age-keygen -o "$demo/officer.key" 2>/dev/null
-officer=$(age-keygen -y "$demo/officer.key")
+echo "== the scheme's keys (rdc keys): a CA, the unit's certificate, an officer's certificate and age identity"
+rm -rf "$demo/keys"; mkdir -p "$demo/keys"
+$bin/rdc keys ca --scheme "Demo Housing Association" --dir "$demo/keys/ca" >/dev/null
+$bin/rdc keys unit --ca-dir "$demo/keys/ca" --id demo-unit --dir "$demo/keys/unit" >/dev/null
+user_toml=$($bin/rdc keys user --ca-dir "$demo/keys/ca" --name j.smith --role officer --dir "$demo/keys/users")
+officer=$($bin/rdc keys identity --out "$demo/keys/officer.key")
+echo "   officer's age recipient: $officer"
 cat > "$demo/recorder.toml" <<TOML
 [unit]
 id = "demo-unit"
@@ -48,6 +55,20 @@ url = "rtsp://127.0.0.1:$p2/cam"
 [[recipient]]
 name = "case support officer"
 public_key = "$officer"
+
+[uplink]
+listen = "127.0.0.1:$up"
+cert = "$demo/keys/unit/demo-unit.crt"
+key_file = "$demo/keys/unit/demo-unit.key"
+ca = "$demo/keys/ca/ca.crt"
+$user_toml
+TOML
+cat > "$demo/units.toml" <<TOML
+[unit.demo-unit]
+address = "127.0.0.1:$up"
+ca = "$demo/keys/ca/ca.crt"
+cert = "$demo/keys/users/j.smith.crt"
+key = "$demo/keys/users/j.smith.key"
 TOML
 
 echo "== checking the configuration"
@@ -69,20 +90,30 @@ for ((t = 0; t < secs; t += 10)); do
   n=$(find "$demo/store/segments" -name '*.age' 2>/dev/null | wc -l)
   echo "   ${t}s..$((t + 10))s: $n finished segments"
 done
+echo; echo "== as the officer, over the uplink while the unit records: status, list, fetch"
+$bin/rdc status --unit demo-unit --units "$demo/units.toml" | head -8
+$bin/rdc list --unit demo-unit --units "$demo/units.toml" --camera front --from now-10m \
+  --case "ASB/2026/0042" --reason "reported damage to the front door"
+$bin/rdc fetch --unit demo-unit --units "$demo/units.toml" --camera front --from now-10m \
+  --case "ASB/2026/0042" --reason "reported damage to the front door" \
+  --identity "$demo/keys/officer.key" --out "$demo/fetched"
+for ts in "$demo"/fetched/front/*.ts; do
+  info=$(ffprobe -v error -count_frames -show_entries stream=codec_type,codec_name,width,height,nb_read_frames -of compact=p=0:nk=1 "$ts" | sort -u | tr '\n' ' ')
+  echo "   $(basename "$ts"): $info"
+done
+echo "   (one video stream each, no audio; play one with: ffplay $(ls "$demo"/fetched/front/*.ts | head -1))"
+
 kill -TERM "$rec"; wait "$rec" || true
 echo "== recorder stopped (SIGTERM closes every segment)"
 
-echo; echo "== on the unit: status, segments, verification (no footage is readable here)"
+echo; echo "== on the unit: status, segments, verification, and the audit log of the officer's requests"
 $bin/rdc-recorder store -c "$demo/recorder.toml" status
 $bin/rdc-recorder store -c "$demo/recorder.toml" list
 $bin/rdc-recorder store -c "$demo/recorder.toml" verify --deep
+grep -o '"action":"[a-z_]*"[^}]*"case_ref":"[^"]*"[^}]*"outcome":"[^"]*"' "$demo/store/logs/audit.jsonl" | head -4 | sed 's/^/   audit: /'
 
-echo; echo "== as the officer: decrypt the newest segment of each camera with the stock age tool"
-for cam in front rear; do
-  seg=$(ls "$demo/store/segments/$cam/"*.age | tail -1)
-  age -d -i "$demo/officer.key" "$seg" > "$demo/$cam.ts"
-  info=$(ffprobe -v error -count_frames -show_entries stream=codec_type,codec_name,width,height,nb_read_frames -of compact=p=0:nk=1 "$demo/$cam.ts" | sort -u | tr '\n' ' ')
-  echo "   $cam: $(basename "$seg") -> $demo/$cam.ts: $info"
-done
-echo "   (each segment holds one video stream and no audio; play one with: ffplay $demo/front.ts)"
+echo; echo "== the stock age tool decrypts a segment too"
+seg=$(ls "$demo/store/segments/rear/"*.age | tail -1)
+age -d -i "$demo/keys/officer.key" "$seg" > "$demo/rear.ts"
+echo "   $(basename "$seg") -> $demo/rear.ts: $(ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "$demo/rear.ts" | head -1)"
 echo; echo "demo done: $demo"
