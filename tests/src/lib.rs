@@ -1,1 +1,4 @@
-//! End-to-end tests of rdc (the recorder and uplink issues add them here).
+//! End-to-end test support for rdc: the emulated 4G link. The tests are in `tests/e2e.rs`; the
+//! emulated camera and the binaries under test are in `src/bin/`.
+
+pub mod relay;
