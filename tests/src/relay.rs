@@ -154,11 +154,12 @@ fn pump(
         .fetch_add(n as u64, Ordering::Relaxed);
         let now = Instant::now();
         let start = free_at.max(now);
-        let tx = if link.rate_bps > 0 {
-            Duration::from_nanos((n as u64 * 8).saturating_mul(1_000_000_000) / link.rate_bps)
-        } else {
-            Duration::ZERO
-        };
+        let tx = Duration::from_nanos(
+            (n as u64 * 8)
+                .saturating_mul(1_000_000_000)
+                .checked_div(link.rate_bps)
+                .unwrap_or(0),
+        );
         free_at = start + tx;
         // A link with a queue: beyond a second of backlog, datagrams are dropped (tail drop).
         if free_at.saturating_duration_since(now) > Duration::from_secs(1) {
