@@ -2,3 +2,4 @@
 //! emulated camera and the binaries under test are in `src/bin/`.
 
 pub mod relay;
+pub mod rig;

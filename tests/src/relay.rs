@@ -146,12 +146,6 @@ fn pump(
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        (if up {
-            &stats.bytes_up
-        } else {
-            &stats.bytes_down
-        })
-        .fetch_add(n as u64, Ordering::Relaxed);
         let now = Instant::now();
         let start = free_at.max(now);
         let tx = Duration::from_nanos(
@@ -167,6 +161,13 @@ fn pump(
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        // Counted once the link carries it (not when lost or tail-dropped).
+        (if up {
+            &stats.bytes_up
+        } else {
+            &stats.bytes_down
+        })
+        .fetch_add(n as u64, Ordering::Relaxed);
         queue.push_back((free_at + link.delay, buf[..n].to_vec()));
     }
 }

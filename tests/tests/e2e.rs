@@ -907,154 +907,6 @@ fn officer_fetches_footage_with_rdc_over_quic() {
     );
 }
 
-/// A unit's uplink served in-process over a store of `frames` 40 kB frames, and an officer's
-/// files for `rdc`, reaching it through `relay`.
-struct UplinkRig {
-    dir: tempfile::TempDir,
-    store: Store,
-    rt: tokio::runtime::Runtime,
-    server_addr: std::net::SocketAddr,
-}
-
-impl UplinkRig {
-    fn new(frames: u64) -> UplinkRig {
-        use rdc_uplink::pki::{self, Kind};
-        let dir = tempfile::tempdir().unwrap();
-        let p = |s: &str| dir.path().join(s);
-        let ca = pki::new_ca("Test", 365).unwrap();
-        let unit = pki::issue(&ca, "relay-unit", Kind::Unit, 365).unwrap();
-        let officer = pki::issue(&ca, "j.smith", Kind::User, 365).unwrap();
-        std::fs::write(p("ca.crt"), &ca.cert).unwrap();
-        std::fs::write(p("officer.crt"), &officer.cert).unwrap();
-        std::fs::write(p("officer.key"), &officer.key).unwrap();
-        let cfg = StoreConfig {
-            root: p("store"),
-            unit_id: "relay-unit".into(),
-            recipients: vec![[9u8; 32]],
-            retention_days: 31,
-            budget: rdc_storage::Budget::MaxBytes(1 << 34),
-            segment_ns: 20_000_000_000,
-            sync_interval_ns: 1_000_000_000,
-            index_cache_bytes: 1 << 20,
-            max_held_fraction: 0.5,
-        };
-        let (store, _) =
-            Store::open(cfg, Arc::new(UnitKey::ephemeral()), Arc::new(RealClocks)).unwrap();
-        let mut w = store.writer("front").unwrap();
-        let base = now_ns() - 3_600_000_000_000;
-        let mut x = 1u64;
-        for i in 0..frames {
-            // Incompressible, like video.
-            let data: Vec<u8> = (0..40_000)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
-            w.push(&rdc_storage::Frame {
-                data: &data,
-                keyframe: i % 25 == 0,
-                wall_ns: base + i as i64 * 40_000_000,
-                mono_ns: i * 40_000_000,
-            })
-            .unwrap();
-        }
-        w.close("test").unwrap();
-        drop(w);
-        let fp = rdc_uplink::pki::fingerprint(
-            &rdc_uplink::tls::Identity::from_pem(&officer.cert, &officer.key)
-                .unwrap()
-                .chain[0],
-        );
-        let users = vec![rdc_config::User {
-            name: "J. Smith".into(),
-            role: rdc_config::Role::Officer,
-            fingerprint: Some(fp),
-            common_name: None,
-        }];
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server_cfg = rdc_uplink::tls::server_config(
-            &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key).unwrap(),
-            &ca.cert,
-        )
-        .unwrap();
-        let server_addr = rt.block_on(async {
-            let s = rdc_uplink::server::Server::bind(
-                "127.0.0.1:0".parse().unwrap(),
-                server_cfg,
-                users,
-                store.clone(),
-            )
-            .unwrap();
-            let a = s.local_addr().unwrap();
-            tokio::spawn(s.serve());
-            a
-        });
-        UplinkRig {
-            dir,
-            store,
-            rt,
-            server_addr,
-        }
-    }
-
-    fn units_file(&self, addr: std::net::SocketAddr) -> PathBuf {
-        let p = |s: &str| self.dir.path().join(s).display().to_string();
-        let f = self.dir.path().join(format!("units-{}.toml", addr.port()));
-        std::fs::write(&f, format!("[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n", p("ca.crt"), p("officer.crt"), p("officer.key"))).unwrap();
-        f
-    }
-
-    fn fetch_cmd(&self, units: &Path, out: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_rdc-under-test"));
-        c.args(["fetch", "--unit", "relay-unit", "--units"])
-            .arg(units)
-            .args([
-                "--camera",
-                "front",
-                "--from",
-                "now-2h",
-                "--to",
-                "now",
-                "--case",
-                "ASB/9",
-                "--reason",
-                "link test",
-                "--out",
-            ])
-            .arg(out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        c
-    }
-
-    fn footage_bytes(&self) -> u64 {
-        self.store
-            .list("front", 0, i64::MAX)
-            .unwrap()
-            .iter()
-            .map(|e| e.bytes)
-            .sum()
-    }
-
-    fn assert_fetched(&self, out: &Path) {
-        for e in self.store.list("front", 0, i64::MAX).unwrap() {
-            let got = std::fs::read(out.join("front").join(&e.file)).unwrap_or_default();
-            assert!(
-                got == std::fs::read(self.store.segment_path("front", e.seq).unwrap()).unwrap(),
-                "segment {} differs",
-                e.seq
-            );
-        }
-    }
-}
-
 fn wait_child(c: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let t = Instant::now();
     loop {
@@ -1071,7 +923,7 @@ fn wait_child(c: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn fetch_survives_a_cut_link_and_resumes() {
-    let rig = UplinkRig::new(400); // two 20 s segments, 16 MB
+    let rig = rdc_tests::rig::UplinkRig::new(400); // two 20 s segments, 16 MB
     let footage = rig.footage_bytes();
     let link = rdc_tests::relay::Link {
         rate_bps: 20_000_000,
@@ -1083,7 +935,11 @@ fn fetch_survives_a_cut_link_and_resumes() {
     let relay = rdc_tests::relay::Relay::start(rig.server_addr, link).unwrap();
     let out = rig.dir.path().join("out1");
     let mut child = rig
-        .fetch_cmd(&rig.units_file(relay.addr), &out)
+        .fetch_cmd(
+            Path::new(env!("CARGO_BIN_EXE_rdc-under-test")),
+            &rig.units_file(relay.addr),
+            &out,
+        )
         .spawn()
         .unwrap();
     wait_for("a third of the footage", Duration::from_secs(60), || {
@@ -1122,7 +978,14 @@ fn fetch_survives_a_cut_link_and_resumes() {
     let relay = rdc_tests::relay::Relay::start(rig.server_addr, link).unwrap();
     let units = rig.units_file(relay.addr);
     let out = rig.dir.path().join("out2");
-    let mut child = rig.fetch_cmd(&units, &out).spawn().unwrap();
+    let mut child = rig
+        .fetch_cmd(
+            Path::new(env!("CARGO_BIN_EXE_rdc-under-test")),
+            &units,
+            &out,
+        )
+        .spawn()
+        .unwrap();
     wait_for("half the footage", Duration::from_secs(60), || {
         relay
             .stats
@@ -1132,7 +995,14 @@ fn fetch_survives_a_cut_link_and_resumes() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut child = rig.fetch_cmd(&units, &out).spawn().unwrap();
+    let mut child = rig
+        .fetch_cmd(
+            Path::new(env!("CARGO_BIN_EXE_rdc-under-test")),
+            &units,
+            &out,
+        )
+        .spawn()
+        .unwrap();
     assert!(wait_child(&mut child, Duration::from_secs(120)).success());
     rig.assert_fetched(&out);
     let overhead = relay.bytes() as f64 / footage as f64 - 1.0;

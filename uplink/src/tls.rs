@@ -107,6 +107,9 @@ pub fn transport() -> quinn::TransportConfig {
     t.send_window(3_000_000);
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(32));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    // 4G loses packets to radio, not only to queues: a loss-based controller (Cubic) reads 1 %
+    // random loss as congestion and collapses; BBR paces to the measured bottleneck instead.
+    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     t
 }
 

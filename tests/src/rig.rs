@@ -1,0 +1,163 @@
+//! A unit's uplink served in-process over a generated store, and the officer's files for
+//! `rdc`: shared by the end-to-end tests and the link benchmark.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use rdc_storage::{RealClocks, Store, StoreConfig, UnitKey};
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// A unit's uplink served in-process over a store of `frames` 40 kB frames, and an officer's
+/// files for `rdc`, reaching it through `relay`.
+#[allow(missing_debug_implementations)]
+pub struct UplinkRig {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub rt: tokio::runtime::Runtime,
+    pub server_addr: std::net::SocketAddr,
+}
+
+impl UplinkRig {
+    pub fn new(frames: u64) -> UplinkRig {
+        use rdc_uplink::pki::{self, Kind};
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| dir.path().join(s);
+        let ca = pki::new_ca("Test", 365).unwrap();
+        let unit = pki::issue(&ca, "relay-unit", Kind::Unit, 365).unwrap();
+        let officer = pki::issue(&ca, "j.smith", Kind::User, 365).unwrap();
+        std::fs::write(p("ca.crt"), &ca.cert).unwrap();
+        std::fs::write(p("officer.crt"), &officer.cert).unwrap();
+        std::fs::write(p("officer.key"), &officer.key).unwrap();
+        let cfg = StoreConfig {
+            root: p("store"),
+            unit_id: "relay-unit".into(),
+            recipients: vec![[9u8; 32]],
+            retention_days: 31,
+            budget: rdc_storage::Budget::MaxBytes(1 << 34),
+            segment_ns: 20_000_000_000,
+            sync_interval_ns: 1_000_000_000,
+            index_cache_bytes: 1 << 20,
+            max_held_fraction: 0.5,
+        };
+        let (store, _) =
+            Store::open(cfg, Arc::new(UnitKey::ephemeral()), Arc::new(RealClocks)).unwrap();
+        let mut w = store.writer("front").unwrap();
+        let base = now_ns() - 3_600_000_000_000;
+        let mut x = 1u64;
+        for i in 0..frames {
+            // Incompressible, like video.
+            let data: Vec<u8> = (0..40_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            w.push(&rdc_storage::Frame {
+                data: &data,
+                keyframe: i % 25 == 0,
+                wall_ns: base + i as i64 * 40_000_000,
+                mono_ns: i * 40_000_000,
+            })
+            .unwrap();
+        }
+        w.close("test").unwrap();
+        drop(w);
+        let fp = rdc_uplink::pki::fingerprint(
+            &rdc_uplink::tls::Identity::from_pem(&officer.cert, &officer.key)
+                .unwrap()
+                .chain[0],
+        );
+        let users = vec![rdc_config::User {
+            name: "J. Smith".into(),
+            role: rdc_config::Role::Officer,
+            fingerprint: Some(fp),
+            common_name: None,
+        }];
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server_cfg = rdc_uplink::tls::server_config(
+            &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key).unwrap(),
+            &ca.cert,
+        )
+        .unwrap();
+        let server_addr = rt.block_on(async {
+            let s = rdc_uplink::server::Server::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                server_cfg,
+                users,
+                store.clone(),
+            )
+            .unwrap();
+            let a = s.local_addr().unwrap();
+            tokio::spawn(s.serve());
+            a
+        });
+        UplinkRig {
+            dir,
+            store,
+            rt,
+            server_addr,
+        }
+    }
+
+    pub fn units_file(&self, addr: std::net::SocketAddr) -> PathBuf {
+        let p = |s: &str| self.dir.path().join(s).display().to_string();
+        let f = self.dir.path().join(format!("units-{}.toml", addr.port()));
+        std::fs::write(&f, format!("[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n", p("ca.crt"), p("officer.crt"), p("officer.key"))).unwrap();
+        f
+    }
+
+    pub fn fetch_cmd(&self, rdc_bin: &Path, units: &Path, out: &Path) -> Command {
+        let mut c = Command::new(rdc_bin);
+        c.args(["fetch", "--unit", "relay-unit", "--units"])
+            .arg(units)
+            .args([
+                "--camera",
+                "front",
+                "--from",
+                "now-2h",
+                "--to",
+                "now",
+                "--case",
+                "ASB/9",
+                "--reason",
+                "link test",
+                "--out",
+            ])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    pub fn footage_bytes(&self) -> u64 {
+        self.store
+            .list("front", 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| e.bytes)
+            .sum()
+    }
+
+    pub fn assert_fetched(&self, out: &Path) {
+        for e in self.store.list("front", 0, i64::MAX).unwrap() {
+            let got = std::fs::read(out.join("front").join(&e.file)).unwrap_or_default();
+            assert!(
+                got == std::fs::read(self.store.segment_path("front", e.seq).unwrap()).unwrap(),
+                "segment {} differs",
+                e.seq
+            );
+        }
+    }
+}
