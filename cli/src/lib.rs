@@ -117,12 +117,47 @@ enum Cmd {
         #[arg(long, short, default_value = ".")]
         out: PathBuf,
     },
+    /// Holds on footage (managers): keep footage past retention for a case.
+    Holds {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        cmd: HoldsCmd,
+    },
     /// The unit's audit log (managers and auditors).
     Audit {
         #[command(flatten)]
         target: Target,
         #[arg(long, default_value_t = 0)]
         from_seq: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HoldsCmd {
+    /// Active holds.
+    List,
+    /// Hold footage of some cameras (all if none given) in a time range.
+    Create {
+        #[arg(long = "camera")]
+        cameras: Vec<String>,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long = "case")]
+        case_ref: String,
+        #[arg(long)]
+        reason: String,
+        /// When the hold must be reviewed (at most a year ahead), e.g. 2027-05-01T00:00:00Z.
+        #[arg(long)]
+        review: String,
+    },
+    /// Release a hold; its footage then follows normal retention.
+    Release {
+        id: u64,
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -331,6 +366,9 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
     if s == "now" {
         return Ok(now);
     }
+    if let Some(rest) = s.strip_prefix("now+") {
+        return Ok(2 * now - parse_time(&format!("now-{rest}"))?);
+    }
     if let Some(rest) = s.strip_prefix("now-") {
         let (num, unit) = rest.split_at(
             rest.find(|c: char| !c.is_ascii_digit())
@@ -388,6 +426,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = connect(&target).await?;
             let v = c.call(&Request::Status).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+        Cmd::Holds { target, cmd } => {
+            let c = connect(&target).await?;
+            let req = match cmd {
+                HoldsCmd::List => Request::HoldList,
+                HoldsCmd::Create {
+                    cameras,
+                    from,
+                    to,
+                    case_ref,
+                    reason,
+                    review,
+                } => Request::HoldCreate {
+                    cameras,
+                    from_ns: parse_time(&from)?,
+                    to_ns: parse_time(&to)?,
+                    case_ref,
+                    reason,
+                    review_ns: parse_time(&review)?,
+                },
+                HoldsCmd::Release { id, reason } => Request::HoldRelease { id, reason },
+            };
+            println!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
             Ok(())
         }
         Cmd::Audit { target, from_seq } => {

@@ -862,6 +862,14 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("case reference"));
+    // Holds are for managers: the officer is told so.
+    let holds = rdc(&["holds", "--unit", "e2e", "--units", &units_s, "list"]);
+    assert_eq!(holds.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&holds.stderr).contains("ask a manager"),
+        "{}",
+        String::from_utf8_lossy(&holds.stderr)
+    );
     unit.stop();
     let store = unit.store();
     let ms = unit.manifests(&store, "front");

@@ -74,6 +74,24 @@ pub fn new_ca(scheme: &str, days: i64) -> Result<Pem, PkiError> {
 
 /// Issues a certificate for a unit (`name` is its id, also the TLS server name) or a user.
 pub fn issue(ca: &Pem, name: &str, kind: Kind, days: i64) -> Result<Pem, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    issue_valid(
+        ca,
+        name,
+        kind,
+        now - Duration::hours(1),
+        now + Duration::days(days),
+    )
+}
+
+/// Issues a certificate valid from `not_before` to `not_after` (tests use a past window).
+pub fn issue_valid(
+    ca: &Pem,
+    name: &str,
+    kind: Kind,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Pem, PkiError> {
     let ca_key = KeyPair::from_pem(&ca.key)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key)?;
     let key = KeyPair::generate()?;
@@ -92,7 +110,8 @@ pub fn issue(ca: &Pem, name: &str, kind: Kind, days: i64) -> Result<Pem, PkiErro
         Kind::Unit => ExtendedKeyUsagePurpose::ServerAuth,
         Kind::User => ExtendedKeyUsagePurpose::ClientAuth,
     }];
-    validity(&mut p, days);
+    p.not_before = not_before;
+    p.not_after = not_after;
     let cert = p.signed_by(&key, &issuer)?;
     Ok(Pem {
         cert: cert.pem(),

@@ -216,6 +216,26 @@ async fn refusals_are_clear_and_audited() {
         Err(e) => Err(e),
     };
     assert!(r.is_err(), "a stranger got an answer");
+    // An expired certificate from the right CA: the handshake fails too.
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let expired = pki::issue_valid(
+        &s.ca,
+        "j.smith",
+        Kind::User,
+        past - time::Duration::days(365),
+        past,
+    )
+    .unwrap();
+    let cfg = tls::client_config(
+        &Identity::from_pem(&expired.cert, &expired.key).unwrap(),
+        &s.ca.cert,
+    )
+    .unwrap();
+    let r = match Client::connect(s.addr, "unit-0001", cfg).await {
+        Ok(c) => c.call(&Request::Status).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.is_err(), "an expired certificate got an answer");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let audit = s.store.audit_entries(0).unwrap();
     let refused = |action: &str, needle: &str| {
@@ -227,6 +247,14 @@ async fn refusals_are_clear_and_audited() {
     assert!(refused("fetch", "case reference"));
     assert!(refused("connect", "not in this unit's user list"));
     assert!(refused("connect", "TLS handshake failed"));
+    assert!(
+        audit
+            .iter()
+            .filter(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed"))
+            .count()
+            >= 2,
+        "both bad certificates audited"
+    );
 }
 
 #[tokio::test]
