@@ -191,6 +191,18 @@ enum KeysCmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Revoke certificates: writes the scheme's CRL (adding to it if it exists). Install it on
+    /// every unit as [uplink] crl.
+    Revoke {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The CRL file to create or extend.
+        #[arg(long)]
+        crl: PathBuf,
+        /// Certificates (PEM files) to revoke.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+    },
     /// An officer's age identity (standard age format); prints its public key (a recipient).
     Identity {
         #[arg(long)]
@@ -285,6 +297,33 @@ fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             println!(
                 "# add to each unit's recorder.toml:\n[[uplink.user]]\nname = {name:?}\nrole = {role:?}\nfingerprint = \"{}\"",
                 pki::fingerprint_text(&der)
+            );
+        }
+        KeysCmd::Revoke { ca_dir, crl, certs } => {
+            use rdc_uplink::tls::pem_der;
+            let ca = read_pem(&ca_dir, "ca")?;
+            let previous = match std::fs::read_to_string(&crl) {
+                Ok(pem) => Some(
+                    pem_der(&pem).with_context(|| format!("{} is not a PEM CRL", crl.display()))?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", crl.display())),
+            };
+            let mut ders = Vec::new();
+            for c in &certs {
+                let pem = std::fs::read_to_string(c)
+                    .with_context(|| format!("reading {}", c.display()))?;
+                ders.push(
+                    pem_der(&pem)
+                        .with_context(|| format!("{} is not a PEM certificate", c.display()))?,
+                );
+            }
+            let out = pki::revoke(&ca, &ders, previous.as_deref())?;
+            std::fs::write(&crl, out)?;
+            println!(
+                "{}: {} certificate(s) revoked now; copy it to every unit ([uplink] crl) and restart the recorder",
+                crl.display(),
+                certs.len()
             );
         }
         KeysCmd::Identity { out } => {

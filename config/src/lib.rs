@@ -256,6 +256,8 @@ pub struct Uplink {
     pub cert: PathBuf,
     pub key: SecretRef,
     pub ca: PathBuf,
+    /// Certificates revoked by the scheme (a PEM CRL), refused at the handshake.
+    pub crl: Option<PathBuf>,
     pub users: Vec<User>,
 }
 
@@ -837,6 +839,10 @@ impl Validator {
         };
         let cert = self.readable("uplink.cert", &u.cert);
         let ca = self.readable("uplink.ca", &u.ca);
+        let crl = match &u.crl {
+            Some(p) => Some(self.readable("uplink.crl", p)),
+            None => None,
+        };
         let key = self
             .secret("uplink.key_file", &u.key_file, &u.key_credential, true)
             .flatten();
@@ -890,11 +896,17 @@ impl Validator {
         if !ok {
             return None;
         }
+        let crl = match crl {
+            Some(None) => return None,
+            Some(Some(p)) => Some(p),
+            None => None,
+        };
         Some(Uplink {
             listen: listen?,
             cert: cert?,
             key: key?,
             ca: ca?,
+            crl,
             users,
         })
     }

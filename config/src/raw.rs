@@ -111,6 +111,9 @@ pub struct Uplink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_credential: Option<String>,
     pub ca: PathBuf,
+    /// The scheme's certificate revocation list (PEM), from `rdc keys revoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
     #[serde(default)]
     pub user: Vec<User>,
 }

@@ -196,7 +196,14 @@ fn start_uplink(
         std::fs::read_to_string(&u.ca).with_context(|| format!("uplink.ca {}", u.ca.display()))?;
     let id = tls::Identity::from_pem(&cert, key.expose())
         .context("the unit's uplink certificate or key")?;
-    let server_cfg = tls::server_config(&id, &ca).context("uplink TLS")?;
+    let crl = match &u.crl {
+        Some(p) => Some(
+            std::fs::read_to_string(p).with_context(|| format!("uplink.crl {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let server_cfg = tls::server_config(&id, &ca, crl.as_deref())
+        .context("uplink TLS (certificate, key, CA or CRL)")?;
     let server =
         rdc_uplink::server::Server::bind(u.listen, server_cfg, u.users.clone(), store.clone())
             .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?;

@@ -89,6 +89,7 @@ impl UplinkRig {
         let server_cfg = rdc_uplink::tls::server_config(
             &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key).unwrap(),
             &ca.cert,
+            None,
         )
         .unwrap();
         let server_addr = rt.block_on(async {

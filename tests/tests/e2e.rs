@@ -862,6 +862,41 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         String::from_utf8_lossy(&refused.stderr)
     );
     assert!(String::from_utf8_lossy(&refused.stderr).contains("case reference"));
+    // Revoking the officer's certificate gives a CRL the unit's configuration accepts.
+    let revoke = rdc(&[
+        "keys",
+        "revoke",
+        "--ca-dir",
+        &k("ca"),
+        "--crl",
+        &k("scheme.crl"),
+        &k("users/j.smith.crt"),
+    ]);
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(k("scheme.crl"))
+            .unwrap()
+            .starts_with("-----BEGIN X509 CRL-----")
+    );
+    let with_crl = std::fs::read_to_string(unit.config()).unwrap().replace(
+        "\n[uplink]\n",
+        &format!("\n[uplink]\ncrl = \"{}\"\n", k("scheme.crl")),
+    );
+    std::fs::write(keys.path().join("with-crl.toml"), with_crl).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .arg("check-config")
+        .arg(keys.path().join("with-crl.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     // Holds are for managers: the officer is told so.
     let holds = rdc(&["holds", "--unit", "e2e", "--units", &units_s, "list"]);
     assert_eq!(holds.status.code(), Some(1));

@@ -119,6 +119,51 @@ pub fn issue_valid(
     })
 }
 
+/// A certificate revocation list, signed by the CA, revoking the `revoked` certificates (DER)
+/// and everything the `previous` CRL (DER) revoked. PEM.
+pub fn revoke(ca: &Pem, revoked: &[Vec<u8>], previous: Option<&[u8]>) -> Result<String, PkiError> {
+    use rcgen::{
+        CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+        SerialNumber,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut serials: Vec<Vec<u8>> = Vec::new();
+    if let Some(der) = previous {
+        let (_, crl) = x509_parser::parse_x509_crl(der)
+            .map_err(|e| PkiError::NotPem(format!("the previous CRL ({e})")))?;
+        serials.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial().to_vec()),
+        );
+    }
+    for der in revoked {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| PkiError::NotPem(format!("a certificate to revoke ({e})")))?;
+        let s = cert.tbs_certificate.raw_serial().to_vec();
+        if !serials.contains(&s) {
+            serials.push(s);
+        }
+    }
+    let params = CertificateRevocationListParams {
+        this_update: now - Duration::minutes(5),
+        next_update: now + Duration::days(30),
+        crl_number: SerialNumber::from(now.unix_timestamp() as u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(s),
+                revocation_time: now,
+                reason_code: Some(RevocationReason::Unspecified),
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, KeyPair::from_pem(&ca.key)?)?;
+    Ok(params.signed_by(&issuer)?.pem()?)
+}
+
 /// The SHA-256 fingerprint of a DER certificate: how a unit's configuration names a user.
 pub fn fingerprint(der: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, der);

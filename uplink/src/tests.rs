@@ -11,6 +11,7 @@ use crate::pki::{self, Kind, Pem};
 use crate::protocol::{Justification, Purpose, Refusal, Request};
 use crate::server::Server;
 use crate::tls::{self, Identity};
+use rustls::pki_types::pem::PemObject as _;
 
 struct Scheme {
     _dir: tempfile::TempDir,
@@ -27,12 +28,18 @@ fn der(p: &Pem) -> Vec<u8> {
 }
 
 async fn scheme() -> Scheme {
+    scheme_revoking(false).await
+}
+
+/// A scheme whose unit has a CRL revoking the officer's certificate, if `revoke_officer`.
+async fn scheme_revoking(revoke_officer: bool) -> Scheme {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki::new_ca("Test Housing", 3650).unwrap();
     let unit = pki::issue(&ca, "unit-0001", Kind::Unit, 365).unwrap();
     let officer = pki::issue(&ca, "j.smith", Kind::User, 365).unwrap();
     let engineer = pki::issue(&ca, "f.engineer", Kind::User, 365).unwrap();
     let unlisted = pki::issue(&ca, "someone.else", Kind::User, 365).unwrap();
+    let crl = revoke_officer.then(|| pki::revoke(&ca, &[der(&officer)], None).unwrap());
     let cfg = StoreConfig {
         root: dir.path().join("store"),
         unit_id: "unit-0001".into(),
@@ -77,6 +84,7 @@ async fn scheme() -> Scheme {
     let server_cfg = tls::server_config(
         &Identity::from_pem(&unit.cert, &unit.key).unwrap(),
         &ca.cert,
+        crl.as_deref(),
     )
     .unwrap();
     let server = Server::bind(
@@ -290,4 +298,40 @@ async fn garbage_on_one_stream_leaves_a_concurrent_fetch_alone() {
     );
     // And the connection still works.
     assert!(c.call(&Request::Status).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused() {
+    let s = scheme_revoking(true).await;
+    let r = match connect(&s, &s.officer, &s.ca).await {
+        Ok(c) => c.call(&Request::Status).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(r.is_err(), "a revoked officer got an answer");
+    // Others are unaffected.
+    let e = connect(&s, &s.engineer, &s.ca).await.unwrap();
+    assert!(e.call(&Request::Status).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let audit = s.store.audit_entries(0).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed")),
+        "{audit:#?}"
+    );
+}
+
+#[test]
+fn a_crl_accumulates_revocations() {
+    let ca = pki::new_ca("T", 30).unwrap();
+    let a = pki::issue(&ca, "a", Kind::User, 30).unwrap();
+    let b = pki::issue(&ca, "b", Kind::User, 30).unwrap();
+    let first = pki::revoke(&ca, &[der(&a)], None).unwrap();
+    let first_der =
+        rustls::pki_types::CertificateRevocationListDer::from_pem_slice(first.as_bytes()).unwrap();
+    let both = pki::revoke(&ca, &[der(&b)], Some(&first_der)).unwrap();
+    let both_der =
+        rustls::pki_types::CertificateRevocationListDer::from_pem_slice(both.as_bytes()).unwrap();
+    let (_, crl) = x509_parser::parse_x509_crl(&both_der).unwrap();
+    assert_eq!(crl.iter_revoked_certificates().count(), 2);
 }

@@ -113,13 +113,31 @@ pub fn transport() -> quinn::TransportConfig {
     t
 }
 
-/// The unit's side: its certificate, and every client must present one chaining to the CA.
-pub fn server_config(id: &Identity, ca_pem: &str) -> Result<quinn::ServerConfig, TlsError> {
+/// The unit's side: its certificate, and every client must present one chaining to the CA and
+/// not revoked by `crl_pem` (the scheme's CRL, if any).
+pub fn server_config(
+    id: &Identity,
+    ca_pem: &str,
+    crl_pem: Option<&str>,
+) -> Result<quinn::ServerConfig, TlsError> {
     let provider = provider();
+    let crls = match crl_pem {
+        Some(pem) => {
+            rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| TlsError::Read {
+                    what: "the CRL",
+                    path: "<memory>".into(),
+                    detail: e.to_string(),
+                })?
+        }
+        None => Vec::new(),
+    };
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots_from_pem(ca_pem)?),
         provider.clone(),
     )
+    .with_crls(crls)
     .build()
     .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -152,4 +170,31 @@ pub fn client_config(id: &Identity, ca_pem: &str) -> Result<quinn::ClientConfig,
 pub fn server_name(unit: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(unit.to_owned())
         .map_err(|e| TlsError::Verifier(format!("{unit:?} is not a valid unit name: {e}")))
+}
+
+/// The DER content of the first PEM block in `pem` (a certificate or a CRL).
+pub fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let start = pem.find("-----BEGIN ")?;
+    let body_start = start + pem[start..].find('\n')? + 1;
+    let end = body_start + pem[body_start..].find("-----END ")?;
+    let b64: String = pem[body_start..end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64_decode(&b64)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        acc = (acc << 6) | T.iter().position(|x| *x == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }
