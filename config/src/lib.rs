@@ -839,10 +839,7 @@ impl Validator {
         };
         let cert = self.readable("uplink.cert", &u.cert);
         let ca = self.readable("uplink.ca", &u.ca);
-        let crl = match &u.crl {
-            Some(p) => Some(self.readable("uplink.crl", p)),
-            None => None,
-        };
+        let crl = u.crl.as_ref().map(|p| self.readable("uplink.crl", p));
         let key = self
             .secret("uplink.key_file", &u.key_file, &u.key_credential, true)
             .flatten();
