@@ -7,7 +7,7 @@
 //!
 //! Exit codes: 0 success, 1 the unit refused or a check failed, 2 anything else.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -714,16 +714,8 @@ fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {
 }
 
 fn sha256_file(p: &Path) -> anyhow::Result<String> {
-    let mut f = std::fs::File::open(p)?;
-    let mut h = rdc_storage::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finish()));
-        }
-        h.update(&buf[..n]);
-    }
+    let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(rdc_storage::sha256_hex(&mut f)?)
 }
 
 fn decrypt(src: &Path, dst: &Path, ids: &[Box<dyn age::Identity>]) -> anyhow::Result<()> {

@@ -28,7 +28,7 @@ pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{
     AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport,
-    SegmentReader, Status, Store, StoreConfig,
+    SegmentReader, Status, Store, StoreConfig, sha256_hex,
 };
 pub use writer::{Frame, Pushed, SegmentWriter};
 

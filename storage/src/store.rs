@@ -1276,7 +1276,7 @@ impl Store {
 }
 
 /// SHA-256 of what is left to read in `f`, hex.
-fn sha256_hex(f: &mut File) -> std::io::Result<String> {
+pub fn sha256_hex(f: &mut File) -> std::io::Result<String> {
     let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -63,12 +63,17 @@ impl Client {
         &self,
         req: &Request,
     ) -> Result<(Response, quinn::RecvStream), ClientError> {
+        self.exchange(&protocol::encode(req)).await
+    }
+
+    /// Sends `bytes` on a new stream and reads the answer header.
+    async fn exchange(&self, bytes: &[u8]) -> Result<(Response, quinn::RecvStream), ClientError> {
         let (mut send, mut recv) = self
             .conn
             .open_bi()
             .await
             .map_err(|e| ClientError::Link(explain(&e)))?;
-        send.write_all(&protocol::encode(req))
+        send.write_all(bytes)
             .await
             .map_err(|e| ClientError::Link(e.to_string()))?;
         send.finish()
@@ -150,27 +155,9 @@ impl Client {
     /// Sends raw bytes as a request (tests of the unit's handling of garbage).
     #[cfg(test)]
     pub(crate) async fn raw(&self, bytes: &[u8]) -> Result<Refusal, ClientError> {
-        let (mut send, mut recv) = self
-            .conn
-            .open_bi()
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        send.write_all(bytes)
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        send.finish()
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        let mut prefix = [0u8; 4];
-        recv.read_exact(&mut prefix)
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        let mut buf = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        recv.read_exact(&mut buf)
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        match serde_json::from_slice(&buf).map_err(|e| ClientError::Protocol(e.to_string()))? {
-            Response::Refused { refusal } => Ok(refusal),
-            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        match self.exchange(bytes).await? {
+            (Response::Refused { refusal }, _) => Ok(refusal),
+            (other, _) => Err(ClientError::Protocol(format!("{other:?}"))),
         }
     }
 
