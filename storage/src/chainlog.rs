@@ -107,10 +107,15 @@ impl ChainLog {
                     next_seq = e.seq + 1;
                 }
                 Err(err) => {
-                    return Err(Error::Encode(format!(
-                        "the last entry of {} is unreadable ({err}); run `rdc-recorder store verify` and move the damaged log aside",
-                        path.display()
-                    )));
+                    // Damaged, not torn: keep recording after the last good entry; `verify`
+                    // reports the damaged line.
+                    tracing::error!(path = %path.display(), %err, "the last log entry is unreadable; continuing after the last readable one (run verify)");
+                    if let Some(e) =
+                        last_good_entry(&buf[..line_start]).or_else(|| scan_last_good(path))
+                    {
+                        head = e.hash;
+                        next_seq = e.seq + 1;
+                    }
                 }
             }
             break;
@@ -180,6 +185,23 @@ impl ChainLog {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The last entry in `buf` that parses (complete lines only).
+fn last_good_entry(buf: &[u8]) -> Option<Entry> {
+    buf.split(|b| *b == b'\n')
+        .rev()
+        .find_map(|l| serde_json::from_slice::<Entry>(l).ok())
+}
+
+/// The last entry of the whole file that parses.
+fn scan_last_good(path: &Path) -> Option<Entry> {
+    let f = File::open(path).ok()?;
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Entry>(&l).ok())
+        .last()
 }
 
 /// Reads every entry of a log, typed. Lines that do not parse are skipped (`verify` names them).
@@ -370,6 +392,23 @@ mod tests {
         let p = verify(&path, &key.public()).unwrap();
         assert!(
             p.iter().any(|m| m.contains("entry 2 is not signed")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_last_entry_does_not_stop_the_log() {
+        let (_d, path, key) = log_with(3);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"this line was overwritten by a failing disk\n")
+            .unwrap();
+        drop(f);
+        let mut log =
+            ChainLog::open(&path, key.clone()).expect("a damaged entry must not stop the log");
+        assert_eq!(log.append(9, &json!({"after": "damage"})).unwrap(), 3);
+        let p = verify(&path, &key.public()).unwrap();
+        assert!(
+            p.iter().any(|m| m.contains("line 4: not a log entry")),
             "{p:?}"
         );
     }
