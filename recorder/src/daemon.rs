@@ -88,7 +88,14 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
         .enable_all()
         .build()?;
     let uplink = match &cfg.uplink {
-        Some(u) => Some(rt.block_on(async { start_uplink(u, &store) })?),
+        Some(u) => {
+            let states: Vec<(String, Arc<crate::camera::CameraState>)> = cameras
+                .iter()
+                .map(|c| (c.id.clone(), c.state.clone()))
+                .collect();
+            let live: rdc_uplink::server::LiveStatus = Arc::new(move || live_status(&states));
+            Some(rt.block_on(async { start_uplink(u, &store, live) })?)
+        }
         None => None,
     };
     rt.block_on(supervise(&store, &cameras))?;
@@ -184,6 +191,7 @@ async fn supervise(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
 fn start_uplink(
     u: &rdc_config::Uplink,
     store: &Store,
+    live: rdc_uplink::server::LiveStatus,
 ) -> anyhow::Result<std::sync::Arc<rdc_uplink::server::Server>> {
     use rdc_uplink::tls;
     let key = u
@@ -206,11 +214,26 @@ fn start_uplink(
         .context("uplink TLS (certificate, key, CA or CRL)")?;
     let server =
         rdc_uplink::server::Server::bind(u.listen, server_cfg, u.users.clone(), store.clone())
-            .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?;
+            .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
+            .with_live_status(live);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
     let server = std::sync::Arc::new(server);
     tokio::spawn(server.clone().serve_shared());
     Ok(server)
+}
+
+/// The cameras as the daemon sees them now, and the clock: for `rdc status` (R16).
+fn live_status(states: &[(String, Arc<crate::camera::CameraState>)]) -> serde_json::Value {
+    let clock = crate::clockstate::read();
+    serde_json::json!({
+        "clock": { "synchronized": clock.synchronized, "max_error_us": clock.max_error_us },
+        "cameras": states.iter().map(|(id, s)| serde_json::json!({
+            "camera": id,
+            "recording": s.recording.load(Ordering::Relaxed),
+            "sessions": s.sessions.load(Ordering::Relaxed),
+            "last_gap_cause": s.last_cause.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn ring_sha256(b: &[u8]) -> Vec<u8> {

@@ -850,6 +850,21 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         "rdc fetch failed: {}",
         String::from_utf8_lossy(&fetch.stderr)
     );
+    // The engineer's view over the uplink: the camera recording now, and the clock's state.
+    let status = rdc(&["status", "--unit", "e2e", "--units", &units_s]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["live"]["cameras"][0]["camera"], "front");
+    assert_eq!(
+        status["live"]["cameras"][0]["recording"], true,
+        "{status:#}"
+    );
+    assert!(status["live"]["clock"]["synchronized"].is_boolean());
+    assert!(status["store"]["segments"].as_u64().unwrap() >= 2);
     // Without a case reference: refused, exit 1, and it says what is missing.
     let refused = rdc(&[
         "list", "--unit", "e2e", "--units", &units_s, "--camera", "front", "--case", "",

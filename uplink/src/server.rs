@@ -27,12 +27,25 @@ pub struct Peer {
 }
 
 /// A running uplink server.
-#[derive(Debug)]
 pub struct Server {
     endpoint: quinn::Endpoint,
     users: Arc<Vec<User>>,
     store: Store,
+    live: Option<LiveStatus>,
 }
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("endpoint", &self.endpoint)
+            .field("users", &self.users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the daemon knows and the store does not (cameras recording now, the clock's sync
+/// state), added to every status answer.
+pub type LiveStatus = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Close codes sent to a refused connection.
 pub const CLOSE_UNKNOWN_USER: u32 = 0x101;
@@ -50,7 +63,14 @@ impl Server {
             endpoint,
             users: Arc::new(users),
             store,
+            live: None,
         })
+    }
+
+    /// Adds the daemon's live state to status answers.
+    pub fn with_live_status(mut self, live: LiveStatus) -> Self {
+        self.live = Some(live);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -69,11 +89,11 @@ impl Server {
 
     async fn accept_loop(&self) {
         while let Some(incoming) = self.endpoint.accept().await {
-            let (users, store) = (self.users.clone(), self.store.clone());
+            let (users, store, live) = (self.users.clone(), self.store.clone(), self.live.clone());
             tokio::spawn(async move {
                 let addr = incoming.remote_address();
                 match incoming.await {
-                    Ok(conn) => serve_connection(conn, &users, store).await,
+                    Ok(conn) => serve_connection(conn, &users, store, live).await,
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "uplink handshake refused");
                         audit_refusal(
@@ -150,7 +170,12 @@ fn audit_refusal(store: &Store, who: &str, role: &str, action: &str, why: &str) 
     }
 }
 
-async fn serve_connection(conn: quinn::Connection, users: &[User], store: Store) {
+async fn serve_connection(
+    conn: quinn::Connection,
+    users: &[User],
+    store: Store,
+    live: Option<LiveStatus>,
+) {
     let peer = match identify(&conn, users) {
         Ok(p) => p,
         Err(why) => {
@@ -173,9 +198,9 @@ async fn serve_connection(conn: quinn::Connection, users: &[User], store: Store)
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                let (peer, store) = (peer.clone(), store.clone());
+                let (peer, store, live) = (peer.clone(), store.clone(), live.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = serve_stream(send, recv, &peer, &store).await {
+                    if let Err(e) = serve_stream(send, recv, &peer, &store, live.as_ref()).await {
                         tracing::debug!(user = %peer.name, error = %e, "stream ended early");
                     }
                 });
@@ -221,6 +246,7 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
     peer: &Peer,
     store: &Store,
+    live: Option<&LiveStatus>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let who = format!("{} ({})", peer.name, peer.fingerprint);
     let req = match read_request(&mut recv).await {
@@ -258,7 +284,7 @@ async fn serve_stream(
         send.finish()?;
         return Ok(());
     }
-    let result = handle(&req, peer, store, &mut rec);
+    let result = handle(&req, peer, store, live, &mut rec);
     match result {
         Err(refusal) => {
             rec.outcome = format!("refused: {refusal}");
@@ -313,6 +339,7 @@ fn handle(
     req: &Request,
     peer: &Peer,
     store: &Store,
+    live: Option<&LiveStatus>,
     rec: &mut AuditRecord,
 ) -> Result<Answer, Refusal> {
     let json = |v: &dyn erased::Ser| v.to_json().map(Answer::Json).map_err(failed);
@@ -322,6 +349,7 @@ fn handle(
             "unit_public_key": store.unit_key().public_hex(),
             "time_ns": store.now_ns(),
             "store": store.status().map_err(failed)?,
+            "live": live.map(|f| f()),
         }))),
         Request::List {
             camera,
