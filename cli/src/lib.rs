@@ -72,6 +72,20 @@ impl Why {
     }
 }
 
+/// Which footage, and why.
+#[derive(clap::Args, Debug)]
+struct Footage {
+    #[arg(long)]
+    camera: String,
+    /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
+    #[arg(long, default_value = "now-1h")]
+    from: String,
+    #[arg(long, default_value = "now")]
+    to: String,
+    #[command(flatten)]
+    why: Why,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Make the scheme's keys and certificates.
@@ -88,28 +102,15 @@ enum Cmd {
     List {
         #[command(flatten)]
         target: Target,
-        #[arg(long)]
-        camera: String,
-        /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
-        #[arg(long, default_value = "now-1h")]
-        from: String,
-        #[arg(long, default_value = "now")]
-        to: String,
         #[command(flatten)]
-        why: Why,
+        footage: Footage,
     },
     /// Fetch, verify and decrypt the segments of a camera in a time range.
     Fetch {
         #[command(flatten)]
         target: Target,
-        #[arg(long)]
-        camera: String,
-        #[arg(long, default_value = "now-1h")]
-        from: String,
-        #[arg(long, default_value = "now")]
-        to: String,
         #[command(flatten)]
-        why: Why,
+        footage: Footage,
         /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the footage.
         #[arg(long)]
         identity: Option<PathBuf>,
@@ -499,15 +500,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::List {
-            target,
-            camera,
-            from,
-            to,
-            why,
-        } => {
+        Cmd::List { target, footage } => {
             let c = connect(&target).await?;
-            let entries = list(&c, &camera, &from, &to, &why).await?;
+            let entries = list(&c, &footage).await?;
             for e in &entries {
                 println!(
                     "{:<8} {:>6}  {} .. {}  {:>10} bytes  {:?}",
@@ -524,39 +519,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Fetch {
             target,
-            camera,
-            from,
-            to,
-            why,
+            footage,
             identity,
             out,
-        } => {
-            fetch(
-                &target,
-                &camera,
-                &from,
-                &to,
-                &why,
-                identity.as_deref(),
-                &out,
-            )
-            .await
-        }
+        } => fetch(&target, &footage, identity.as_deref(), &out).await,
     }
 }
 
-async fn list(
-    c: &Client,
-    camera: &str,
-    from: &str,
-    to: &str,
-    why: &Why,
-) -> anyhow::Result<Vec<SegmentEntry>> {
+async fn list(c: &Client, f: &Footage) -> anyhow::Result<Vec<SegmentEntry>> {
     let req = Request::List {
-        camera: camera.into(),
-        from_ns: parse_time(from)?,
-        to_ns: parse_time(to)?,
-        why: why.justification()?,
+        camera: f.camera.clone(),
+        from_ns: parse_time(&f.from)?,
+        to_ns: parse_time(&f.to)?,
+        why: f.why.justification()?,
     };
     Ok(serde_json::from_value(c.call(&req).await?)?)
 }
@@ -564,13 +539,11 @@ async fn list(
 /// Fetches every segment in the range, resuming, verifying and decrypting.
 async fn fetch(
     target: &Target,
-    camera: &str,
-    from: &str,
-    to: &str,
-    why: &Why,
+    footage: &Footage,
     identity: Option<&Path>,
     out: &Path,
 ) -> anyhow::Result<()> {
+    let camera = footage.camera.as_str();
     let identities = match identity {
         Some(p) => {
             let f = age::IdentityFile::from_file(p.display().to_string())
@@ -582,14 +555,14 @@ async fn fetch(
         }
         None => None,
     };
-    let just = why.justification()?;
+    let just = footage.why.justification()?;
     let mut client = connect(target).await?;
     let status = client.call(&Request::Status).await?;
     let unit_key: [u8; 32] = hex::decode(status["unit_public_key"].as_str().unwrap_or(""))
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| anyhow!("the unit did not give its signing key"))?;
-    let entries = list(&client, camera, from, to, why).await?;
+    let entries = list(&client, footage).await?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());

@@ -462,15 +462,9 @@ mod tests {
         use rdc_storage::{Budget, Ended, Manifest, SimulatedClocks, StoreConfig, UnitKey};
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig {
-            root: dir.path().join("store"),
-            unit_id: "t".into(),
-            recipients: vec![[9u8; 32]],
-            retention_days: 31,
             budget: Budget::MaxBytes(1 << 30),
-            segment_ns: 60_000_000_000,
-            sync_interval_ns: 1_000_000_000,
             index_cache_bytes: 1 << 20,
-            max_held_fraction: 0.5,
+            ..StoreConfig::new(dir.path().join("store"), "t", vec![[9u8; 32]])
         };
         let clocks: Arc<dyn Clocks> = Arc::new(SimulatedClocks::new(1_800_000_000_000_000_000));
         let (store, _) = Store::open(cfg, Arc::new(UnitKey::ephemeral()), clocks.clone()).unwrap();

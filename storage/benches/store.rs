@@ -19,19 +19,14 @@ fn cfg(root: &std::path::Path) -> StoreConfig {
     // An X25519 recipient; the bench never decrypts.
     let recipient = [9u8; 32];
     StoreConfig {
-        root: root.to_owned(),
-        unit_id: "bench".into(),
-        recipients: vec![recipient],
         retention_days: 35,
         budget: Budget::MaxBytes(1 << 50),
-        segment_ns: 60_000_000_000,
-        sync_interval_ns: 1_000_000_000,
         index_cache_bytes: std::env::var("RDC_CACHE_MIB")
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(2)
             << 20,
-        max_held_fraction: 0.5,
+        ..StoreConfig::new(root.to_owned(), "bench", vec![recipient])
     }
 }
 

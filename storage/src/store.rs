@@ -57,17 +57,33 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// A configuration with the defaults of `recorder.toml`: 31 days, a 1 GiB free-space
+    /// reserve, 60 s segments, a sync a second.
+    pub fn new(root: PathBuf, unit_id: &str, recipients: Vec<[u8; 32]>) -> Self {
+        StoreConfig {
+            root,
+            unit_id: unit_id.to_owned(),
+            recipients,
+            retention_days: rdc_config::DEFAULT_RETENTION_DAYS,
+            budget: Budget::ReserveFree(1 << 30),
+            segment_ns: 60_000_000_000,
+            sync_interval_ns: 1_000_000_000,
+            index_cache_bytes: 2 << 20,
+            max_held_fraction: 0.5,
+        }
+    }
+
     pub fn from_config(c: &rdc_config::Config) -> Self {
         StoreConfig {
-            root: c.storage.path.clone(),
-            unit_id: c.unit.id.to_string(),
-            recipients: c.recipients.iter().map(|r| r.key).collect(),
             retention_days: c.storage.retention_days,
             budget: c.storage.budget,
             segment_ns: u64::from(c.storage.segment_secs) * 1_000_000_000,
             sync_interval_ns: c.storage.sync_interval.as_nanos() as u64,
-            index_cache_bytes: 2 << 20,
-            max_held_fraction: 0.5,
+            ..StoreConfig::new(
+                c.storage.path.clone(),
+                c.unit.id.as_str(),
+                c.recipients.iter().map(|r| r.key).collect(),
+            )
         }
     }
 }

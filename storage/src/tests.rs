@@ -44,15 +44,14 @@ impl Fixture {
     fn in_dir(dir: tempfile::TempDir) -> Self {
         let identity = age::x25519::Identity::generate();
         let cfg = StoreConfig {
-            root: dir.path().join("store"),
-            unit_id: "unit-test".into(),
-            recipients: vec![recipient_of(&identity)],
-            retention_days: 31,
             budget: Budget::MaxBytes(1 << 40),
             segment_ns: 10_000_000_000,
-            sync_interval_ns: 1_000_000_000,
             index_cache_bytes: 1 << 20,
-            max_held_fraction: 0.5,
+            ..StoreConfig::new(
+                dir.path().join("store"),
+                "unit-test",
+                vec![recipient_of(&identity)],
+            )
         };
         Fixture {
             dir,
@@ -281,15 +280,14 @@ fn crash_child() {
     };
     let recipient = std::env::var("RDC_CRASH_CHILD_RECIPIENT").unwrap();
     let cfg = StoreConfig {
-        root: root.into(),
-        unit_id: "unit-crash".into(),
-        recipients: vec![rdc_config::Recipient::parse_key(&recipient).unwrap()],
-        retention_days: 31,
         budget: Budget::MaxBytes(1 << 40),
         segment_ns: 2_000_000_000,
-        sync_interval_ns: 1_000_000_000,
         index_cache_bytes: 1 << 20,
-        max_held_fraction: 0.5,
+        ..StoreConfig::new(
+            root.into(),
+            "unit-crash",
+            vec![rdc_config::Recipient::parse_key(&recipient).unwrap()],
+        )
     };
     let key = Arc::new(UnitKey::load_or_create(&cfg.root.join("../unit.key")).unwrap());
     // Continue the timeline after whatever the store already holds.

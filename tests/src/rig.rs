@@ -35,15 +35,10 @@ impl UplinkRig {
         std::fs::write(p("officer.crt"), &officer.cert).unwrap();
         std::fs::write(p("officer.key"), &officer.key).unwrap();
         let cfg = StoreConfig {
-            root: p("store"),
-            unit_id: "relay-unit".into(),
-            recipients: vec![[9u8; 32]],
-            retention_days: 31,
             budget: rdc_storage::Budget::MaxBytes(1 << 34),
             segment_ns: 20_000_000_000,
-            sync_interval_ns: 1_000_000_000,
             index_cache_bytes: 1 << 20,
-            max_held_fraction: 0.5,
+            ..StoreConfig::new(p("store"), "relay-unit", vec![[9u8; 32]])
         };
         let (store, _) =
             Store::open(cfg, Arc::new(UnitKey::ephemeral()), Arc::new(RealClocks)).unwrap();

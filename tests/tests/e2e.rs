@@ -94,6 +94,15 @@ impl Unit {
         Self::with(cams, None, "")
     }
 
+    /// A unit recording one camera, "front".
+    fn single(url: String) -> Unit {
+        Self::new(&[Cam {
+            id: "front",
+            url,
+            extra: String::new(),
+        }])
+    }
+
     /// A unit whose footage goes to `recipient` (default: a fresh identity kept here), with
     /// `extra` appended to its configuration.
     fn with(cams: &[Cam<'_>], recipient: Option<&str>, extra: &str) -> Unit {
@@ -450,11 +459,7 @@ fn three_cameras_for_a_minute() {
 #[test]
 fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     let mut cam = Camera::start(&[]);
-    let mut unit = Unit::new(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
+    let mut unit = Unit::single(cam.url());
     unit.start();
     wait_for("recording", Duration::from_secs(20), || {
         unit.log().contains("camera connected")
@@ -503,11 +508,7 @@ fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
 #[test]
 fn a_stalled_camera_is_noticed_and_recording_resumes() {
     let cam = Camera::start(&[]);
-    let mut unit = Unit::new(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
+    let mut unit = Unit::single(cam.url());
     unit.start();
     wait_for("recording", Duration::from_secs(20), || {
         unit.log().contains("camera connected")
@@ -547,11 +548,7 @@ fn a_stalled_camera_is_noticed_and_recording_resumes() {
 #[test]
 fn recorder_killed_nothing_synced_lost() {
     let cam = Camera::start(&[]);
-    let mut unit = Unit::new(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
+    let mut unit = Unit::single(cam.url());
     unit.start();
     wait_for("a first segment", Duration::from_secs(40), || {
         segment_files(&unit, "front") >= 1
@@ -598,11 +595,7 @@ fn recorder_killed_nothing_synced_lost() {
 #[test]
 fn h265_camera_is_recorded() {
     let cam = Camera::start(&["--codec", "h265"]);
-    let mut unit = Unit::new(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
+    let mut unit = Unit::single(cam.url());
     unit.start();
     wait_for("a segment", Duration::from_secs(40), || {
         segment_files(&unit, "front") >= 1
@@ -666,11 +659,7 @@ fn credentials_over_udp_and_a_wrong_password() {
 #[test]
 fn a_camera_sending_another_codec_is_refused_clearly() {
     let cam = Camera::start(&["--mjpeg"]);
-    let mut unit = Unit::new(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
+    let mut unit = Unit::single(cam.url());
     unit.start();
     wait_for("the refusal", Duration::from_secs(30), || {
         unit.log().contains("only H.264 and H.265 are recorded")

@@ -41,15 +41,10 @@ async fn scheme_revoking(revoke_officer: bool) -> Scheme {
     let unlisted = pki::issue(&ca, "someone.else", Kind::User, 365).unwrap();
     let crl = revoke_officer.then(|| pki::revoke(&ca, &[der(&officer)], None).unwrap());
     let cfg = StoreConfig {
-        root: dir.path().join("store"),
-        unit_id: "unit-0001".into(),
-        recipients: vec![[9u8; 32]],
-        retention_days: 31,
         budget: Budget::MaxBytes(1 << 30),
         segment_ns: 2_000_000_000,
-        sync_interval_ns: 1_000_000_000,
         index_cache_bytes: 1 << 20,
-        max_held_fraction: 0.5,
+        ..StoreConfig::new(dir.path().join("store"), "unit-0001", vec![[9u8; 32]])
     };
     let (store, _) =
         Store::open(cfg, Arc::new(UnitKey::ephemeral()), Arc::new(RealClocks)).unwrap();
