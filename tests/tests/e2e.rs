@@ -94,6 +94,13 @@ impl Unit {
         Self::with(cams, None, "")
     }
 
+    /// Waits until cameras have connected `n` times in all (each logs "camera connected").
+    fn wait_connected(&self, n: usize) {
+        wait_for("a camera connecting", Duration::from_secs(30), || {
+            self.log().matches("camera connected").count() >= n
+        });
+    }
+
     /// A unit recording one camera, "front".
     fn single(url: String) -> Unit {
         Self::new(&[Cam {
@@ -461,9 +468,7 @@ fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     let mut cam = Camera::start(&[]);
     let mut unit = Unit::single(cam.url());
     unit.start();
-    wait_for("recording", Duration::from_secs(20), || {
-        unit.log().contains("camera connected")
-    });
+    unit.wait_connected(1);
     std::thread::sleep(Duration::from_secs(5));
     cam.kill();
     let killed = now_ns();
@@ -510,9 +515,7 @@ fn a_stalled_camera_is_noticed_and_recording_resumes() {
     let cam = Camera::start(&[]);
     let mut unit = Unit::single(cam.url());
     unit.start();
-    wait_for("recording", Duration::from_secs(20), || {
-        unit.log().contains("camera connected")
-    });
+    unit.wait_connected(1);
     std::thread::sleep(Duration::from_secs(4));
     // Freeze the camera: its connection stays open but no data flows.
     Command::new("kill")
@@ -527,9 +530,7 @@ fn a_stalled_camera_is_noticed_and_recording_resumes() {
         .status()
         .unwrap();
     let back = now_ns();
-    wait_for("recording again", Duration::from_secs(30), || {
-        unit.log().matches("camera connected").count() >= 2
-    });
+    unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(3));
     unit.stop();
     let store = unit.store();
@@ -558,9 +559,7 @@ fn recorder_killed_nothing_synced_lost() {
     let killed = now_ns();
     // Restarted, the recorder recovers the cut segment and records on.
     unit.start();
-    wait_for("recording again", Duration::from_secs(30), || {
-        unit.log().matches("camera connected").count() >= 2
-    });
+    unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(4));
     unit.stop();
     let store = unit.store();
