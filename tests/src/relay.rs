@@ -33,6 +33,8 @@ impl Link {
 pub struct Stats {
     pub bytes_up: AtomicU64,
     pub bytes_down: AtomicU64,
+    /// Bytes the two ends sent into the link, including what it then lost or dropped.
+    pub bytes_offered: AtomicU64,
     pub dropped: AtomicU64,
     pub down: AtomicBool,
     stop: AtomicBool,
@@ -119,9 +121,7 @@ fn pump(
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut queue: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
-    // The time at which the link is free to start the next datagram (rate limit).
-    let mut free_at = Instant::now();
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(up);
+    let mut shaper = Shaper::new(link, up);
     while !stats.stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         while queue.front().is_some_and(|(t, _)| *t <= now) {
@@ -138,36 +138,115 @@ fn pump(
             Err(_) => continue,
         };
         saw(from);
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let lost = link.loss > 0.0 && (rng % 1_000_000) as f64 / 1_000_000.0 < link.loss;
+        if let Some(due) = shaper.admit(n, Instant::now(), stats) {
+            queue.push_back((due, buf[..n].to_vec()));
+        }
+    }
+}
+
+/// The link's behaviour for one direction, without I/O: decides for each packet whether it is
+/// lost, and when it arrives at the far end. Shared by the UDP relay and the packet-level
+/// link in [`crate::tunlink`], so QUIC and TCP meet the same link.
+#[derive(Debug)]
+pub struct Shaper {
+    link: Link,
+    up: bool,
+    /// The time at which the link is free to start the next packet (rate limit).
+    free_at: Instant,
+    rng: u64,
+}
+
+impl Shaper {
+    pub fn new(link: Link, up: bool) -> Shaper {
+        Shaper {
+            link,
+            up,
+            free_at: Instant::now(),
+            rng: 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(up),
+        }
+    }
+
+    /// A packet of `n` bytes offered to the link at `now`: `None` if it is lost (random loss,
+    /// an outage, or a full queue), else the time it arrives. Arrival times never go backwards.
+    pub fn admit(&mut self, n: usize, now: Instant, stats: &Stats) -> Option<Instant> {
+        stats.bytes_offered.fetch_add(n as u64, Ordering::Relaxed);
+        let rng = &mut self.rng;
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let lost = self.link.loss > 0.0 && (*rng % 1_000_000) as f64 / 1_000_000.0 < self.link.loss;
         if stats.down.load(Ordering::SeqCst) || lost {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+            return None;
         }
-        let now = Instant::now();
-        let start = free_at.max(now);
+        let start = self.free_at.max(now);
         let tx = Duration::from_nanos(
             (n as u64 * 8)
                 .saturating_mul(1_000_000_000)
-                .checked_div(link.rate_bps)
+                .checked_div(self.link.rate_bps)
                 .unwrap_or(0),
         );
-        free_at = start + tx;
-        // A link with a queue: beyond a second of backlog, datagrams are dropped (tail drop).
-        if free_at.saturating_duration_since(now) > Duration::from_secs(1) {
-            free_at = start;
+        // A link with a queue: beyond a second of backlog, packets are dropped (tail drop).
+        if (start + tx).saturating_duration_since(now) > Duration::from_secs(1) {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
+            return None;
         }
+        self.free_at = start + tx;
         // Counted once the link carries it (not when lost or tail-dropped).
-        (if up {
+        (if self.up {
             &stats.bytes_up
         } else {
             &stats.bytes_down
         })
         .fetch_add(n as u64, Ordering::Relaxed);
-        queue.push_back((free_at + link.delay, buf[..n].to_vec()));
+        Some(self.free_at + self.link.delay)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shaper_paces_delays_and_drops() {
+        let stats = Stats::default();
+        let link = Link {
+            rate_bps: 8_000_000,
+            delay: Duration::from_millis(30),
+            loss: 0.0,
+        };
+        let mut s = Shaper::new(link, true);
+        let t0 = Instant::now();
+        // 1000 bytes at 8 Mbit/s take 1 ms on the air, then 30 ms of delay.
+        assert_eq!(
+            s.admit(1000, t0, &stats),
+            Some(t0 + Duration::from_millis(31))
+        );
+        assert_eq!(
+            s.admit(1000, t0, &stats),
+            Some(t0 + Duration::from_millis(32))
+        );
+        // A second of backlog fills the queue; the next packet is dropped.
+        for _ in 0..998 {
+            assert!(s.admit(1000, t0, &stats).is_some());
+        }
+        assert_eq!(s.admit(1000, t0, &stats), None);
+        assert_eq!(stats.dropped.load(Ordering::SeqCst), 1);
+        assert_eq!(stats.bytes_up.load(Ordering::SeqCst), 1_000_000);
+        // An outage drops everything; loss drops about its share.
+        stats.down.store(true, Ordering::SeqCst);
+        assert_eq!(s.admit(10, t0 + Duration::from_secs(5), &stats), None);
+        stats.down.store(false, Ordering::SeqCst);
+        let mut lossy = Shaper::new(
+            Link {
+                loss: 0.01,
+                ..Link::PERFECT
+            },
+            false,
+        );
+        let lost = (0..100_000)
+            .filter(|_| lossy.admit(1200, t0, &stats).is_none())
+            .count();
+        assert!((800..1200).contains(&lost), "{lost} of 100000 lost at 1 %");
     }
 }

@@ -20,6 +20,7 @@ pub struct UplinkRig {
     pub dir: tempfile::TempDir,
     pub store: Store,
     pub rt: tokio::runtime::Runtime,
+    /// The server on loopback; it listens on every address of this namespace, at this port.
     pub server_addr: std::net::SocketAddr,
 }
 
@@ -89,13 +90,13 @@ impl UplinkRig {
         .unwrap();
         let server_addr = rt.block_on(async {
             let s = rdc_uplink::server::Server::bind(
-                "127.0.0.1:0".parse().unwrap(),
+                "0.0.0.0:0".parse().unwrap(),
                 server_cfg,
                 users,
                 store.clone(),
             )
             .unwrap();
-            let a = s.local_addr().unwrap();
+            let a = std::net::SocketAddr::from(([127, 0, 0, 1], s.local_addr().unwrap().port()));
             tokio::spawn(s.serve());
             a
         });
@@ -116,6 +117,12 @@ impl UplinkRig {
 
     pub fn fetch_cmd(&self, rdc_bin: &Path, units: &Path, out: &Path) -> Command {
         let mut c = Command::new(rdc_bin);
+        Self::fetch_args(&mut c, units, out);
+        c
+    }
+
+    /// The arguments of `rdc fetch` for the whole store through `units`, into `out`.
+    pub fn fetch_args(c: &mut Command, units: &Path, out: &Path) {
         c.args(["fetch", "--unit", "relay-unit", "--units"])
             .arg(units)
             .args([
@@ -134,7 +141,6 @@ impl UplinkRig {
             .arg(out)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        c
     }
 
     pub fn footage_bytes(&self) -> u64 {

@@ -1067,3 +1067,60 @@ fn fetch_survives_a_cut_link_and_resumes() {
     );
     drop(rig.rt);
 }
+
+/// An officer on another network (a network namespace of its own) fetches over a packet-level
+/// 4G link (10 Mbit/s, 60 ms RTT, 1 % random loss each way) that also goes dead for 5 s: every
+/// IP packet crosses the emulated link, as on a real carrier.
+#[test]
+fn fetch_over_a_lossy_4g_link_from_another_network() {
+    if let Err(e) = rdc_tests::tunlink::TunLink::check() {
+        panic!("this test needs root and the tun driver (run it as root, as .ci/run does): {e:#}");
+    }
+    let rig = rdc_tests::rig::UplinkRig::new(200); // 8 MB
+    let footage = rig.footage_bytes();
+    let net = rdc_tests::tunlink::TunLink::start(rdc_tests::relay::Link {
+        rate_bps: 10_000_000,
+        delay: Duration::from_millis(30),
+        loss: 0.01,
+    })
+    .unwrap();
+    let units = rig.units_file(std::net::SocketAddr::from((
+        net.unit_ip,
+        rig.server_addr.port(),
+    )));
+    let out = rig.dir.path().join("out");
+    let mut c = net.command(env!("CARGO_BIN_EXE_rdc-under-test"));
+    rdc_tests::rig::UplinkRig::fetch_args(&mut c, &units, &out);
+    let mut child = c.spawn().unwrap();
+    wait_for("a third of the footage", Duration::from_secs(60), || {
+        net.stats
+            .bytes_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > footage / 3
+    });
+    net.set_down(true);
+    std::thread::sleep(Duration::from_secs(5));
+    net.set_down(false);
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "rdc fetch failed over the lossy link: {err}"
+    );
+    rig.assert_fetched(&out);
+    let dropped = net.stats.dropped.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(dropped > 50, "the link lost only {dropped} packets");
+    // Every IP byte either end put on the air, headers, ACKs and the lost packets included.
+    let ratio = net.bytes() as f64 / footage as f64;
+    eprintln!(
+        "lossy packet link: {ratio:.3} IP bytes on the air per byte of footage, {dropped} packets lost"
+    );
+    assert!(ratio < 1.08, "{ratio:.3} IP bytes per byte of footage");
+    drop(rig.rt);
+}

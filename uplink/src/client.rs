@@ -1,6 +1,7 @@
 //! The officer's side of the uplink: connect to a unit, make requests, fetch from an offset.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt as _;
 
@@ -39,7 +40,17 @@ impl Client {
         } else {
             "0.0.0.0:0".parse().expect("valid")
         };
-        let mut endpoint = quinn::Endpoint::client(bind)?;
+        // Zero-length connection IDs on the officer's side: the unit's packets then carry no
+        // connection ID at all (8 bytes less in each ~1.4 kB packet on the 4G downlink). The unit
+        // keeps its own IDs, so it still finds the connection when the officer's address changes.
+        let mut ep = quinn::EndpointConfig::default();
+        ep.cid_generator(|| Box::new(NoConnectionIds));
+        let mut endpoint = quinn::Endpoint::new(
+            ep,
+            None,
+            std::net::UdpSocket::bind(bind)?,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         endpoint.set_default_client_config(cfg);
         let conn = endpoint
             .connect(addr, unit)
@@ -181,5 +192,22 @@ fn explain(e: &quinn::ConnectionError) -> String {
             )
         }
         other => other.to_string(),
+    }
+}
+
+/// Zero-length connection IDs (the officer's endpoint has one connection, found by address).
+struct NoConnectionIds;
+
+impl quinn::ConnectionIdGenerator for NoConnectionIds {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        quinn::ConnectionId::new(&[])
+    }
+
+    fn cid_len(&self) -> usize {
+        0
+    }
+
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
     }
 }

@@ -1,26 +1,204 @@
-//! `rdc-bench-link`: goodput of a fetch over the uplink through an emulated 4G link (a userspace
-//! UDP relay: rate limit, one-way delay, random loss), as a fraction of the link rate.
+//! `rdc-bench-link`: goodput of `rdc fetch` through an emulated 4G link, as a fraction of the
+//! link rate, side by side with a TCP transfer of the same bytes over the same link.
 //!
-//! `cargo run --release -p rdc-tests --bin rdc-bench-link -- [MBIT] [RTT_MS] [LOSS_PCT] [FRAMES]`
-//! (default 10 Mbit/s, 60 ms, 1 %, 500 frames of 40 kB = 20 MB). Figures go in BENCHMARKS.md.
+//! As root, the link is packet-level ([`rdc_tests::tunlink`]: two TUN devices and a userspace
+//! shaper between this namespace and the officer's), so QUIC and TCP meet exactly the same
+//! rate, delay and loss; `rdc fetch` runs as a process in the officer's namespace, and TCP is
+//! the kernel's, with Cubic (Linux's default) and with BBR. Without root it falls back to the
+//! userspace UDP relay and measures the uplink's client alone.
+//!
+//! `cargo run --release -p rdc-tests --bin rdc-bench-link -- --mbit 10 --rtt-ms 60 --loss-pct 1`
+//! (500 frames of 40 kB = 20 MB by default). Figures go in BENCHMARKS.md.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
 use rdc_tests::relay::{Link, Relay};
 use rdc_tests::rig::UplinkRig;
+use rdc_tests::tunlink::TunLink;
 use rdc_uplink::protocol::{Justification, Purpose};
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<f64> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let mbit = args.first().copied().unwrap_or(10.0);
-    let rtt_ms = args.get(1).copied().unwrap_or(60.0);
-    let loss_pct = args.get(2).copied().unwrap_or(1.0);
-    let frames = args.get(3).copied().unwrap_or(500.0) as u64;
-    let rig = UplinkRig::new(frames);
+#[derive(Parser)]
+struct Args {
+    /// Link rate, Mbit/s each way.
+    #[arg(long, default_value_t = 10.0)]
+    mbit: f64,
+    /// Round-trip time the link adds, ms.
+    #[arg(long, default_value_t = 60.0)]
+    rtt_ms: f64,
+    /// Random loss each way, percent.
+    #[arg(long, default_value_t = 1.0)]
+    loss_pct: f64,
+    /// Frames of 40 kB in the unit's store.
+    #[arg(long, default_value_t = 500)]
+    frames: u64,
+    /// Runs of each transfer; the median is shown.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Use the userspace UDP relay even as root (no TCP comparison).
+    #[arg(long)]
+    udp_relay: bool,
+    /// Leave out the TCP transfers.
+    #[arg(long)]
+    no_tcp: bool,
+    #[command(subcommand)]
+    role: Option<Role>,
+}
+
+#[derive(Subcommand)]
+enum Role {
+    /// (inside the officer's namespace) receive a TCP transfer; print seconds and bytes.
+    #[command(hide = true)]
+    TcpRecv { addr: SocketAddr },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    // `rdc-bench-link rdc ARGS`: the `rdc` tool, run inside the officer's namespace.
+    if std::env::args().nth(1).as_deref() == Some("rdc") {
+        return Ok(rdc_cli::main_from(std::env::args_os().skip(1)));
+    }
+    let args = Args::parse();
+    match args.role {
+        Some(Role::TcpRecv { addr }) => {
+            let t = Instant::now();
+            let mut s = TcpStream::connect(addr)?;
+            let mut n = 0u64;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match s.read(&mut buf)? {
+                    0 => break,
+                    k => n += k as u64,
+                }
+            }
+            println!("{} {n}", t.elapsed().as_secs_f64());
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    let rig = UplinkRig::new(args.frames);
     let footage = rig.footage_bytes();
+    let entries = rig.store.list("front", 0, i64::MAX)?;
+    println!(
+        "footage {footage} bytes in {} segments; link {} Mbit/s, {} ms RTT, {} % loss each way; median of {} run(s)",
+        entries.len(),
+        args.mbit,
+        args.rtt_ms,
+        args.loss_pct,
+        args.runs
+    );
+    let packet_level = !args.udp_relay && TunLink::check().is_ok();
+    if !packet_level && !args.udp_relay {
+        println!(
+            "packet-level link unavailable ({:#}); UDP relay only, no TCP comparison",
+            TunLink::check().unwrap_err()
+        );
+    }
+    println!(
+        "{:<44} {:>8} {:>13} {:>8} {:>12}",
+        "transfer", "seconds", "goodput Mb/s", "of link", "wire/footage"
+    );
+    for (cond, loss) in [("no loss", 0.0), ("loss", args.loss_pct / 100.0)] {
+        let link = Link {
+            rate_bps: (args.mbit * 1e6) as u64,
+            delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
+            loss,
+        };
+        let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for _ in 0..args.runs {
+            let mut results = Vec::new();
+            if packet_level {
+                results.push(("QUIC: rdc fetch".to_string(), rdc_fetch(&rig, link)?));
+                for cc in ["cubic", "bbr"].into_iter().filter(|_| !args.no_tcp) {
+                    results.push((format!("TCP ({cc})"), tcp(&rig, link, cc)?));
+                }
+            } else {
+                results.push((
+                    "QUIC: uplink client, UDP relay".to_string(),
+                    client_via_relay(&rig, link)?,
+                ));
+            }
+            for (name, r) in results {
+                match rows.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, v)) => v.push(r),
+                    None => rows.push((name, vec![r])),
+                }
+            }
+        }
+        for (name, mut v) in rows {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (secs, wire) = v[v.len() / 2];
+            let goodput = footage as f64 * 8.0 / secs / 1e6;
+            println!(
+                "{:<44} {:>8.2} {:>13.2} {:>7.1}% {:>12.3}",
+                format!("{name}, {cond}"),
+                secs,
+                goodput,
+                goodput / args.mbit * 100.0,
+                wire / footage as f64
+            );
+        }
+    }
+    drop(rig.rt);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rdc fetch` of the whole store, run in the officer's namespace: (seconds, bytes on the wire).
+fn rdc_fetch(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
+    let net = TunLink::start(link)?;
+    let units = rig.units_file(SocketAddr::from((net.unit_ip, rig.server_addr.port())));
+    let out = tempfile::tempdir()?;
+    let mut c = net.command(std::env::current_exe()?);
+    c.arg("rdc");
+    UplinkRig::fetch_args(&mut c, &units, out.path());
+    let t = Instant::now();
+    let o = c.output()?;
+    let secs = t.elapsed().as_secs_f64();
+    if !o.status.success() {
+        bail!("rdc fetch failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    rig.assert_fetched(out.path());
+    Ok((secs, net.bytes() as f64))
+}
+
+/// The same bytes over one TCP connection with congestion control `cc`, from this namespace to
+/// a receiver in the officer's: (seconds from connect to the last byte, bytes on the wire).
+fn tcp(rig: &UplinkRig, link: Link, cc: &str) -> anyhow::Result<(f64, f64)> {
+    let net = TunLink::start(link)?;
+    let mut data = Vec::new();
+    for e in rig.store.list("front", 0, i64::MAX)? {
+        data.extend(std::fs::read(rig.store.segment_path("front", e.seq)?)?);
+    }
+    let l = TcpListener::bind((net.unit_ip, 0))?;
+    socket2::SockRef::from(&l)
+        .set_tcp_congestion(cc.as_bytes())
+        .with_context(|| format!("TCP congestion control {cc}"))?;
+    let addr = l.local_addr()?;
+    let child = net
+        .command(std::env::current_exe()?)
+        .args(["tcp-recv", &addr.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (mut s, _) = l.accept()?;
+    socket2::SockRef::from(&s).set_tcp_congestion(cc.as_bytes())?;
+    s.write_all(&data)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let o = child.wait_with_output()?;
+    let line = String::from_utf8_lossy(&o.stdout);
+    let mut it = line.split_whitespace();
+    let secs: f64 = it.next().context("receiver printed nothing")?.parse()?;
+    let n: u64 = it.next().context("receiver printed no count")?.parse()?;
+    if n != data.len() as u64 {
+        bail!("TCP receiver got {n} of {} bytes", data.len());
+    }
+    Ok((secs, net.bytes() as f64))
+}
+
+/// The uplink's client in this process through the userspace UDP relay.
+fn client_via_relay(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
     let entries = rig.store.list("front", 0, i64::MAX)?;
     let p = |s: &str| rig.dir.path().join(s);
     let id = rdc_uplink::tls::Identity::from_files(&p("officer.crt"), &p("officer.key"))?;
@@ -30,42 +208,17 @@ fn main() -> anyhow::Result<()> {
         case_ref: "BENCH".into(),
         reason: "benchmark".into(),
     };
-    println!("footage {footage} bytes in {} segments", entries.len());
-    println!(
-        "{:<34} {:>10} {:>12} {:>10} {:>12}",
-        "link", "seconds", "goodput Mb/s", "of link", "wire/footage"
-    );
-    for (name, loss) in [
-        ("rate + delay, no loss", 0.0),
-        ("rate + delay + loss", loss_pct / 100.0),
-    ] {
-        let link = Link {
-            rate_bps: (mbit * 1e6) as u64,
-            delay: Duration::from_secs_f64(rtt_ms / 2000.0),
-            loss,
-        };
-        let relay = Relay::start(rig.server_addr, link)?;
-        let cfg = rdc_uplink::tls::client_config(&id, &ca)?;
-        let secs = rig.rt.block_on(async {
-            let c = rdc_uplink::client::Client::connect(relay.addr, "relay-unit", cfg).await?;
-            let t = Instant::now();
-            for e in &entries {
-                let mut sink = tokio::io::sink();
-                c.fetch("front", e.seq, 0, &why, &mut sink).await?;
-            }
-            c.close();
-            anyhow::Ok(t.elapsed().as_secs_f64())
-        })?;
-        let goodput = footage as f64 * 8.0 / secs / 1e6;
-        println!(
-            "{:<34} {:>10.2} {:>12.2} {:>9.1}% {:>12.3}",
-            format!("{name} ({mbit} Mbit/s, {rtt_ms} ms, {:.1} %)", loss * 100.0),
-            secs,
-            goodput,
-            goodput / mbit * 100.0,
-            relay.bytes() as f64 / footage as f64
-        );
-    }
-    drop(rig.rt);
-    Ok(())
+    let relay = Relay::start(rig.server_addr, link)?;
+    let cfg = rdc_uplink::tls::client_config(&id, &ca)?;
+    let secs = rig.rt.block_on(async {
+        let c = rdc_uplink::client::Client::connect(relay.addr, "relay-unit", cfg).await?;
+        let t = Instant::now();
+        for e in &entries {
+            let mut sink = tokio::io::sink();
+            c.fetch("front", e.seq, 0, &why, &mut sink).await?;
+        }
+        c.close();
+        anyhow::Ok(t.elapsed().as_secs_f64())
+    })?;
+    Ok((secs, relay.bytes() as f64))
 }
