@@ -7,10 +7,11 @@
 //!
 //! Exit codes: 0 success, 1 the unit refused or a check failed, 2 anything else.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -21,6 +22,9 @@ use rdc_uplink::client::{Client, ClientError};
 use rdc_uplink::pki::{self, Kind, Pem};
 use rdc_uplink::protocol::{Justification, Purpose, Request};
 use rdc_uplink::tls::{self, Identity};
+
+pub mod progress;
+use progress::{Counting, Progress};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -590,7 +594,12 @@ async fn fetch(
     let dir = out.join(camera);
     std::fs::create_dir_all(&dir)?;
     let total: u64 = entries.iter().map(|e| e.bytes).sum();
-    let mut done_bytes = 0u64;
+    let progress = Arc::new(Mutex::new(Progress::new(
+        camera,
+        total,
+        std::io::stderr().is_terminal(),
+    )));
+    let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
     for e in &entries {
         let m: Manifest = manifests
             .iter()
@@ -605,7 +614,11 @@ async fn fetch(
             })?;
         let fin = dir.join(&m.file);
         let part = dir.join(format!("{}.part", m.file));
-        if !(fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256) {
+        if fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256 {
+            bar().resumed(m.ciphertext_len);
+        } else {
+            let base = bar().done();
+            bar().resumed(std::fs::metadata(&part).map_or(0, |md| md.len()));
             let mut attempts = 0;
             loop {
                 let have = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
@@ -617,7 +630,10 @@ async fn fetch(
                     .append(true)
                     .open(&part)
                     .await?;
-                let mut f = tokio::io::BufWriter::new(f);
+                let mut f = Counting {
+                    inner: tokio::io::BufWriter::new(f),
+                    progress: progress.clone(),
+                };
                 let r = client.fetch(camera, e.seq, have, &just, &mut f).await;
                 drop(f);
                 match r {
@@ -631,6 +647,8 @@ async fn fetch(
                             );
                         }
                         let now = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
+                        // What was buffered but not written is fetched again.
+                        bar().set_done(base + now);
                         eprintln!(
                             "\nlink dropped at {now} of {} bytes ({err}); resuming",
                             m.ciphertext_len
@@ -652,19 +670,15 @@ async fn fetch(
             }
             std::fs::rename(&part, &fin)?;
         }
-        done_bytes += e.bytes;
-        eprint!(
-            "\r{camera}: {done_bytes} of {total} bytes ({:.0} %), segment {}   ",
-            done_bytes as f64 * 100.0 / total.max(1) as f64,
-            e.seq
-        );
+        bar().segment_done(e.seq);
         if let Some(ids) = &identities {
             let ts = dir.join(m.file.replace(".age", ".ts"));
             decrypt(&fin, &ts, ids)?;
         }
     }
+    bar().finish();
     eprintln!(
-        "\n{} segments from {camera} in {}: verified against the unit's signed manifests{}",
+        "{} segments from {camera} in {}: verified against the unit's signed manifests{}",
         entries.len(),
         dir.display(),
         if identities.is_some() {

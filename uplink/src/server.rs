@@ -279,21 +279,30 @@ async fn serve_stream(
         protocol::check_request(&req).and_then(|()| protocol::authorize(peer.role, &req))
     {
         rec.outcome = format!("refused: {refusal}");
-        store.audit(&rec)?;
+        audit(store, &rec).await?;
         respond(&mut send, &Response::Refused { refusal }).await?;
         send.finish()?;
         return Ok(());
     }
-    let result = handle(&req, peer, store, live, &mut rec);
+    // The store's work (index reads, hashing, fdatasync of the audit log) runs on the
+    // blocking pool, so a slow SD card never stalls the QUIC connections.
+    let (result, mut rec) = {
+        let (req, peer, store, live) = (req, peer.clone(), store.clone(), live.cloned());
+        tokio::task::spawn_blocking(move || {
+            let r = handle(&req, &peer, &store, live.as_ref(), &mut rec);
+            (r, rec)
+        })
+        .await?
+    };
     match result {
         Err(refusal) => {
             rec.outcome = format!("refused: {refusal}");
-            store.audit(&rec)?;
+            audit(store, &rec).await?;
             respond(&mut send, &Response::Refused { refusal }).await?;
         }
         Ok(Answer::Json(body)) => {
             rec.outcome = "granted".into();
-            store.audit(&rec)?;
+            audit(store, &rec).await?;
             respond(&mut send, &Response::Ok { body, len: None }).await?;
         }
         Ok(Answer::Bytes {
@@ -305,7 +314,7 @@ async fn serve_stream(
             rec.outcome = "granted".into();
             rec.bytes = Some(len);
             // Durable before the first byte of footage leaves the unit.
-            store.audit(&rec)?;
+            audit(store, &rec).await?;
             respond(
                 &mut send,
                 &Response::Ok {
@@ -318,6 +327,16 @@ async fn serve_stream(
         }
     }
     send.finish()?;
+    Ok(())
+}
+
+/// Appends `rec` to the audit log and syncs it, on the blocking pool.
+async fn audit(
+    store: &Store,
+    rec: &AuditRecord,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (store, rec) = (store.clone(), rec.clone());
+    tokio::task::spawn_blocking(move || store.audit(&rec)).await??;
     Ok(())
 }
 

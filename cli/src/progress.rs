@@ -1,0 +1,223 @@
+//! The progress bar `rdc fetch` draws on a terminal while footage crosses the link, and the
+//! plain lines it writes instead when its output goes to a file.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWrite;
+
+/// A fetch's progress: bytes done of the total, and the rate of this run.
+#[derive(Debug)]
+pub struct Progress {
+    label: String,
+    total: u64,
+    done: u64,
+    /// Bytes already on disk when this run started (resumed), left out of the rate.
+    resumed: u64,
+    start: Instant,
+    last_draw: Option<Instant>,
+    tty: bool,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: u64, tty: bool) -> Progress {
+        Progress {
+            label: label.into(),
+            total,
+            done: 0,
+            resumed: 0,
+            start: Instant::now(),
+            last_draw: None,
+            tty,
+        }
+    }
+
+    /// Bytes found on disk from an earlier run.
+    pub fn resumed(&mut self, n: u64) {
+        self.done += n;
+        self.resumed += n;
+    }
+
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Corrects the count to what is really on disk (after a dropped link).
+    pub fn set_done(&mut self, n: u64) {
+        self.done = n.max(self.resumed);
+    }
+
+    /// Bytes received now.
+    pub fn add(&mut self, n: u64) {
+        self.done += n;
+        let now = Instant::now();
+        if self.tty
+            && self
+                .last_draw
+                .is_none_or(|t| now - t >= Duration::from_millis(250))
+        {
+            self.last_draw = Some(now);
+            eprint!("\r{}", self.line(80));
+        }
+    }
+
+    /// A segment is complete (and verified).
+    pub fn segment_done(&mut self, seq: u64) {
+        if self.tty {
+            eprint!("\r{}", self.line(80));
+        } else {
+            eprintln!(
+                "{}: segment {seq} verified, {} of {} ({:.0} %)",
+                self.label,
+                mb(self.done),
+                mb(self.total),
+                self.done as f64 * 100.0 / self.total.max(1) as f64
+            );
+        }
+    }
+
+    /// Ends the bar's line.
+    pub fn finish(&self) {
+        if self.tty {
+            eprintln!("\r{}", self.line(80));
+        }
+    }
+
+    fn line(&self, width: usize) -> String {
+        render(
+            &self.label,
+            self.done,
+            self.total,
+            self.done - self.resumed,
+            self.start.elapsed(),
+            width,
+        )
+    }
+}
+
+fn mb(b: u64) -> String {
+    format!("{:.1} MB", b as f64 / 1e6)
+}
+
+/// One line of at most `width` characters: label, bar, percent, bytes, this run's rate and the
+/// time left at that rate.
+pub fn render(
+    label: &str,
+    done: u64,
+    total: u64,
+    this_run: u64,
+    elapsed: Duration,
+    width: usize,
+) -> String {
+    let frac = (done as f64 / total.max(1) as f64).clamp(0.0, 1.0);
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        this_run as f64 / secs
+    } else {
+        0.0
+    };
+    let left = if done >= total {
+        "done".to_string()
+    } else if rate > 0.0 {
+        let s = ((total - done) as f64 / rate).round() as u64;
+        format!("{}:{:02} left", s / 60, s % 60)
+    } else {
+        "--:-- left".to_string()
+    };
+    let tail = format!(
+        " {:>3.0}% {:.1}/{:.1} MB {:.1} Mbit/s {left}",
+        frac * 100.0,
+        done as f64 / 1e6,
+        total as f64 / 1e6,
+        rate * 8.0 / 1e6
+    );
+    let label: String = label.chars().take(16).collect();
+    let bar_width = width
+        .saturating_sub(label.chars().count() + tail.len() + 3)
+        .max(10);
+    let filled = (frac * bar_width as f64).floor() as usize;
+    let mut bar = "#".repeat(filled);
+    if filled < bar_width {
+        bar.push('>');
+        bar.push_str(&".".repeat(bar_width - filled - 1));
+    }
+    format!("{label} [{bar}]{tail}")
+}
+
+/// Counts the bytes written through it into a [`Progress`].
+#[derive(Debug)]
+pub struct Counting<W> {
+    pub inner: W,
+    pub progress: Arc<Mutex<Progress>>,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(n as u64);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_shows_share_bytes_rate_and_time_left() {
+        // 10 of 40 MB, 10 MB of it this run in 8 s: 10 Mbit/s, 30 MB left = 24 s.
+        let l = render(
+            "front",
+            10_000_000,
+            40_000_000,
+            10_000_000,
+            Duration::from_secs(8),
+            80,
+        );
+        assert!(l.starts_with("front ["), "{l}");
+        assert!(l.contains(" 25% 10.0/40.0 MB 10.0 Mbit/s 0:24 left"), "{l}");
+        assert_eq!(l.chars().count(), 80, "{l}");
+        let bar = &l[l.find('[').unwrap() + 1..l.find(']').unwrap()];
+        assert_eq!(bar.matches('#').count(), bar.len() / 4, "{bar}");
+        // Resumed bytes are not counted in the rate.
+        let l = render(
+            "front",
+            30_000_000,
+            40_000_000,
+            0,
+            Duration::from_secs(1),
+            80,
+        );
+        assert!(l.contains("0.0 Mbit/s --:-- left"), "{l}");
+        let l = render(
+            "front",
+            40_000_000,
+            40_000_000,
+            40_000_000,
+            Duration::from_secs(32),
+            80,
+        );
+        let bar = &l[l.find('[').unwrap() + 1..l.find(']').unwrap()];
+        assert!(l.contains("100%") && l.ends_with("done"), "{l}");
+        assert!(bar.chars().all(|c| c == '#'), "{bar}");
+    }
+}
