@@ -795,8 +795,9 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         &uplink,
     );
     unit.start();
-    wait_for("two segments", Duration::from_secs(60), || {
-        segment_files(&unit, "front") >= 2
+    // A minute of footage: six closed 10 s segments.
+    wait_for("a minute of footage", Duration::from_secs(100), || {
+        segment_files(&unit, "front") >= 7
     });
     let units = keys.path().join("units.toml");
     std::fs::write(
@@ -916,7 +917,11 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    let mut checked = 0;
+    let officer_id = age::IdentityFile::from_file(k("officer.key"))
+        .unwrap()
+        .into_identities()
+        .unwrap();
+    let (mut checked, mut covered_ns) = (0, 0);
     for m in &ms {
         if !fetched.contains(&m.file) {
             continue; // finished after the fetch
@@ -928,12 +933,32 @@ fn officer_fetches_footage_with_rdc_over_quic() {
             "segment {} differs",
             m.seq
         );
-        let p = probe(&out.join("front").join(m.file.replace(".age", ".ts")));
+        // The officer's footage is exactly what the unit recorded, decrypted.
+        let mut recorded = Vec::new();
+        age::Decryptor::new(&on_unit[..])
+            .unwrap()
+            .decrypt(officer_id.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .unwrap()
+            .read_to_end(&mut recorded)
+            .unwrap();
+        let ts = out.join("front").join(m.file.replace(".age", ".ts"));
+        assert!(
+            std::fs::read(&ts).unwrap() == recorded,
+            "segment {}: the decrypted footage differs from the recording",
+            m.seq
+        );
+        let p = probe(&ts);
         assert_eq!(p.streams, vec!["video"]);
         assert_eq!(p.first_frame, "I");
         checked += 1;
+        covered_ns += m.end_ns - m.start_ns;
     }
-    assert!(checked >= 2, "only {checked} segments fetched");
+    assert!(checked >= 6, "only {checked} segments fetched");
+    assert!(
+        covered_ns >= 58_000_000_000,
+        "the fetched footage covers {} ms, not a minute",
+        covered_ns / 1_000_000
+    );
     let audit = store.audit_entries(0).unwrap();
     let fetches: Vec<_> = audit
         .iter()
