@@ -566,12 +566,14 @@ async fn fetch(
     };
     let just = footage.why.justification()?;
     let mut client = connect(target).await?;
-    let status = client.call(&Request::Status).await?;
+    // Round trips cost 60-150 ms on 4G: the status (for the unit's signing key) and the list
+    // go together, then the manifests with the first segments' bytes.
+    let (status, entries) = tokio::join!(client.call(&Request::Status), list(&client, footage));
+    let (status, entries) = (status?, entries?);
     let unit_key: [u8; 32] = hex::decode(status["unit_public_key"].as_str().unwrap_or(""))
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| anyhow!("the unit did not give its signing key"))?;
-    let entries = list(&client, footage).await?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());
@@ -580,17 +582,6 @@ async fn fetch(
         entries.iter().map(|e| e.seq).min().unwrap_or(0),
         entries.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
     );
-    let manifests: Vec<Entry> = serde_json::from_value(
-        client
-            .call(&Request::Manifests {
-                camera: camera.into(),
-                from_seq: lo,
-                to_seq: hi,
-                why: just.clone(),
-            })
-            .await?,
-    )?;
-    check_manifests(&manifests, &unit_key)?;
     let dir = out.join(camera);
     std::fs::create_dir_all(&dir)?;
     let total: u64 = entries.iter().map(|e| e.bytes).sum();
@@ -600,6 +591,26 @@ async fn fetch(
         std::io::stderr().is_terminal(),
     )));
     let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
+    for e in &entries {
+        let on_disk = if dir.join(&e.file).exists() {
+            e.bytes
+        } else {
+            std::fs::metadata(dir.join(format!("{}.part", e.file))).map_or(0, |md| md.len())
+        };
+        bar().resumed(e.seq, on_disk);
+    }
+    let manifests_req = Request::Manifests {
+        camera: camera.into(),
+        from_seq: lo,
+        to_seq: hi,
+        why: just.clone(),
+    };
+    let (manifests, ()) = tokio::join!(
+        client.call(&manifests_req),
+        prefetch(&client, camera, &entries, &dir, &just, &progress)
+    );
+    let manifests: Vec<Entry> = serde_json::from_value(manifests?)?;
+    check_manifests(&manifests, &unit_key)?;
     for e in &entries {
         let m: Manifest = manifests
             .iter()
@@ -614,11 +625,7 @@ async fn fetch(
             })?;
         let fin = dir.join(&m.file);
         let part = dir.join(format!("{}.part", m.file));
-        if fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256 {
-            bar().resumed(m.ciphertext_len);
-        } else {
-            let base = bar().done();
-            bar().resumed(std::fs::metadata(&part).map_or(0, |md| md.len()));
+        if !(fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256) {
             let mut attempts = 0;
             loop {
                 let have = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
@@ -632,6 +639,7 @@ async fn fetch(
                     .await?;
                 let mut f = Counting {
                     inner: tokio::io::BufWriter::new(f),
+                    seq: e.seq,
                     progress: progress.clone(),
                 };
                 let r = client.fetch(camera, e.seq, have, &just, &mut f).await;
@@ -648,7 +656,7 @@ async fn fetch(
                         }
                         let now = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
                         // What was buffered but not written is fetched again.
-                        bar().set_done(base + now);
+                        bar().set(e.seq, now);
                         eprintln!(
                             "\nlink dropped at {now} of {} bytes ({err}); resuming",
                             m.ciphertext_len
@@ -689,6 +697,45 @@ async fn fetch(
     );
     client.close();
     Ok(())
+}
+
+/// The first pass over the segments not yet on disk, two at a time so that the link does not
+/// idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
+/// checked, resuming pass that follows.
+async fn prefetch(
+    client: &Client,
+    camera: &str,
+    entries: &[SegmentEntry],
+    dir: &Path,
+    just: &Justification,
+    progress: &Arc<Mutex<Progress>>,
+) {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(entries.iter().filter(|e| !dir.join(&e.file).exists()))
+        .map(|e| async move {
+            let part = dir.join(format!("{}.part", e.file));
+            let have = std::fs::metadata(&part).map_or(0, |md| md.len());
+            if have >= e.bytes {
+                return;
+            }
+            let Ok(f) = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&part)
+                .await
+            else {
+                return;
+            };
+            let mut f = Counting {
+                inner: tokio::io::BufWriter::new(f),
+                seq: e.seq,
+                progress: progress.clone(),
+            };
+            let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
+        })
+        .buffer_unordered(2)
+        .collect::<()>()
+        .await;
 }
 
 fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {

@@ -14,6 +14,8 @@ pub struct Progress {
     label: String,
     total: u64,
     done: u64,
+    /// Bytes on hand per segment (several can be in flight at once).
+    segments: std::collections::BTreeMap<u64, u64>,
     /// Bytes already on disk when this run started (resumed), left out of the rate.
     resumed: u64,
     start: Instant,
@@ -27,6 +29,7 @@ impl Progress {
             label: label.into(),
             total,
             done: 0,
+            segments: Default::default(),
             resumed: 0,
             start: Instant::now(),
             last_draw: None,
@@ -34,23 +37,21 @@ impl Progress {
         }
     }
 
-    /// Bytes found on disk from an earlier run.
-    pub fn resumed(&mut self, n: u64) {
-        self.done += n;
+    /// Bytes of segment `seq` found on disk from an earlier run.
+    pub fn resumed(&mut self, seq: u64, n: u64) {
+        self.set(seq, n);
         self.resumed += n;
     }
 
-    pub fn done(&self) -> u64 {
-        self.done
+    /// Corrects a segment's count to what is really on disk (after a dropped link).
+    pub fn set(&mut self, seq: u64, n: u64) {
+        let old = self.segments.insert(seq, n).unwrap_or(0);
+        self.done = self.done + n - old;
     }
 
-    /// Corrects the count to what is really on disk (after a dropped link).
-    pub fn set_done(&mut self, n: u64) {
-        self.done = n.max(self.resumed);
-    }
-
-    /// Bytes received now.
-    pub fn add(&mut self, n: u64) {
+    /// Bytes of segment `seq` received now.
+    pub fn add(&mut self, seq: u64, n: u64) {
+        *self.segments.entry(seq).or_default() += n;
         self.done += n;
         let now = Instant::now();
         if self.tty
@@ -90,7 +91,7 @@ impl Progress {
             &self.label,
             self.done,
             self.total,
-            self.done - self.resumed,
+            self.done.saturating_sub(self.resumed),
             self.start.elapsed(),
             width,
         )
@@ -150,6 +151,7 @@ pub fn render(
 #[derive(Debug)]
 pub struct Counting<W> {
     pub inner: W,
+    pub seq: u64,
     pub progress: Arc<Mutex<Progress>>,
 }
 
@@ -161,10 +163,11 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
+            let seq = self.seq;
             self.progress
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .add(n as u64);
+                .add(seq, n as u64);
         }
         r
     }
@@ -181,6 +184,19 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_per_segment_and_corrects() {
+        let mut p = Progress::new("front", 300, false);
+        p.resumed(1, 100);
+        p.add(2, 60);
+        p.add(3, 50);
+        assert_eq!(p.done, 210);
+        // Segment 2's link dropped with only 40 bytes on disk: the count follows the disk.
+        p.set(2, 40);
+        assert_eq!(p.done, 190);
+        assert_eq!(p.done - p.resumed, 90);
+    }
 
     #[test]
     fn bar_shows_share_bytes_rate_and_time_left() {
