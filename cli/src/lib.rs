@@ -129,12 +129,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: HoldsCmd,
     },
-    /// The unit's audit log (managers and auditors).
+    /// The unit's audit log (managers and auditors), checked: every entry signed by the unit,
+    /// the chain unbroken, and still containing the newest entry seen last time (kept in
+    /// $XDG_STATE_HOME/rdc/audit-anchors.json), so a truncated or rewritten log is noticed.
     Audit {
         #[command(flatten)]
         target: Target,
+        /// Print entries from this sequence number on (all are still checked).
         #[arg(long, default_value_t = 0)]
         from_seq: u64,
+        /// Accept that the unit's signing key changed since last time (a re-provisioned unit).
+        #[arg(long)]
+        accept_new_key: bool,
     },
 }
 
@@ -501,14 +507,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
             Ok(())
         }
-        Cmd::Audit { target, from_seq } => {
-            let c = connect(&target).await?;
-            let v = c.call(&Request::Audit { from_seq }).await?;
-            for e in v.as_array().into_iter().flatten() {
-                println!("{}", serde_json::to_string(e)?);
-            }
-            Ok(())
-        }
+        Cmd::Audit {
+            target,
+            from_seq,
+            accept_new_key,
+        } => audit(&target, from_seq, accept_new_key).await,
         Cmd::List { target, footage } => {
             let c = connect(&target).await?;
             let entries = list(&c, &footage).await?;
@@ -570,10 +573,7 @@ async fn fetch(
     // go together, then the manifests with the first segments' bytes.
     let (status, entries) = tokio::join!(client.call(&Request::Status), list(&client, footage));
     let (status, entries) = (status?, entries?);
-    let unit_key: [u8; 32] = hex::decode(status["unit_public_key"].as_str().unwrap_or(""))
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| anyhow!("the unit did not give its signing key"))?;
+    let unit_key = unit_key(&status)?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());
@@ -739,16 +739,152 @@ async fn prefetch(
 }
 
 fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {
-    for (i, e) in ms.iter().enumerate() {
-        chainlog::verify_entry(e, key).map_err(|m| anyhow!("check failed: manifest {m}"))?;
-        if i > 0 && ms[i - 1].seq + 1 == e.seq && ms[i - 1].hash != e.prev {
+    check_chain(ms, key, "manifest")
+}
+
+/// Every entry signed by the unit and matching its hash, consecutive, each linked to the one
+/// before it.
+fn check_chain(es: &[Entry], key: &[u8; 32], what: &str) -> anyhow::Result<()> {
+    for (i, e) in es.iter().enumerate() {
+        chainlog::verify_entry(e, key).map_err(|m| anyhow!("check failed: {what} {m}"))?;
+        if i == 0 {
+            continue;
+        }
+        let p = &es[i - 1];
+        if p.seq + 1 != e.seq {
             bail!(
-                "check failed: manifest {} does not follow manifest {}: the chain is broken",
+                "check failed: {what} {} follows {what} {}: the entries between are missing",
                 e.seq,
-                ms[i - 1].seq
+                p.seq
+            );
+        }
+        if p.hash != e.prev {
+            bail!(
+                "check failed: {what} {} does not follow {what} {}: the chain is broken",
+                e.seq,
+                p.seq
             );
         }
     }
+    Ok(())
+}
+
+/// The unit's signing key, from its status answer.
+fn unit_key(status: &serde_json::Value) -> anyhow::Result<[u8; 32]> {
+    hex::decode(status["unit_public_key"].as_str().unwrap_or(""))
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| anyhow!("the unit did not give its signing key"))
+}
+
+/// The newest audit entry seen from a unit: what its log must still contain next time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Anchor {
+    unit_key: String,
+    seq: u64,
+    hash: String,
+    seen: String,
+}
+
+fn anchors_path() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
+        })
+        .join("rdc/audit-anchors.json")
+}
+
+/// `rdc audit`: fetches the unit's audit log from the last anchor (or `from_seq`, whichever is
+/// older), checks it, prints the entries from `from_seq`, and moves the anchor to the newest.
+async fn audit(target: &Target, from_seq: u64, accept_new_key: bool) -> anyhow::Result<()> {
+    let path = anchors_path();
+    let mut anchors: std::collections::BTreeMap<String, Anchor> = match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .with_context(|| format!("{} is damaged; move it aside", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let c = connect(target).await?;
+    // From the anchor on (or `from_seq`, whichever is older). The key comes with the answer;
+    // the anchor is checked against it before anything else.
+    let from_anchor = anchors.get(&target.unit).map(|a| a.seq);
+    let start = from_anchor.map_or(from_seq, |a| a.min(from_seq));
+    let mut answer = c.call(&Request::Audit { from_seq: start }).await?;
+    c.close();
+    let key = unit_key(&answer)?;
+    let key_hex = hex::encode(key);
+    let anchor = anchors.get(&target.unit).cloned();
+    let anchor = match anchor {
+        Some(a) if a.unit_key != key_hex => {
+            if !accept_new_key {
+                bail!(
+                    "check failed: unit {} signs with a different key than when you last read its audit log ({}): its store was replaced or the unit re-provisioned. If that is expected, run again with --accept-new-key",
+                    target.unit,
+                    a.seen
+                );
+            }
+            None
+        }
+        a => a,
+    };
+    let entries: Vec<Entry> = serde_json::from_value(answer["entries"].take())
+        .context("the unit's audit answer has no entries")?;
+    check_chain(&entries, &key, "audit entry")?;
+    if entries.first().is_some_and(|e| e.seq != start) {
+        bail!(
+            "check failed: the unit's audit log starts at entry {} where {start} was asked for: entries are missing",
+            entries[0].seq
+        );
+    }
+    if let Some(a) = &anchor {
+        match entries.iter().find(|e| e.seq == a.seq) {
+            Some(e) if e.seq == a.seq && e.hash == a.hash => {}
+            Some(e) if e.seq == a.seq => bail!(
+                "check failed: audit entry {} is not the one you saw on {}: the unit's audit log was rewritten",
+                a.seq,
+                a.seen
+            ),
+            _ => bail!(
+                "check failed: the unit's audit log no longer has entry {}, which you saw on {}: entries were removed",
+                a.seq,
+                a.seen
+            ),
+        }
+    }
+    for e in entries.iter().filter(|e| e.seq >= from_seq) {
+        println!("{}", serde_json::to_string(e)?);
+    }
+    if let Some(last) = entries.last() {
+        anchors.insert(
+            target.unit.clone(),
+            Anchor {
+                unit_key: key_hex,
+                seq: last.seq,
+                hash: last.hash.clone(),
+                seen: rdc_storage::clock::rfc3339(parse_time("now")?),
+            },
+        );
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // Replaced whole (a new file renamed over the old), so a crash leaves one or the other.
+        let tmp = path.with_extension("json.new");
+        let _ = std::fs::remove_file(&tmp);
+        write_private(&tmp, &serde_json::to_string_pretty(&anchors)?)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    eprintln!(
+        "{} audit entries checked: each signed by the unit, the chain unbroken{}",
+        entries.len(),
+        match &anchor {
+            Some(a) => format!(", continuing from entry {} seen on {}", a.seq, a.seen),
+            None =>
+                " (first reading: later readings will check the log still holds its newest entry)"
+                    .into(),
+        }
+    );
     Ok(())
 }
 

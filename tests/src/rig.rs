@@ -35,6 +35,9 @@ impl UplinkRig {
         std::fs::write(p("ca.crt"), &ca.cert).unwrap();
         std::fs::write(p("officer.crt"), &officer.cert).unwrap();
         std::fs::write(p("officer.key"), &officer.key).unwrap();
+        let auditor = pki::issue(&ca, "a.auditor", Kind::User, 365).unwrap();
+        std::fs::write(p("auditor.crt"), &auditor.cert).unwrap();
+        std::fs::write(p("auditor.key"), &auditor.key).unwrap();
         let cfg = StoreConfig {
             budget: rdc_storage::Budget::MaxBytes(1 << 34),
             segment_ns: 20_000_000_000,
@@ -71,12 +74,20 @@ impl UplinkRig {
                 .unwrap()
                 .chain[0],
         );
-        let users = vec![rdc_config::User {
-            name: "J. Smith".into(),
-            role: rdc_config::Role::Officer,
-            fingerprint: Some(fp),
-            common_name: None,
-        }];
+        let users = vec![
+            rdc_config::User {
+                name: "J. Smith".into(),
+                role: rdc_config::Role::Officer,
+                fingerprint: Some(fp),
+                common_name: None,
+            },
+            rdc_config::User {
+                name: "A. Auditor".into(),
+                role: rdc_config::Role::Auditor,
+                fingerprint: None,
+                common_name: Some("a.auditor".into()),
+            },
+        ];
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -108,10 +119,19 @@ impl UplinkRig {
         }
     }
 
+    /// The officer's units file, reaching the unit at `addr`.
     pub fn units_file(&self, addr: std::net::SocketAddr) -> PathBuf {
+        self.units_file_for("officer", addr)
+    }
+
+    /// The units file of `who` ("officer" or "auditor"), reaching the unit at `addr`.
+    pub fn units_file_for(&self, who: &str, addr: std::net::SocketAddr) -> PathBuf {
         let p = |s: &str| self.dir.path().join(s).display().to_string();
-        let f = self.dir.path().join(format!("units-{}.toml", addr.port()));
-        std::fs::write(&f, format!("[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n", p("ca.crt"), p("officer.crt"), p("officer.key"))).unwrap();
+        let f = self
+            .dir
+            .path()
+            .join(format!("units-{who}-{}.toml", addr.port()));
+        std::fs::write(&f, format!("[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n", p("ca.crt"), p(&format!("{who}.crt")), p(&format!("{who}.key")))).unwrap();
         f
     }
 

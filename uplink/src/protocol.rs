@@ -78,7 +78,8 @@ pub enum Request {
         id: u64,
         reason: String,
     },
-    /// Audit log entries from `from_seq`.
+    /// Audit log entries from `from_seq`, with the unit's signing key: `{unit, unit_public_key,
+    /// entries}`.
     Audit {
         from_seq: u64,
     },
