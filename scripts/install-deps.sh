@@ -9,6 +9,7 @@ pkgs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   age ffmpeg
+  iproute2
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,6 +20,15 @@ if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The packet-level 4G link of the tests and the link benchmark uses TUN devices.
+if [ ! -c /dev/net/tun ] && [ "$(id -u)" = 0 ]; then
+  modprobe tun 2>/dev/null || true
+  if [ ! -c /dev/net/tun ]; then
+    mkdir -p /dev/net && mknod -m 0600 /dev/net/tun c 10 200 2>/dev/null || true
+  fi
+  [ -c /dev/net/tun ] || echo "install-deps: no /dev/net/tun: the packet-level link test will fail" >&2
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
