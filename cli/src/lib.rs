@@ -632,16 +632,7 @@ async fn fetch(
                 if have >= m.ciphertext_len {
                     break;
                 }
-                let f = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&part)
-                    .await?;
-                let mut f = Counting {
-                    inner: tokio::io::BufWriter::new(f),
-                    seq: e.seq,
-                    progress: progress.clone(),
-                };
+                let mut f = open_part(&part, e.seq, &progress).await?;
                 let r = client.fetch(camera, e.seq, have, &just, &mut f).await;
                 drop(f);
                 match r {
@@ -718,24 +709,32 @@ async fn prefetch(
             if have >= e.bytes {
                 return;
             }
-            let Ok(f) = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&part)
-                .await
-            else {
+            let Ok(mut f) = open_part(&part, e.seq, progress).await else {
                 return;
-            };
-            let mut f = Counting {
-                inner: tokio::io::BufWriter::new(f),
-                seq: e.seq,
-                progress: progress.clone(),
             };
             let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
         })
         .buffer_unordered(2)
         .collect::<()>()
         .await;
+}
+
+/// Segment `seq`'s `.part` file, open for appending, counting what is written into `progress`.
+async fn open_part(
+    part: &Path,
+    seq: u64,
+    progress: &Arc<Mutex<Progress>>,
+) -> std::io::Result<Counting<tokio::io::BufWriter<tokio::fs::File>>> {
+    let f = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(part)
+        .await?;
+    Ok(Counting {
+        inner: tokio::io::BufWriter::new(f),
+        seq,
+        progress: progress.clone(),
+    })
 }
 
 fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {

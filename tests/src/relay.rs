@@ -40,6 +40,13 @@ pub struct Stats {
     stop: AtomicBool,
 }
 
+impl Stats {
+    /// Cuts the link (everything dropped both ways) or restores it.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
 /// A running relay. Clients talk to [`Relay::addr`]; it forwards to the server.
 #[derive(Debug)]
 pub struct Relay {
@@ -92,11 +99,6 @@ impl Relay {
             });
         }
         Ok(Relay { addr, stats })
-    }
-
-    /// Cuts the link (everything dropped both ways) or restores it.
-    pub fn set_down(&self, down: bool) {
-        self.stats.down.store(down, Ordering::SeqCst);
     }
 
     pub fn bytes(&self) -> u64 {

@@ -123,11 +123,6 @@ impl TunLink {
         c
     }
 
-    /// Cuts the link (everything dropped both ways) or restores it.
-    pub fn set_down(&self, down: bool) {
-        self.stats.down.store(down, Ordering::SeqCst);
-    }
-
     /// IP bytes both ends sent into the link, including those it lost: what went on the air.
     pub fn bytes(&self) -> u64 {
         self.stats.bytes_offered.load(Ordering::SeqCst)

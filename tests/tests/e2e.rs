@@ -992,6 +992,35 @@ fn wait_child(c: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
+/// Once a third of the footage has crossed the link behind `stats`, cuts it for `outage`, then
+/// waits for the `rdc fetch` in `child` and asserts it succeeded.
+fn cut_link_mid_fetch(
+    mut child: Child,
+    stats: &rdc_tests::relay::Stats,
+    footage: u64,
+    outage: Duration,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    wait_for("a third of the footage", Duration::from_secs(60), || {
+        stats.bytes_down.load(SeqCst) > footage / 3
+    });
+    stats.set_down(true);
+    std::thread::sleep(outage);
+    stats.set_down(false);
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "rdc fetch failed across a {outage:?} outage: {err}"
+    );
+}
+
 #[test]
 fn fetch_survives_a_cut_link_and_resumes() {
     let rig = rdc_tests::rig::UplinkRig::new(400); // two 20 s segments, 16 MB
@@ -1005,7 +1034,7 @@ fn fetch_survives_a_cut_link_and_resumes() {
     // 1. The link drops everything for 10 s in the middle of a fetch.
     let relay = rdc_tests::relay::Relay::start(rig.server_addr, link).unwrap();
     let out = rig.dir.path().join("out1");
-    let mut child = rig
+    let child = rig
         .fetch_cmd(
             Path::new(env!("CARGO_BIN_EXE_rdc-under-test")),
             &rig.units_file(relay.addr),
@@ -1013,25 +1042,7 @@ fn fetch_survives_a_cut_link_and_resumes() {
         )
         .spawn()
         .unwrap();
-    wait_for("a third of the footage", Duration::from_secs(60), || {
-        relay
-            .stats
-            .bytes_down
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > footage / 3
-    });
-    relay.set_down(true);
-    std::thread::sleep(Duration::from_secs(10));
-    relay.set_down(false);
-    let status = wait_child(&mut child, Duration::from_secs(120));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(status.success(), "rdc fetch failed after the outage: {err}");
+    cut_link_mid_fetch(child, &relay.stats, footage, Duration::from_secs(10));
     rig.assert_fetched(&out);
     let overhead = relay.bytes() as f64 / footage as f64 - 1.0;
     eprintln!(
@@ -1116,27 +1127,11 @@ fn fetch_over_a_lossy_4g_link_from_another_network() {
     let out = rig.dir.path().join("out");
     let mut c = net.command(env!("CARGO_BIN_EXE_rdc-under-test"));
     rdc_tests::rig::UplinkRig::fetch_args(&mut c, &units, &out);
-    let mut child = c.spawn().unwrap();
-    wait_for("a third of the footage", Duration::from_secs(60), || {
-        net.stats
-            .bytes_down
-            .load(std::sync::atomic::Ordering::SeqCst)
-            > footage / 3
-    });
-    net.set_down(true);
-    std::thread::sleep(Duration::from_secs(5));
-    net.set_down(false);
-    let status = wait_child(&mut child, Duration::from_secs(120));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(
-        status.success(),
-        "rdc fetch failed over the lossy link: {err}"
+    cut_link_mid_fetch(
+        c.spawn().unwrap(),
+        &net.stats,
+        footage,
+        Duration::from_secs(5),
     );
     rig.assert_fetched(&out);
     let dropped = net.stats.dropped.load(std::sync::atomic::Ordering::SeqCst);
