@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
+use rdc_config::Id;
 use rdc_storage::chainlog::{self, Entry};
 use rdc_storage::{Manifest, SegmentEntry};
 use rdc_uplink::client::{Client, ClientError};
@@ -79,8 +80,9 @@ impl Why {
 /// Which footage, and why.
 #[derive(clap::Args, Debug)]
 struct Footage {
+    /// The camera's id (a-z, 0-9, '-', '_').
     #[arg(long)]
-    camera: String,
+    camera: Id,
     /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
     #[arg(long, default_value = "now-1h")]
     from: String,
@@ -151,7 +153,7 @@ enum HoldsCmd {
     /// Hold footage of some cameras (all if none given) in a time range.
     Create {
         #[arg(long = "camera")]
-        cameras: Vec<String>,
+        cameras: Vec<Id>,
         #[arg(long)]
         from: String,
         #[arg(long)]
@@ -244,15 +246,32 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rdc: {e:#}");
-            let refused = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<ClientError>(),
-                    Some(ClientError::Refused(_))
-                ) || c.to_string().starts_with("check failed")
-            });
-            ExitCode::from(if refused { 1 } else { 2 })
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// A check on what the unit sent failed: the footage or log is not what the unit signed.
+#[derive(Debug, thiserror::Error)]
+#[error("check failed: {0}")]
+struct CheckFailed(String);
+
+macro_rules! check_failed {
+    ($($arg:tt)*) => {
+        return Err(CheckFailed(format!($($arg)*)).into())
+    };
+}
+
+/// 1 when the unit refused or a check failed (the officer must act), 2 for anything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let refused_or_failed = e.chain().any(|c| {
+        c.is::<CheckFailed>()
+            || matches!(
+                c.downcast_ref::<ClientError>(),
+                Some(ClientError::Refused(_) | ClientError::CertificateRefused { .. })
+            )
+    });
+    if refused_or_failed { 1 } else { 2 }
 }
 
 fn write_private(path: &Path, data: &str) -> anyhow::Result<()> {
@@ -479,7 +498,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Keys { cmd } => keys(cmd),
         Cmd::Status { target } => {
             let c = connect(&target).await?;
-            let v = c.call(&Request::Status).await?;
+            let v = c.status().await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
@@ -539,13 +558,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn list(c: &Client, f: &Footage) -> anyhow::Result<Vec<SegmentEntry>> {
-    let req = Request::List {
-        camera: f.camera.clone(),
-        from_ns: parse_time(&f.from)?,
-        to_ns: parse_time(&f.to)?,
-        why: f.why.justification()?,
-    };
-    Ok(serde_json::from_value(c.call(&req).await?)?)
+    Ok(c.list(
+        &f.camera,
+        parse_time(&f.from)?,
+        parse_time(&f.to)?,
+        &f.why.justification()?,
+    )
+    .await?)
+}
+
+/// The local name of a segment: built from numbers only, never from a name the unit sent, so
+/// a compromised or impostor unit cannot write outside `--out`.
+fn local_stem(seq: u64, start_ns: i64) -> String {
+    format!("{seq:010}-{start_ns}")
+}
+
+/// Where segment `seq` is fetched to before it is verified.
+fn part_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:010}.part"))
 }
 
 /// Fetches every segment in the range, resuming, verifying and decrypting.
@@ -555,7 +585,7 @@ async fn fetch(
     identity: Option<&Path>,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let camera = footage.camera.as_str();
+    let camera = &footage.camera;
     let identities = match identity {
         Some(p) => {
             let f = age::IdentityFile::from_file(p.display().to_string())
@@ -571,9 +601,9 @@ async fn fetch(
     let mut client = connect(target).await?;
     // Round trips cost 60-150 ms on 4G: the status (for the unit's signing key) and the list
     // go together, then the manifests with the first segments' bytes.
-    let (status, entries) = tokio::join!(client.call(&Request::Status), list(&client, footage));
+    let (status, entries) = tokio::join!(client.status(), list(&client, footage));
     let (status, entries) = (status?, entries?);
-    let unit_key = unit_key(&status)?;
+    let unit_key = unit_key(&status.unit_public_key)?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());
@@ -582,49 +612,38 @@ async fn fetch(
         entries.iter().map(|e| e.seq).min().unwrap_or(0),
         entries.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
     );
-    let dir = out.join(camera);
+    // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
+    let dir = out.join(camera.as_str());
     std::fs::create_dir_all(&dir)?;
     let total: u64 = entries.iter().map(|e| e.bytes).sum();
     let progress = Arc::new(Mutex::new(Progress::new(
-        camera,
+        camera.as_str(),
         total,
         std::io::stderr().is_terminal(),
     )));
     let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
     for e in &entries {
-        let on_disk = if dir.join(&e.file).exists() {
+        let on_disk = if dir
+            .join(format!("{}.age", local_stem(e.seq, e.start_ns)))
+            .exists()
+        {
             e.bytes
         } else {
-            std::fs::metadata(dir.join(format!("{}.part", e.file))).map_or(0, |md| md.len())
+            std::fs::metadata(part_path(&dir, e.seq)).map_or(0, |md| md.len())
         };
         bar().resumed(e.seq, on_disk);
     }
-    let manifests_req = Request::Manifests {
-        camera: camera.into(),
-        from_seq: lo,
-        to_seq: hi,
-        why: just.clone(),
-    };
     let (manifests, ()) = tokio::join!(
-        client.call(&manifests_req),
+        client.manifests(camera, lo, hi, &just),
         prefetch(&client, camera, &entries, &dir, &just, &progress)
     );
-    let manifests: Vec<Entry> = serde_json::from_value(manifests?)?;
+    let manifests: Vec<Entry> = manifests?;
     check_manifests(&manifests, &unit_key)?;
     for e in &entries {
-        let m: Manifest = manifests
-            .iter()
-            .find(|x| x.seq == e.seq)
-            .map(|x| serde_json::from_value(x.body.clone()))
-            .transpose()?
-            .ok_or_else(|| {
-                anyhow!(
-                    "check failed: the unit sent no manifest for segment {}",
-                    e.seq
-                )
-            })?;
-        let fin = dir.join(&m.file);
-        let part = dir.join(format!("{}.part", m.file));
+        let m = verified_manifest(&manifests, camera, e.seq)?;
+        let stem = local_stem(m.seq, m.start_ns);
+        let fin = dir.join(format!("{stem}.age"));
+        let part = part_path(&dir, m.seq);
         if !(fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256) {
             let mut attempts = 0;
             loop {
@@ -637,7 +656,9 @@ async fn fetch(
                 drop(f);
                 match r {
                     Ok(_) => {}
-                    Err(ClientError::Refused(r)) => return Err(ClientError::Refused(r).into()),
+                    Err(
+                        err @ (ClientError::Refused(_) | ClientError::CertificateRefused { .. }),
+                    ) => return Err(err.into()),
                     Err(err) => {
                         attempts += 1;
                         if attempts > 30 {
@@ -662,8 +683,8 @@ async fn fetch(
             let got = sha256_file(&part)?;
             if got != m.ciphertext_sha256 {
                 std::fs::remove_file(&part)?;
-                bail!(
-                    "check failed: segment {} does not match its signed manifest (SHA-256 {got}); it was removed, fetch again",
+                check_failed!(
+                    "segment {} does not match its signed manifest (SHA-256 {got}); it was removed, fetch again",
                     e.seq
                 );
             }
@@ -671,8 +692,7 @@ async fn fetch(
         }
         bar().segment_done(e.seq);
         if let Some(ids) = &identities {
-            let ts = dir.join(m.file.replace(".age", ".ts"));
-            decrypt(&fin, &ts, ids)?;
+            decrypt(&fin, &dir.join(format!("{stem}.ts")), ids)?;
         }
     }
     bar().finish();
@@ -690,33 +710,56 @@ async fn fetch(
     Ok(())
 }
 
+/// The signed manifest of segment `seq` of `camera`, checked to be about that segment.
+fn verified_manifest(ms: &[Entry], camera: &Id, seq: u64) -> anyhow::Result<Manifest> {
+    let Some(entry) = ms.iter().find(|x| x.body["seq"].as_u64() == Some(seq)) else {
+        check_failed!("the unit sent no manifest for segment {seq}");
+    };
+    let m: Manifest = serde_json::from_value(entry.body.clone()).map_err(|e| {
+        CheckFailed(format!(
+            "the manifest of segment {seq} is not readable: {e}"
+        ))
+    })?;
+    if m.camera != camera.as_str() || m.seq != seq {
+        check_failed!(
+            "the manifest sent for {camera}/{seq} describes {}/{}",
+            m.camera,
+            m.seq
+        );
+    }
+    Ok(m)
+}
+
 /// The first pass over the segments not yet on disk, two at a time so that the link does not
 /// idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
 /// checked, resuming pass that follows.
 async fn prefetch(
     client: &Client,
-    camera: &str,
+    camera: &Id,
     entries: &[SegmentEntry],
     dir: &Path,
     just: &Justification,
     progress: &Arc<Mutex<Progress>>,
 ) {
     use futures_util::StreamExt as _;
-    futures_util::stream::iter(entries.iter().filter(|e| !dir.join(&e.file).exists()))
-        .map(|e| async move {
-            let part = dir.join(format!("{}.part", e.file));
-            let have = std::fs::metadata(&part).map_or(0, |md| md.len());
-            if have >= e.bytes {
-                return;
-            }
-            let Ok(mut f) = open_part(&part, e.seq, progress).await else {
-                return;
-            };
-            let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
-        })
-        .buffer_unordered(2)
-        .collect::<()>()
-        .await;
+    futures_util::stream::iter(entries.iter().filter(|e| {
+        !dir.join(format!("{}.age", local_stem(e.seq, e.start_ns)))
+            .exists()
+    }))
+    .map(|e| async move {
+        let part = part_path(dir, e.seq);
+        let have = std::fs::metadata(&part).map_or(0, |md| md.len());
+        if have >= e.bytes {
+            return;
+        }
+        let Ok(mut f) = open_part(&part, e.seq, progress).await else {
+            return;
+        };
+        let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
+    })
+    .buffer_unordered(2)
+    .collect::<()>()
+    .await;
 }
 
 /// Segment `seq`'s `.part` file, open for appending, counting what is written into `progress`.
@@ -745,21 +788,21 @@ fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {
 /// before it.
 fn check_chain(es: &[Entry], key: &[u8; 32], what: &str) -> anyhow::Result<()> {
     for (i, e) in es.iter().enumerate() {
-        chainlog::verify_entry(e, key).map_err(|m| anyhow!("check failed: {what} {m}"))?;
+        chainlog::verify_entry(e, key).map_err(|m| CheckFailed(format!("{what} {m}")))?;
         if i == 0 {
             continue;
         }
         let p = &es[i - 1];
         if p.seq + 1 != e.seq {
-            bail!(
-                "check failed: {what} {} follows {what} {}: the entries between are missing",
+            check_failed!(
+                "{what} {} follows {what} {}: the entries between are missing",
                 e.seq,
                 p.seq
             );
         }
         if p.hash != e.prev {
-            bail!(
-                "check failed: {what} {} does not follow {what} {}: the chain is broken",
+            check_failed!(
+                "{what} {} does not follow {what} {}: the chain is broken",
                 e.seq,
                 p.seq
             );
@@ -768,12 +811,12 @@ fn check_chain(es: &[Entry], key: &[u8; 32], what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The unit's signing key, from its status answer.
-fn unit_key(status: &serde_json::Value) -> anyhow::Result<[u8; 32]> {
-    hex::decode(status["unit_public_key"].as_str().unwrap_or(""))
+/// The unit's signing key (hex, from its status or audit answer).
+fn unit_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
+    hex::decode(hex_key)
         .ok()
         .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| anyhow!("the unit did not give its signing key"))
+        .ok_or_else(|| anyhow!("the unit gave no valid signing key ({hex_key:?})"))
 }
 
 /// The newest audit entry seen from a unit: what its log must still contain next time.
@@ -809,15 +852,15 @@ async fn audit(target: &Target, from_seq: u64, accept_new_key: bool) -> anyhow::
     // the anchor is checked against it before anything else.
     let anchor = anchors.get(&target.unit).cloned();
     let start = anchor.as_ref().map_or(from_seq, |a| a.seq.min(from_seq));
-    let mut answer = c.call(&Request::Audit { from_seq: start }).await?;
+    let answer = c.audit(start).await?;
     c.close();
-    let key = unit_key(&answer)?;
+    let key = unit_key(&answer.unit_public_key)?;
     let key_hex = hex::encode(key);
     let anchor = match anchor {
         Some(a) if a.unit_key != key_hex => {
             if !accept_new_key {
-                bail!(
-                    "check failed: unit {} signs with a different key than when you last read its audit log ({}): its store was replaced or the unit re-provisioned. If that is expected, run again with --accept-new-key",
+                check_failed!(
+                    "unit {} signs with a different key than when you last read its audit log ({}): its store was replaced or the unit re-provisioned. If that is expected, run again with --accept-new-key",
                     target.unit,
                     a.seen
                 );
@@ -826,25 +869,24 @@ async fn audit(target: &Target, from_seq: u64, accept_new_key: bool) -> anyhow::
         }
         a => a,
     };
-    let entries: Vec<Entry> = serde_json::from_value(answer["entries"].take())
-        .context("the unit's audit answer has no entries")?;
+    let entries = answer.entries;
     check_chain(&entries, &key, "audit entry")?;
     if entries.first().is_some_and(|e| e.seq != start) {
-        bail!(
-            "check failed: the unit's audit log starts at entry {} where {start} was asked for: entries are missing",
+        check_failed!(
+            "the unit's audit log starts at entry {} where {start} was asked for: entries are missing",
             entries[0].seq
         );
     }
     if let Some(a) = &anchor {
         match entries.iter().find(|e| e.seq == a.seq) {
             Some(e) if e.hash == a.hash => {}
-            Some(_) => bail!(
-                "check failed: audit entry {} is not the one you saw on {}: the unit's audit log was rewritten",
+            Some(_) => check_failed!(
+                "audit entry {} is not the one you saw on {}: the unit's audit log was rewritten",
                 a.seq,
                 a.seen
             ),
-            _ => bail!(
-                "check failed: the unit's audit log no longer has entry {}, which you saw on {}: entries were removed",
+            _ => check_failed!(
+                "the unit's audit log no longer has entry {}, which you saw on {}: entries were removed",
                 a.seq,
                 a.seen
             ),

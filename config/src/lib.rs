@@ -55,8 +55,47 @@ pub struct Unit {
 }
 
 /// An identifier safe to use in a file name: `[a-z0-9_-]`, 1 to 32 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Camera and unit ids are this type wherever they enter (the configuration, every `rdc/1`
+/// request, the `rdc` command line), so no id that could reach a path (`../audit`, `a/b`, `.`)
+/// gets past the point where it is parsed.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct Id(String);
+
+impl TryFrom<String> for Id {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Id::parse(&s).map_err(|m| format!("{s:?} is not a valid id: {m}"))
+    }
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        id.0
+    }
+}
+
+impl std::str::FromStr for Id {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Id::parse(s)
+    }
+}
+
+impl AsRef<str> for Id {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Id {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
 
 impl Id {
     pub fn parse(s: &str) -> Result<Self, String> {

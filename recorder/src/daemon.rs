@@ -210,10 +210,10 @@ fn start_uplink(
         ),
         None => None,
     };
-    let server_cfg = tls::server_config(&id, &ca, crl.as_deref())
+    let server_tls = tls::server_config(&id, &ca, crl.as_deref())
         .context("uplink TLS (certificate, key, CA or CRL)")?;
     let server =
-        rdc_uplink::server::Server::bind(u.listen, server_cfg, u.users.clone(), store.clone())
+        rdc_uplink::server::Server::bind(u.listen, server_tls, u.users.clone(), store.clone())
             .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
             .with_live_status(live);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
@@ -223,17 +223,26 @@ fn start_uplink(
 }
 
 /// The cameras as the daemon sees them now, and the clock: for `rdc status` (R16).
-fn live_status(states: &[(String, Arc<crate::camera::CameraState>)]) -> serde_json::Value {
-    let clock = crate::clockstate::read();
-    serde_json::json!({
-        "clock": { "synchronized": clock.synchronized, "max_error_us": clock.max_error_us },
-        "cameras": states.iter().map(|(id, s)| serde_json::json!({
-            "camera": id,
-            "recording": s.recording.load(Ordering::Relaxed),
-            "sessions": s.sessions.load(Ordering::Relaxed),
-            "last_gap_cause": s.last_cause.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        })).collect::<Vec<_>>(),
-    })
+fn live_status(
+    states: &[(String, Arc<crate::camera::CameraState>)],
+) -> rdc_uplink::protocol::LiveState {
+    use rdc_uplink::protocol::{LiveCamera, LiveState};
+    LiveState {
+        clock: crate::clockstate::read(),
+        cameras: states
+            .iter()
+            .map(|(id, s)| LiveCamera {
+                camera: id.clone(),
+                recording: s.recording.load(Ordering::Relaxed),
+                sessions: s.sessions.load(Ordering::Relaxed),
+                last_gap_cause: s
+                    .last_cause
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            })
+            .collect(),
+    }
 }
 
 fn ring_sha256(b: &[u8]) -> Vec<u8> {

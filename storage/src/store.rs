@@ -133,6 +133,9 @@ pub struct AuditRecord {
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// For refused connections, aggregated: how many attempts this entry stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -783,6 +786,14 @@ impl Store {
     }
 
     // ---- readers ----------------------------------------------------------------------------
+
+    /// Cameras the store has a manifest log for: every camera it has ever recorded, whether or
+    /// not footage of it is left.
+    pub fn known_cameras(&self) -> Result<Vec<String>, Error> {
+        let mut v: Vec<String> = lock(&self.inner.logs).manifests.keys().cloned().collect();
+        v.sort();
+        Ok(v)
+    }
 
     /// Cameras with footage in the store.
     pub fn cameras(&self) -> Result<Vec<String>, Error> {

@@ -466,9 +466,21 @@ fn three_cameras_for_a_minute() {
 #[test]
 fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     let mut cam = Camera::start(&[]);
-    let mut unit = Unit::single(cam.url());
+    let other = Camera::start(&[]);
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "front",
+            url: cam.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "rear",
+            url: other.url(),
+            extra: String::new(),
+        },
+    ]);
     unit.start();
-    unit.wait_connected(1);
+    unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(5));
     cam.kill();
     let killed = now_ns();
@@ -500,8 +512,13 @@ fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     );
     let p = probe(&unit.decrypt(&store, "front", resumed.seq));
     assert_eq!(p.first_frame, "I");
-    // The other camera did not notice.
+    // The other camera did not notice: it recorded throughout, without a gap.
     let rear = unit.manifests(&store, "rear");
+    assert!(
+        rear.len() >= 2 && rear.last().unwrap().end_ns - rear[0].start_ns > 20_000_000_000,
+        "rear recorded {} segments",
+        rear.len()
+    );
     for w in rear.windows(2) {
         assert_eq!(
             w[0].end_ns, w[1].start_ns,

@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt as _;
 
-use crate::protocol::{self, Justification, Refusal, Request, Response};
+use rdc_config::Id;
+use rdc_storage::SegmentEntry;
+use rdc_storage::chainlog::Entry;
+
+use crate::protocol::{
+    self, Answer, AuditAnswer, Justification, Refusal, Request, Response, StatusAnswer,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -13,6 +19,16 @@ pub enum ClientError {
     Connect { addr: SocketAddr, detail: String },
     #[error("the unit refused: {0}")]
     Refused(Refusal),
+    /// The unit's TLS refused the officer's certificate (an alert at the handshake).
+    #[error(
+        "the unit refused your certificate at the handshake: {why}. Ask the scheme administrator for a valid certificate from this scheme's CA"
+    )]
+    CertificateRefused { why: String },
+    /// The unit's own certificate does not check out against the officer's CA.
+    #[error(
+        "the unit's certificate does not check out ({detail}): is the unit's name in the units file right, and is its `ca` this scheme's CA certificate?"
+    )]
+    UnitNotTrusted { detail: String },
     #[error("the link dropped: {0}")]
     Link(String),
     #[error("the unit sent something this rdc does not understand: {0}")]
@@ -59,9 +75,11 @@ impl Client {
                 detail: e.to_string(),
             })?
             .await
-            .map_err(|e| ClientError::Connect {
-                addr,
-                detail: explain(&e),
+            .map_err(|e| {
+                classify(&e).unwrap_or_else(|| ClientError::Connect {
+                    addr,
+                    detail: e.to_string(),
+                })
             })?;
         Ok(Client {
             _endpoint: endpoint,
@@ -79,44 +97,91 @@ impl Client {
 
     /// Sends `bytes` on a new stream and reads the answer header.
     async fn exchange(&self, bytes: &[u8]) -> Result<(Response, quinn::RecvStream), ClientError> {
-        let (mut send, mut recv) = self
-            .conn
-            .open_bi()
-            .await
-            .map_err(|e| ClientError::Link(explain(&e)))?;
-        send.write_all(bytes)
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
-        send.finish()
-            .map_err(|e| ClientError::Link(e.to_string()))?;
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.link(e))?;
+        send.write_all(bytes).await.map_err(|e| self.link(e))?;
+        send.finish().map_err(|e| self.link(e))?;
         let mut prefix = [0u8; 4];
         recv.read_exact(&mut prefix)
             .await
-            .map_err(|e| self.link_or_refusal(e))?;
+            .map_err(|e| self.link(e))?;
         let n = protocol::header_len(prefix).map_err(|r| ClientError::Protocol(r.to_string()))?;
         let mut buf = vec![0u8; n];
-        recv.read_exact(&mut buf)
-            .await
-            .map_err(|e| ClientError::Link(e.to_string()))?;
+        recv.read_exact(&mut buf).await.map_err(|e| self.link(e))?;
         let resp: Response =
             serde_json::from_slice(&buf).map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok((resp, recv))
     }
 
-    fn link_or_refusal(&self, e: quinn::ReadExactError) -> ClientError {
-        if let Some(quinn::ConnectionError::ApplicationClosed(c)) = self.conn.close_reason()
-            && c.error_code == quinn::VarInt::from_u32(crate::server::CLOSE_UNKNOWN_USER)
-        {
-            return ClientError::Refused(Refusal::UnknownUser);
-        }
-        ClientError::Link(e.to_string())
+    /// A failed stream: what the connection's close says (a refusal at the handshake or of the
+    /// user), else a dropped link.
+    fn link(&self, e: impl std::fmt::Display) -> ClientError {
+        self.conn
+            .close_reason()
+            .and_then(|c| classify(&c))
+            .unwrap_or_else(|| ClientError::Link(e.to_string()))
     }
 
-    /// A request answered with JSON.
-    pub async fn call(&self, req: &Request) -> Result<serde_json::Value, ClientError> {
+    /// A request, answered.
+    pub async fn call(&self, req: &Request) -> Result<Answer, ClientError> {
         match self.request(req).await? {
-            (Response::Ok { body, .. }, _) => Ok(body),
+            (Response::Ok { answer, .. }, _) => Ok(answer),
             (Response::Refused { refusal }, _) => Err(ClientError::Refused(refusal)),
+        }
+    }
+
+    /// The unit's status.
+    pub async fn status(&self) -> Result<StatusAnswer, ClientError> {
+        match self.call(&Request::Status).await? {
+            Answer::Status(s) => Ok(*s),
+            other => Err(unexpected("status", &other)),
+        }
+    }
+
+    /// Segments of `camera` overlapping `[from_ns, to_ns)`.
+    pub async fn list(
+        &self,
+        camera: &Id,
+        from_ns: i64,
+        to_ns: i64,
+        why: &Justification,
+    ) -> Result<Vec<SegmentEntry>, ClientError> {
+        let req = Request::List {
+            camera: camera.clone(),
+            from_ns,
+            to_ns,
+            why: why.clone(),
+        };
+        match self.call(&req).await? {
+            Answer::Segments(v) => Ok(v),
+            other => Err(unexpected("list", &other)),
+        }
+    }
+
+    /// Signed manifest entries of `camera` for `from_seq <= seq < to_seq`.
+    pub async fn manifests(
+        &self,
+        camera: &Id,
+        from_seq: u64,
+        to_seq: u64,
+        why: &Justification,
+    ) -> Result<Vec<Entry>, ClientError> {
+        let req = Request::Manifests {
+            camera: camera.clone(),
+            from_seq,
+            to_seq,
+            why: why.clone(),
+        };
+        match self.call(&req).await? {
+            Answer::Manifests(v) => Ok(v),
+            other => Err(unexpected("manifests", &other)),
+        }
+    }
+
+    /// The audit log from `from_seq`.
+    pub async fn audit(&self, from_seq: u64) -> Result<AuditAnswer, ClientError> {
+        match self.call(&Request::Audit { from_seq }).await? {
+            Answer::Audit(a) => Ok(a),
+            other => Err(unexpected("audit", &other)),
         }
     }
 
@@ -125,14 +190,14 @@ impl Client {
     /// from `offset + written`.
     pub async fn fetch(
         &self,
-        camera: &str,
+        camera: &Id,
         seq: u64,
         offset: u64,
         why: &Justification,
         out: &mut (impl tokio::io::AsyncWrite + Unpin),
     ) -> Result<u64, ClientError> {
         let req = Request::Fetch {
-            camera: camera.into(),
+            camera: camera.clone(),
             seq,
             offset,
             why: why.clone(),
@@ -151,7 +216,7 @@ impl Client {
         while let Some(chunk) = recv
             .read_chunk(64 * 1024, true)
             .await
-            .map_err(|e| ClientError::Link(e.to_string()))?
+            .map_err(|e| self.link(e))?
         {
             out.write_all(&chunk.bytes).await?;
             got += chunk.bytes.len() as u64;
@@ -177,21 +242,56 @@ impl Client {
     }
 }
 
-fn explain(e: &quinn::ConnectionError) -> String {
+fn unexpected(asked: &str, got: &Answer) -> ClientError {
+    let kind = serde_json::to_value(got)
+        .ok()
+        .and_then(|v| v["answer"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    ClientError::Protocol(format!("asked for {asked}, the unit answered {kind}"))
+}
+
+/// What a closed connection means for the officer, when it means more than a dropped link.
+fn classify(e: &quinn::ConnectionError) -> Option<ClientError> {
     match e {
         quinn::ConnectionError::ApplicationClosed(c)
             if c.error_code == quinn::VarInt::from_u32(crate::server::CLOSE_UNKNOWN_USER) =>
         {
-            Refusal::UnknownUser.to_string()
+            Some(ClientError::Refused(Refusal::UnknownUser))
         }
+        // The unit sent a TLS alert: it refused the certificate this machine presented.
+        quinn::ConnectionError::ConnectionClosed(c) => {
+            let code = u64::from(c.error_code);
+            (0x100..=0x1ff)
+                .contains(&code)
+                .then(|| ClientError::CertificateRefused {
+                    why: alert_meaning((code & 0xff) as u8),
+                })
+        }
+        // This side refused the unit's certificate.
         quinn::ConnectionError::TransportError(t)
-            if t.to_string().contains("certificate") || t.to_string().contains("Certificate") =>
+            if u64::from(t.code) & !0xff == 0x100
+                || t.to_string().to_lowercase().contains("certificate") =>
         {
-            format!(
-                "the certificates do not match ({t}): is your certificate issued by this scheme's CA, and the unit name right?"
-            )
+            Some(ClientError::UnitNotTrusted {
+                detail: t.to_string(),
+            })
         }
-        other => other.to_string(),
+        _ => None,
+    }
+}
+
+/// The TLS alerts a unit sends when it refuses a certificate (RFC 8446 section 6.2).
+fn alert_meaning(alert: u8) -> String {
+    match alert {
+        44 => "your certificate has been revoked by the scheme".into(),
+        45 => {
+            "your certificate has expired (or is not valid yet: check this machine's clock)".into()
+        }
+        48 => "your certificate is not issued by this scheme's CA".into(),
+        42 | 43 | 46 => "your certificate is not acceptable to the unit".into(),
+        49 => "access denied".into(),
+        116 => "the unit requires a certificate and none was presented".into(),
+        a => format!("TLS alert {a}"),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The uplink between a unit and the `rdc` tool: the `rdc/1` protocol over QUIC.
 //!
-//! Built so far: [`protocol`], the sans-IO framing, requests, justification checks and role
-//! authorisation. The QUIC server and client (issue 4) are not built yet. Only this crate will
-//! touch the network.
+//! [`protocol`] is the sans-IO core: framing, typed requests and answers, justification checks
+//! and role authorisation. [`server`] is the unit's side (served by `rdc-recorder run`),
+//! [`client`] the officer's; [`tls`] builds their rustls/QUIC configurations, [`pki`] the
+//! scheme's certificates, and [`strangers`] aggregates refused connections before they are
+//! audited. Only this crate touches the network (besides the cameras' RTSP in the recorder).
 
 #![forbid(unsafe_code)]
 
@@ -10,6 +12,7 @@ pub mod client;
 pub mod pki;
 pub mod protocol;
 pub mod server;
+pub mod strangers;
 pub mod tls;
 
 #[cfg(test)]

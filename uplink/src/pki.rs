@@ -176,3 +176,23 @@ pub fn fingerprint(der: &[u8]) -> [u8; 32] {
 pub fn fingerprint_text(der: &[u8]) -> String {
     format!("sha256:{}", hex::encode(fingerprint(der)))
 }
+
+/// A certificate's subject common name, if it has one.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    cert.subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// A certificate's subject, as `CN=…` or the whole distinguished name.
+pub fn subject(der: &[u8]) -> Option<String> {
+    if let Some(cn) = common_name(der) {
+        return Some(format!("CN={cn}"));
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.subject().to_string())
+}

@@ -10,7 +10,9 @@
 //! a footage request says why (purpose, case reference, reason), and that the caller's role
 //! allows it. A bad request gets an error on its own stream; the connection carries on.
 
-use rdc_config::Role;
+use rdc_config::{Id, Role};
+use rdc_storage::chainlog::Entry;
+use rdc_storage::{Hold, SegmentEntry};
 use serde::{Deserialize, Serialize};
 
 /// The ALPN protocol name.
@@ -38,7 +40,8 @@ pub struct Justification {
     pub reason: String,
 }
 
-/// A request, one per stream.
+/// A request, one per stream. Every camera id is an [`Id`], checked as the request is parsed:
+/// `../audit` or `a/b` never reaches the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
@@ -46,27 +49,27 @@ pub enum Request {
     Status,
     /// Segments of a camera overlapping a time range.
     List {
-        camera: String,
+        camera: Id,
         from_ns: i64,
         to_ns: i64,
         why: Justification,
     },
     /// A segment's ciphertext from `offset` (resumable).
     Fetch {
-        camera: String,
+        camera: Id,
         seq: u64,
         offset: u64,
         why: Justification,
     },
     /// Signed manifests of a camera, `from_seq <= seq < to_seq`.
     Manifests {
-        camera: String,
+        camera: Id,
         from_seq: u64,
         to_seq: u64,
         why: Justification,
     },
     HoldCreate {
-        cameras: Vec<String>,
+        cameras: Vec<Id>,
         from_ns: i64,
         to_ns: i64,
         case_ref: String,
@@ -78,8 +81,7 @@ pub enum Request {
         id: u64,
         reason: String,
     },
-    /// Audit log entries from `from_seq`, with the unit's signing key: `{unit, unit_public_key,
-    /// entries}`.
+    /// Audit log entries from `from_seq`, with the unit's signing key.
     Audit {
         from_seq: u64,
     },
@@ -111,11 +113,14 @@ impl Request {
     }
 }
 
-/// Why the unit refused a request. Each says what to do.
+/// Why the unit refused a request. Each says what happened and what to do; every variant
+/// carries its facts as named fields, so every one serialises.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "refused", rename_all = "snake_case")]
 pub enum Refusal {
-    #[error("the request is malformed ({detail}): update rdc to a version that speaks rdc/1")]
+    #[error(
+        "the request is malformed ({detail}): check the command, or update rdc if the unit is newer"
+    )]
     Malformed { detail: String },
     #[error("the request header is {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
@@ -129,21 +134,91 @@ pub enum Refusal {
         action: String,
         needed: String,
     },
-    #[error(
-        "the unit refused: your certificate is not in its user list; ask the scheme manager to add it"
-    )]
+    #[error("your certificate is not in this unit's user list; ask the scheme manager to add it")]
     UnknownUser,
-    #[error("{0}")]
-    Failed(String),
+    #[error("this unit has no camera {camera:?}; its cameras are: {}", if known.is_empty() { "none yet".to_owned() } else { known.join(", ") })]
+    NoSuchCamera { camera: String, known: Vec<String> },
+    #[error(
+        "segment {camera}/{seq} is not on the unit: it was never recorded, or retention has deleted it since it was listed (the destruction log says when); list again"
+    )]
+    NoSuchSegment { camera: String, seq: u64 },
+    #[error(
+        "offset {offset} is past the end of segment {camera}/{seq} ({len} bytes): delete the local .part file and fetch again"
+    )]
+    OffsetPastEnd {
+        camera: String,
+        seq: u64,
+        offset: u64,
+        len: u64,
+    },
+    #[error("there is no active hold {id}: `rdc holds list` shows the active holds")]
+    NoSuchHold { id: u64 },
+    #[error("the hold was refused: {detail}")]
+    HoldRefused { detail: String },
+    #[error(
+        "the unit could not answer ({detail}); try again, and if it persists ask an engineer to check the unit"
+    )]
+    Failed { detail: String },
+}
+
+/// The unit's status answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub unit: String,
+    /// The unit's Ed25519 key (hex) that signs manifests and logs.
+    pub unit_public_key: String,
+    pub time_ns: i64,
+    pub store: rdc_storage::Status,
+    /// What the daemon knows now: cameras recording, the clock.
+    pub live: Option<LiveState>,
+}
+
+/// The daemon's live state (R16).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    pub clock: rdc_storage::ClockState,
+    pub cameras: Vec<LiveCamera>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveCamera {
+    pub camera: String,
+    pub recording: bool,
+    pub sessions: u64,
+    pub last_gap_cause: Option<String>,
+}
+
+/// The audit answer: entries, with the key that signs them (auditors may not ask for the status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditAnswer {
+    pub unit: String,
+    pub unit_public_key: String,
+    pub entries: Vec<Entry>,
+}
+
+/// A successful answer, typed by request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", content = "body", rename_all = "snake_case")]
+pub enum Answer {
+    Status(Box<StatusAnswer>),
+    /// For `list`.
+    Segments(Vec<SegmentEntry>),
+    /// For `fetch`: the segment whose bytes follow.
+    Segment(SegmentEntry),
+    /// For `manifests`: signed manifest log entries.
+    Manifests(Vec<Entry>),
+    Hold(Hold),
+    Holds(Vec<Hold>),
+    Audit(AuditAnswer),
 }
 
 /// The unit's answer header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
-    /// Success; `body` is the answer (JSON). For a fetch, `len` bytes follow the header.
+    /// Success. For a fetch, `len` bytes follow the header.
     Ok {
-        body: serde_json::Value,
+        answer: Answer,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         len: Option<u64>,
     },
@@ -152,9 +227,18 @@ pub enum Response {
     },
 }
 
-/// Encodes a header: u32 big-endian length, then JSON.
+/// Encodes a header: u32 big-endian length, then JSON. Every protocol type serialises (the
+/// property tests check each one), so this cannot fail for them.
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    let json = serde_json::to_vec(msg).expect("protocol types always serialise");
+    let json = serde_json::to_vec(msg).unwrap_or_else(|e| {
+        // Unreachable for rdc/1's types; a refusal that names the fault beats a panic.
+        serde_json::to_vec(&Response::Refused {
+            refusal: Refusal::Failed {
+                detail: format!("the unit could not encode its answer: {e}"),
+            },
+        })
+        .unwrap_or_default()
+    });
     let mut out = Vec::with_capacity(4 + json.len());
     out.extend_from_slice(&(json.len() as u32).to_be_bytes());
     out.extend_from_slice(&json);
@@ -272,7 +356,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let r = Request::Fetch {
-            camera: "front".into(),
+            camera: Id::parse("front").unwrap(),
             seq: 7,
             offset: 1 << 20,
             why: why("ASB/2026/114", "doorstep incident"),
@@ -311,9 +395,82 @@ mod tests {
     }
 
     #[test]
+    fn ids_that_could_reach_a_path_are_refused_as_they_are_parsed() {
+        for cam in [
+            "../audit",
+            "../holds",
+            "..",
+            ".",
+            "a/b",
+            "/etc",
+            "FRONT",
+            "",
+            "front\u{0}",
+        ] {
+            let json = format!(
+                r#"{{"op":"manifests","camera":{},"from_seq":0,"to_seq":9,"why":{{"purpose":"view","case_ref":"C","reason":"r"}}}}"#,
+                serde_json::to_string(cam).unwrap()
+            );
+            match decode_request(json.as_bytes()) {
+                Err(Refusal::Malformed { detail }) => {
+                    assert!(detail.contains("not a valid id"), "{cam:?}: {detail}")
+                }
+                other => panic!("{cam:?} accepted: {other:?}"),
+            }
+        }
+        let hold = r#"{"op":"hold_create","cameras":["front","../destruction"],"from_ns":0,"to_ns":1,"case_ref":"C","reason":"r","review_ns":5}"#;
+        assert!(matches!(
+            decode_request(hold.as_bytes()),
+            Err(Refusal::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn every_refusal_serialises_and_reads_back() {
+        let all = [
+            Refusal::Malformed { detail: "x".into() },
+            Refusal::TooLarge { size: 1, limit: 2 },
+            Refusal::Unjustified {
+                missing: "m".into(),
+            },
+            Refusal::Forbidden {
+                role: Role::Engineer,
+                action: "fetch".into(),
+                needed: "manager".into(),
+            },
+            Refusal::UnknownUser,
+            Refusal::NoSuchCamera {
+                camera: "rear".into(),
+                known: vec!["front".into()],
+            },
+            Refusal::NoSuchSegment {
+                camera: "front".into(),
+                seq: 3,
+            },
+            Refusal::OffsetPastEnd {
+                camera: "front".into(),
+                seq: 3,
+                offset: 9,
+                len: 5,
+            },
+            Refusal::NoSuchHold { id: 4 },
+            Refusal::HoldRefused { detail: "d".into() },
+            Refusal::Failed { detail: "f".into() },
+        ];
+        for r in all {
+            let bytes = encode(&Response::Refused { refusal: r.clone() });
+            let back: Response = serde_json::from_slice(&bytes[4..]).unwrap();
+            match back {
+                Response::Refused { refusal } => assert_eq!(refusal, r),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn footage_requests_must_say_why() {
         let r = Request::List {
-            camera: "front".into(),
+            camera: Id::parse("front").unwrap(),
             from_ns: 0,
             to_ns: 1,
             why: why("", "  "),
@@ -342,7 +499,7 @@ mod tests {
     #[test]
     fn roles() {
         let fetch = Request::Fetch {
-            camera: "c".into(),
+            camera: Id::parse("c").unwrap(),
             seq: 0,
             offset: 0,
             why: why("C1", "r"),

@@ -10,12 +10,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::Mutex;
+
 use rdc_config::{Role, User};
 use rdc_storage::{AuditRecord, HoldRequest, Store};
 use tokio::io::AsyncReadExt as _;
 
 use crate::pki;
-use crate::protocol::{self, Refusal, Request, Response};
+use crate::protocol::{
+    self, Answer, AuditAnswer, LiveState, Refusal, Request, Response, StatusAnswer,
+};
+use crate::strangers::{Attempt, Strangers};
+use crate::tls::{PresentedLog, ServerTls};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -32,6 +38,46 @@ pub struct Server {
     users: Arc<Vec<User>>,
     store: Store,
     live: Option<LiveStatus>,
+    refused: Arc<Refused>,
+}
+
+/// Refused connections: the certificates they presented and the per-source tallies.
+#[derive(Debug)]
+struct Refused {
+    presented: Arc<PresentedLog>,
+    strangers: Mutex<Strangers>,
+}
+
+impl Refused {
+    /// Counts a refused connection and audits it if it is the first from its source lately.
+    async fn attempt(&self, store: &Store, a: Attempt) {
+        let rec = self
+            .strangers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .attempt(store.now_ns(), &a);
+        if let Some(rec) = rec {
+            write_audit(store, rec).await;
+        }
+    }
+
+    /// Writes the tallies that are due (all of them with `flush_all`).
+    async fn flush(&self, store: &Store, flush_all: bool) {
+        let due = self
+            .strangers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(store.now_ns(), flush_all);
+        if let Some(rec) = due {
+            write_audit(store, rec).await;
+        }
+    }
+}
+
+async fn write_audit(store: &Store, rec: AuditRecord) {
+    if let Err(e) = audit(store, &rec).await {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -45,7 +91,7 @@ impl std::fmt::Debug for Server {
 
 /// What the daemon knows and the store does not (cameras recording now, the clock's sync
 /// state), added to every status answer.
-pub type LiveStatus = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+pub type LiveStatus = Arc<dyn Fn() -> LiveState + Send + Sync>;
 
 /// Close codes sent to a refused connection.
 pub const CLOSE_UNKNOWN_USER: u32 = 0x101;
@@ -54,16 +100,20 @@ impl Server {
     /// Binds the UDP port. The only socket the unit opens.
     pub fn bind(
         addr: SocketAddr,
-        cfg: quinn::ServerConfig,
+        tls: ServerTls,
         users: Vec<User>,
         store: Store,
     ) -> std::io::Result<Server> {
-        let endpoint = quinn::Endpoint::server(cfg, addr)?;
+        let endpoint = quinn::Endpoint::server(tls.quic, addr)?;
         Ok(Server {
             endpoint,
             users: Arc::new(users),
             store,
             live: None,
+            refused: Arc::new(Refused {
+                presented: tls.presented,
+                strangers: Mutex::new(Strangers::default()),
+            }),
         })
     }
 
@@ -88,44 +138,72 @@ impl Server {
     }
 
     async fn accept_loop(&self) {
+        // The per-source tallies of refused connections are written once a minute.
+        let flusher = {
+            let (refused, store) = (self.refused.clone(), self.store.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    refused.flush(&store, false).await;
+                }
+            })
+        };
         while let Some(incoming) = self.endpoint.accept().await {
-            let (users, store, live) = (self.users.clone(), self.store.clone(), self.live.clone());
+            let (users, store, live, refused) = (
+                self.users.clone(),
+                self.store.clone(),
+                self.live.clone(),
+                self.refused.clone(),
+            );
             tokio::spawn(async move {
                 let addr = incoming.remote_address();
                 match incoming.await {
-                    Ok(conn) => serve_connection(conn, &users, store, live).await,
+                    Ok(conn) => serve_connection(conn, &users, store, live, &refused).await,
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "uplink handshake refused");
-                        audit_refusal(
-                            &store,
-                            &format!("unknown peer at {addr}"),
-                            "-",
-                            "connect",
-                            &format!("TLS handshake failed: {e}"),
-                        );
+                        let attempt = Attempt {
+                            addr: addr.ip(),
+                            reason: format!("TLS handshake failed: {e}"),
+                            presented: refused.presented.take_recent(),
+                        };
+                        refused.attempt(&store, attempt).await;
                     }
                 }
             });
         }
+        flusher.abort();
+        self.refused.flush(&self.store, true).await;
     }
 
-    /// Stops accepting and closes every connection.
+    /// Stops accepting and closes every connection. The tallies of refused connections are
+    /// written when the accept loop ends.
     pub fn close(&self) {
         self.endpoint.close(0u32.into(), b"unit shutting down");
     }
+
+    /// Writes every pending tally of refused connections now.
+    pub async fn flush_refusals(&self) {
+        self.refused.flush(&self.store, true).await;
+    }
 }
 
-fn identify(conn: &quinn::Connection, users: &[User]) -> Result<Peer, String> {
+fn identify(
+    conn: &quinn::Connection,
+    users: &[User],
+) -> Result<Peer, (String, Option<crate::strangers::Presented>)> {
     let certs = conn
         .peer_identity()
         .and_then(|id| {
             id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .ok_or("no client certificate")?;
-    let leaf = certs.first().ok_or("empty certificate chain")?;
+        .ok_or(("no client certificate".to_owned(), None))?;
+    let leaf = certs
+        .first()
+        .ok_or(("empty certificate chain".to_owned(), None))?;
     let fp = pki::fingerprint(leaf);
-    let cn = common_name(leaf);
+    let cn = pki::common_name(leaf);
     let user = users
         .iter()
         .find(|u| {
@@ -133,10 +211,12 @@ fn identify(conn: &quinn::Connection, users: &[User]) -> Result<Peer, String> {
                 || (u.fingerprint.is_none() && u.common_name.is_some() && u.common_name == cn)
         })
         .ok_or_else(|| {
-            format!(
-                "certificate {} (CN {}) is not in this unit's user list",
-                pki::fingerprint_text(leaf),
-                cn.as_deref().unwrap_or("?")
+            (
+                "certificate not in this unit's user list".to_owned(),
+                Some(crate::strangers::Presented {
+                    fingerprint: pki::fingerprint_text(leaf),
+                    subject: pki::subject(leaf).unwrap_or_else(|| "?".into()),
+                }),
             )
         })?;
     Ok(Peer {
@@ -147,46 +227,27 @@ fn identify(conn: &quinn::Connection, users: &[User]) -> Result<Peer, String> {
     })
 }
 
-fn common_name(der: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    cert.subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()
-        .map(str::to_owned)
-}
-
-fn audit_refusal(store: &Store, who: &str, role: &str, action: &str, why: &str) {
-    let rec = AuditRecord {
-        who: who.into(),
-        role: role.into(),
-        action: action.into(),
-        outcome: format!("refused: {why}"),
-        ..Default::default()
-    };
-    if let Err(e) = store.audit(&rec) {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
-}
-
 async fn serve_connection(
     conn: quinn::Connection,
     users: &[User],
     store: Store,
     live: Option<LiveStatus>,
+    refused: &Refused,
 ) {
     let peer = match identify(&conn, users) {
         Ok(p) => p,
-        Err(why) => {
+        Err((why, presented)) => {
             tracing::warn!(addr = %conn.remote_address(), %why, "uplink user refused");
-            audit_refusal(
-                &store,
-                &format!("unknown user at {}", conn.remote_address()),
-                "-",
-                "connect",
-                &why,
-            );
+            refused
+                .attempt(
+                    &store,
+                    Attempt {
+                        addr: conn.remote_address().ip(),
+                        reason: why,
+                        presented,
+                    },
+                )
+                .await;
             conn.close(
                 CLOSE_UNKNOWN_USER.into(),
                 Refusal::UnknownUser.to_string().as_bytes(),
@@ -252,13 +313,14 @@ async fn serve_stream(
     let req = match read_request(&mut recv).await {
         Ok(r) => r,
         Err(refusal) => {
-            audit_refusal(
-                store,
-                &who,
-                &peer.role.to_string(),
-                "request",
-                &refusal.to_string(),
-            );
+            let rec = AuditRecord {
+                who,
+                role: peer.role.to_string(),
+                action: "request".into(),
+                outcome: format!("refused: {refusal}"),
+                ..Default::default()
+            };
+            audit(store, &rec).await?;
             respond(&mut send, &Response::Refused { refusal }).await?;
             send.finish()?;
             return Ok(());
@@ -300,13 +362,13 @@ async fn serve_stream(
             audit(store, &rec).await?;
             respond(&mut send, &Response::Refused { refusal }).await?;
         }
-        Ok(Answer::Json(body)) => {
+        Ok(Handled::Answer(answer)) => {
             rec.outcome = "granted".into();
             audit(store, &rec).await?;
-            respond(&mut send, &Response::Ok { body, len: None }).await?;
+            respond(&mut send, &Response::Ok { answer, len: None }).await?;
         }
-        Ok(Answer::Bytes {
-            body,
+        Ok(Handled::Bytes {
+            entry,
             file,
             offset,
             len,
@@ -318,7 +380,7 @@ async fn serve_stream(
             respond(
                 &mut send,
                 &Response::Ok {
-                    body,
+                    answer: Answer::Segment(entry),
                     len: Some(len),
                 },
             )
@@ -340,18 +402,43 @@ async fn audit(
     Ok(())
 }
 
-enum Answer {
-    Json(serde_json::Value),
+enum Handled {
+    Answer(Answer),
     Bytes {
-        body: serde_json::Value,
+        entry: rdc_storage::SegmentEntry,
         file: std::fs::File,
         offset: u64,
         len: u64,
     },
 }
 
-fn failed(e: impl std::fmt::Display) -> Refusal {
-    Refusal::Failed(e.to_string())
+/// The refusal that tells the officer what a store error means for them.
+fn refusal(e: rdc_storage::Error) -> Refusal {
+    use rdc_storage::Error as E;
+    match e {
+        E::NoSuchSegment(camera, seq) => Refusal::NoSuchSegment { camera, seq },
+        E::NoSuchHold(id) => Refusal::NoSuchHold { id },
+        E::HoldRefused(detail) => Refusal::HoldRefused { detail },
+        E::BadCamera(camera, m) => Refusal::Malformed {
+            detail: format!("camera {camera:?}: {m}"),
+        },
+        other => Refusal::Failed {
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Refuses a request for a camera the unit has never had.
+fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
+    let known = store.known_cameras().map_err(refusal)?;
+    if known.iter().any(|c| camera == c.as_str()) {
+        Ok(())
+    } else {
+        Err(Refusal::NoSuchCamera {
+            camera: camera.to_string(),
+            known,
+        })
+    }
 }
 
 fn handle(
@@ -360,15 +447,15 @@ fn handle(
     store: &Store,
     live: Option<&LiveStatus>,
     rec: &mut AuditRecord,
-) -> Result<Answer, Refusal> {
-    let json = |v: &dyn erased::Ser| v.to_json().map(Answer::Json).map_err(failed);
+) -> Result<Handled, Refusal> {
+    let answer = |a| Ok(Handled::Answer(a));
     match req {
-        Request::Status => Ok(Answer::Json(serde_json::json!({
-            "unit": store.config().unit_id,
-            "unit_public_key": store.unit_key().public_hex(),
-            "time_ns": store.now_ns(),
-            "store": store.status().map_err(failed)?,
-            "live": live.map(|f| f()),
+        Request::Status => answer(Answer::Status(Box::new(StatusAnswer {
+            unit: store.config().unit_id.clone(),
+            unit_public_key: store.unit_key().public_hex(),
+            time_ns: store.now_ns(),
+            store: store.status().map_err(refusal)?,
+            live: live.map(|f| f()),
         }))),
         Request::List {
             camera,
@@ -376,10 +463,15 @@ fn handle(
             to_ns,
             ..
         } => {
-            rec.camera = Some(camera.clone());
+            rec.camera = Some(camera.to_string());
             rec.from_ns = Some(*from_ns);
             rec.to_ns = Some(*to_ns);
-            json(&store.list(camera, *from_ns, *to_ns).map_err(failed)?)
+            known_camera(store, camera)?;
+            answer(Answer::Segments(
+                store
+                    .list(camera.as_str(), *from_ns, *to_ns)
+                    .map_err(refusal)?,
+            ))
         }
         Request::Manifests {
             camera,
@@ -387,12 +479,13 @@ fn handle(
             to_seq,
             ..
         } => {
-            rec.camera = Some(camera.clone());
-            json(
-                &store
-                    .manifests(camera, *from_seq, *to_seq)
-                    .map_err(failed)?,
-            )
+            rec.camera = Some(camera.to_string());
+            known_camera(store, camera)?;
+            answer(Answer::Manifests(
+                store
+                    .manifests(camera.as_str(), *from_seq, *to_seq)
+                    .map_err(refusal)?,
+            ))
         }
         Request::Fetch {
             camera,
@@ -400,24 +493,27 @@ fn handle(
             offset,
             ..
         } => {
-            rec.camera = Some(camera.clone());
+            rec.camera = Some(camera.to_string());
             rec.seq = Some(*seq);
-            let r = store.open_segment(camera, *seq).map_err(failed)?;
+            known_camera(store, camera)?;
+            let r = store.open_segment(camera.as_str(), *seq).map_err(refusal)?;
             if *offset > r.len() {
-                return Err(Refusal::Failed(format!(
-                    "offset {offset} is past the end of segment {camera}/{seq} ({} bytes)",
-                    r.len()
-                )));
+                return Err(Refusal::OffsetPastEnd {
+                    camera: camera.to_string(),
+                    seq: *seq,
+                    offset: *offset,
+                    len: r.len(),
+                });
             }
-            let (len, body) = (
-                r.len() - offset,
-                serde_json::to_value(&r.entry).map_err(failed)?,
-            );
-            rec.from_ns = Some(r.entry.start_ns);
-            rec.to_ns = Some(r.entry.end_ns);
-            let file = r.into_file_at(*offset).map_err(failed)?;
-            Ok(Answer::Bytes {
-                body,
+            let len = r.len() - offset;
+            let entry = r.entry.clone();
+            rec.from_ns = Some(entry.start_ns);
+            rec.to_ns = Some(entry.end_ns);
+            let file = r.into_file_at(*offset).map_err(|e| Refusal::Failed {
+                detail: format!("cannot read segment {camera}/{seq}: {e}"),
+            })?;
+            Ok(Handled::Bytes {
+                entry,
                 file,
                 offset: *offset,
                 len,
@@ -433,9 +529,12 @@ fn handle(
         } => {
             rec.case_ref = Some(case_ref.clone());
             rec.reason = Some(reason.clone());
+            for c in cameras {
+                known_camera(store, c)?;
+            }
             let h = store
                 .create_hold(HoldRequest {
-                    cameras: cameras.clone(),
+                    cameras: cameras.iter().map(|c| c.to_string()).collect(),
                     from_ns: *from_ns,
                     to_ns: *to_ns,
                     case_ref: case_ref.clone(),
@@ -443,30 +542,30 @@ fn handle(
                     who: peer.name.clone(),
                     review_ns: *review_ns,
                 })
-                .map_err(failed)?;
-            json(&h)
+                .map_err(refusal)?;
+            answer(Answer::Hold(h))
         }
-        Request::HoldList => json(&store.holds().map_err(failed)?),
+        Request::HoldList => answer(Answer::Holds(store.holds().map_err(refusal)?)),
         Request::HoldRelease { id, reason } => {
             rec.reason = Some(reason.clone());
-            json(
-                &store
+            answer(Answer::Hold(
+                store
                     .release_hold(*id, &peer.name, reason)
-                    .map_err(failed)?,
-            )
+                    .map_err(refusal)?,
+            ))
         }
         // With the unit's signing key, so an auditor (who may not ask for the status) can check
         // every entry.
-        Request::Audit { from_seq } => Ok(Answer::Json(serde_json::json!({
-            "unit": store.config().unit_id,
-            "unit_public_key": store.unit_key().public_hex(),
-            "entries": store
+        Request::Audit { from_seq } => answer(Answer::Audit(AuditAnswer {
+            unit: store.config().unit_id.clone(),
+            unit_public_key: store.unit_key().public_hex(),
+            entries: store
                 .audit_entries(*from_seq)
-                .map_err(failed)?
+                .map_err(refusal)?
                 .into_iter()
                 .map(|(e, _)| e)
-                .collect::<Vec<_>>(),
-        }))),
+                .collect(),
+        })),
     }
 }
 
@@ -489,16 +588,4 @@ async fn send_file(
         left -= n as u64;
     }
     Ok(())
-}
-
-/// Serialising heterogeneous answers through one closure.
-mod erased {
-    pub trait Ser {
-        fn to_json(&self) -> Result<serde_json::Value, serde_json::Error>;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
-            serde_json::to_value(self)
-        }
-    }
 }

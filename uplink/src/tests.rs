@@ -8,19 +8,42 @@ use rdc_storage::{Budget, Frame, RealClocks, Store, StoreConfig, UnitKey};
 
 use crate::client::{Client, ClientError};
 use crate::pki::{self, Kind, Pem};
-use crate::protocol::{Justification, Purpose, Refusal, Request};
+use crate::protocol::{Answer, Justification, Purpose, Refusal, Request};
 use crate::server::Server;
 use crate::tls::{self, Identity};
+use rdc_config::Id;
 use rustls::pki_types::pem::PemObject as _;
 
 struct Scheme {
     _dir: tempfile::TempDir,
     ca: Pem,
     store: Store,
+    server: Arc<Server>,
     addr: std::net::SocketAddr,
     officer: Pem,
     engineer: Pem,
+    manager: Pem,
     unlisted: Pem,
+}
+
+/// Polls the audit log until `pred` holds for it (the server audits on its own tasks).
+async fn wait_audit(
+    store: &Store,
+    what: &str,
+    pred: impl Fn(&[(rdc_storage::chainlog::Entry, rdc_storage::AuditRecord)]) -> bool,
+) -> Vec<(rdc_storage::chainlog::Entry, rdc_storage::AuditRecord)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let audit = store.audit_entries(0).unwrap();
+        if pred(&audit) {
+            return audit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the audit log never showed {what}: {audit:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 fn der(p: &Pem) -> Vec<u8> {
@@ -38,6 +61,7 @@ async fn scheme_revoking(revoke_officer: bool) -> Scheme {
     let unit = pki::issue(&ca, "unit-0001", Kind::Unit, 365).unwrap();
     let officer = pki::issue(&ca, "j.smith", Kind::User, 365).unwrap();
     let engineer = pki::issue(&ca, "f.engineer", Kind::User, 365).unwrap();
+    let manager = pki::issue(&ca, "m.manager", Kind::User, 365).unwrap();
     let unlisted = pki::issue(&ca, "someone.else", Kind::User, 365).unwrap();
     let crl = revoke_officer.then(|| pki::revoke(&ca, &[der(&officer)], None).unwrap());
     let cfg = StoreConfig {
@@ -70,13 +94,19 @@ async fn scheme_revoking(revoke_officer: bool) -> Scheme {
             common_name: None,
         },
         User {
+            name: "M. Manager".into(),
+            role: Role::Manager,
+            fingerprint: Some(pki::fingerprint(&der(&manager))),
+            common_name: None,
+        },
+        User {
             name: "F. Engineer".into(),
             role: Role::Engineer,
             fingerprint: None,
             common_name: Some("f.engineer".into()),
         },
     ];
-    let server_cfg = tls::server_config(
+    let server_tls = tls::server_config(
         &Identity::from_pem(&unit.cert, &unit.key).unwrap(),
         &ca.cert,
         crl.as_deref(),
@@ -84,20 +114,23 @@ async fn scheme_revoking(revoke_officer: bool) -> Scheme {
     .unwrap();
     let server = Server::bind(
         "127.0.0.1:0".parse().unwrap(),
-        server_cfg,
+        server_tls,
         users,
         store.clone(),
     )
     .unwrap();
     let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve());
+    let server = Arc::new(server);
+    tokio::spawn(server.clone().serve_shared());
     Scheme {
         _dir: dir,
         ca,
         store,
+        server,
         addr,
         officer,
         engineer,
+        manager,
         unlisted,
     }
 }
@@ -106,6 +139,10 @@ async fn connect(s: &Scheme, who: &Pem, ca: &Pem) -> Result<Client, ClientError>
     let cfg =
         tls::client_config(&Identity::from_pem(&who.cert, &who.key).unwrap(), &ca.cert).unwrap();
     Client::connect(s.addr, "unit-0001", cfg).await
+}
+
+fn id(s: &str) -> Id {
+    Id::parse(s).unwrap()
 }
 
 fn why(case: &str) -> Justification {
@@ -120,30 +157,24 @@ fn why(case: &str) -> Justification {
 async fn officer_lists_and_fetches_and_it_is_audited() {
     let s = scheme().await;
     let c = connect(&s, &s.officer, &s.ca).await.unwrap();
-    let list = c
-        .call(&Request::List {
-            camera: "front".into(),
-            from_ns: 0,
-            to_ns: i64::MAX,
-            why: why("ASB/114"),
-        })
+    let entries = c
+        .list(&id("front"), 0, i64::MAX, &why("ASB/114"))
         .await
         .unwrap();
-    let entries = list.as_array().unwrap();
     assert_eq!(entries.len(), 3);
-    for e in entries {
-        let seq = e["seq"].as_u64().unwrap();
+    for e in &entries {
+        let seq = e.seq;
         let on_disk = std::fs::read(s.store.segment_path("front", seq).unwrap()).unwrap();
         let mut got = Vec::new();
         let n = c
-            .fetch("front", seq, 0, &why("ASB/114"), &mut got)
+            .fetch(&id("front"), seq, 0, &why("ASB/114"), &mut got)
             .await
             .unwrap();
         assert_eq!(n as usize, on_disk.len());
         assert_eq!(got, on_disk, "segment {seq} bytes differ");
         // Resuming from an offset gives exactly the rest.
         let mut rest = Vec::new();
-        c.fetch("front", seq, 1000, &why("ASB/114"), &mut rest)
+        c.fetch(&id("front"), seq, 1000, &why("ASB/114"), &mut rest)
             .await
             .unwrap();
         assert_eq!(rest, on_disk[1000..]);
@@ -170,15 +201,7 @@ async fn refusals_are_clear_and_audited() {
     let s = scheme().await;
     // An engineer sees no footage.
     let e = connect(&s, &s.engineer, &s.ca).await.unwrap();
-    match e
-        .call(&Request::List {
-            camera: "front".into(),
-            from_ns: 0,
-            to_ns: i64::MAX,
-            why: why("X/1"),
-        })
-        .await
-    {
+    match e.list(&id("front"), 0, i64::MAX, &why("X/1")).await {
         Err(ClientError::Refused(Refusal::Forbidden {
             role: Role::Engineer,
             ..
@@ -192,7 +215,7 @@ async fn refusals_are_clear_and_audited() {
     // No case reference.
     let o = connect(&s, &s.officer, &s.ca).await.unwrap();
     let mut sink = Vec::new();
-    match o.fetch("front", 0, 0, &why(""), &mut sink).await {
+    match o.fetch(&id("front"), 0, 0, &why(""), &mut sink).await {
         Err(ClientError::Refused(Refusal::Unjustified { missing })) => {
             assert!(missing.contains("case reference"))
         }
@@ -205,7 +228,10 @@ async fn refusals_are_clear_and_audited() {
         Ok(c) => c.call(&Request::Status).await.unwrap_err(),
         Err(e) => e,
     };
-    assert!(err.to_string().contains("not in its user list"), "{err}");
+    assert!(
+        err.to_string().contains("not in this unit's user list"),
+        "{err}"
+    );
     // A certificate from another CA: the handshake fails.
     let other_ca = pki::new_ca("Elsewhere", 365).unwrap();
     let stranger = pki::issue(&other_ca, "j.smith", Kind::User, 365).unwrap();
@@ -239,8 +265,17 @@ async fn refusals_are_clear_and_audited() {
         Err(e) => Err(e),
     };
     assert!(r.is_err(), "an expired certificate got an answer");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let audit = s.store.audit_entries(0).unwrap();
+    // Both bad certificates come from one source (127.0.0.1): the first is audited at once,
+    // the second is tallied and written when the tallies are flushed.
+    s.server.flush_refusals().await;
+    let audit = wait_audit(&s.store, "both handshake refusals", |a| {
+        a.iter()
+            .filter(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed"))
+            .map(|(_, a)| a.attempts.unwrap_or(1))
+            .sum::<u64>()
+            >= 2
+    })
+    .await;
     let refused = |action: &str, needle: &str| {
         audit.iter().any(|(_, a)| {
             a.action == action && a.outcome.starts_with("refused") && a.outcome.contains(needle)
@@ -250,14 +285,17 @@ async fn refusals_are_clear_and_audited() {
     assert!(refused("fetch", "case reference"));
     assert!(refused("connect", "not in this unit's user list"));
     assert!(refused("connect", "TLS handshake failed"));
-    assert!(
-        audit
-            .iter()
-            .filter(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed"))
-            .count()
-            >= 2,
-        "both bad certificates audited"
-    );
+    // The refused certificates are named by fingerprint and subject.
+    let stranger_fp = pki::fingerprint_text(&der(&stranger));
+    let unlisted_fp = pki::fingerprint_text(&der(&s.unlisted));
+    let details: String = audit
+        .iter()
+        .filter(|(_, a)| a.action == "connect")
+        .filter_map(|(_, a)| a.detail.clone())
+        .collect();
+    assert!(details.contains(&stranger_fp), "{details}");
+    assert!(details.contains(&unlisted_fp), "{details}");
+    assert!(details.contains("CN=someone.else"), "{details}");
 }
 
 #[tokio::test]
@@ -267,7 +305,7 @@ async fn garbage_on_one_stream_leaves_a_concurrent_fetch_alone() {
     let on_disk = std::fs::read(s.store.segment_path("front", 0).unwrap()).unwrap();
     let fetch = async {
         let mut got = Vec::new();
-        c.fetch("front", 0, 0, &why("ASB/114"), &mut got)
+        c.fetch(&id("front"), 0, 0, &why("ASB/114"), &mut got)
             .await
             .map(|_| got)
     };
@@ -302,18 +340,23 @@ async fn a_revoked_certificate_is_refused() {
         Ok(c) => c.call(&Request::Status).await.map(|_| ()),
         Err(e) => Err(e),
     };
-    assert!(r.is_err(), "a revoked officer got an answer");
+    match r {
+        Err(ClientError::CertificateRefused { why }) => assert!(why.contains("revoked"), "{why}"),
+        other => panic!("a revoked officer was not told: {other:?}"),
+    }
     // Others are unaffected.
     let e = connect(&s, &s.engineer, &s.ca).await.unwrap();
     assert!(e.call(&Request::Status).await.is_ok());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let audit = s.store.audit_entries(0).unwrap();
-    assert!(
-        audit
-            .iter()
-            .any(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed")),
-        "{audit:#?}"
-    );
+    wait_audit(&s.store, "the revoked certificate's handshake", |audit| {
+        audit.iter().any(|(_, a)| {
+            a.action == "connect"
+                && a.outcome.contains("TLS handshake failed")
+                && a.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&pki::fingerprint_text(&der(&s.officer))))
+        })
+    })
+    .await;
 }
 
 #[test]
@@ -329,4 +372,247 @@ fn a_crl_accumulates_revocations() {
         rustls::pki_types::CertificateRevocationListDer::from_pem_slice(both.as_bytes()).unwrap();
     let (_, crl) = x509_parser::parse_x509_crl(&both_der).unwrap();
     assert_eq!(crl.iter_revoked_certificates().count(), 2);
+}
+
+/// What the officer's `rdc` shows for a certificate the unit refuses at the handshake.
+async fn handshake_error(s: &Scheme, who: &Pem) -> ClientError {
+    let cfg = tls::client_config(
+        &Identity::from_pem(&who.cert, &who.key).unwrap(),
+        &s.ca.cert,
+    )
+    .unwrap();
+    match Client::connect(s.addr, "unit-0001", cfg).await {
+        Ok(c) => c
+            .status()
+            .await
+            .expect_err("a refused certificate got an answer"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn a_refused_certificate_is_told_why() {
+    let s = scheme().await;
+    let other_ca = pki::new_ca("Elsewhere", 365).unwrap();
+    let stranger = pki::issue(&other_ca, "j.smith", Kind::User, 365).unwrap();
+    let past = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let expired = pki::issue_valid(
+        &s.ca,
+        "j.smith",
+        Kind::User,
+        past - time::Duration::days(365),
+        past,
+    )
+    .unwrap();
+    for (who, expect) in [
+        (&stranger, "not issued by this scheme's CA"),
+        (&expired, "expired"),
+    ] {
+        let e = handshake_error(&s, who).await;
+        assert!(matches!(e, ClientError::CertificateRefused { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(expect), "{msg}");
+        assert!(
+            msg.starts_with("the unit refused your certificate at the handshake")
+                && msg.contains("scheme administrator"),
+            "{msg}"
+        );
+    }
+    // A scheme certificate the unit does not list: said once, not twice.
+    let msg = handshake_error(&s, &s.unlisted).await.to_string();
+    assert_eq!(
+        msg,
+        "the unit refused: your certificate is not in this unit's user list; ask the scheme manager to add it"
+    );
+}
+
+#[tokio::test]
+async fn every_refusal_reaches_the_officer() {
+    let s = scheme().await;
+    let o = connect(&s, &s.officer, &s.ca).await.unwrap();
+    let m = connect(&s, &s.manager, &s.ca).await.unwrap();
+    let refused = |r: Result<Answer, ClientError>| match r {
+        Err(ClientError::Refused(r)) => r,
+        other => panic!("not refused: {other:?}"),
+    };
+    // An unknown camera.
+    match refused(
+        o.call(&Request::List {
+            camera: id("rear"),
+            from_ns: 0,
+            to_ns: i64::MAX,
+            why: why("C/1"),
+        })
+        .await,
+    ) {
+        Refusal::NoSuchCamera { camera, known } => {
+            assert_eq!((camera.as_str(), known), ("rear", vec!["front".to_owned()]))
+        }
+        other => panic!("{other:?}"),
+    }
+    // An unknown segment.
+    let mut sink = Vec::new();
+    match o.fetch(&id("front"), 99, 0, &why("C/1"), &mut sink).await {
+        Err(ClientError::Refused(Refusal::NoSuchSegment { seq: 99, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Deleted by retention between the list and the fetch.
+    let listed = o
+        .list(&id("front"), 0, i64::MAX, &why("C/1"))
+        .await
+        .unwrap();
+    s.store
+        .destroy("front", listed[0].seq, "test", "test")
+        .unwrap();
+    let e = o
+        .fetch(&id("front"), listed[0].seq, 0, &why("C/1"), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Refused(Refusal::NoSuchSegment { .. })),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("list again"), "{e}");
+    // An offset past the end.
+    let len = listed[1].bytes;
+    match o
+        .fetch(&id("front"), listed[1].seq, len + 1, &why("C/1"), &mut sink)
+        .await
+    {
+        Err(ClientError::Refused(Refusal::OffsetPastEnd { offset, len: l, .. })) => {
+            assert_eq!((offset, l), (len + 1, len))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(sink.is_empty(), "no footage leaves with a refusal");
+    // An unknown hold, and a hold the store refuses.
+    match refused(
+        m.call(&Request::HoldRelease {
+            id: 42,
+            reason: "done".into(),
+        })
+        .await,
+    ) {
+        Refusal::NoSuchHold { id: 42 } => {}
+        other => panic!("{other:?}"),
+    }
+    match refused(
+        m.call(&Request::HoldCreate {
+            cameras: vec![id("front")],
+            from_ns: 0,
+            to_ns: 1,
+            case_ref: "C/1".into(),
+            reason: "r".into(),
+            review_ns: 5,
+        })
+        .await,
+    ) {
+        Refusal::HoldRefused { detail } => assert!(detail.contains("review date"), "{detail}"),
+        other => panic!("{other:?}"),
+    }
+    // A camera id that tries to reach another file: refused as it is parsed.
+    for cam in ["../audit", "../holds", "../destruction"] {
+        let json = format!(
+            r#"{{"op":"manifests","camera":"{cam}","from_seq":0,"to_seq":99,"why":{{"purpose":"view","case_ref":"C/1","reason":"r"}}}}"#
+        );
+        let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        match o.raw(&bytes).await.unwrap() {
+            Refusal::Malformed { detail } => assert!(detail.contains("not a valid id"), "{detail}"),
+            other => panic!("{cam}: {other:?}"),
+        }
+    }
+    // The connection still works after all of that, and every refusal is audited.
+    assert!(o.status().await.is_ok());
+    let audit = s.store.audit_entries(0).unwrap();
+    for needle in [
+        "no camera",
+        "is not on the unit",
+        "past the end",
+        "no active hold",
+        "hold was refused",
+        "not a valid id",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|(_, a)| a.outcome.starts_with("refused") && a.outcome.contains(needle)),
+            "{needle} not audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn strangers_cannot_grow_the_audit_log() {
+    let s = scheme().await;
+    let audit_path = s._dir.path().join("store/logs/audit.jsonl");
+    let before = std::fs::metadata(&audit_path).map_or(0, |m| m.len());
+    // 100 real handshakes with a certificate from another CA.
+    let other_ca = pki::new_ca("Elsewhere", 365).unwrap();
+    let stranger = pki::issue(&other_ca, "intruder", Kind::User, 365).unwrap();
+    for _ in 0..100 {
+        let e = handshake_error(&s, &stranger).await;
+        assert!(matches!(e, ClientError::CertificateRefused { .. }), "{e:?}");
+    }
+    s.server.flush_refusals().await;
+    let audit = wait_audit(&s.store, "100 refused attempts", |a| {
+        a.iter()
+            .filter(|(_, a)| a.action == "connect")
+            .map(|(_, a)| a.attempts.unwrap_or(1))
+            .sum::<u64>()
+            == 100
+    })
+    .await;
+    let entries: Vec<_> = audit
+        .iter()
+        .filter(|(_, a)| a.action == "connect")
+        .collect();
+    assert!(
+        entries.len() <= 2,
+        "{} entries for 100 attempts",
+        entries.len()
+    );
+    assert!(entries.iter().all(|(_, a)| {
+        a.detail
+            .as_deref()
+            .is_some_and(|d| d.contains("CN=intruder"))
+    }));
+    let real_growth = std::fs::metadata(&audit_path).unwrap().len() - before;
+    assert!(real_growth < 4096, "{real_growth} bytes for 100 attempts");
+
+    // 10,000 attempts from 500 sources over 30 minutes, through the same aggregation and into
+    // the same signed, synced audit log: every attempt counted, well under 1 MB.
+    let before = std::fs::metadata(&audit_path).unwrap().len();
+    let mut tally = crate::strangers::Strangers::default();
+    let (mut counted, t0) = (0u64, s.store.now_ns());
+    let mut write = |rec: rdc_storage::AuditRecord| {
+        counted += rec.attempts.unwrap_or(0);
+        s.store.audit(&rec).unwrap();
+    };
+    let step = 30 * 60 * 1_000_000_000i64 / 10_000;
+    let mut next_flush = t0;
+    for i in 0..10_000i64 {
+        let now = t0 + i * step;
+        let attempt = crate::strangers::Attempt {
+            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + (i % 500) as u32)),
+            reason: "TLS handshake failed: unknown CA".into(),
+            presented: None,
+        };
+        if let Some(rec) = tally.attempt(now, &attempt) {
+            write(rec);
+        }
+        if now >= next_flush {
+            if let Some(rec) = tally.due(now, false) {
+                write(rec);
+            }
+            next_flush = now + 5_000_000_000;
+        }
+    }
+    if let Some(rec) = tally.due(i64::MAX, true) {
+        write(rec);
+    }
+    assert_eq!(counted, 10_000, "every attempt is accounted for");
+    let growth = std::fs::metadata(&audit_path).unwrap().len() - before;
+    assert!(growth < 1 << 20, "10,000 attempts added {growth} bytes");
+    assert!(s.store.verify(false).unwrap().is_empty());
 }

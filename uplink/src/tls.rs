@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::protocol::ALPN;
+use crate::strangers::Presented;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -116,13 +117,110 @@ pub fn transport() -> quinn::TransportConfig {
     t
 }
 
+/// The unit's TLS: the QUIC server configuration, and what refused peers presented.
+#[derive(Debug)]
+pub struct ServerTls {
+    pub quic: quinn::ServerConfig,
+    pub presented: Arc<PresentedLog>,
+}
+
+/// Certificates that failed verification lately, for the audit entry of the refused handshake
+/// (quinn reports a failed handshake without the certificate).
+#[derive(Debug, Default)]
+pub struct PresentedLog {
+    recent: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Presented)>>,
+}
+
+impl PresentedLog {
+    fn push(&self, p: Presented) {
+        let mut q = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= 64 {
+            q.pop_front();
+        }
+        q.push_back((std::time::Instant::now(), p));
+    }
+
+    /// The newest certificate refused within the last few seconds, taken out of the log.
+    pub fn take_recent(&self) -> Option<Presented> {
+        let mut q = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, _) = q.back()?;
+        if at.elapsed() > std::time::Duration::from_secs(5) {
+            q.clear();
+            return None;
+        }
+        q.pop_back().map(|(_, p)| p)
+    }
+}
+
+/// Delegates to webpki's verifier; remembers each certificate it refuses.
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    log: Arc<PresentedLog>,
+}
+
+impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let r = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        if r.is_err() {
+            self.log.push(Presented {
+                fingerprint: crate::pki::fingerprint_text(end_entity),
+                subject: crate::pki::subject(end_entity)
+                    .unwrap_or_else(|| "(unreadable certificate)".into()),
+            });
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// The unit's side: its certificate, and every client must present one chaining to the CA and
 /// not revoked by `crl_pem` (the scheme's CRL, if any).
 pub fn server_config(
     id: &Identity,
     ca_pem: &str,
     crl_pem: Option<&str>,
-) -> Result<quinn::ServerConfig, TlsError> {
+) -> Result<ServerTls, TlsError> {
     let provider = provider();
     let crls = match crl_pem {
         Some(pem) => {
@@ -136,13 +234,18 @@ pub fn server_config(
         }
         None => Vec::new(),
     };
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+    let webpki = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots_from_pem(ca_pem)?),
         provider.clone(),
     )
     .with_crls(crls)
     .build()
     .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let presented = Arc::new(PresentedLog::default());
+    let verifier = Arc::new(RecordingVerifier {
+        inner: webpki,
+        log: presented.clone(),
+    });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -152,7 +255,10 @@ pub fn server_config(
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport()));
-    Ok(cfg)
+    Ok(ServerTls {
+        quic: cfg,
+        presented,
+    })
 }
 
 /// The officer's side: the unit must chain to the CA and be named `unit`.
