@@ -603,7 +603,7 @@ async fn fetch(
     // go together, then the manifests with the first segments' bytes.
     let (status, entries) = tokio::join!(client.status(), list(&client, footage));
     let (status, entries) = (status?, entries?);
-    let unit_key = unit_key(&status.unit_public_key)?;
+    let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());
@@ -638,7 +638,7 @@ async fn fetch(
         prefetch(&client, camera, &entries, &dir, &just, &progress)
     );
     let manifests: Vec<Entry> = manifests?;
-    check_manifests(&manifests, &unit_key)?;
+    check_chain(&manifests, &unit_keys, "manifest")?;
     for e in &entries {
         let m = verified_manifest(&manifests, camera, e.seq)?;
         let stem = local_stem(m.seq, m.start_ns);
@@ -780,15 +780,11 @@ async fn open_part(
     })
 }
 
-fn check_manifests(ms: &[Entry], key: &[u8; 32]) -> anyhow::Result<()> {
-    check_chain(ms, key, "manifest")
-}
-
 /// Every entry signed by the unit and matching its hash, consecutive, each linked to the one
 /// before it.
-fn check_chain(es: &[Entry], key: &[u8; 32], what: &str) -> anyhow::Result<()> {
+fn check_chain(es: &[Entry], keys: &[[u8; 32]], what: &str) -> anyhow::Result<()> {
     for (i, e) in es.iter().enumerate() {
-        chainlog::verify_entry(e, key).map_err(|m| CheckFailed(format!("{what} {m}")))?;
+        chainlog::verify_entry_by(e, keys).map_err(|m| CheckFailed(format!("{what} {m}")))?;
         if i == 0 {
             continue;
         }
@@ -809,6 +805,15 @@ fn check_chain(es: &[Entry], key: &[u8; 32], what: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The unit's signing key and the keys it retired deliberately (hex, from its answers).
+fn unit_keys(current: &str, retired: &[String]) -> anyhow::Result<Vec<[u8; 32]>> {
+    let mut keys = vec![unit_key(current)?];
+    for r in retired {
+        keys.push(unit_key(r)?);
+    }
+    Ok(keys)
 }
 
 /// The unit's signing key (hex, from its status or audit answer).
@@ -855,6 +860,7 @@ async fn audit(target: &Target, from_seq: u64, accept_new_key: bool) -> anyhow::
     let answer = c.audit(start).await?;
     c.close();
     let key = unit_key(&answer.unit_public_key)?;
+    let keys = unit_keys(&answer.unit_public_key, &answer.retired_keys)?;
     let key_hex = hex::encode(key);
     let anchor = match anchor {
         Some(a) if a.unit_key != key_hex => {
@@ -870,7 +876,7 @@ async fn audit(target: &Target, from_seq: u64, accept_new_key: bool) -> anyhow::
         a => a,
     };
     let entries = answer.entries;
-    check_chain(&entries, &key, "audit entry")?;
+    check_chain(&entries, &keys, "audit entry")?;
     if entries.first().is_some_and(|e| e.seq != start) {
         check_failed!(
             "the unit's audit log starts at entry {} where {start} was asked for: entries are missing",

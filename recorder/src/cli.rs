@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use rdc_config::Config;
 use rdc_storage::clock::rfc3339;
-use rdc_storage::{RealClocks, Store, StoreConfig, UnitKey};
+use rdc_storage::{RealClocks, Store, StoreConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,6 +55,14 @@ enum StoreCmd {
         #[arg(long)]
         deep: bool,
     },
+    /// Retire the unit's signing key and start a new one (the recorder must be stopped). Only
+    /// when the key is lost or compromised: the change is logged, old entries stay verifiable,
+    /// and auditors are told by `rdc audit` that the key changed.
+    RotateKey {
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// The whole program; `main` calls this.
@@ -91,21 +99,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(cfg) = load(&config) else {
                 return Ok(ExitCode::from(1));
             };
-            let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key)?);
+            if let StoreCmd::RotateKey { reason } = &cmd {
+                let (old, new) = rdc_storage::rotate_key(
+                    StoreConfig::from_config(&cfg),
+                    &cfg.unit.signing_key,
+                    reason,
+                    Arc::new(RealClocks),
+                )
+                .with_context(|| {
+                    format!(
+                        "rotating the key of the store at {}",
+                        cfg.storage.path.display()
+                    )
+                })?;
+                println!(
+                    "signing key rotated: retired {}, new {new}; tell the scheme's auditors (rdc audit --accept-new-key)",
+                    old.as_deref().unwrap_or("(none)")
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Looking never writes: no key, no recovery, no renames, and a running recorder
+            // is not disturbed.
             let (store, report) =
-                Store::open(StoreConfig::from_config(&cfg), key, Arc::new(RealClocks))
+                Store::open_read_only(StoreConfig::from_config(&cfg), Arc::new(RealClocks))
                     .with_context(|| {
                         format!("opening the store at {}", cfg.storage.path.display())
                     })?;
-            for m in &report.recovered {
+            for p in &report.open_segments {
                 eprintln!(
-                    "recovered {}/{} (ended by power loss at {})",
-                    m.camera,
-                    m.seq,
-                    rfc3339(m.end_ns)
+                    "{p}: being written, or cut off by a power loss (the recorder recovers it when it starts)"
                 );
             }
             match cmd {
+                StoreCmd::RotateKey { .. } => unreachable!("handled above"),
                 StoreCmd::Status => {
                     let s = store.status()?;
                     println!("unit            {} ({})", cfg.unit.id, cfg.unit.operator);
@@ -157,6 +183,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     format!("  [gap follows: {cause}]")
                                 }
                                 rdc_storage::Ended::PowerLoss => "  [ended by power loss]".into(),
+                                rdc_storage::Ended::Lost { cause } => {
+                                    format!("  [lost: {cause}]")
+                                }
                             };
                             println!(
                                 "{cam:<8} {:>6}  {} .. {}  {:>10} bytes{}{end}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdc_config::Config;
 use rdc_storage::clock::rfc3339;
-use rdc_storage::{AuditRecord, Clocks, RealClocks, Store, StoreConfig, UnitKey};
+use rdc_storage::{AuditRecord, Clocks, RealClocks, Store, StoreConfig};
 
 use crate::camera::{Camera, Options};
 use crate::ingest::CameraSpec;
@@ -22,7 +22,12 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     gstreamer::init()
         .context("GStreamer cannot start: install its plugins (scripts/install-deps.sh)")?;
     let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
-    let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key)?);
+    // Never a silently new key: a store signed by another key, or a lost key, stops the start
+    // with what happened and how to rotate deliberately.
+    let key = Arc::new(rdc_storage::load_unit_key(
+        &cfg.storage.path,
+        &cfg.unit.signing_key,
+    )?);
     let (store, report) = Store::open(StoreConfig::from_config(&cfg), key.clone(), clocks.clone())
         .with_context(|| format!("cannot open the store at {}", cfg.storage.path.display()))?;
     for m in &report.recovered {

@@ -50,15 +50,19 @@ fn entry_hash(prev: &str, seq: u64, time_ns: i64, body: &serde_json::Value) -> S
     hex::encode(digest(&SHA256, &buf))
 }
 
-/// An open log, ready to append.
+/// An open log, ready to append (or, opened without a key, only to read).
 #[derive(Debug)]
 pub struct ChainLog {
     path: PathBuf,
-    file: File,
+    /// `None` when the log is missing and opened read-only.
+    file: Option<File>,
     head: String,
     next_seq: u64,
+    /// The `seq` field of the newest entry's body, if it has one (manifest logs).
+    last_body_seq: Option<u64>,
     len: u64,
-    key: Arc<UnitKey>,
+    /// `None`: opened read-only; `append` refuses.
+    key: Option<Arc<UnitKey>>,
 }
 
 impl ChainLog {
@@ -66,15 +70,38 @@ impl ChainLog {
     /// (a power cut mid-append, never acknowledged) is cut off, and the last entry gives the
     /// head and the next sequence number. `verify` reads the rest.
     pub fn open(path: &Path, key: Arc<UnitKey>) -> Result<Self, Error> {
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .mode(0o600)
             .create(true)
             .open(path)
             .map_err(io_err("open", path))?;
+        Self::from_file(path, file, Some(key))
+    }
+
+    /// Opens the log only to read it: nothing is created, cut or appended. A missing log reads
+    /// as empty.
+    pub fn open_read_only(path: &Path) -> Result<Self, Error> {
+        match File::open(path) {
+            Ok(f) => Self::from_file(path, f, None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ChainLog {
+                path: path.to_owned(),
+                file: None,
+                head: GENESIS.to_owned(),
+                next_seq: 0,
+                last_body_seq: None,
+                len: 0,
+                key: None,
+            }),
+            Err(e) => Err(io_err("open", path)(e)),
+        }
+    }
+
+    fn from_file(path: &Path, mut file: File, key: Option<Arc<UnitKey>>) -> Result<Self, Error> {
         let len = file.metadata().map_err(io_err("stat", path))?.len();
         let (mut head, mut next_seq, mut good_len) = (GENESIS.to_owned(), 0, 0u64);
+        let mut last_body_seq = None;
         // Read back from the end until the window holds the last complete line.
         let mut window = 4096u64;
         loop {
@@ -103,6 +130,7 @@ impl ChainLog {
             good_len = start + end as u64 + 1;
             match serde_json::from_slice::<Entry>(&buf[line_start..end]) {
                 Ok(e) => {
+                    last_body_seq = e.body["seq"].as_u64();
                     head = e.hash;
                     next_seq = e.seq + 1;
                 }
@@ -113,6 +141,7 @@ impl ChainLog {
                     if let Some(e) =
                         last_good_entry(&buf[..line_start]).or_else(|| scan_last_good(path))
                     {
+                        last_body_seq = e.body["seq"].as_u64();
                         head = e.hash;
                         next_seq = e.seq + 1;
                     }
@@ -120,7 +149,7 @@ impl ChainLog {
             }
             break;
         }
-        if len != good_len {
+        if len != good_len && key.is_some() {
             tracing::warn!(path = %path.display(), bytes = len - good_len, "cutting a torn last log entry (power cut while it was written)");
             file.set_len(good_len).map_err(io_err("truncate", path))?;
             file.sync_all().map_err(io_err("fsync", path))?;
@@ -128,9 +157,10 @@ impl ChainLog {
         file.seek(SeekFrom::End(0)).map_err(io_err("seek", path))?;
         Ok(ChainLog {
             path: path.to_owned(),
-            file,
+            file: Some(file),
             head,
             next_seq,
+            last_body_seq,
             len: good_len,
             key,
         })
@@ -138,10 +168,14 @@ impl ChainLog {
 
     /// Appends `body`, durably. Returns the entry's sequence number.
     pub fn append<T: Serialize>(&mut self, time_ns: i64, body: &T) -> Result<u64, Error> {
+        let (Some(key), Some(file)) = (&self.key, &mut self.file) else {
+            return Err(Error::ReadOnly);
+        };
         let body = serde_json::to_value(body).map_err(|e| Error::Encode(e.to_string()))?;
+        let body_seq = body["seq"].as_u64();
         let seq = self.next_seq;
         let hash = entry_hash(&self.head, seq, time_ns, &body);
-        let sig = B64.encode(self.key.sign(hash.as_bytes()));
+        let sig = B64.encode(key.sign(hash.as_bytes()));
         let e = Entry {
             seq,
             time_ns,
@@ -152,12 +186,13 @@ impl ChainLog {
         };
         let mut line = serde_json::to_vec(&e).map_err(|e| Error::Encode(e.to_string()))?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .map_err(io_err("append to", &self.path))?;
-        self.file
-            .sync_data()
-            .map_err(io_err("fdatasync", &self.path))?;
+        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+            // A partial line (a full disk) is cut, so the next append starts a clean line.
+            let _ = file.set_len(self.len);
+            self.head = e_prev_restore(&line);
+            return Err(io_err("append to", &self.path)(e));
+        }
+        self.last_body_seq = body_seq;
         self.head = hash;
         self.next_seq += 1;
         self.len += line.len() as u64;
@@ -178,6 +213,11 @@ impl ChainLog {
         self.next_seq
     }
 
+    /// The `seq` field of the newest entry's body (a manifest's segment number).
+    pub fn last_body_seq(&self) -> Option<u64> {
+        self.last_body_seq
+    }
+
     pub fn head(&self) -> &str {
         &self.head
     }
@@ -185,6 +225,13 @@ impl ChainLog {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The `prev` of an entry line that could not be written: the head stays what it was.
+fn e_prev_restore(line: &[u8]) -> String {
+    serde_json::from_slice::<Entry>(line.strip_suffix(b"\n").unwrap_or(line))
+        .map(|e| e.prev)
+        .unwrap_or_else(|_| GENESIS.to_owned())
 }
 
 /// The last entry in `buf` that parses (complete lines only).
@@ -226,24 +273,34 @@ pub fn read_all<T: DeserializeOwned>(path: &Path) -> Result<Vec<(Entry, T)>, Err
 /// Checks one entry on its own: its hash matches its content and the unit signed it. (A
 /// reader checks the chain by comparing each entry's `prev` with the previous entry's `hash`.)
 pub fn verify_entry(e: &Entry, public: &[u8; 32]) -> Result<(), String> {
+    verify_entry_by(e, std::slice::from_ref(public))
+}
+
+/// As [`verify_entry`], accepting a signature by any of `keys` (the unit's key and the keys it
+/// retired deliberately, `rdc-recorder store rotate-key`).
+pub fn verify_entry_by(e: &Entry, keys: &[[u8; 32]]) -> Result<(), String> {
     if entry_hash(&e.prev, e.seq, e.time_ns, &e.body) != e.hash {
         return Err(format!(
             "entry {} was altered: its content does not match its hash",
             e.seq
         ));
     }
-    if !B64
-        .decode(&e.sig)
-        .is_ok_and(|s| signing::verify(public, e.hash.as_bytes(), &s))
-    {
+    if !signed_by_any(e, keys) {
         return Err(format!("entry {} is not signed by this unit", e.seq));
     }
     Ok(())
 }
 
-/// Checks a whole log: every line parses, hashes and signatures hold, sequence and chain are
-/// unbroken. Returns one message per problem, naming the entry.
-pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
+fn signed_by_any(e: &Entry, keys: &[[u8; 32]]) -> bool {
+    B64.decode(&e.sig).is_ok_and(|s| {
+        keys.iter()
+            .any(|k| signing::verify(k, e.hash.as_bytes(), &s))
+    })
+}
+
+/// Checks a whole log: every line parses, hashes and signatures (by any of `keys`) hold,
+/// sequence and chain are unbroken. Returns one message per problem, naming the entry.
+pub fn verify(path: &Path, keys: &[[u8; 32]]) -> Result<Vec<String>, Error> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -284,10 +341,7 @@ pub fn verify(path: &Path, public: &[u8; 32]) -> Result<Vec<String>, Error> {
         let recomputed = entry_hash(&e.prev, e.seq, e.time_ns, &e.body);
         if recomputed != e.hash {
             problems.push(format!("{name} line {lineno}: entry {} was edited (its content no longer matches its hash)", e.seq));
-        } else if !B64
-            .decode(&e.sig)
-            .is_ok_and(|s| signing::verify(public, e.hash.as_bytes(), &s))
-        {
+        } else if !signed_by_any(&e, keys) {
             problems.push(format!(
                 "{name} line {lineno}: entry {} is not signed by this unit",
                 e.seq
@@ -337,10 +391,10 @@ mod tests {
     #[test]
     fn intact_log_verifies_and_reopens_where_it_left() {
         let (_d, path, key) = log_with(5);
-        assert!(verify(&path, &key.public()).unwrap().is_empty());
+        assert!(verify(&path, &[key.public()]).unwrap().is_empty());
         let mut log = ChainLog::open(&path, key.clone()).unwrap();
         assert_eq!(log.append(9, &json!({"x": 1})).unwrap(), 5);
-        assert!(verify(&path, &key.public()).unwrap().is_empty());
+        assert!(verify(&path, &[key.public()]).unwrap().is_empty());
     }
 
     #[test]
@@ -349,7 +403,7 @@ mod tests {
         let mut l = lines(&path);
         l[2] = l[2].replace("j.smith", "a.nother");
         write_lines(&path, &l);
-        let p = verify(&path, &key.public()).unwrap();
+        let p = verify(&path, &[key.public()]).unwrap();
         assert!(p.iter().any(|m| m.contains("entry 2 was edited")), "{p:?}");
     }
 
@@ -359,7 +413,7 @@ mod tests {
         let mut l = lines(&path);
         l.remove(3);
         write_lines(&path, &l);
-        let p = verify(&path, &key.public()).unwrap();
+        let p = verify(&path, &[key.public()]).unwrap();
         assert!(
             p.iter().any(|m| m.contains("entries 3..=3 were removed")),
             "{p:?}"
@@ -372,7 +426,7 @@ mod tests {
         let mut l = lines(&path);
         l.swap(1, 2);
         write_lines(&path, &l);
-        let p = verify(&path, &key.public()).unwrap();
+        let p = verify(&path, &[key.public()]).unwrap();
         assert!(
             p.iter()
                 .any(|m| m.contains("out of order") || m.contains("removed")),
@@ -389,7 +443,7 @@ mod tests {
         e.hash = entry_hash(&e.prev, e.seq, e.time_ns, &e.body);
         l[2] = serde_json::to_string(&e).unwrap();
         write_lines(&path, &l);
-        let p = verify(&path, &key.public()).unwrap();
+        let p = verify(&path, &[key.public()]).unwrap();
         assert!(
             p.iter().any(|m| m.contains("entry 2 is not signed")),
             "{p:?}"
@@ -406,7 +460,7 @@ mod tests {
         let mut log =
             ChainLog::open(&path, key.clone()).expect("a damaged entry must not stop the log");
         assert_eq!(log.append(9, &json!({"after": "damage"})).unwrap(), 3);
-        let p = verify(&path, &key.public()).unwrap();
+        let p = verify(&path, &[key.public()]).unwrap();
         assert!(
             p.iter().any(|m| m.contains("line 4: not a log entry")),
             "{p:?}"
@@ -421,6 +475,6 @@ mod tests {
         drop(f);
         let mut log = ChainLog::open(&path, key.clone()).unwrap();
         assert_eq!(log.append(1, &json!({})).unwrap(), 3);
-        assert!(verify(&path, &key.public()).unwrap().is_empty());
+        assert!(verify(&path, &[key.public()]).unwrap().is_empty());
     }
 }

@@ -107,6 +107,31 @@ impl Index {
         })
     }
 
+    /// An index held in memory only (read-only inspection of a store), rebuilt from the logs.
+    pub(crate) fn open_temporary(cache_bytes: u64) -> R<Self> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Ok(Index {
+            seq: db.open_tree("seq")?,
+            time: db.open_tree("time")?,
+            meta: db.open_tree("meta")?,
+            db,
+            max_span_ns: AtomicI64::new(0),
+        })
+    }
+
+    /// The highest segment number indexed for `camera`.
+    pub(crate) fn last_seq(&self, camera: &str) -> R<Option<u64>> {
+        let mut prefix = camera.as_bytes().to_vec();
+        prefix.push(0);
+        match self.seq.scan_prefix(prefix).next_back() {
+            Some(kv) => Ok(Some(decode(&kv?.1)?.seq)),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn clear(&self) -> R<()> {
         self.seq.clear()?;
         self.time.clear()?;

@@ -28,7 +28,8 @@ pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{
     AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport,
-    SegmentReader, Status, Store, StoreConfig, sha256_hex,
+    RetiredKey, SegmentReader, Status, Store, StoreConfig, load_unit_key, retired_keys, rotate_key,
+    sha256_hex,
 };
 pub use writer::{Frame, Pushed, SegmentWriter};
 
@@ -97,6 +98,29 @@ pub enum Error {
     NoSuchHold(u64),
     #[error("hold refused: {0}")]
     HoldRefused(String),
+    #[error(
+        "the store was opened read-only (store status, list, verify): nothing on the unit is changed by these commands"
+    )]
+    ReadOnly,
+    #[error(
+        "the unit signing key {path} is missing, but the store at {root} holds entries signed by key {expected}. Restore the key from its backup; if it is lost for good, retire it deliberately with `rdc-recorder store rotate-key --reason \"...\"` (logged, and old entries stay verifiable)"
+    )]
+    KeyMissing {
+        path: PathBuf,
+        root: PathBuf,
+        expected: String,
+    },
+    #[error(
+        "the unit signing key {path} is key {found}, but the store at {root} was signed by key {expected}: this is another unit's key or a replaced one. Put the right key back, or change keys deliberately with `rdc-recorder store rotate-key --reason \"...\"` (logged)"
+    )]
+    KeyMismatch {
+        path: PathBuf,
+        root: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("no store at {0}: the recorder creates it when it first runs")]
+    NoStore(PathBuf),
 }
 
 pub(crate) fn io_err<'a>(

@@ -34,6 +34,10 @@ pub enum Ended {
     /// The unit lost power (or the daemon was killed) while writing; the segment was closed at
     /// its last durable sync when the store was next opened.
     PowerLoss,
+    /// Nothing of this segment could be kept: the power failed before its first sync, so no
+    /// readable file could be made. No file exists; its discarded bytes are in the destruction
+    /// log. A gap of at least this segment's span follows the previous segment.
+    Lost { cause: String },
 }
 
 /// The signed facts about one segment.
@@ -41,7 +45,9 @@ pub enum Ended {
 pub struct Manifest {
     pub unit: String,
     pub camera: String,
-    /// Per camera, from 0, without holes; equal to the manifest log entry's sequence number.
+    /// Per camera, from 0, increasing. Equal to the manifest log entry's sequence number unless
+    /// the log was cut: a number is never reused, whatever was removed (it is kept past every
+    /// number seen in the logs, the index and the files on disk).
     pub seq: u64,
     /// The segment's file name in `segments/<camera>/`.
     pub file: String,

@@ -16,7 +16,7 @@
 //! and only then dropped from the index. So the logs are always the truth and the index can be
 //! rebuilt from them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
@@ -54,6 +54,8 @@ pub struct StoreConfig {
     pub index_cache_bytes: u64,
     /// Held footage may use at most this share of the budget, so recording never stops.
     pub max_held_fraction: f64,
+    /// The configured cameras: `verify` accounts for each (with every camera seen anywhere).
+    pub cameras: Vec<String>,
 }
 
 impl StoreConfig {
@@ -70,6 +72,7 @@ impl StoreConfig {
             sync_interval_ns: 1_000_000_000,
             index_cache_bytes: 2 << 20,
             max_held_fraction: 0.5,
+            cameras: Vec::new(),
         }
     }
 
@@ -79,6 +82,7 @@ impl StoreConfig {
             budget: c.storage.budget,
             segment_ns: u64::from(c.storage.segment_secs) * 1_000_000_000,
             sync_interval_ns: c.storage.sync_interval.as_nanos() as u64,
+            cameras: c.cameras.iter().map(|c| c.id.to_string()).collect(),
             ..StoreConfig::new(
                 c.storage.path.clone(),
                 c.unit.id.as_str(),
@@ -105,6 +109,8 @@ pub struct OpenReport {
     pub missing_files: Vec<String>,
     /// Segment files no manifest accounts for (kept, never deleted; also in `verify`).
     pub unaccounted_files: Vec<String>,
+    /// Segments still being written (read-only opens leave them for the recorder to recover).
+    pub open_segments: Vec<String>,
     /// How long each step of the open took: (step, seconds).
     pub timings: Vec<(&'static str, f64)>,
 }
@@ -153,6 +159,9 @@ pub struct Destruction {
     pub why: String,
     pub how: String,
     pub authority: String,
+    /// For deletions by age: how the age was measured, and the clock state relied on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,7 +273,14 @@ struct Logs {
 
 struct Inner {
     cfg: StoreConfig,
-    key: Arc<UnitKey>,
+    /// `None` when opened read-only.
+    key: Option<Arc<UnitKey>>,
+    /// The key that verifies the store's signatures, and the ones retired deliberately.
+    public: [u8; 32],
+    retired: Vec<[u8; 32]>,
+    read_only: bool,
+    /// Per camera, the next segment number: past every number seen anywhere.
+    next_seq: Mutex<HashMap<String, u64>>,
     clocks: Arc<dyn Clocks>,
     rng: SystemRandom,
     index: Index,
@@ -272,8 +288,8 @@ struct Inner {
     holds: Mutex<Vec<Hold>>,
     total_bytes: AtomicU64,
     writers: Mutex<HashSet<String>>,
-    /// Holds the store's exclusive lock while open.
-    _lock: File,
+    /// Holds the store's exclusive lock while open (none when read-only).
+    _lock: Option<File>,
 }
 
 /// The encrypted ring buffer. Cheap to clone; share it between cameras and the uplink.
@@ -327,10 +343,179 @@ fn parse_stem(name: &str) -> Option<(u64, i64, &str)> {
     Some((seq.parse().ok()?, start.parse().ok()?, ext))
 }
 
+/// The store's signing keys on disk: `unit-public-key` (the key its entries are signed with)
+/// and `retired-keys` (keys retired deliberately, one JSON line each).
+const PUBLIC_KEY_FILE: &str = "unit-public-key";
+const RETIRED_KEYS_FILE: &str = "retired-keys";
+
+/// A key retired by `rdc-recorder store rotate-key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiredKey {
+    pub public: String,
+    pub retired_ns: i64,
+    pub reason: String,
+}
+
+fn read_public_key(root: &Path) -> Result<Option<String>, Error> {
+    let p = root.join(PUBLIC_KEY_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(Some(t.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", &p)(e)),
+    }
+}
+
+fn parse_key_hex(h: &str) -> Option<[u8; 32]> {
+    hex::decode(h).ok()?.try_into().ok()
+}
+
+/// The keys retired from this store (their entries stay verifiable).
+pub fn retired_keys(root: &Path) -> Result<Vec<RetiredKey>, Error> {
+    let p = root.join(RETIRED_KEYS_FILE);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Ok(t
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err("read", &p)(e)),
+    }
+}
+
+/// Writes `data` to `path` through a new file renamed over it, synced: a crash leaves the old
+/// file or the new one.
+fn replace_file(path: &Path, data: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    std::io::Write::write_all(&mut f, data).map_err(io_err("write", &tmp))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err("rename", &tmp))?;
+    if let Some(dir) = path.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Loads the unit's signing key for a store that will be written: created on a new store, and
+/// refused (never silently replaced) when the store's entries were signed by another key or the
+/// key file is gone.
+pub fn load_unit_key(root: &Path, key_path: &Path) -> Result<UnitKey, Error> {
+    let expected = read_public_key(root)?;
+    if !key_path.exists() {
+        if let Some(expected) = expected {
+            return Err(Error::KeyMissing {
+                path: key_path.to_owned(),
+                root: root.to_owned(),
+                expected,
+            });
+        }
+        return Ok(UnitKey::load_or_create(key_path)?);
+    }
+    let key = UnitKey::load_or_create(key_path)?;
+    match expected {
+        Some(e) if e != key.public_hex() => Err(Error::KeyMismatch {
+            path: key_path.to_owned(),
+            root: root.to_owned(),
+            expected: e,
+            found: key.public_hex(),
+        }),
+        _ => Ok(key),
+    }
+}
+
+/// Retires the store's signing key deliberately and starts a new one at `key_path` (the old
+/// key file, if any, is kept beside it as `<key>.retired-<time>`). The old public key goes to
+/// `retired-keys`, so everything it signed still verifies; the rotation itself is the first
+/// entry the new key signs in the audit log. Run with the recorder stopped.
+pub fn rotate_key(
+    cfg: StoreConfig,
+    key_path: &Path,
+    reason: &str,
+    clocks: Arc<dyn Clocks>,
+) -> Result<(Option<String>, String), Error> {
+    if reason.trim().is_empty() {
+        return Err(Error::HoldRefused(
+            "a key rotation needs a reason (--reason)".into(),
+        ));
+    }
+    let root = cfg.root.clone();
+    if !root.join("logs").is_dir() {
+        return Err(Error::NoStore(root));
+    }
+    // Hold the store's lock for the whole change.
+    let lock_path = root.join("lock");
+    let lock_file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    if rustix::fs::flock(
+        &lock_file,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .is_err()
+    {
+        return Err(Error::Busy(root));
+    }
+    let now = clocks.wall_ns();
+    let old = read_public_key(&root)?;
+    if key_path.exists() {
+        let aside = PathBuf::from(format!("{}.retired-{now}", key_path.display()));
+        std::fs::rename(key_path, &aside).map_err(io_err("rename", key_path))?;
+    }
+    let new = UnitKey::load_or_create(key_path)?;
+    if let Some(old) = &old {
+        let line = serde_json::to_string(&RetiredKey {
+            public: old.clone(),
+            retired_ns: now,
+            reason: reason.to_owned(),
+        })
+        .map_err(|e| Error::Encode(e.to_string()))?;
+        let p = root.join(RETIRED_KEYS_FILE);
+        let mut f = File::options()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(io_err("open", &p))?;
+        std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())
+            .map_err(io_err("append to", &p))?;
+        f.sync_all().map_err(io_err("fsync", &p))?;
+    }
+    replace_file(
+        &root.join(PUBLIC_KEY_FILE),
+        format!("{}\n", new.public_hex()).as_bytes(),
+    )?;
+    drop(lock_file);
+    let (store, _) = Store::open(cfg, Arc::new(new), clocks)?;
+    store.audit(&AuditRecord {
+        who: "unit".into(),
+        role: "system".into(),
+        action: "signing_key_rotated".into(),
+        reason: Some(reason.to_owned()),
+        outcome: "done".into(),
+        detail: Some(format!(
+            "retired key {}; new key {}",
+            old.as_deref().unwrap_or("(none)"),
+            store.public_hex()
+        )),
+        ..Default::default()
+    })?;
+    Ok((old, store.public_hex()))
+}
+
 impl Store {
     /// Opens (creating) the store: recovers segments cut off by a power loss, finishes
     /// interrupted deletions, brings the index up to date (or rebuilds it), and reconciles the
-    /// index with the files on disk.
+    /// index with the files on disk. Refuses a key other than the one the store was signed with.
     pub fn open(
         cfg: StoreConfig,
         key: Arc<UnitKey>,
@@ -339,7 +524,6 @@ impl Store {
         if cfg.recipients.is_empty() {
             return Err(Error::NoRecipients);
         }
-        let mut t = std::time::Instant::now();
         let root = cfg.root.clone();
         for d in ["segments", "logs/manifests"] {
             let p = root.join(d);
@@ -362,25 +546,76 @@ impl Store {
             Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(root.clone())),
             Err(e) => return Err(io_err("lock", &lock_path)(e.into())),
         }
-        let pubkey_path = root.join("unit-public-key");
-        std::fs::write(&pubkey_path, format!("{}\n", key.public_hex()))
-            .map_err(io_err("write", &pubkey_path))?;
+        match read_public_key(&root)? {
+            None => replace_file(
+                &root.join(PUBLIC_KEY_FILE),
+                format!("{}\n", key.public_hex()).as_bytes(),
+            )?,
+            Some(e) if e != key.public_hex() => {
+                return Err(Error::KeyMismatch {
+                    path: PathBuf::from("(the key given)"),
+                    root: root.clone(),
+                    expected: e,
+                    found: key.public_hex(),
+                });
+            }
+            Some(_) => {}
+        }
+        Self::open_with(cfg, Some(key), clocks, Some(lock_file))
+    }
+
+    /// Opens the store only to look at it (`store status|list|verify`): nothing is created,
+    /// renamed, recovered, cut or deleted, no key is needed, and a running recorder is not
+    /// disturbed. The index is rebuilt in memory from the logs.
+    pub fn open_read_only(
+        cfg: StoreConfig,
+        clocks: Arc<dyn Clocks>,
+    ) -> Result<(Store, OpenReport), Error> {
+        if !cfg.root.join("logs").is_dir() {
+            return Err(Error::NoStore(cfg.root.clone()));
+        }
+        Self::open_with(cfg, None, clocks, None)
+    }
+
+    fn open_with(
+        cfg: StoreConfig,
+        key: Option<Arc<UnitKey>>,
+        clocks: Arc<dyn Clocks>,
+        lock_file: Option<File>,
+    ) -> Result<(Store, OpenReport), Error> {
+        let read_only = key.is_none();
+        let mut t = std::time::Instant::now();
+        let root = cfg.root.clone();
+        let public = match (&key, read_public_key(&root)?) {
+            (Some(k), _) => k.public(),
+            (None, Some(h)) => parse_key_hex(&h).unwrap_or([0; 32]),
+            (None, None) => [0; 32],
+        };
+        let retired = retired_keys(&root)?
+            .iter()
+            .filter_map(|k| parse_key_hex(&k.public))
+            .collect();
+        let open_log = |p: &Path| match &key {
+            Some(k) => ChainLog::open(p, k.clone()),
+            None => ChainLog::open_read_only(p),
+        };
         let logs_dir = root.join("logs");
         let mut manifests = HashMap::new();
-        for ent in
-            std::fs::read_dir(logs_dir.join("manifests")).map_err(io_err("list", &logs_dir))?
-        {
-            let ent = ent.map_err(io_err("list", &logs_dir))?;
+        let mdir = logs_dir.join("manifests");
+        for ent in std::fs::read_dir(&mdir).map_err(io_err("list", &mdir))? {
+            let ent = ent.map_err(io_err("list", &mdir))?;
             let name = ent.file_name().to_string_lossy().into_owned();
-            if let Some(cam) = name.strip_suffix(".jsonl") {
-                manifests.insert(cam.to_owned(), ChainLog::open(&ent.path(), key.clone())?);
+            if let Some(cam) = name.strip_suffix(".jsonl")
+                && rdc_config::Id::parse(cam).is_ok()
+            {
+                manifests.insert(cam.to_owned(), open_log(&ent.path())?);
             }
         }
         let logs = Logs {
             manifests,
-            audit: ChainLog::open(&logs_dir.join("audit.jsonl"), key.clone())?,
-            destruction: ChainLog::open(&logs_dir.join("destruction.jsonl"), key.clone())?,
-            holds: ChainLog::open(&logs_dir.join("holds.jsonl"), key.clone())?,
+            audit: open_log(&logs_dir.join("audit.jsonl"))?,
+            destruction: open_log(&logs_dir.join("destruction.jsonl"))?,
+            holds: open_log(&logs_dir.join("holds.jsonl"))?,
         };
         let mut holds: Vec<Hold> = Vec::new();
         for (_, ev) in chainlog::read_all::<HoldEvent>(logs.holds.path())? {
@@ -398,13 +633,17 @@ impl Store {
             t = std::time::Instant::now();
         };
         lap(&mut report, "logs");
-        let index = match Index::open(&index_path, cfg.index_cache_bytes) {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(path = %index_path.display(), error = %e, "the index cannot be opened; rebuilding it from the logs");
-                report.index_rebuilt = Some(format!("it could not be opened: {e}"));
-                std::fs::remove_dir_all(&index_path).map_err(io_err("remove", &index_path))?;
-                Index::open(&index_path, cfg.index_cache_bytes).map_err(idx_err)?
+        let index = if read_only {
+            Index::open_temporary(cfg.index_cache_bytes).map_err(idx_err)?
+        } else {
+            match Index::open(&index_path, cfg.index_cache_bytes) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!(path = %index_path.display(), error = %e, "the index cannot be opened; rebuilding it from the logs");
+                    report.index_rebuilt = Some(format!("it could not be opened: {e}"));
+                    std::fs::remove_dir_all(&index_path).map_err(io_err("remove", &index_path))?;
+                    Index::open(&index_path, cfg.index_cache_bytes).map_err(idx_err)?
+                }
             }
         };
         lap(&mut report, "index open");
@@ -412,6 +651,10 @@ impl Store {
             inner: Arc::new(Inner {
                 cfg,
                 key,
+                public,
+                retired,
+                read_only,
+                next_seq: Mutex::new(HashMap::new()),
                 clocks,
                 rng: SystemRandom::new(),
                 index,
@@ -422,11 +665,19 @@ impl Store {
                 _lock: lock_file,
             }),
         };
+        // Segment numbers are never reused: the floor is past every number the logs, the index
+        // (before any rebuild) and the files on disk have seen.
+        store.seq_floors()?;
+        lap(&mut report, "sequence floors");
         // The index must have caught up with the logs before recovery commits new segments:
         // a commit marks the whole manifest log as applied.
         store.sync_index(&mut report)?;
         lap(&mut report, "index catch-up");
-        store.recover_partials(&mut report)?;
+        if read_only {
+            store.list_partials(&mut report)?;
+        } else {
+            store.recover_partials(&mut report)?;
+        }
         lap(&mut report, "recovery");
         let total = store.reconcile_files(&mut report)?;
         store.inner.total_bytes.store(total, Ordering::SeqCst);
@@ -436,12 +687,101 @@ impl Store {
         Ok((store, report))
     }
 
+    /// Computes each camera's next segment number: past the newest manifest, the index's
+    /// newest entry, recent deletions, and every segment file on disk (finished, partial, tail).
+    fn seq_floors(&self) -> Result<(), Error> {
+        let mut floors: HashMap<String, u64> = HashMap::new();
+        let mut bump = |cam: &str, seq: u64| {
+            let f = floors.entry(cam.to_owned()).or_default();
+            *f = (*f).max(seq + 1);
+        };
+        {
+            let logs = lock(&self.inner.logs);
+            for (cam, log) in &logs.manifests {
+                if let Some(s) = log.last_body_seq() {
+                    bump(cam, s);
+                }
+            }
+            for d in read_tail::<Destruction>(logs.destruction.path(), 1 << 20)? {
+                bump(&d.camera, d.seq);
+            }
+        }
+        for cam in self.inner.index.cameras().map_err(idx_err)? {
+            if let Some(s) = self.inner.index.last_seq(&cam).map_err(idx_err)? {
+                bump(&cam, s);
+            }
+        }
+        let seg_root = self.inner.cfg.root.join("segments");
+        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
+            let cam = cam.map_err(io_err("list", &seg_root))?;
+            let camera = cam.file_name().to_string_lossy().into_owned();
+            let Ok(rd) = std::fs::read_dir(cam.path()) else {
+                continue;
+            };
+            for f in rd.flatten() {
+                if let Some((seq, _, _)) = parse_stem(&f.file_name().to_string_lossy()) {
+                    bump(&camera, seq);
+                }
+            }
+        }
+        *lock(&self.inner.next_seq) = floors;
+        Ok(())
+    }
+
+    /// Read-only: the segments a power cut left open, left for the recorder to recover.
+    fn list_partials(&self, report: &mut OpenReport) -> Result<(), Error> {
+        let seg_root = self.inner.cfg.root.join("segments");
+        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
+            let cam = cam.map_err(io_err("list", &seg_root))?;
+            let camera = cam.file_name().to_string_lossy().into_owned();
+            if let Ok(rd) = std::fs::read_dir(cam.path()) {
+                for f in rd.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.ends_with(".partial") {
+                        report.open_segments.push(format!("{camera}/{name}"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The key that verifies this store's entries.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.inner.public
+    }
+
+    /// Keys retired deliberately; entries they signed still verify.
+    pub fn retired_public_keys(&self) -> &[[u8; 32]] {
+        &self.inner.retired
+    }
+
+    fn keys(&self) -> Vec<[u8; 32]> {
+        let mut k = vec![self.inner.public];
+        k.extend_from_slice(&self.inner.retired);
+        k
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.read_only
+    }
+
+    fn writable(&self) -> Result<(), Error> {
+        if self.inner.read_only {
+            Err(Error::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.inner.cfg
     }
 
-    pub fn unit_key(&self) -> &UnitKey {
-        &self.inner.key
+    /// The unit's public signing key, hex.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.inner.public)
     }
 
     pub fn now_ns(&self) -> i64 {
@@ -506,7 +846,8 @@ impl Store {
             let logs = lock(&self.inner.logs);
             logs.manifests
                 .get(camera)
-                .is_some_and(|l| !l.is_empty() && seq < l.next_seq())
+                .and_then(|l| l.last_body_seq())
+                .is_some_and(|last| seq <= last)
         };
         if committed {
             // The manifest is durable: only the rename was missing.
@@ -527,17 +868,7 @@ impl Store {
             .map_err(io_err("open", &partial))?;
         let len = f.metadata().map_err(io_err("stat", &partial))?.len();
         let Some((meta, chunk)) = writer::best_tail(&tail, len)? else {
-            tracing::warn!(
-                camera,
-                stem,
-                bytes = len,
-                "discarding a segment cut off by a power loss before its first sync: nothing in it was durable"
-            );
-            std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
-            let _ = std::fs::remove_file(&tail);
-            fsync_dir(dir)?;
-            report.discarded.push(format!("{camera}/{stem}"));
-            return Ok(());
+            return self.discard_unsynced(camera, dir, stem, seq, &mut f, report);
         };
         f.set_len(meta.main_len)
             .map_err(io_err("truncate", &partial))?;
@@ -569,6 +900,86 @@ impl Store {
         tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
         self.commit_segment(dir, stem, &m)?;
         report.recovered.push(m);
+        Ok(())
+    }
+
+    /// A segment the power cut before its first sync: no readable file can be made of it (its
+    /// final chunk needs the file key, which is gone). What it held is accounted for: the
+    /// destruction log records the discarded bytes and why, then the file goes, then a signed
+    /// manifest records the segment as lost, so the gap is in the camera's signed record.
+    fn discard_unsynced(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        f: &mut File,
+        report: &mut OpenReport,
+    ) -> Result<(), Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let tail = dir.join(format!("{stem}.tail"));
+        let bytes = f.metadata().map_err(io_err("stat", &partial))?.len();
+        f.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", &partial))?;
+        let digest = sha256_hex(f).map_err(io_err("read", &partial))?;
+        let start_ns = parse_stem(&format!("{stem}.partial")).map_or(0, |(_, s, _)| s);
+        let cause = "the power failed before the segment's first sync: nothing in it was durable, so no readable file could be made (its final chunk needs the file key, which the unit never keeps)";
+        tracing::warn!(camera, stem, bytes, "{cause}; discarded and logged");
+        let d = Destruction {
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.partial"),
+            start_ns,
+            end_ns: start_ns,
+            bytes,
+            ciphertext_sha256: digest,
+            why: cause.into(),
+            how: "file unlinked at recovery; it was encrypted and the unit holds no key to it"
+                .into(),
+            authority: format!("recovery at store open on unit {}", self.inner.cfg.unit_id),
+            clock: None,
+        };
+        let now = self.now_ns();
+        lock(&self.inner.logs).destruction.append(now, &d)?;
+        std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
+        let _ = std::fs::remove_file(&tail);
+        fsync_dir(dir)?;
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.age"),
+            start_ns,
+            end_ns: start_ns,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: false,
+            wall_steps: 0,
+            frames: 0,
+            keyframes: 0,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            ciphertext_sha256: String::new(),
+            ended: Ended::Lost {
+                cause: cause.into(),
+            },
+        };
+        {
+            let mut logs = lock(&self.inner.logs);
+            let log = self.manifest_log(&mut logs, camera)?;
+            log.append(start_ns, &m)?;
+            let pos = log.len();
+            self.inner
+                .index
+                .set_position(&manifest_log_name(camera), pos)
+                .map_err(idx_err)?;
+            self.inner
+                .index
+                .set_position("destruction.jsonl", logs.destruction.len())
+                .map_err(idx_err)?;
+        }
+        report.discarded.push(format!("{camera}/{stem}"));
         Ok(())
     }
 
@@ -616,7 +1027,9 @@ impl Store {
             let from = start.get(&name).copied().unwrap_or(0);
             if from < log.len() {
                 for m in read_from::<Manifest>(log.path(), from)? {
-                    idx.insert(&SegmentEntry::from(&m)).map_err(idx_err)?;
+                    if !matches!(m.ended, Ended::Lost { .. }) {
+                        idx.insert(&SegmentEntry::from(&m)).map_err(idx_err)?;
+                    }
                     report.replayed += 1;
                 }
                 idx.set_position(&name, log.len()).map_err(idx_err)?;
@@ -685,6 +1098,12 @@ impl Store {
                 .push(format!("{}/{}", e.camera, e.file));
             self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
         }
+        if self.inner.read_only {
+            report
+                .unaccounted_files
+                .extend(strays.into_iter().map(|(c, f)| format!("{c}/{f}")));
+            return Ok(total);
+        }
         if !strays.is_empty() {
             let destroyed: HashSet<(String, String)> =
                 chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
@@ -731,11 +1150,17 @@ impl Store {
         f: &Frame<'_>,
         clock: ClockState,
     ) -> Result<OpenSegment, Error> {
+        self.writable()?;
         let dir = self.segments_dir(camera);
         private_dir(&dir)?;
         let seq = {
             let mut logs = lock(&self.inner.logs);
-            self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?
+            let log_next = self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?;
+            let mut floors = lock(&self.inner.next_seq);
+            let floor = floors.entry(camera.to_owned()).or_default();
+            let seq = log_next.max(*floor);
+            *floor = seq + 1;
+            seq
         };
         let stem = format!("{seq:010}-{}", f.wall_ns);
         let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng)
@@ -751,11 +1176,10 @@ impl Store {
         camera: &str,
     ) -> Result<&'a mut ChainLog, Error> {
         if !logs.manifests.contains_key(camera) {
+            let key = self.inner.key.clone().ok_or(Error::ReadOnly)?;
             let p = self.manifest_log_path(camera);
-            logs.manifests.insert(
-                camera.to_owned(),
-                ChainLog::open(&p, self.inner.key.clone())?,
-            );
+            logs.manifests
+                .insert(camera.to_owned(), ChainLog::open(&p, key)?);
         }
         Ok(logs.manifests.get_mut(camera).expect("inserted above"))
     }
@@ -767,8 +1191,7 @@ impl Store {
         {
             let mut logs = lock(&self.inner.logs);
             let log = self.manifest_log(&mut logs, &m.camera)?;
-            let seq = log.append(m.end_ns, m)?;
-            debug_assert_eq!(seq, m.seq);
+            log.append(m.end_ns, m)?;
             std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
             fsync_dir(dir)?;
             let pos = log.len();
@@ -809,6 +1232,7 @@ impl Store {
     }
 
     pub fn segment(&self, camera: &str, seq: u64) -> Result<SegmentEntry, Error> {
+        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
         self.inner
             .index
             .get(camera, seq)
@@ -844,11 +1268,16 @@ impl Store {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<chainlog::Entry>, Error> {
+        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
         let p = self.manifest_log_path(camera);
         Ok(chainlog::read_all::<serde_json::Value>(&p)?
             .into_iter()
             .map(|(e, _)| e)
-            .filter(|e| (from_seq..to_seq).contains(&e.seq))
+            .filter(|e| {
+                e.body["seq"]
+                    .as_u64()
+                    .is_some_and(|s| (from_seq..to_seq).contains(&s))
+            })
             .collect())
     }
 
@@ -887,6 +1316,12 @@ impl Store {
     }
 
     fn lapse_holds(&self) -> Result<Vec<u64>, Error> {
+        if self.inner.read_only {
+            // Looked at, not changed: lapsed holds are left for the recorder to log.
+            let now = self.now_ns();
+            lock(&self.inner.holds).retain(|h| h.review_ns > now);
+            return Ok(Vec::new());
+        }
         let now = self.now_ns();
         let lapsed: Vec<Hold> = lock(&self.inner.holds)
             .iter()
@@ -1151,6 +1586,7 @@ impl Store {
             why: why.to_owned(),
             how: "file unlinked; it was encrypted and the unit holds no key to it".into(),
             authority: authority.to_owned(),
+            clock: None,
         };
         let now = self.now_ns();
         let dir = self.segments_dir(camera);
@@ -1228,38 +1664,125 @@ impl Store {
 
     /// Checks everything an auditor relies on: every log's chain and signatures; every
     /// manifest's segment either present (and, with `deep`, matching its signed length and
-    /// SHA-256) or recorded in the destruction log; no segment file without a manifest. Returns
-    /// one message per problem; empty means intact.
+    /// SHA-256) or recorded in the destruction log; no segment file without a manifest; and
+    /// every camera seen anywhere (the configuration, the recorder's start records in the audit
+    /// log, the destruction log, the index, the files on disk) still has its manifest log.
+    /// Returns one message per problem; empty means intact.
     pub fn verify(&self, deep: bool) -> Result<Vec<String>, Error> {
-        let public = self.inner.key.public();
+        let keys = self.keys();
         let mut problems = Vec::new();
+        if self.inner.public == [0; 32] {
+            problems.push(format!(
+                "{PUBLIC_KEY_FILE} is missing or unreadable: no signature can be checked"
+            ));
+        }
         let (audit, destruction, holds, manifest_logs) = {
             let l = lock(&self.inner.logs);
             (
                 l.audit.path().to_owned(),
                 l.destruction.path().to_owned(),
                 l.holds.path().to_owned(),
-                l.manifests.keys().cloned().collect::<Vec<_>>(),
+                l.manifests.keys().cloned().collect::<BTreeSet<_>>(),
             )
         };
         for p in [&audit, &destruction, &holds] {
-            problems.extend(chainlog::verify(p, &public)?);
+            problems.extend(chainlog::verify(p, &keys)?);
         }
-        let destroyed: HashSet<(String, u64)> = chainlog::read_all::<Destruction>(&destruction)?
-            .into_iter()
-            .map(|(_, d)| (d.camera, d.seq))
+        let destructions = chainlog::read_all::<Destruction>(&destruction)?;
+        let destroyed: HashSet<(String, u64)> = destructions
+            .iter()
+            .map(|(_, d)| (d.camera.clone(), d.seq))
             .collect();
-        for cam in manifest_logs {
-            let lp = self.manifest_log_path(&cam);
+        // Every camera seen anywhere, and where it was seen.
+        let mut seen: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+        for c in &self.inner.cfg.cameras {
+            seen.entry(c.clone())
+                .or_default()
+                .insert("the configuration");
+        }
+        for (_, d) in &destructions {
+            seen.entry(d.camera.clone())
+                .or_default()
+                .insert("the destruction log");
+        }
+        for (_, a) in chainlog::read_all::<AuditRecord>(&audit)? {
+            // "version …, config … sha256 …, cameras front,rear, unit public key …"
+            if a.action == "recorder_started"
+                && let Some(list) = a
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.split(", cameras ").nth(1))
+                    .and_then(|r| r.split(", ").next())
+            {
+                for c in list.split(',').filter(|c| rdc_config::Id::parse(c).is_ok()) {
+                    seen.entry(c.to_owned())
+                        .or_default()
+                        .insert("the audit log's recorder start records");
+                }
+            }
+        }
+        for c in self.cameras()? {
+            seen.entry(c).or_default().insert("the index");
+        }
+        let seg_root = self.inner.cfg.root.join("segments");
+        if let Ok(rd) = std::fs::read_dir(&seg_root) {
+            for d in rd.flatten() {
+                let name = d.file_name().to_string_lossy().into_owned();
+                let has_files = std::fs::read_dir(d.path())
+                    .map(|mut r| r.next().is_some())
+                    .unwrap_or(false);
+                if has_files {
+                    seen.entry(name)
+                        .or_default()
+                        .insert("segment files on disk");
+                }
+            }
+        }
+        for (cam, wheres) in &seen {
+            if manifest_logs.contains(cam) {
+                continue;
+            }
+            // A configured camera that never recorded has no log yet, and needs none.
+            if wheres.len() == 1 && wheres.contains("the configuration") {
+                continue;
+            }
+            problems.push(format!(
+                "camera {cam}: its manifest log logs/manifests/{cam}.jsonl is missing, yet the camera appears in {}: the log was deleted or replaced",
+                wheres.iter().copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for cam in &manifest_logs {
+            let lp = self.manifest_log_path(cam);
             problems.extend(
-                chainlog::verify(&lp, &public)?
+                chainlog::verify(&lp, &keys)?
                     .into_iter()
                     .map(|m| format!("camera {cam}: {m}")),
             );
-            let dir = self.segments_dir(&cam);
+            let dir = self.segments_dir(cam);
             let mut named = HashSet::new();
+            let mut seqs = HashSet::new();
+            let mut last_seq: Option<u64> = None;
             for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
                 named.insert(m.file.clone());
+                if !seqs.insert(m.seq) || last_seq.is_some_and(|l| m.seq <= l) {
+                    problems.push(format!(
+                        "camera {cam}: segment number {} appears again or out of order in the manifest log",
+                        m.seq
+                    ));
+                }
+                last_seq = Some(m.seq);
+                if m.camera != *cam {
+                    problems.push(format!(
+                        "camera {cam}: manifest {} is about camera {}",
+                        m.seq, m.camera
+                    ));
+                }
+                if let Ended::Lost { .. } = m.ended {
+                    if !destroyed.contains(&(cam.clone(), m.seq)) {
+                        problems.push(format!("{cam}: segment {} is recorded as lost, but the destruction log does not account for its bytes", m.seq));
+                    }
+                    continue;
+                }
                 let p = dir.join(&m.file);
                 match File::open(&p) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1284,11 +1807,19 @@ impl Store {
                     }
                 }
             }
+            for (_, d) in destructions.iter().filter(|(_, d)| d.camera == *cam) {
+                if !seqs.contains(&d.seq) {
+                    problems.push(format!(
+                        "camera {cam}: the destruction log records segment {} ({}), which its manifest log does not have: manifests were removed from the log",
+                        d.seq, d.file
+                    ));
+                }
+            }
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for f in rd.flatten() {
                     let name = f.file_name().to_string_lossy().into_owned();
                     if name.ends_with(".age") && !named.contains(&name) {
-                        problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted or from another unit"));
+                        problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted, from another unit, or its manifest was removed from the log"));
                     }
                 }
             }
@@ -1331,6 +1862,30 @@ fn read_from<T: serde::de::DeserializeOwned>(path: &Path, from: u64) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// Reads the entries in the last `window` bytes of a log, typed (a partial first line is
+/// skipped).
+fn read_tail<T: serde::de::DeserializeOwned>(path: &Path, window: u64) -> Result<Vec<T>, Error> {
+    use std::io::BufRead as _;
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("open", path)(e)),
+    };
+    let len = f.metadata().map_err(io_err("stat", path))?.len();
+    let start = len.saturating_sub(window);
+    f.seek(SeekFrom::Start(start))
+        .map_err(io_err("seek", path))?;
+    let mut lines = std::io::BufReader::new(f).lines();
+    if start > 0 {
+        lines.next();
+    }
+    Ok(lines
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<chainlog::Entry>(&l).ok())
+        .filter_map(|e| serde_json::from_value(e.body).ok())
+        .collect())
 }
 
 /// Merges per-camera oldest-first iterators into one.

@@ -125,7 +125,9 @@ impl SegmentWriter {
         let o = self.open.as_mut().expect("opened above");
         o.add(f)?;
         o.synced_throughout &= self.clock.synchronized;
-        if f.mono_ns.saturating_sub(o.last_sync_mono) >= sync_ns {
+        // A new segment is made durable at its first frame (the keyframe), not a sync interval
+        // later: a power cut in its first second then loses nothing already written.
+        if o.sync_no == 0 || f.mono_ns.saturating_sub(o.last_sync_mono) >= sync_ns {
             o.sync(f.mono_ns)?;
             out.synced = true;
         }

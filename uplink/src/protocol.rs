@@ -167,6 +167,9 @@ pub struct StatusAnswer {
     pub unit: String,
     /// The unit's Ed25519 key (hex) that signs manifests and logs.
     pub unit_public_key: String,
+    /// Keys the unit retired deliberately (hex); entries they signed still verify.
+    #[serde(default)]
+    pub retired_keys: Vec<String>,
     pub time_ns: i64,
     pub store: rdc_storage::Status,
     /// What the daemon knows now: cameras recording, the clock.
@@ -193,6 +196,8 @@ pub struct LiveCamera {
 pub struct AuditAnswer {
     pub unit: String,
     pub unit_public_key: String,
+    #[serde(default)]
+    pub retired_keys: Vec<String>,
     pub entries: Vec<Entry>,
 }
 

@@ -428,6 +428,14 @@ fn refusal(e: rdc_storage::Error) -> Refusal {
     }
 }
 
+fn retired_hex(store: &Store) -> Vec<String> {
+    store
+        .retired_public_keys()
+        .iter()
+        .map(hex::encode)
+        .collect()
+}
+
 /// Refuses a request for a camera the unit has never had.
 fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
     let known = store.known_cameras().map_err(refusal)?;
@@ -452,7 +460,8 @@ fn handle(
     match req {
         Request::Status => answer(Answer::Status(Box::new(StatusAnswer {
             unit: store.config().unit_id.clone(),
-            unit_public_key: store.unit_key().public_hex(),
+            unit_public_key: store.public_hex(),
+            retired_keys: retired_hex(store),
             time_ns: store.now_ns(),
             store: store.status().map_err(refusal)?,
             live: live.map(|f| f()),
@@ -558,7 +567,8 @@ fn handle(
         // every entry.
         Request::Audit { from_seq } => answer(Answer::Audit(AuditAnswer {
             unit: store.config().unit_id.clone(),
-            unit_public_key: store.unit_key().public_hex(),
+            unit_public_key: store.public_hex(),
+            retired_keys: retired_hex(store),
             entries: store
                 .audit_entries(*from_seq)
                 .map_err(refusal)?

@@ -1,0 +1,340 @@
+//! The store's answers to the hardening findings (issue 8): power cut before a segment's first
+//! sync, sequence reuse after a cut log, a deleted manifest log, read-only inspection, and the
+//! signing key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+
+fn manifests_of(store: &Store, camera: &str) -> Vec<Manifest> {
+    store
+        .manifests(camera, 0, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| serde_json::from_value(e.body).unwrap())
+        .collect()
+}
+
+fn log_lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_log(p: &Path, lines: &[String]) {
+    std::fs::write(
+        p,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+}
+
+/// Every file under `root` with its contents: what "nothing was written" is checked against.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// A store holding segments of "front", left as a power cut leaves it: segment 0 cut at a
+/// keyframe, segment 1 open.
+fn cut_in_second_segment(fx: &Fixture) -> (u64, PathBuf) {
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    let closed = push_frames(&mut w, &fx.clocks, 260, 25);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].ended, Ended::Cut);
+    let (seq, _, _) = w.current().unwrap();
+    drop(w); // as a crash: the open segment is left as it is on disk
+    drop(store);
+    let dir = fx.cfg.root.join("segments/front");
+    let partial = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "partial"))
+        .unwrap();
+    (seq, partial)
+}
+
+#[test]
+fn a_power_cut_before_the_first_sync_is_in_the_signed_record_and_the_destruction_log() {
+    let fx = Fixture::new();
+    let (seq, partial) = cut_in_second_segment(&fx);
+    // As if the power failed before the segment's first sync: no tail record.
+    std::fs::remove_file(partial.with_extension("tail")).unwrap();
+    let bytes = std::fs::metadata(&partial).unwrap().len();
+    let (store, report) = fx.open();
+    assert_eq!(report.discarded.len(), 1, "{report:?}");
+    // The discarded bytes are in the destruction log, with the cause.
+    let d = store.destructions().unwrap();
+    let (_, gone) = d
+        .iter()
+        .find(|(_, d)| d.seq == seq)
+        .expect("the discarded segment is in the destruction log");
+    assert_eq!(gone.bytes, bytes);
+    assert!(
+        gone.why
+            .contains("power failed before the segment's first sync")
+    );
+    // The gap is in the signed record: the previous segment is followed by a lost one.
+    let ms = manifests_of(&store, "front");
+    assert_eq!(ms.len(), 2);
+    assert_eq!(ms[0].ended, Ended::Cut);
+    assert!(matches!(&ms[1].ended, Ended::Lost { cause } if cause.contains("power failed")));
+    assert_eq!(ms[1].seq, seq);
+    assert!(!partial.exists());
+    assert!(
+        store.verify(true).unwrap().is_empty(),
+        "{:?}",
+        store.verify(true)
+    );
+    // Recording goes on with the next number, and the lost one is not listed as footage.
+    let mut w = store.writer("front").unwrap();
+    let closed = push_frames(&mut w, &fx.clocks, 30, 25);
+    let next = w.close("stop").unwrap().unwrap();
+    assert!(closed.is_empty());
+    assert_eq!(next.seq, seq + 1);
+    let listed: Vec<u64> = store
+        .list("front", 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(listed, vec![0, seq + 1]);
+    assert!(store.verify(true).unwrap().is_empty());
+}
+
+#[test]
+fn a_new_segment_is_durable_from_its_first_frame() {
+    let fx = Fixture::new();
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    // 10 s of footage, then the keyframe that opens segment 1, then the power fails 40 ms in:
+    // well inside the first sync interval.
+    push_frames(&mut w, &fx.clocks, 251, 25);
+    let (seq, frames, _) = w.current().unwrap();
+    assert_eq!((seq, frames), (1, 1));
+    drop(w);
+    drop(store);
+    let (store, report) = fx.open();
+    assert!(report.discarded.is_empty(), "{report:?}");
+    assert_eq!(report.recovered.len(), 1);
+    assert_eq!(report.recovered[0].frames, 1, "the keyframe was durable");
+    assert_eq!(report.recovered[0].ended, Ended::PowerLoss);
+    let plain = fx.decrypt(&store.segment_path("front", 1).unwrap());
+    assert_eq!(plain, expected(report.recovered[0].start_ns, 1));
+}
+
+fn five_segments(fx: &Fixture) -> Vec<Manifest> {
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    let mut ms = push_frames(&mut w, &fx.clocks, 1200, 25);
+    ms.extend(w.close("stop").unwrap());
+    assert_eq!(ms.len(), 5);
+    ms
+}
+
+#[test]
+fn segment_numbers_are_never_reused_after_the_log_is_cut() {
+    let fx = Fixture::new();
+    let ms = five_segments(&fx);
+    let log = fx.cfg.root.join("logs/manifests/front.jsonl");
+    let dir = fx.cfg.root.join("segments/front");
+    let before = snapshot(&dir);
+    // An insider removes the two newest manifests.
+    let mut lines = log_lines(&log);
+    lines.truncate(3);
+    write_log(&log, &lines);
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    push_frames(&mut w, &fx.clocks, 30, 25);
+    let next = w.close("stop").unwrap().unwrap();
+    assert_eq!(next.seq, 5, "a number past every number seen");
+    // The unaccounted files are neither renumbered nor overwritten.
+    for (p, bytes) in &before {
+        assert_eq!(&std::fs::read(p).unwrap(), bytes, "{} changed", p.display());
+    }
+    let listed: Vec<u64> = store
+        .list("front", 0, i64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(listed, vec![0, 1, 2, 5], "no number twice");
+    let problems = store.verify(false).unwrap().join("\n");
+    for m in &ms[3..] {
+        assert!(
+            problems.contains(&format!("{}: segment file that no manifest", m.file)),
+            "{problems}"
+        );
+    }
+}
+
+#[test]
+fn segment_numbers_are_never_reused_after_the_log_is_reordered() {
+    let fx = Fixture::new();
+    five_segments(&fx);
+    let log = fx.cfg.root.join("logs/manifests/front.jsonl");
+    let mut lines = log_lines(&log);
+    lines.swap(3, 4);
+    write_log(&log, &lines);
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    push_frames(&mut w, &fx.clocks, 30, 25);
+    assert_eq!(w.close("stop").unwrap().unwrap().seq, 5);
+    let problems = store.verify(false).unwrap().join("\n");
+    assert!(problems.contains("out of order"), "{problems}");
+}
+
+#[test]
+fn verify_names_a_camera_whose_manifest_log_was_deleted() {
+    let mut fx = Fixture::new();
+    fx.cfg.cameras = vec!["front".into(), "rear".into(), "side".into()];
+    {
+        let (store, _) = fx.open();
+        for cam in ["front", "rear"] {
+            let mut w = store.writer(cam).unwrap();
+            push_frames(&mut w, &fx.clocks, 600, 25);
+            w.close("stop").unwrap();
+        }
+        store.destroy("rear", 0, "test", "test").unwrap();
+    }
+    std::fs::remove_file(fx.cfg.root.join("logs/manifests/rear.jsonl")).unwrap();
+    let (store, _) = Store::open_read_only(fx.cfg.clone(), fx.clocks.clone()).unwrap();
+    let problems = store.verify(true).unwrap().join("\n");
+    assert!(
+        problems.contains("camera rear: its manifest log logs/manifests/rear.jsonl is missing")
+            && problems.contains("segment files on disk")
+            && problems.contains("the destruction log"),
+        "{problems}"
+    );
+    assert!(
+        !problems.contains("camera side"),
+        "a configured camera that never recorded is fine: {problems}"
+    );
+    drop(store);
+    // Its files gone too: the destruction log and the recorder's configuration still know it.
+    std::fs::remove_dir_all(fx.cfg.root.join("segments/rear")).unwrap();
+    let (store, _) = fx.open();
+    let problems = store.verify(true).unwrap().join("\n");
+    assert!(
+        problems.contains("camera rear: its manifest log"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn read_only_commands_never_write() {
+    let fx = Fixture::new();
+    let key_path = fx.dir.path().join("unit.key");
+    let key = Arc::new(load_unit_key(&fx.cfg.root, &key_path).unwrap());
+    {
+        let (store, _) = Store::open(fx.cfg.clone(), key.clone(), fx.clocks.clone()).unwrap();
+        let mut w = store.writer("front").unwrap();
+        push_frames(&mut w, &fx.clocks, 300, 25); // segment 1 left open, as by a power cut
+    }
+    // A torn last line in the audit log, as a power cut mid-append leaves it.
+    let audit = fx.cfg.root.join("logs/audit.jsonl");
+    std::fs::write(&audit, b"{\"seq\":0,\"time").unwrap();
+    std::fs::remove_file(&key_path).unwrap();
+    let before = snapshot(&fx.cfg.root);
+    let (store, report) = Store::open_read_only(fx.cfg.clone(), fx.clocks.clone()).unwrap();
+    assert_eq!(report.open_segments.len(), 1, "{report:?}");
+    assert!(store.status().is_ok());
+    assert_eq!(store.list("front", 0, i64::MAX).unwrap().len(), 1);
+    let problems = store.verify(true).unwrap();
+    assert!(
+        problems.iter().any(|p| p.contains("audit.jsonl line 1")),
+        "{problems:?}"
+    );
+    assert!(matches!(
+        store.audit(&AuditRecord::default()),
+        Err(Error::ReadOnly)
+    ));
+    drop(store);
+    assert_eq!(
+        snapshot(&fx.cfg.root),
+        before,
+        "a read-only open changed the store"
+    );
+    assert!(!key_path.exists(), "no key was created");
+    // And it does not need the recorder stopped: it opens beside a running store.
+    let key2 = Arc::new(UnitKey::ephemeral());
+    std::fs::remove_file(fx.cfg.root.join("unit-public-key")).unwrap();
+    let (_running, _) = Store::open(fx.cfg.clone(), key2, fx.clocks.clone()).unwrap();
+    assert!(Store::open_read_only(fx.cfg.clone(), fx.clocks.clone()).is_ok());
+}
+
+#[test]
+fn a_missing_or_foreign_key_stops_the_start_and_rotation_is_deliberate() {
+    let fx = Fixture::new();
+    let key_path = fx.dir.path().join("unit.key");
+    let key = Arc::new(load_unit_key(&fx.cfg.root, &key_path).unwrap());
+    let original = key.public_hex();
+    {
+        let (store, _) = Store::open(fx.cfg.clone(), key, fx.clocks.clone()).unwrap();
+        let mut w = store.writer("front").unwrap();
+        push_frames(&mut w, &fx.clocks, 300, 25);
+        w.close("stop").unwrap();
+    }
+    // The key file is lost: the start is refused, naming the key and the way out.
+    let saved = std::fs::read(&key_path).unwrap();
+    std::fs::remove_file(&key_path).unwrap();
+    let e = load_unit_key(&fx.cfg.root, &key_path).unwrap_err();
+    assert!(matches!(e, Error::KeyMissing { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&original) && msg.contains("rotate-key"),
+        "{msg}"
+    );
+    assert!(!key_path.exists(), "no key was created in its place");
+    // Another unit's key: refused too, by the loader and by the store.
+    let other = UnitKey::ephemeral();
+    assert!(matches!(
+        Store::open(fx.cfg.clone(), Arc::new(other), fx.clocks.clone()),
+        Err(Error::KeyMismatch { .. })
+    ));
+    std::fs::write(&key_path, &saved).unwrap();
+    assert_eq!(
+        load_unit_key(&fx.cfg.root, &key_path).unwrap().public_hex(),
+        original
+    );
+    // A deliberate rotation: logged, and everything signed before still verifies.
+    let (old, new) = rotate_key(
+        fx.cfg.clone(),
+        &key_path,
+        "key file lost when the SD card failed",
+        fx.clocks.clone(),
+    )
+    .unwrap();
+    assert_eq!(old.as_deref(), Some(original.as_str()));
+    assert_ne!(new, original);
+    let key = Arc::new(load_unit_key(&fx.cfg.root, &key_path).unwrap());
+    assert_eq!(key.public_hex(), new);
+    let (store, _) = Store::open(fx.cfg.clone(), key, fx.clocks.clone()).unwrap();
+    let mut w = store.writer("front").unwrap();
+    push_frames(&mut w, &fx.clocks, 300, 25);
+    w.close("stop").unwrap();
+    assert!(
+        store.verify(true).unwrap().is_empty(),
+        "{:?}",
+        store.verify(true)
+    );
+    let audit = store.audit_entries(0).unwrap();
+    assert!(audit.iter().any(|(_, a)| a.action == "signing_key_rotated"
+        && a.detail.as_deref().is_some_and(|d| d.contains(&original))));
+}
