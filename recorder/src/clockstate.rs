@@ -1,7 +1,26 @@
 //! Whether the unit's clock is synchronised, from the kernel's NTP state (`ntp_adjtime`), so
 //! every segment records it (R3: a court asks whether the clock was right).
 
-use rdc_storage::ClockState;
+use rdc_storage::{ClockState, Clocks, RealClocks};
+
+/// The unit's clocks: the system's wall and monotonic clocks, and the kernel's sync state, so
+/// retention knows when wall-clock ages can be trusted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitClocks;
+
+impl Clocks for UnitClocks {
+    fn wall_ns(&self) -> i64 {
+        RealClocks.wall_ns()
+    }
+
+    fn mono_ns(&self) -> u64 {
+        RealClocks.mono_ns()
+    }
+
+    fn clock_state(&self) -> ClockState {
+        read()
+    }
+}
 
 /// Reads the kernel's clock state without changing it.
 #[allow(unsafe_code)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdc_config::Config;
 use rdc_storage::clock::rfc3339;
-use rdc_storage::{AuditRecord, Clocks, RealClocks, Store, StoreConfig};
+use rdc_storage::{AuditRecord, Clocks, Store, StoreConfig};
 
 use crate::camera::{Camera, Options};
 use crate::ingest::CameraSpec;
@@ -21,7 +21,7 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     logging::init(&cfg.logging.level, cfg.logging.format);
     gstreamer::init()
         .context("GStreamer cannot start: install its plugins (scripts/install-deps.sh)")?;
-    let clocks: Arc<dyn Clocks> = Arc::new(RealClocks);
+    let clocks: Arc<dyn Clocks> = Arc::new(crate::clockstate::UnitClocks);
     // Never a silently new key: a store signed by another key, or a lost key, stops the start
     // with what happened and how to rotate deliberately.
     let key = Arc::new(rdc_storage::load_unit_key(

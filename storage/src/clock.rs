@@ -3,8 +3,10 @@
 //! As Moonfire NVR's `Clocks`: the daemon uses [`RealClocks`]; tests use [`SimulatedClocks`] so
 //! 35 days of retention run in milliseconds, without sleeping.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::manifest::ClockState;
 
 /// Nanoseconds in a day.
 pub const DAY_NS: i64 = 86_400 * 1_000_000_000;
@@ -14,6 +16,11 @@ pub trait Clocks: Send + Sync + std::fmt::Debug + 'static {
     fn wall_ns(&self) -> i64;
     /// Monotonic time, nanoseconds since an arbitrary start.
     fn mono_ns(&self) -> u64;
+    /// Whether the wall clock is synchronised now. Retention trusts wall-clock ages only when
+    /// it is; the default (unknown) makes it measure ages by the store's running clock.
+    fn clock_state(&self) -> ClockState {
+        ClockState::UNKNOWN
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,14 +45,30 @@ impl Clocks for RealClocks {
 pub struct SimulatedClocks {
     wall: AtomicI64,
     mono: AtomicU64,
+    synchronized: AtomicBool,
 }
 
 impl SimulatedClocks {
+    /// Clocks at `wall_ns`, reported synchronised.
     pub fn new(wall_ns: i64) -> Self {
         SimulatedClocks {
             wall: AtomicI64::new(wall_ns),
             mono: AtomicU64::new(1_000_000_000),
+            synchronized: AtomicBool::new(true),
         }
+    }
+
+    /// Says whether the wall clock is synchronised (as the kernel's NTP state would).
+    pub fn set_synchronized(&self, yes: bool) {
+        self.synchronized.store(yes, Ordering::SeqCst);
+    }
+
+    /// A restart: the monotonic clock starts again from a small value (a new boot), the wall
+    /// clock moves on by `down` (the time the unit was off).
+    pub fn reboot(&self, down: Duration) {
+        self.wall
+            .fetch_add(down.as_nanos() as i64, Ordering::SeqCst);
+        self.mono.store(1_000_000_000, Ordering::SeqCst);
     }
 
     /// Moves both clocks forward.
@@ -68,6 +91,13 @@ impl Clocks for SimulatedClocks {
 
     fn mono_ns(&self) -> u64 {
         self.mono.load(Ordering::SeqCst)
+    }
+
+    fn clock_state(&self) -> ClockState {
+        ClockState {
+            synchronized: self.synchronized.load(Ordering::SeqCst),
+            max_error_us: None,
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub struct SegmentEntry {
     pub ended: Ended,
     pub clock_synced: bool,
     pub frames: u64,
+    /// The store's running clock at the first frame (see [`Manifest::running_start_ns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_start_ns: Option<u64>,
 }
 
 impl From<&Manifest> for SegmentEntry {
@@ -40,6 +43,7 @@ impl From<&Manifest> for SegmentEntry {
             ended: m.ended.clone(),
             clock_synced: m.clock_synced_throughout,
             frames: m.frames,
+            running_start_ns: m.running_start_ns,
         }
     }
 }

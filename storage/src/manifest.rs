@@ -71,6 +71,11 @@ pub struct Manifest {
     /// SHA-256 of the whole segment file (the age file), hex.
     pub ciphertext_sha256: String,
     pub ended: Ended,
+    /// The store's running clock at the first frame: ns of the store's own life (restarts
+    /// included, power-off time not), which retention measures ages with when the wall clock
+    /// cannot be trusted. Absent in segments written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_start_ns: Option<u64>,
 }
 
 impl Manifest {

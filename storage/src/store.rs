@@ -281,6 +281,9 @@ struct Inner {
     read_only: bool,
     /// Per camera, the next segment number: past every number seen anywhere.
     next_seq: Mutex<HashMap<String, u64>>,
+    /// The running clock: its value at this open, and the monotonic time of the open.
+    running_base: u64,
+    mono_at_open: u64,
     clocks: Arc<dyn Clocks>,
     rng: SystemRandom,
     index: Index,
@@ -290,6 +293,20 @@ struct Inner {
     writers: Mutex<HashSet<String>>,
     /// Holds the store's exclusive lock while open (none when read-only).
     _lock: Option<File>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.read_only {
+            let running =
+                self.running_base + self.clocks.mono_ns().saturating_sub(self.mono_at_open);
+            if let Ok(json) = serde_json::to_vec(&RunningClock {
+                running_ns: running,
+            }) {
+                let _ = replace_file(&self.cfg.root.join(RUNNING_CLOCK_FILE), &json);
+            }
+        }
+    }
 }
 
 /// The encrypted ring buffer. Cheap to clone; share it between cameras and the uplink.
@@ -346,6 +363,13 @@ fn parse_stem(name: &str) -> Option<(u64, i64, &str)> {
 /// The store's signing keys on disk: `unit-public-key` (the key its entries are signed with)
 /// and `retired-keys` (keys retired deliberately, one JSON line each).
 const PUBLIC_KEY_FILE: &str = "unit-public-key";
+/// The store's running clock, persisted: `{"running_ns": …}`.
+const RUNNING_CLOCK_FILE: &str = "running-clock";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RunningClock {
+    running_ns: u64,
+}
 const RETIRED_KEYS_FILE: &str = "retired-keys";
 
 /// A key retired by `rdc-recorder store rotate-key`.
@@ -626,6 +650,11 @@ impl Store {
                 }
             }
         }
+        let running_base = std::fs::read(root.join(RUNNING_CLOCK_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunningClock>(&b).ok())
+            .map_or(0, |r| r.running_ns);
+        let mono_at_open = clocks.mono_ns();
         let index_path = root.join("index");
         let mut report = OpenReport::default();
         let mut lap = |report: &mut OpenReport, step| {
@@ -655,6 +684,8 @@ impl Store {
                 retired,
                 read_only,
                 next_seq: Mutex::new(HashMap::new()),
+                running_base,
+                mono_at_open,
                 clocks,
                 rng: SystemRandom::new(),
                 index,
@@ -744,6 +775,30 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The store's running clock now: ns of its own life, restarts included, power-off time
+    /// not counted. Retention measures ages with it when the wall clock cannot be trusted.
+    pub fn running_ns(&self) -> u64 {
+        self.inner.running_base
+            + self
+                .inner
+                .clocks
+                .mono_ns()
+                .saturating_sub(self.inner.mono_at_open)
+    }
+
+    /// Persists the running clock (every retention run, and when the store closes). A crash
+    /// loses at most the time since: ages are then under-estimated, never over.
+    fn save_running_clock(&self) -> Result<(), Error> {
+        if self.inner.read_only {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&RunningClock {
+            running_ns: self.running_ns(),
+        })
+        .map_err(|e| Error::Encode(e.to_string()))?;
+        replace_file(&self.inner.cfg.root.join(RUNNING_CLOCK_FILE), &json)
     }
 
     /// The key that verifies this store's entries.
@@ -896,6 +951,7 @@ impl Store {
             ciphertext_len: meta.main_len + chunk.len() as u64,
             ciphertext_sha256: digest,
             ended: Ended::PowerLoss,
+            running_start_ns: meta.running_start,
         };
         tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
         self.commit_segment(dir, stem, &m)?;
@@ -964,6 +1020,7 @@ impl Store {
             ended: Ended::Lost {
                 cause: cause.into(),
             },
+            running_start_ns: None,
         };
         {
             let mut logs = lock(&self.inner.logs);
@@ -1165,7 +1222,8 @@ impl Store {
         let stem = format!("{seq:010}-{}", f.wall_ns);
         let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng)
             .map_err(|e| Error::Crypto(e.0))?;
-        let seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
+        let mut seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
+        seg.running_start = Some(self.running_ns());
         fsync_dir(&dir)?;
         Ok(seg)
     }
@@ -1512,9 +1570,16 @@ impl Store {
     /// Deletes what retention and the budget require (R5), logging each deletion (R7). Call it
     /// at least every minute.
     pub fn enforce_retention(&self) -> Result<RetentionReport, Error> {
+        self.writable()?;
         let lapsed_holds = self.lapse_holds()?;
         let holds = lock(&self.inner.holds).clone();
         let now = self.now_ns();
+        let clock_now = retention::Now {
+            wall_ns: now,
+            wall_synced: self.inner.clocks.clock_state().synchronized,
+            running_ns: self.running_ns(),
+        };
+        self.save_running_clock()?;
         let budget = self.budget_bytes()?;
         let days = self.inner.cfg.retention_days;
         let total = self.inner.total_bytes.load(Ordering::SeqCst);
@@ -1526,13 +1591,14 @@ impl Store {
                 .map(|c| idx.oldest_first(c).peekable())
                 .collect();
             let merged = MergeOldest { iters, err: None };
-            retention::plan(merged, &holds, now, days, total, budget)
+            retention::plan(merged, &holds, &clock_now, days, total, budget)
         };
         let mut report = RetentionReport {
             lapsed_holds,
             ..Default::default()
         };
         for (c, why) in plan {
+            let (age_ns, basis) = retention::age(&c, &clock_now);
             let (why_s, authority) = match why {
                 Why::Expired => (
                     format!("older than the retention period of {days} days"),
@@ -1548,7 +1614,8 @@ impl Store {
                     format!("storage budget of unit {}", self.inner.cfg.unit_id),
                 ),
             };
-            self.destroy(&c.camera, c.seq, &why_s, &authority)?;
+            let clock = matches!(why, Why::Expired).then(|| basis.describe(age_ns, &clock_now));
+            self.destroy_with(&c.camera, c.seq, &why_s, &authority, clock)?;
             report.bytes_freed += c.bytes;
             match why {
                 Why::Expired => report.expired += 1,
@@ -1574,6 +1641,17 @@ impl Store {
         why: &str,
         authority: &str,
     ) -> Result<Destruction, Error> {
+        self.destroy_with(camera, seq, why, authority, None)
+    }
+
+    fn destroy_with(
+        &self,
+        camera: &str,
+        seq: u64,
+        why: &str,
+        authority: &str,
+        clock: Option<String>,
+    ) -> Result<Destruction, Error> {
         let e = self.segment(camera, seq)?;
         let d = Destruction {
             camera: e.camera.clone(),
@@ -1586,7 +1664,7 @@ impl Store {
             why: why.to_owned(),
             how: "file unlinked; it was encrypted and the unit holds no key to it".into(),
             authority: authority.to_owned(),
-            clock: None,
+            clock,
         };
         let now = self.now_ns();
         let dir = self.segments_dir(camera);
@@ -1827,8 +1905,9 @@ impl Store {
         Ok(problems)
     }
 
-    /// Flushes the index (the logs are always durable already).
+    /// Flushes the index and the running clock (the logs are always durable already).
     pub fn flush(&self) -> Result<(), Error> {
+        self.save_running_clock()?;
         self.inner.index.flush().map_err(idx_err)
     }
 }
@@ -1924,6 +2003,8 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
             start_ns: e.start_ns,
             end_ns: e.end_ns,
             bytes: e.bytes,
+            clock_synced: e.clock_synced,
+            running_start_ns: e.running_start_ns,
         })
     }
 }

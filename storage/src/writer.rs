@@ -85,6 +85,7 @@ pub(crate) struct OpenSegment {
     synced_throughout: bool,
     last_sync_mono: u64,
     sync_no: u64,
+    pub(crate) running_start: Option<u64>,
 }
 
 impl SegmentWriter {
@@ -191,6 +192,7 @@ impl SegmentWriter {
             ciphertext_len: o.written,
             ciphertext_sha256: hex::encode(o.ct_hash.clone().finish()),
             ended,
+            running_start_ns: o.running_start,
         };
         self.store.commit_segment(&o.dir, &o.stem, &m)?;
         Ok(m)
@@ -266,6 +268,7 @@ impl OpenSegment {
             synced_throughout: clock.synchronized,
             last_sync_mono: f.mono_ns,
             sync_no: 0,
+            running_start: None,
         })
     }
 
@@ -336,6 +339,7 @@ impl OpenSegment {
             wall_steps: self.wall_steps,
             clock: self.clock_start,
             synced_throughout: self.synced_throughout,
+            running_start: self.running_start,
         };
         let rec = encode_tail(&meta, &self.scratch);
         let slot = (self.sync_no % 2) * TAIL_SLOT;
@@ -385,6 +389,8 @@ pub(crate) struct TailMeta {
     pub wall_steps: u32,
     pub clock: ClockState,
     pub synced_throughout: bool,
+    #[serde(default)]
+    pub running_start: Option<u64>,
 }
 
 /// `magic ‖ u32 meta_len ‖ meta JSON ‖ u32 chunk_len ‖ sealed chunk ‖ SHA-256 of all before`.
@@ -460,6 +466,7 @@ mod tests {
             wall_steps: 0,
             clock: ClockState::UNKNOWN,
             synced_throughout: false,
+            running_start: Some(7),
         };
         let rec = encode_tail(&meta, b"sealed");
         let (m, c) = decode_tail(&rec).unwrap();

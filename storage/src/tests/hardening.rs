@@ -338,3 +338,140 @@ fn a_missing_or_foreign_key_stops_the_start_and_rotation_is_deliberate() {
     assert!(audit.iter().any(|(_, a)| a.action == "signing_key_rotated"
         && a.detail.as_deref().is_some_and(|d| d.contains(&original))));
 }
+
+/// Writes one keyframe a camera every 15 simulated minutes for `hours`, running retention
+/// every hour. Returns every segment made.
+fn record_hours(store: &Store, w: &mut SegmentWriter, fx: &Fixture, hours: u64) -> Vec<Manifest> {
+    let mut made = Vec::new();
+    for step in 0..hours * 4 {
+        let (wall, mono) = (fx.clocks.wall_ns(), fx.clocks.mono_ns());
+        let p = w
+            .push(&Frame {
+                data: &[7u8; 2000],
+                keyframe: true,
+                wall_ns: wall,
+                mono_ns: mono,
+            })
+            .unwrap();
+        made.extend(p.closed);
+        if step % 4 == 3 {
+            store.enforce_retention().unwrap();
+        }
+        fx.clocks.advance(Duration::from_secs(900));
+    }
+    made
+}
+
+fn hourly(fx: &mut Fixture) {
+    fx.cfg.retention_days = 28;
+    fx.cfg.segment_ns = 3_600_000_000_000;
+}
+
+#[test]
+fn a_clock_29_days_ahead_deletes_nothing_young() {
+    let mut fx = Fixture::new();
+    hourly(&mut fx);
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    w.set_clock(ClockState {
+        synchronized: true,
+        max_error_us: Some(100),
+    });
+    record_hours(&store, &mut w, &fx, 5);
+    // The unit restarts with its clock 29 days ahead, unsynchronised.
+    w.close("restart").unwrap();
+    drop(w);
+    drop(store);
+    fx.clocks.set_synchronized(false);
+    fx.clocks.reboot(Duration::from_secs(60));
+    fx.clocks.step_wall(29 * DAY_NS);
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    w.set_clock(ClockState::UNKNOWN);
+    record_hours(&store, &mut w, &fx, 3);
+    let r = store.enforce_retention().unwrap();
+    assert_eq!(r.expired, 0, "footage minutes old was deleted as expired");
+    assert!(store.destructions().unwrap().is_empty());
+    assert!(store.list("front", 0, i64::MAX).unwrap().len() >= 7);
+}
+
+#[test]
+fn an_unsynchronised_unit_that_runs_36_days_deletes_by_age() {
+    let mut fx = Fixture::new();
+    hourly(&mut fx);
+    // Never synchronised, and its wall clock a year behind.
+    fx.clocks.set_synchronized(false);
+    fx.clocks.step_wall(-365 * DAY_NS);
+    let mut made = Vec::new();
+    for half in 0..2 {
+        // A restart halfway: the monotonic clock starts again, the running clock carries on.
+        if half == 1 {
+            fx.clocks.reboot(Duration::ZERO);
+        }
+        let (store, _) = fx.open();
+        let mut w = store.writer("front").unwrap();
+        made.extend(record_hours(&store, &mut w, &fx, 18 * 24));
+        if half == 1 {
+            let now = fx.clocks.wall_ns();
+            let limit = 28 * DAY_NS;
+            let kept: Vec<_> = store.list("front", i64::MIN, i64::MAX).unwrap();
+            // Kept: nothing older than 28 days (ages here are exact: no power-off time).
+            for e in &kept {
+                assert!(
+                    now - e.start_ns <= limit + 3_600_000_000_000,
+                    "{e:?} kept too long"
+                );
+            }
+            // Deleted: each older than 28 days when deleted, the clock named.
+            let gone = store.destructions().unwrap();
+            assert!(gone.len() >= 7 * 24, "{} deleted", gone.len());
+            for (entry, d) in &gone {
+                assert!(
+                    entry.time_ns - d.start_ns > limit,
+                    "segment {} deleted at age {} days",
+                    d.seq,
+                    (entry.time_ns - d.start_ns) as f64 / DAY_NS as f64
+                );
+                let clock = d.clock.as_deref().unwrap_or("");
+                assert!(
+                    clock.contains("running clock") && clock.contains("not synchronised now"),
+                    "{clock}"
+                );
+            }
+            // The boundary: footage a little younger than 28 days is all there.
+            let young = made
+                .iter()
+                .filter(|m| now - m.start_ns < limit - 3_600_000_000_000)
+                .count();
+            assert!(
+                kept.len() >= young,
+                "{} kept, {young} younger than 28 days",
+                kept.len()
+            );
+        }
+        w.close("restart").unwrap();
+    }
+}
+
+#[test]
+fn a_synchronised_unit_records_the_wall_clock_in_its_deletions() {
+    let mut fx = Fixture::new();
+    hourly(&mut fx);
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    w.set_clock(ClockState {
+        synchronized: true,
+        max_error_us: Some(100),
+    });
+    record_hours(&store, &mut w, &fx, 30 * 24);
+    let gone = store.destructions().unwrap();
+    assert!(!gone.is_empty());
+    for (_, d) in gone {
+        assert!(
+            d.clock
+                .as_deref()
+                .is_some_and(|c| c.contains("by the wall clock, synchronised")),
+            "{d:?}"
+        );
+    }
+}
