@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod raw;
+mod schema;
 mod units;
 
 use std::fmt;
@@ -356,7 +357,7 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{source_name} is not valid TOML or has an unknown key: {message}")]
+    #[error("{source_name} is not valid TOML: {message}")]
     Syntax {
         source_name: String,
         message: String,
@@ -397,20 +398,43 @@ impl Config {
 
     /// Validates configuration text. `source_name` names it in messages.
     pub fn from_toml(text: &str, source_name: &str) -> Result<Loaded, ConfigError> {
-        let file: raw::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             source_name: source_name.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        // Every wrong type, missing and unknown key first, all at once; then the values.
+        let (mut problems, repaired) = schema::check_file(&mut table);
+        let file: raw::File = match toml::Value::Table(table).try_into() {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(Problem {
+                    key: "(file)".into(),
+                    value: String::new(),
+                    message: e.to_string().trim_end().to_owned(),
+                });
+                return Err(ConfigError::Invalid {
+                    source_name: source_name.to_owned(),
+                    problems,
+                });
+            }
+        };
         let mut v = Validator::default();
         let config = v.file(file);
+        // What the value checks say about a placeholder is already said better above.
+        let placeholder = |key: &str| {
+            repaired.iter().any(|r| {
+                key == r || key.starts_with(&format!("{r}.")) || key.starts_with(&format!("{r}["))
+            })
+        };
+        problems.extend(v.problems.into_iter().filter(|p| !placeholder(&p.key)));
         match config {
-            Some(config) if v.problems.is_empty() => Ok(Loaded {
+            Some(config) if problems.is_empty() => Ok(Loaded {
                 config,
                 warnings: v.warnings,
             }),
             _ => Err(ConfigError::Invalid {
                 source_name: source_name.to_owned(),
-                problems: v.problems,
+                problems,
             }),
         }
     }
@@ -424,6 +448,13 @@ impl Config {
     pub fn camera(&self, id: &str) -> Option<&Camera> {
         self.cameras.iter().find(|c| c.id.as_str() == id)
     }
+}
+
+/// The size of the file system that holds `path` (or its nearest existing ancestor).
+fn filesystem_size(path: &Path) -> Option<(PathBuf, u64)> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    Some((existing.to_owned(), st.f_blocks.saturating_mul(st.f_frsize)))
 }
 
 #[derive(Default)]
@@ -572,7 +603,21 @@ impl Validator {
                 None
             }
             (Some(v), None) => match v.bytes() {
-                Ok(b) if b >= 64 << 20 => Some(Budget::MaxBytes(b)),
+                Ok(b) if b >= 64 << 20 => {
+                    if let Some((fs, size)) = path.as_deref().and_then(filesystem_size)
+                        && b > size
+                    {
+                        self.warn(
+                            "storage.max_bytes",
+                            v,
+                            format!(
+                                "is more than the file system at {} holds ({size} bytes): the disk's free space will limit the store instead (it deletes the oldest footage before the disk fills); set max_bytes below {size}, or use reserve_free",
+                                fs.display()
+                            ),
+                        );
+                    }
+                    Some(Budget::MaxBytes(b))
+                }
                 Ok(_) => {
                     self.err("storage.max_bytes", v, "must be at least 64 MiB");
                     None

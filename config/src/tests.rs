@@ -154,12 +154,95 @@ fn retention_bounds() {
 #[test]
 fn unknown_key_refused() {
     let text = base().replace("max_bytes", "retention_dayz = 3\nmax_bytes");
-    match Config::from_toml(&text, "t.toml") {
-        Err(ConfigError::Syntax { message, .. }) => {
-            assert!(message.contains("retention_dayz"), "{message}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let ps = problems(&text);
+    has(&ps, "storage.retention_dayz", "3", "retention_days");
+}
+
+/// Wrong types, missing keys, unknown keys and bad values, in one file: every one is reported
+/// in one go, each with its full key and what is allowed there.
+#[test]
+fn every_problem_at_once_with_full_keys() {
+    let text = format!(
+        r#"
+[unit]
+id = "u1"
+operator = 5
+contact = "c@example.org"
+site = "Somewhere"
+
+[storage]
+path = "relative/store"
+max_bytes = "1 GiB"
+retention_days = "thirty"
+segment_secs = -4
+
+[[camera]]
+id = "front"
+url = "rtsp://127.0.0.1:8554/cam"
+
+[[camera]]
+id = "BAD ID"
+url = 42
+transprot = "tcp"
+
+[[recipient]]
+name = "escrow"
+public_key = "{KEY_A}"
+
+[logging]
+format = "xml"
+"#
+    );
+    let ps = problems(&text);
+    has(&ps, "unit.operator", "5", "must be text");
+    has(&ps, "unit.purpose", "", "missing");
+    has(&ps, "storage.retention_days", "\"thirty\"", "whole number");
+    has(&ps, "storage.segment_secs", "-4", "10 to 600");
+    has(&ps, "camera[1].url", "42", "rtsp://");
+    has(&ps, "camera[1].transprot", "\"tcp\"", "transport");
+    has(&ps, "camera[1].id", "", "a-z");
+    has(&ps, "storage.path", "relative/store", "absolute");
+    has(&ps, "logging.format", "", "journald");
+    // Placeholders put in for the wrong types raise no second complaint.
+    assert_eq!(
+        ps.iter().filter(|p| p.key == "unit.operator").count(),
+        1,
+        "{ps:#?}"
+    );
+    assert_eq!(
+        ps.iter().filter(|p| p.key == "camera[1].url").count(),
+        1,
+        "{ps:#?}"
+    );
+}
+
+#[test]
+fn a_missing_section_is_named_with_its_keys() {
+    let text = base().replace(
+        "[storage]\npath = \"/var/lib/rdc/store\"\nmax_bytes = \"1 GiB\"\n",
+        "",
+    );
+    let ps = problems(&text);
+    has(&ps, "storage", "", "missing");
+    has(&ps, "storage.path", "", "absolute path");
+}
+
+#[test]
+fn max_bytes_larger_than_the_disk_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = base()
+        .replace(
+            "/var/lib/rdc/store",
+            &dir.path().join("store").display().to_string(),
+        )
+        .replace("\"1 GiB\"", "\"900000 TiB\"");
+    let w = Config::from_toml(&text, "t").unwrap().warnings;
+    assert!(
+        w.iter().any(
+            |p| p.key == "storage.max_bytes" && p.message.contains("more than the file system")
+        ),
+        "{w:?}"
+    );
 }
 
 #[test]

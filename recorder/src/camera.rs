@@ -399,6 +399,9 @@ fn push_frame(
                 state.segments.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(camera = %m.camera, seq = m.seq, bytes = m.ciphertext_len, "segment cut");
             }
+            if let Some(cause) = p.failed {
+                *state.last_cause.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+            }
         }
         Err(e) => {
             tracing::error!(camera = %writer.camera(), error = %e, "cannot write footage");

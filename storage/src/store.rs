@@ -363,6 +363,10 @@ fn parse_stem(name: &str) -> Option<(u64, i64, &str)> {
 /// The store's signing keys on disk: `unit-public-key` (the key its entries are signed with)
 /// and `retired-keys` (keys retired deliberately, one JSON line each).
 const PUBLIC_KEY_FILE: &str = "unit-public-key";
+/// Space held back for the logs of a full disk (given up by [`Store::make_room`]).
+const RESERVE_FILE: &str = "reserve";
+const RESERVE_BYTES: u64 = 1 << 20;
+
 /// The store's running clock, persisted: `{"running_ns": …}`.
 const RUNNING_CLOCK_FILE: &str = "running-clock";
 
@@ -714,6 +718,7 @@ impl Store {
         store.inner.total_bytes.store(total, Ordering::SeqCst);
         lap(&mut report, "reconcile");
         store.inner.index.flush().map_err(idx_err)?;
+        store.put_reserve();
         lap(&mut report, "flush");
         Ok((store, report))
     }
@@ -895,8 +900,32 @@ impl Store {
         seq: u64,
         report: &mut OpenReport,
     ) -> Result<(), Error> {
-        let partial = dir.join(format!("{stem}.partial"));
-        let tail = dir.join(format!("{stem}.tail"));
+        if self.finish_committed(camera, dir, stem, seq)? {
+            return Ok(());
+        }
+        match self.close_from_tail(camera, dir, stem, seq, Ended::PowerLoss)? {
+            Some(m) => {
+                tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
+                report.recovered.push(m);
+                Ok(())
+            }
+            None => {
+                let partial = dir.join(format!("{stem}.partial"));
+                let mut f = File::open(&partial).map_err(io_err("open", &partial))?;
+                self.discard_unsynced(camera, dir, stem, seq, &mut f, report)
+            }
+        }
+    }
+
+    /// A `.partial` whose manifest is already durable needs only its rename. Returns whether
+    /// that was the case.
+    fn finish_committed(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+    ) -> Result<bool, Error> {
         let committed = {
             let logs = lock(&self.inner.logs);
             logs.manifests
@@ -905,17 +934,33 @@ impl Store {
                 .is_some_and(|last| seq <= last)
         };
         if committed {
-            // The manifest is durable: only the rename was missing.
             tracing::info!(
                 camera,
                 stem,
                 "finishing the commit of a segment interrupted after its manifest"
             );
+            let partial = dir.join(format!("{stem}.partial"));
             let fin = dir.join(format!("{stem}.age"));
             std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
-            let _ = std::fs::remove_file(&tail);
-            return fsync_dir(dir);
+            let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
+            fsync_dir(dir)?;
         }
+        Ok(committed)
+    }
+
+    /// Closes a segment at its last durable sync, without the file key: the main file is cut
+    /// to the newest valid tail record's length and the record's sealed final chunk appended,
+    /// then the segment is committed as `ended`. `None` when no sync ever completed.
+    fn close_from_tail(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        ended: Ended,
+    ) -> Result<Option<Manifest>, Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let tail = dir.join(format!("{stem}.tail"));
         let mut f = File::options()
             .read(true)
             .write(true)
@@ -923,7 +968,7 @@ impl Store {
             .map_err(io_err("open", &partial))?;
         let len = f.metadata().map_err(io_err("stat", &partial))?.len();
         let Some((meta, chunk)) = writer::best_tail(&tail, len)? else {
-            return self.discard_unsynced(camera, dir, stem, seq, &mut f, report);
+            return Ok(None);
         };
         f.set_len(meta.main_len)
             .map_err(io_err("truncate", &partial))?;
@@ -950,13 +995,94 @@ impl Store {
             plaintext_len: meta.plaintext_len,
             ciphertext_len: meta.main_len + chunk.len() as u64,
             ciphertext_sha256: digest,
-            ended: Ended::PowerLoss,
+            ended,
             running_start_ns: meta.running_start,
         };
-        tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
         self.commit_segment(dir, stem, &m)?;
-        report.recovered.push(m);
-        Ok(())
+        Ok(Some(m))
+    }
+
+    /// A segment whose writing failed (a full or failing disk): closed at its last durable
+    /// sync with `cause`; if nothing of it was durable, its files are removed (nothing in them
+    /// was ever acknowledged) and the gap is recorded when recording resumes.
+    pub(crate) fn close_failed(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        cause: &str,
+    ) -> Result<Option<Manifest>, Error> {
+        if self.finish_committed(camera, dir, stem, seq)? {
+            return Ok(None);
+        }
+        let ended = Ended::Stopped {
+            cause: cause.to_owned(),
+        };
+        if let Some(m) = self.close_from_tail(camera, dir, stem, seq, ended)? {
+            return Ok(Some(m));
+        }
+        for ext in ["partial", "tail"] {
+            let p = dir.join(format!("{stem}.{ext}"));
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &p)(e)),
+            }
+        }
+        fsync_dir(dir)?;
+        Ok(None)
+    }
+
+    /// Records in `camera`'s signed manifest log that nothing was recorded from `start_ns` to
+    /// `end_ns`, and why (a full or failing disk), when recording resumes.
+    pub(crate) fn record_gap(
+        &self,
+        camera: &str,
+        start_ns: i64,
+        end_ns: i64,
+        cause: &str,
+    ) -> Result<Manifest, Error> {
+        self.writable()?;
+        let mut logs = lock(&self.inner.logs);
+        let log_next = self.manifest_log(&mut logs, camera)?.next_seq();
+        let seq = {
+            let mut floors = lock(&self.inner.next_seq);
+            let floor = floors.entry(camera.to_owned()).or_default();
+            let seq = log_next.max(*floor);
+            *floor = seq + 1;
+            seq
+        };
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{seq:010}-{start_ns}.age"),
+            start_ns,
+            end_ns,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: false,
+            wall_steps: 0,
+            frames: 0,
+            keyframes: 0,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            ciphertext_sha256: String::new(),
+            ended: Ended::Lost {
+                cause: cause.to_owned(),
+            },
+            running_start_ns: None,
+        };
+        let log = self.manifest_log(&mut logs, camera)?;
+        log.append(end_ns, &m)?;
+        let pos = log.len();
+        self.inner
+            .index
+            .set_position(&manifest_log_name(camera), pos)
+            .map_err(idx_err)?;
+        Ok(m)
     }
 
     /// A segment the power cut before its first sync: no readable file can be made of it (its
@@ -1194,6 +1320,8 @@ impl Store {
             open: None,
             clock: ClockState::UNKNOWN,
             dropped_before_keyframe: 0,
+            orphan: None,
+            gap: None,
         })
     }
 
@@ -1224,7 +1352,12 @@ impl Store {
             .map_err(|e| Error::Crypto(e.0))?;
         let mut seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
         seg.running_start = Some(self.running_ns());
-        fsync_dir(&dir)?;
+        if let Err(e) = fsync_dir(&dir) {
+            for ext in ["partial", "tail"] {
+                let _ = std::fs::remove_file(dir.join(format!("{}.{ext}", seg.stem)));
+            }
+            return Err(e);
+        }
         Ok(seg)
     }
 
@@ -1553,17 +1686,119 @@ impl Store {
 
     // ---- retention --------------------------------------------------------------------------
 
-    /// The byte budget now: fixed, or what the file system can give while keeping its reserve.
+    /// The file system's size and the bytes available to the store now.
+    fn disk(&self) -> Result<(u64, u64), Error> {
+        let root = &self.inner.cfg.root;
+        let st = rustix::fs::statvfs(root).map_err(|e| io_err("statvfs", root)(e.into()))?;
+        Ok((
+            st.f_blocks.saturating_mul(st.f_frsize),
+            st.f_bavail.saturating_mul(st.f_frsize),
+        ))
+    }
+
+    /// Space kept free on the file system whatever the budget says: a twentieth of it, between
+    /// 2 MiB and 256 MiB (a minute of four 4 Mbit/s cameras, for retention to catch up).
+    fn headroom(size: u64) -> u64 {
+        (size / 20).clamp(2 << 20, 256 << 20)
+    }
+
+    /// The byte budget now: fixed, or what the file system can give while keeping its reserve;
+    /// either way never more than the disk really has (less a headroom), so the store deletes
+    /// its oldest footage before the disk fills rather than after.
     pub fn budget_bytes(&self) -> Result<u64, Error> {
-        match self.inner.cfg.budget {
-            Budget::MaxBytes(b) => Ok(b),
-            Budget::ReserveFree(reserve) => {
-                let root = &self.inner.cfg.root;
-                let st =
-                    rustix::fs::statvfs(root).map_err(|e| io_err("statvfs", root)(e.into()))?;
-                let avail = st.f_bavail.saturating_mul(st.f_frsize);
-                Ok((self.inner.total_bytes.load(Ordering::SeqCst) + avail).saturating_sub(reserve))
+        let (size, avail) = self.disk()?;
+        let total = self.inner.total_bytes.load(Ordering::SeqCst);
+        let reserve = match self.inner.cfg.budget {
+            Budget::MaxBytes(_) => Self::headroom(size),
+            Budget::ReserveFree(r) => r.max(Self::headroom(size)),
+        };
+        let disk = (total + avail).saturating_sub(reserve);
+        Ok(match self.inner.cfg.budget {
+            Budget::MaxBytes(b) => b.min(disk),
+            Budget::ReserveFree(_) => disk,
+        })
+    }
+
+    /// Called before a segment starts: if the file system is down to its headroom (something
+    /// else filled it, or footage arrived faster than retention ran), deletes the oldest unheld
+    /// footage now. Cheap when there is room (one `statvfs`).
+    pub fn ensure_room(&self) -> Result<u64, Error> {
+        let (size, avail) = self.disk()?;
+        if avail >= Self::headroom(size) {
+            return Ok(0);
+        }
+        self.make_room()
+    }
+
+    /// Deletes the oldest unheld footage (each deletion logged) until the file system has its
+    /// headroom free again. The reserve file is given up first, so that the destruction log
+    /// can be appended even on a full disk, and put back after. Returns the bytes freed.
+    pub fn make_room(&self) -> Result<u64, Error> {
+        self.writable()?;
+        let reserve = self.inner.cfg.root.join(RESERVE_FILE);
+        let _ = std::fs::remove_file(&reserve);
+        let holds = lock(&self.inner.holds).clone();
+        let now = self.now_ns();
+        let mut freed = 0;
+        let cams = self.cameras()?;
+        let victims: Vec<Candidate> = {
+            let idx = &self.inner.index;
+            let iters: Vec<_> = cams
+                .iter()
+                .map(|c| idx.oldest_first(c).peekable())
+                .collect();
+            MergeOldest { iters, err: None }
+                .filter(|c| !retention::held(&holds, c, now))
+                .take(10_000)
+                .collect()
+        };
+        for c in victims {
+            let (size, avail) = self.disk()?;
+            if avail >= Self::headroom(size) + RESERVE_BYTES {
+                break;
             }
+            self.destroy(
+                &c.camera,
+                c.seq,
+                "the disk was nearly full: the oldest footage not held was deleted so recording could go on",
+                &format!(
+                    "free space on the disk of unit {} (storage budget)",
+                    self.inner.cfg.unit_id
+                ),
+            )?;
+            freed += c.bytes;
+        }
+        if freed > 0 {
+            tracing::warn!(
+                bytes = freed,
+                "the disk was nearly full: deleted the oldest footage"
+            );
+        }
+        self.put_reserve();
+        Ok(freed)
+    }
+
+    /// Keeps [`RESERVE_BYTES`] allocated, to give up when the disk is full.
+    fn put_reserve(&self) {
+        if self.inner.read_only {
+            return;
+        }
+        let p = self.inner.cfg.root.join(RESERVE_FILE);
+        if std::fs::metadata(&p).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            return;
+        }
+        let r = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&p)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, &vec![0u8; RESERVE_BYTES as usize])?;
+                f.sync_all()
+            });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&p);
         }
     }
 
@@ -1855,10 +2090,9 @@ impl Store {
                         m.seq, m.camera
                     ));
                 }
+                // A lost segment has no file: its discarded bytes, if any, are in the
+                // destruction log (chained, so a removed entry shows there).
                 if let Ended::Lost { .. } = m.ended {
-                    if !destroyed.contains(&(cam.clone(), m.seq)) {
-                        problems.push(format!("{cam}: segment {} is recorded as lost, but the destruction log does not account for its bytes", m.seq));
-                    }
                     continue;
                 }
                 let p = dir.join(&m.file);

@@ -44,6 +44,9 @@ pub struct Pushed {
     pub closed: Option<Manifest>,
     /// Everything up to and including this frame is now durable.
     pub synced: bool,
+    /// The disk failed (full, or an I/O error): this frame was dropped, the open segment was
+    /// closed at its last sync, and recording resumes at the next keyframe. Why.
+    pub failed: Option<String>,
 }
 
 /// Writes the segments of one camera. Obtained from [`Store::writer`]; one per camera at a time.
@@ -58,6 +61,10 @@ pub struct SegmentWriter {
     pub(crate) clock: ClockState,
     /// Frames dropped while waiting for the first keyframe.
     pub dropped_before_keyframe: u64,
+    /// A segment whose writing failed and that could not be closed yet: (dir, stem, seq).
+    pub(crate) orphan: Option<(PathBuf, String, u64)>,
+    /// Recording stopped at this wall time for this cause: recorded when it resumes.
+    pub(crate) gap: Option<(i64, String)>,
 }
 
 pub(crate) struct OpenSegment {
@@ -103,7 +110,54 @@ impl SegmentWriter {
 
     /// Adds a frame. A segment is cut at the first keyframe after `segment_secs`; footage is
     /// made durable once `sync_interval` has passed since the last sync.
+    ///
+    /// A failing disk (full, or an I/O error) does not stop recording: the open segment is
+    /// closed at its last sync (as after a power cut), the disk is given room by deleting the
+    /// oldest unheld footage, and the next keyframe starts a new segment, after a signed record
+    /// of the gap. Such a push returns `Ok` with [`Pushed::failed`] saying why.
     pub fn push(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
+        match self.push_inner(f) {
+            Err(e @ Error::Io { .. }) => Ok(self.storage_failed(f, &e)),
+            r => r,
+        }
+    }
+
+    fn storage_failed(&mut self, f: &Frame<'_>, e: &Error) -> Pushed {
+        let cause = format!("the unit's disk failed or was full ({e})");
+        tracing::error!(camera = %self.camera, error = %e, "storage failed: closing the segment at its last sync; recording resumes at the next keyframe");
+        if let Err(e) = self.store.make_room() {
+            tracing::error!(camera = %self.camera, error = %e, "cannot free space");
+        }
+        if let Some(o) = self.open.take() {
+            self.orphan = Some((o.dir.clone(), o.stem.clone(), o.seq));
+        }
+        let mut out = Pushed {
+            dropped: true,
+            failed: Some(cause.clone()),
+            ..Default::default()
+        };
+        let mut gap_start = f.wall_ns;
+        if let Some((dir, stem, seq)) = self.orphan.take() {
+            match self
+                .store
+                .close_failed(&self.camera, &dir, &stem, seq, &cause)
+            {
+                Ok(Some(m)) => {
+                    gap_start = m.end_ns;
+                    out.closed = Some(m);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(camera = %self.camera, error = %e, "cannot close the failed segment yet; retrying at the next keyframe");
+                    self.orphan = Some((dir, stem, seq));
+                }
+            }
+        }
+        self.gap.get_or_insert((gap_start, cause));
+        out
+    }
+
+    fn push_inner(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
         let mut out = Pushed::default();
         let (segment_ns, sync_ns) = (
             self.store.config().segment_ns,
@@ -120,6 +174,27 @@ impl SegmentWriter {
                 self.dropped_before_keyframe += 1;
                 out.dropped = true;
                 return Ok(out);
+            }
+            if let Some((dir, stem, seq)) = self.orphan.take() {
+                let cause = "the unit's disk failed or was full";
+                match self
+                    .store
+                    .close_failed(&self.camera, &dir, &stem, seq, cause)
+                {
+                    Ok(m) => out.closed = m,
+                    Err(e) => {
+                        self.orphan = Some((dir, stem, seq));
+                        return Err(e);
+                    }
+                }
+            }
+            self.store.ensure_room()?;
+            if let Some((start, cause)) = self.gap.take() {
+                let why = format!("not recorded: {cause}");
+                if let Err(e) = self.store.record_gap(&self.camera, start, f.wall_ns, &why) {
+                    self.gap = Some((start, cause));
+                    return Err(e);
+                }
             }
             self.open = Some(self.store.begin_segment(&self.camera, f, self.clock)?);
         }
@@ -172,6 +247,20 @@ impl SegmentWriter {
 
     fn finish(&mut self, ended: Ended, end: Option<(i64, u64)>) -> Result<Manifest, Error> {
         let mut o = self.open.take().expect("callers check a segment is open");
+        let r = self.finish_open(&mut o, ended, end);
+        if r.is_err() {
+            // Closed later from its last sync (or at the next open, as after a power cut).
+            self.orphan = Some((o.dir.clone(), o.stem.clone(), o.seq));
+        }
+        r
+    }
+
+    fn finish_open(
+        &mut self,
+        o: &mut OpenSegment,
+        ended: Ended,
+        end: Option<(i64, u64)>,
+    ) -> Result<Manifest, Error> {
         let (end_wall, end_mono) = end.unwrap_or((o.last_wall, o.last_mono));
         o.seal_final()?;
         let m = Manifest {
@@ -228,19 +317,28 @@ impl OpenSegment {
     ) -> Result<Self, Error> {
         let p = dir.join(format!("{stem}.partial"));
         let t = dir.join(format!("{stem}.tail"));
+        // Nothing is left behind when the disk refuses: no empty files.
+        let cleanup = |e: Error| {
+            let _ = std::fs::remove_file(&p);
+            let _ = std::fs::remove_file(&t);
+            e
+        };
         let mut file = File::options()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&p)
             .map_err(io_err("create", &p))?;
-        file.write_all(prefix).map_err(io_err("write", &p))?;
+        file.write_all(prefix)
+            .map_err(io_err("write", &p))
+            .map_err(cleanup)?;
         let tail = File::options()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&t)
-            .map_err(io_err("create", &t))?;
+            .map_err(io_err("create", &t))
+            .map_err(cleanup)?;
         let mut ct_hash = Context::new(&SHA256);
         ct_hash.update(prefix);
         Ok(OpenSegment {

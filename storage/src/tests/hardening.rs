@@ -475,3 +475,162 @@ fn a_synchronised_unit_records_the_wall_clock_in_its_deletions() {
         );
     }
 }
+
+/// A tmpfs of `size`, mounted for one test and unmounted after it.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "rdc-small-disk",
+            ])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "this test mounts a small tmpfs to fill: run it as root (as .ci/run does)"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Pushes `secs` of 25 fps frames of 20 kB (500 kB/s), a keyframe a second, running retention
+/// every simulated minute as the daemon does. Returns (frames refused by the disk, segments made).
+fn record_secs(
+    store: &Store,
+    w: &mut SegmentWriter,
+    fx: &Fixture,
+    secs: u64,
+) -> (u64, Vec<Manifest>) {
+    let (mut failed, mut made) = (0, Vec::new());
+    for i in 0..secs * 25 {
+        let wall = fx.clocks.wall_ns();
+        let mut data = frame_bytes(wall);
+        data.resize(20_000, (i % 251) as u8);
+        let p = w
+            .push(&Frame {
+                data: &data,
+                keyframe: i % 25 == 0,
+                wall_ns: wall,
+                mono_ns: fx.clocks.mono_ns(),
+            })
+            .expect("a full disk must not stop the writer");
+        failed += u64::from(p.failed.is_some());
+        made.extend(p.closed);
+        if i % (25 * 60) == 25 * 60 - 1 {
+            store.enforce_retention().unwrap();
+        }
+        fx.clocks.advance(Duration::from_nanos(FRAME_NS as u64));
+    }
+    (failed, made)
+}
+
+/// Seconds of footage in `[from, to)` among the camera's segments.
+fn covered(store: &Store, camera: &str, from: i64, to: i64) -> f64 {
+    store
+        .list(camera, from, to)
+        .unwrap()
+        .iter()
+        .map(|e| (e.end_ns.min(to) - e.start_ns.max(from)).max(0) as f64 / 1e9)
+        .sum()
+}
+
+#[test]
+fn a_budget_larger_than_the_disk_and_a_disk_filled_by_others_never_stop_recording() {
+    let disk = SmallDisk::mount("24m");
+    let mut fx = Fixture::new();
+    fx.cfg.root = disk.path().join("store");
+    fx.cfg.budget = Budget::MaxBytes(1 << 40); // far more than the disk
+    fx.cfg.segment_ns = 2_000_000_000;
+    let (store, _) = fx.open();
+    assert!(
+        store.budget_bytes().unwrap() < 24 << 20,
+        "the disk bounds the budget"
+    );
+    let mut w = store.writer("front").unwrap();
+    // 150 s at 500 kB/s is three times the disk.
+    let (failed, _) = record_secs(&store, &mut w, &fx, 150);
+    assert_eq!(failed, 0, "the budget kept the disk from filling");
+    // The disk holds about 40 s: the newest 30 s are all there (the open segment aside).
+    let t = fx.clocks.wall_ns();
+    let got = covered(&store, "front", t - 30_000_000_000, t);
+    assert!(got > 27.0, "{got:.1} s of the newest 30 s");
+    // Something else fills the rest of the disk.
+    let mut filler = std::fs::File::create(disk.path().join("filler")).unwrap();
+    let block = vec![0u8; 1 << 16];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let (failed, _) = record_secs(&store, &mut w, &fx, 60);
+    // The filler left nothing free: a write mid-segment met ENOSPC. That segment was closed at
+    // its last sync with the cause, and the gap until the next keyframe is in the record.
+    assert!(
+        failed >= 1,
+        "the disk never refused a write: the failure path was not exercised"
+    );
+    assert!(
+        failed <= 50,
+        "{failed} frames refused: more than two seconds lost"
+    );
+    let ms = manifests_of(&store, "front");
+    assert!(
+        ms.iter().any(|m| matches!(&m.ended, Ended::Stopped { cause } if cause.contains("disk failed or was full"))),
+        "no segment closed for the full disk"
+    );
+    assert!(
+        ms.iter().any(
+            |m| matches!(&m.ended, Ended::Lost { cause } if cause.starts_with("not recorded"))
+        ),
+        "the gap is not in the signed record"
+    );
+    let to = fx.clocks.wall_ns();
+    let got = covered(&store, "front", to - 30_000_000_000, to);
+    assert!(got > 27.0, "only {got:.1} s of the newest 30 s recorded");
+    w.close("stop").unwrap();
+    // No empty or stray files; every deletion logged with its cause; the store verifies.
+    for e in std::fs::read_dir(fx.cfg.root.join("segments/front"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(name.ends_with(".age"), "{name} left behind");
+        assert!(e.metadata().unwrap().len() > 0, "{name} is empty");
+    }
+    let gone = store.destructions().unwrap();
+    assert!(gone.iter().any(|(_, d)| d.why.contains("over its budget")));
+    assert!(
+        gone.iter()
+            .any(|(_, d)| d.why.contains("disk was nearly full")),
+        "the filler was made room for"
+    );
+    let problems = store.verify(true).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    drop(w);
+    drop(store);
+    let (_store, report) = fx.open();
+    assert!(
+        report.unaccounted_files.is_empty() && report.missing_files.is_empty(),
+        "{report:?}"
+    );
+}
