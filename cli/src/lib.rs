@@ -395,6 +395,11 @@ struct UnitsFile {
     unit: std::collections::BTreeMap<String, UnitEntry>,
 }
 
+/// Parses a units file: `[unit.NAME]` sections with `address`, `ca`, `cert`, `key`.
+fn parse_units(text: &str) -> Result<UnitsFile, toml::de::Error> {
+    toml::from_str(text)
+}
+
 fn units_path(t: &Target) -> PathBuf {
     t.units.clone().unwrap_or_else(|| {
         let base = std::env::var_os("XDG_CONFIG_HOME")
@@ -410,7 +415,7 @@ async fn connect(t: &Target) -> anyhow::Result<Client> {
     let path = units_path(t);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the units file {}", path.display()))?;
-    let file: UnitsFile = toml::from_str(&text)
+    let file = parse_units(&text)
         .with_context(|| format!("{} is not a valid units file", path.display()))?;
     let u = file.unit.get(&t.unit).ok_or_else(|| {
         anyhow!(
@@ -955,7 +960,35 @@ fn decrypt(src: &Path, dst: &Path, ids: &[Box<dyn age::Identity>]) -> anyhow::Re
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use super::{parse_time, parse_units};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_units_file_parses_or_is_refused_never_a_panic(text in any::<String>()) {
+            let _ = parse_units(&text);
+        }
+
+        #[test]
+        fn a_units_file_reads_back(
+            name in "[a-z][a-z0-9-]{0,20}",
+            port in any::<u16>(),
+            path in "[a-zA-Z0-9/._ -]{1,40}",
+        ) {
+            let text = format!(
+                "[unit.{name}]\naddress = \"unit.example:{port}\"\nca = {path:?}\ncert = {path:?}\nkey = {path:?}\n"
+            );
+            let f = parse_units(&text).unwrap();
+            let u = &f.unit[&name];
+            prop_assert_eq!(&u.address, &format!("unit.example:{port}"));
+            prop_assert_eq!(u.key.to_str().unwrap(), path.as_str());
+        }
+
+        #[test]
+        fn any_time_parses_or_is_refused_never_a_panic(text in any::<String>()) {
+            let _ = parse_time(&text);
+        }
+    }
 
     #[test]
     fn times() {

@@ -310,3 +310,34 @@ fn every_problem_reported_at_once() {
     has(&ps, "storage.path", "store", "absolute");
     has(&ps, "camera[0].url", "http://", "rtsp://");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_config_or_a_list_of_problems(text in any::<String>()) {
+            if let Err(ConfigError::Invalid { problems, .. }) = Config::from_toml(&text, "t") {
+                prop_assert!(!problems.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_changed_byte_of_a_valid_file_is_handled(at in any::<usize>(), to in any::<u8>()) {
+            let mut b = base().into_bytes();
+            let i = at % b.len();
+            b[i] = to;
+            if let Ok(text) = String::from_utf8(b) {
+                match Config::from_toml(&text, "t") {
+                    Ok(_) | Err(ConfigError::Syntax { .. }) => {}
+                    Err(ConfigError::Invalid { problems, .. }) => {
+                        // Every problem names a key.
+                        prop_assert!(problems.iter().all(|p| !p.key.is_empty()));
+                    }
+                    Err(e) => prop_assert!(false, "{e}"),
+                }
+            }
+        }
+    }
+}

@@ -400,10 +400,10 @@ fn parse_key_hex(h: &str) -> Option<[u8; 32]> {
 /// The keys retired from this store (their entries stay verifiable).
 pub fn retired_keys(root: &Path) -> Result<Vec<RetiredKey>, Error> {
     let p = root.join(RETIRED_KEYS_FILE);
-    match std::fs::read_to_string(&p) {
-        Ok(t) => Ok(t
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
+    match std::fs::read(&p) {
+        Ok(b) => Ok(b
+            .split(|c| *c == b'\n')
+            .filter_map(|l| serde_json::from_slice(l).ok())
             .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(io_err("read", &p)(e)),
@@ -2055,8 +2055,10 @@ impl Store {
             if manifest_logs.contains(cam) {
                 continue;
             }
-            // A configured camera that never recorded has no log yet, and needs none.
-            if wheres.len() == 1 && wheres.contains("the configuration") {
+            // Only footage implies a log: a camera named in the configuration or the start
+            // records that never delivered a frame (unreachable, refused) has none and needs none.
+            let footage = ["the index", "segment files on disk", "the destruction log"];
+            if !footage.iter().any(|f| wheres.contains(f)) {
                 continue;
             }
             problems.push(format!(
@@ -2166,9 +2168,9 @@ fn read_from<T: serde::de::DeserializeOwned>(path: &Path, from: u64) -> Result<V
     f.seek(SeekFrom::Start(from))
         .map_err(io_err("seek", path))?;
     let mut out = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
+    for line in std::io::BufReader::new(f).split(b'\n') {
         let line = line.map_err(io_err("read", path))?;
-        if let Ok(e) = serde_json::from_str::<chainlog::Entry>(&line)
+        if let Ok(e) = serde_json::from_slice::<chainlog::Entry>(&line)
             && let Ok(t) = serde_json::from_value(e.body)
         {
             out.push(t);
@@ -2190,13 +2192,13 @@ fn read_tail<T: serde::de::DeserializeOwned>(path: &Path, window: u64) -> Result
     let start = len.saturating_sub(window);
     f.seek(SeekFrom::Start(start))
         .map_err(io_err("seek", path))?;
-    let mut lines = std::io::BufReader::new(f).lines();
+    let mut lines = std::io::BufReader::new(f).split(b'\n');
     if start > 0 {
         lines.next();
     }
     Ok(lines
         .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<chainlog::Entry>(&l).ok())
+        .filter_map(|l| serde_json::from_slice::<chainlog::Entry>(&l).ok())
         .filter_map(|e| serde_json::from_value(e.body).ok())
         .collect())
 }

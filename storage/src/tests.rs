@@ -779,6 +779,25 @@ fn retention_over_35_days_with_4_cameras() {
         fx.clocks.advance(Duration::from_secs(900));
     }
     let now = fx.clocks.wall_ns();
+    // The boundary both ways: nothing was deleted while younger than 28 days, and every hour of
+    // the last 28 days is still there on every camera (the open segment aside).
+    for (entry, d) in store.destructions().unwrap() {
+        assert!(
+            entry.time_ns - d.start_ns > 28 * DAY_NS,
+            "{}/{} deleted at {:.2} days old",
+            d.camera,
+            d.seq,
+            (entry.time_ns - d.start_ns) as f64 / DAY_NS as f64
+        );
+    }
+    for c in cams {
+        let kept = store.list(c, now - 28 * DAY_NS, i64::MAX).unwrap();
+        assert!(
+            kept.len() >= 28 * 24 - 1,
+            "{c}: {} of the last 28 days' hours kept",
+            kept.len()
+        );
+    }
     // Held footage survived: the whole of day 1 on c1, and only on c1.
     let held = store.list("c1", BASE + DAY_NS, BASE + 2 * DAY_NS).unwrap();
     assert_eq!(held.len(), 24, "{held:?}");

@@ -582,4 +582,78 @@ mod tests {
             "torn record accepted"
         );
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn meta() -> impl Strategy<Value = TailMeta> {
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<i64>(),
+                any::<u64>(),
+                any::<u32>(),
+                any::<bool>(),
+                proptest::option::of(any::<u64>()),
+            )
+                .prop_map(
+                    |(sync_no, main_len, counter, wall, mono, steps, synced, running)| TailMeta {
+                        sync_no,
+                        main_len,
+                        counter,
+                        start_wall: wall,
+                        start_mono: mono,
+                        last_wall: wall,
+                        last_mono: mono,
+                        frames: counter,
+                        keyframes: sync_no,
+                        plaintext_len: main_len,
+                        wall_steps: steps,
+                        clock: ClockState::UNKNOWN,
+                        synced_throughout: synced,
+                        running_start: running,
+                    },
+                )
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_decode_or_are_refused_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+                let _ = decode_tail(&bytes);
+                let mut with_magic = TAIL_MAGIC.to_vec();
+                with_magic.extend_from_slice(&bytes);
+                let _ = decode_tail(&with_magic);
+            }
+
+            #[test]
+            fn a_record_round_trips_and_any_flipped_byte_is_refused(
+                m in meta(),
+                chunk in proptest::collection::vec(any::<u8>(), 0..2000),
+                at in any::<usize>(),
+                bit in 0u8..8,
+            ) {
+                let rec = encode_tail(&m, &chunk);
+                let (back, c) = decode_tail(&rec).unwrap();
+                prop_assert_eq!((back.sync_no, back.main_len, back.running_start), (m.sync_no, m.main_len, m.running_start));
+                prop_assert_eq!(c, chunk);
+                let mut bad = rec.clone();
+                let i = at % bad.len();
+                bad[i] ^= 1 << bit;
+                prop_assert!(decode_tail(&bad).is_none(), "flip at {} accepted", i);
+            }
+
+            #[test]
+            fn a_garbage_tail_file_never_breaks_recovery(
+                bytes in proptest::collection::vec(any::<u8>(), 0..(2 * TAIL_SLOT as usize + 100)),
+                main_len in any::<u64>(),
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let p = dir.path().join("x.tail");
+                std::fs::write(&p, &bytes).unwrap();
+                prop_assert!(best_tail(&p, main_len).is_ok());
+            }
+        }
+    }
 }

@@ -532,4 +532,141 @@ mod tests {
             "your role (engineer) may not fetch: ask a case support officer or manager"
         );
     }
+
+    /// Property tests of the parsers the unit runs on bytes from the network.
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn id() -> impl Strategy<Value = Id> {
+            proptest::collection::vec(
+                prop_oneof![b'a'..=b'z', b'0'..=b'9', Just(b'-'), Just(b'_')],
+                1..=32,
+            )
+            .prop_filter_map("a valid id", |v| {
+                Id::parse(std::str::from_utf8(&v).expect("ascii")).ok()
+            })
+        }
+
+        fn why() -> impl Strategy<Value = Justification> {
+            (
+                prop_oneof![
+                    Just(Purpose::View),
+                    Just(Purpose::Export),
+                    Just(Purpose::Still)
+                ],
+                any::<String>(),
+                any::<String>(),
+            )
+                .prop_map(|(purpose, case_ref, reason)| Justification {
+                    purpose,
+                    case_ref,
+                    reason,
+                })
+        }
+
+        fn request() -> impl Strategy<Value = Request> {
+            prop_oneof![
+                Just(Request::Status),
+                Just(Request::HoldList),
+                (id(), any::<i64>(), any::<i64>(), why()).prop_map(
+                    |(camera, from_ns, to_ns, why)| {
+                        Request::List {
+                            camera,
+                            from_ns,
+                            to_ns,
+                            why,
+                        }
+                    }
+                ),
+                (id(), any::<u64>(), any::<u64>(), why()).prop_map(|(camera, seq, offset, why)| {
+                    Request::Fetch {
+                        camera,
+                        seq,
+                        offset,
+                        why,
+                    }
+                }),
+                (id(), any::<u64>(), any::<u64>(), why()).prop_map(
+                    |(camera, from_seq, to_seq, why)| Request::Manifests {
+                        camera,
+                        from_seq,
+                        to_seq,
+                        why
+                    }
+                ),
+                (
+                    proptest::collection::vec(id(), 0..4),
+                    any::<i64>(),
+                    any::<i64>(),
+                    any::<String>(),
+                    any::<String>(),
+                    any::<i64>()
+                )
+                    .prop_map(
+                        |(cameras, from_ns, to_ns, case_ref, reason, review_ns)| {
+                            Request::HoldCreate {
+                                cameras,
+                                from_ns,
+                                to_ns,
+                                case_ref,
+                                reason,
+                                review_ns,
+                            }
+                        }
+                    ),
+                (any::<u64>(), any::<String>())
+                    .prop_map(|(id, reason)| Request::HoldRelease { id, reason }),
+                any::<u64>().prop_map(|from_seq| Request::Audit { from_seq }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn any_bytes_are_refused_or_parsed_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                if let Ok(req) = decode_request(&bytes) {
+                    // Whatever parses is fully checked: ids valid, justification present.
+                    if let Some(w) = req.justification() {
+                        prop_assert!(!w.case_ref.trim().is_empty() && !w.reason.trim().is_empty());
+                    }
+                }
+            }
+
+            #[test]
+            fn any_camera_string_is_an_id_or_refused(camera in any::<String>(), seq in any::<u64>()) {
+                let json = serde_json::json!({
+                    "op": "fetch", "camera": camera, "seq": seq, "offset": 0,
+                    "why": {"purpose": "view", "case_ref": "C/1", "reason": "r"},
+                });
+                match decode_request(json.to_string().as_bytes()) {
+                    Ok(Request::Fetch { camera: c, .. }) => {
+                        prop_assert_eq!(c.as_str(), camera.as_str());
+                        prop_assert!(!camera.contains('/') && !camera.contains('.') && !camera.is_empty());
+                    }
+                    Ok(other) => prop_assert!(false, "{other:?}"),
+                    Err(Refusal::Malformed { .. }) => prop_assert!(Id::parse(&camera).is_err()),
+                    Err(other) => prop_assert!(false, "{other:?}"),
+                }
+            }
+
+            #[test]
+            fn every_request_round_trips(req in request()) {
+                let bytes = encode(&req);
+                prop_assert_eq!(header_len(bytes[..4].try_into().unwrap()).ok(), Some(bytes.len() - 4));
+                prop_assert_eq!(parse_request(&bytes[4..]).unwrap(), req);
+            }
+
+            #[test]
+            fn a_header_length_is_bounded(prefix in any::<[u8; 4]>()) {
+                if let Ok(n) = header_len(prefix) {
+                    prop_assert!(n <= MAX_HEADER);
+                }
+            }
+
+            #[test]
+            fn any_answer_bytes_parse_or_fail_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let _ = serde_json::from_slice::<Response>(&bytes);
+            }
+        }
+    }
 }

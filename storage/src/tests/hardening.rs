@@ -634,3 +634,48 @@ fn a_budget_larger_than_the_disk_and_a_disk_filled_by_others_never_stop_recordin
         "{report:?}"
     );
 }
+
+#[test]
+fn a_garbled_log_line_neither_stops_the_store_nor_hides_from_verify() {
+    let fx = Fixture::new();
+    {
+        let (store, _) = fx.open();
+        for i in 0..5 {
+            store
+                .audit(&AuditRecord {
+                    who: format!("w{i}"),
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+    }
+    // A failing disk turns part of entry 2 into bytes that are not even UTF-8.
+    let p = fx.cfg.root.join("logs/audit.jsonl");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let line3 = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 5;
+    bytes[line3] = 0xff;
+    bytes[line3 + 1] = 0xfe;
+    std::fs::write(&p, &bytes).unwrap();
+    let (store, _) = fx.open();
+    store.audit(&AuditRecord::default()).unwrap();
+    let problems = store.verify(false).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|m| m.contains("audit.jsonl line 3: not a log entry")),
+        "{problems:?}"
+    );
+    let (ro, _) = Store::open_read_only(fx.cfg.clone(), fx.clocks.clone()).unwrap();
+    assert_eq!(
+        ro.audit_entries(0).unwrap().len(),
+        5,
+        "the readable entries are all read"
+    );
+}
