@@ -7,6 +7,8 @@
 //!
 //! Exit codes: 0 success, 1 the unit refused or a check failed, 2 anything else.
 
+#![forbid(unsafe_code)]
+
 use std::io::{IsTerminal as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -393,6 +395,12 @@ struct UnitEntry {
 struct UnitsFile {
     #[serde(default)]
     unit: std::collections::BTreeMap<String, UnitEntry>,
+}
+
+/// For the fuzz targets: parses a units file, says whether it is valid. Not an API.
+#[doc(hidden)]
+pub fn fuzz_units_file(text: &str) -> bool {
+    parse_units(text).is_ok()
 }
 
 /// Parses a units file: `[unit.NAME]` sections with `address`, `ca`, `cert`, `key`.

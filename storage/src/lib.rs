@@ -134,5 +134,15 @@ pub(crate) fn io_err<'a>(
     }
 }
 
+/// Entry points for the fuzz targets (`fuzz/`): the parsers of bytes a thief, a failing disk
+/// or a tampering insider can hand the store. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes one tail record (what recovery reads after a power cut).
+    pub fn tail_record(bytes: &[u8]) -> bool {
+        crate::writer::decode_tail_for_fuzzing(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -521,6 +521,10 @@ fn decode_tail(buf: &[u8]) -> Option<(TailMeta, Vec<u8>)> {
     Some((meta, chunk.to_vec()))
 }
 
+pub(crate) fn decode_tail_for_fuzzing(buf: &[u8]) -> bool {
+    decode_tail(buf).is_some()
+}
+
 /// The newest intact tail record whose main-file length the main file still has.
 pub(crate) fn best_tail(
     tail_path: &Path,
