@@ -968,10 +968,27 @@ fn decrypt(src: &Path, dst: &Path, ids: &[Box<dyn age::Identity>]) -> anyhow::Re
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_time, parse_units};
+    use super::{local_stem, parse_time, parse_units, part_path};
     use proptest::prelude::*;
 
     proptest! {
+        /// Whatever numbers a unit (or an impostor) sends, the files `rdc fetch` writes stay in
+        /// the camera's folder under `--out`: names are built from numbers only.
+        #[test]
+        fn local_names_stay_in_the_folder(seq in any::<u64>(), start in any::<i64>()) {
+            let dir = std::path::Path::new("/out/front");
+            for name in [
+                format!("{}.age", local_stem(seq, start)),
+                format!("{}.ts", local_stem(seq, start)),
+            ] {
+                let p = dir.join(&name);
+                prop_assert_eq!(p.parent(), Some(dir));
+                prop_assert!(!name.contains('/') && !name.starts_with('.'));
+            }
+            let part = part_path(dir, seq);
+            prop_assert_eq!(part.parent(), Some(dir));
+        }
+
         #[test]
         fn any_units_file_parses_or_is_refused_never_a_panic(text in any::<String>()) {
             let _ = parse_units(&text);

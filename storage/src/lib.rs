@@ -121,6 +121,8 @@ pub enum Error {
     },
     #[error("no store at {0}: the recorder creates it when it first runs")]
     NoStore(PathBuf),
+    #[error("{0}")]
+    Refused(String),
 }
 
 pub(crate) fn io_err<'a>(

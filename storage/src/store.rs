@@ -457,6 +457,26 @@ pub fn load_unit_key(root: &Path, key_path: &Path) -> Result<UnitKey, Error> {
     }
 }
 
+/// Takes the store's exclusive lock, held as long as the returned file is open.
+fn lock_store(root: &Path) -> Result<File, Error> {
+    let lock_path = root.join("lock");
+    let lock_file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io_err("open", &lock_path))?;
+    match rustix::fs::flock(
+        &lock_file,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    ) {
+        Ok(()) => Ok(lock_file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Busy(root.to_owned())),
+        Err(e) => Err(io_err("lock", &lock_path)(e.into())),
+    }
+}
+
 /// Retires the store's signing key deliberately and starts a new one at `key_path` (the old
 /// key file, if any, is kept beside it as `<key>.retired-<time>`). The old public key goes to
 /// `retired-keys`, so everything it signed still verifies; the rotation itself is the first
@@ -468,8 +488,8 @@ pub fn rotate_key(
     clocks: Arc<dyn Clocks>,
 ) -> Result<(Option<String>, String), Error> {
     if reason.trim().is_empty() {
-        return Err(Error::HoldRefused(
-            "a key rotation needs a reason (--reason)".into(),
+        return Err(Error::Refused(
+            "a key rotation needs a reason (--reason): it is recorded in the audit log".into(),
         ));
     }
     let root = cfg.root.clone();
@@ -477,22 +497,7 @@ pub fn rotate_key(
         return Err(Error::NoStore(root));
     }
     // Hold the store's lock for the whole change.
-    let lock_path = root.join("lock");
-    let lock_file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io_err("open", &lock_path))?;
-    if rustix::fs::flock(
-        &lock_file,
-        rustix::fs::FlockOperation::NonBlockingLockExclusive,
-    )
-    .is_err()
-    {
-        return Err(Error::Busy(root));
-    }
+    let lock_file = lock_store(&root)?;
     let now = clocks.wall_ns();
     let old = read_public_key(&root)?;
     if key_path.exists() {
@@ -557,23 +562,8 @@ impl Store {
             let p = root.join(d);
             private_dir(&p)?;
         }
-        // One process at a time: the daemon, or an engineer's inspection, never both.
-        let lock_path = root.join("lock");
-        let lock_file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io_err("open", &lock_path))?;
-        match rustix::fs::flock(
-            &lock_file,
-            rustix::fs::FlockOperation::NonBlockingLockExclusive,
-        ) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::Busy(root.clone())),
-            Err(e) => return Err(io_err("lock", &lock_path)(e.into())),
-        }
+        // One process writes at a time: the daemon, or a key rotation, never both.
+        let lock_file = lock_store(&root)?;
         match read_public_key(&root)? {
             None => replace_file(
                 &root.join(PUBLIC_KEY_FILE),
