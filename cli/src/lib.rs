@@ -337,11 +337,11 @@ fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             );
         }
         KeysCmd::Revoke { ca_dir, crl, certs } => {
-            use rdc_uplink::tls::pem_der;
+            use rdc_uplink::tls::{cert_der, crl_der};
             let ca = read_pem(&ca_dir, "ca")?;
             let previous = match std::fs::read_to_string(&crl) {
                 Ok(pem) => Some(
-                    pem_der(&pem).with_context(|| format!("{} is not a PEM CRL", crl.display()))?,
+                    crl_der(&pem).with_context(|| format!("{} is not a PEM CRL", crl.display()))?,
                 ),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", crl.display())),
@@ -351,7 +351,7 @@ fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
                 let pem = std::fs::read_to_string(c)
                     .with_context(|| format!("reading {}", c.display()))?;
                 ders.push(
-                    pem_der(&pem)
+                    cert_der(&pem)
                         .with_context(|| format!("{} is not a PEM certificate", c.display()))?,
                 );
             }
@@ -445,7 +445,7 @@ async fn connect(t: &Target) -> anyhow::Result<Client> {
     Ok(Client::connect(addr, &t.unit, cfg).await?)
 }
 
-/// Parses `2026-11-23T18:00:00Z`, `now`, `now-10m`.
+/// Parses `2026-11-23T18:00:00Z` (any RFC 3339 time), `now`, `now-10m`, `now+1d`.
 fn parse_time(s: &str) -> anyhow::Result<i64> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -473,37 +473,9 @@ fn parse_time(s: &str) -> anyhow::Result<i64> {
         };
         return Ok(now - n * secs * 1_000_000_000);
     }
-    let b = s.as_bytes();
-    let ok = b.len() == 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b':'
-        && b[16] == b':'
-        && b[19] == b'Z';
-    if !ok {
-        bail!("{s:?} is not a time: use RFC 3339 UTC like 2026-11-23T18:00:00Z, or now-10m");
-    }
-    let num = |r: std::ops::Range<usize>| {
-        s[r].parse::<i64>()
-            .map_err(|_| anyhow!("{s:?} is not a time"))
-    };
-    let (y, m, d, hh, mm, ss) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    // Days from civil (Howard Hinnant).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(((days * 86_400) + hh * 3600 + mm * 60 + ss) * 1_000_000_000)
+    rdc_storage::clock::parse_rfc3339(s).ok_or_else(|| {
+        anyhow!("{s:?} is not a time: use RFC 3339 like 2026-11-23T18:00:00Z, or now-10m")
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -82,7 +82,7 @@ impl Camera {
             let state = state.clone();
             std::thread::Builder::new()
                 .name(format!("cam-{}", spec.id))
-                .spawn(move || supervise(spec, tx, clocks, shutdown, opts, state))?
+                .spawn(move || run_sessions(spec, tx, clocks, shutdown, opts, state))?
         };
         Ok(Camera {
             id,
@@ -99,7 +99,9 @@ impl Camera {
     }
 }
 
-fn supervise(
+/// One camera's sessions, one after another until shutdown: connect, hand frames to the writer
+/// thread, and after a session ends (error, stall, EOS) back off and reconnect.
+fn run_sessions(
     spec: CameraSpec,
     tx: SyncSender<Event>,
     clocks: Arc<dyn Clocks>,
@@ -223,7 +225,6 @@ impl TimeMap {
 struct Stamper {
     last_dts: Option<u64>,
     last_pts: Option<u64>,
-    max_pts: Option<u64>,
     recent: Vec<u64>,
     dur: u64,
 }
@@ -271,7 +272,6 @@ impl Stamper {
             }
         };
         self.last_dts = Some(dts);
-        self.max_pts = Some(self.max_pts.map_or(pts, |m| m.max(pts)));
         (pts.max(dts), dts)
     }
 }

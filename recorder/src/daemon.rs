@@ -39,8 +39,8 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     for f in report.missing_files.iter().chain(&report.unaccounted_files) {
         tracing::error!(file = %f, "store inconsistency: run `rdc-recorder store verify`");
     }
-    let config_sha = std::fs::read(config_path)
-        .map(|b| hex(&ring_sha256(&b)))
+    let config_sha = std::fs::File::open(config_path)
+        .and_then(|mut f| rdc_storage::sha256_hex(&mut f))
         .unwrap_or_default();
     store.audit(&AuditRecord {
         who: "unit".into(),
@@ -103,7 +103,7 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
         }
         None => None,
     };
-    rt.block_on(supervise(&store, &cameras))?;
+    rt.block_on(housekeeping(&store, &cameras))?;
     if let Some(server) = uplink {
         server.close();
     }
@@ -126,7 +126,9 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn supervise(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
+/// The daemon's own loop until SIGTERM/SIGINT: the systemd watchdog every second, retention
+/// every minute, STATUS every 10 s.
+async fn housekeeping(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -248,14 +250,4 @@ fn live_status(
             })
             .collect(),
     }
-}
-
-fn ring_sha256(b: &[u8]) -> Vec<u8> {
-    let mut ctx = rdc_storage::Sha256::new();
-    ctx.update(b);
-    ctx.finish()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

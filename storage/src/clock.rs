@@ -101,28 +101,23 @@ impl Clocks for SimulatedClocks {
     }
 }
 
-/// Formats nanoseconds since the epoch as RFC 3339 UTC, e.g. `2026-11-23T18:04:05.123Z`.
+/// Formats nanoseconds since the epoch as RFC 3339 UTC with milliseconds, e.g.
+/// `2026-11-23T18:04:05.123Z`.
 pub fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{ns} ns since 1970"))
+}
+
+/// Parses an RFC 3339 time (`2026-11-23T18:00:00Z`, `2026-11-23T18:00:00.5+01:00`) into
+/// nanoseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
 #[cfg(test)]
@@ -137,6 +132,16 @@ mod tests {
             "2026-11-23T18:04:05.123Z"
         );
         assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(-1_000_000), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            parse_rfc3339("2026-11-23T18:04:05.123Z"),
+            Some(1_795_457_045_123_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T19:04:05+01:00"),
+            Some(1_795_457_045_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -33,34 +33,6 @@ pub use store::{
 };
 pub use writer::{Frame, Pushed, SegmentWriter};
 
-/// Incremental SHA-256 (ring's), for callers that hash alongside the store.
-#[derive(Clone)]
-pub struct Sha256(ring::digest::Context);
-
-impl std::fmt::Debug for Sha256 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sha256")
-    }
-}
-
-impl Default for Sha256 {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Sha256 {
-    pub fn new() -> Self {
-        Sha256(ring::digest::Context::new(&ring::digest::SHA256))
-    }
-    pub fn update(&mut self, b: &[u8]) {
-        self.0.update(b)
-    }
-    pub fn finish(self) -> Vec<u8> {
-        self.0.finish().as_ref().to_vec()
-    }
-}
-
 /// What can go wrong in the store. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::io::{Read as _, Seek as _, SeekFrom};
+use std::io::{Seek as _, SeekFrom};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -2138,8 +2138,9 @@ impl Store {
     }
 }
 
-/// SHA-256 of what is left to read in `f`, hex.
-pub fn sha256_hex(f: &mut File) -> std::io::Result<String> {
+/// SHA-256 of what is left to read in `f`, hex: the one file hash of the store, `rdc` and the
+/// recorder (what the signed manifests carry, and `sha256sum` prints).
+pub fn sha256_hex(f: &mut impl std::io::Read) -> std::io::Result<String> {
     let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     loop {

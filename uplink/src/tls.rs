@@ -281,29 +281,36 @@ pub fn server_name(unit: &str) -> Result<ServerName<'static>, TlsError> {
         .map_err(|e| TlsError::Verifier(format!("{unit:?} is not a valid unit name: {e}")))
 }
 
-/// The DER content of the first PEM block in `pem` (a certificate or a CRL).
-pub fn pem_der(pem: &str) -> Option<Vec<u8>> {
-    let start = pem.find("-----BEGIN ")?;
-    let body_start = start + pem[start..].find('\n')? + 1;
-    let end = body_start + pem[body_start..].find("-----END ")?;
-    let b64: String = pem[body_start..end]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    base64_decode(&b64)
+/// The DER of the first certificate in `pem`.
+pub fn cert_der(pem: &str) -> Option<Vec<u8>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|c| c.to_vec())
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        acc = (acc << 6) | T.iter().position(|x| *x == c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
+/// The DER of the first certificate revocation list in `pem`.
+pub fn crl_der(pem: &str) -> Option<Vec<u8>> {
+    rustls::pki_types::CertificateRevocationListDer::pem_slice_iter(pem.as_bytes())
+        .next()?
+        .ok()
+        .map(|c| c.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pem_blocks_are_read_by_kind() {
+        let ca = crate::pki::new_ca("T", 30).unwrap();
+        let der = super::cert_der(&ca.cert).expect("a certificate");
+        assert_eq!(
+            crate::pki::subject(&der).as_deref(),
+            Some("CN=rdc scheme CA: T")
+        );
+        assert!(
+            super::crl_der(&ca.cert).is_none(),
+            "a certificate is not a CRL"
+        );
+        assert!(super::cert_der("not pem").is_none());
     }
-    Some(out)
 }
