@@ -128,10 +128,11 @@ fn bench_write() {
     );
 }
 
-fn bench_open(segments: u64) {
-    let root = std::env::temp_dir().join(format!("rdc-bench-open-{segments}"));
-    if !root.join("ready").exists() {
-        let _ = std::fs::remove_dir_all(&root);
+/// Builds the fixture: run in a process of its own, which leaves its open segments as a crash
+/// would and exits, releasing the store's lock.
+fn build_fixture(root: &std::path::Path, segments: u64) {
+    {
+        let _ = std::fs::remove_dir_all(root);
         std::fs::create_dir_all(&root).unwrap();
         let key = UnitKey::load_or_create(&root.join("unit.key")).unwrap();
         let clocks = Arc::new(SimulatedClocks::new(BASE));
@@ -164,6 +165,22 @@ fn bench_open(segments: u64) {
         store.flush().unwrap();
         drop(store);
         std::fs::write(root.join("ready"), "").unwrap();
+    }
+    // Exit without destructors: the open segments stay as a power cut leaves them.
+    std::process::exit(0);
+}
+
+fn bench_open(segments: u64) {
+    let root = std::env::temp_dir().join(format!("rdc-bench-open-{segments}"));
+    if !root.join("ready").exists() {
+        let ok = std::process::Command::new(std::env::current_exe().unwrap())
+            .arg("fixture-child")
+            .arg(&root)
+            .arg(segments.to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "building the fixture failed");
     }
     // Measure in a fresh process so peak memory is the open's alone.
     let exe = std::env::current_exe().unwrap();
@@ -232,6 +249,9 @@ fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    if args.first().map(String::as_str) == Some("fixture-child") {
+        return build_fixture(std::path::Path::new(&args[1]), args[2].parse().unwrap());
+    }
     if args.first().map(String::as_str) == Some("open-child") {
         return open_child(std::path::Path::new(&args[1]));
     }

@@ -125,6 +125,10 @@ pub enum Refusal {
     #[error("the request header is {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error(
+        "the unit waited {secs} s for the request and gave up: the link is too slow or dropped; try again"
+    )]
+    Timeout { secs: u64 },
+    #[error(
         "a footage request needs a purpose (view, export or still), a case reference and a reason: {missing}"
     )]
     Unjustified { missing: String },
@@ -435,6 +439,7 @@ mod tests {
         let all = [
             Refusal::Malformed { detail: "x".into() },
             Refusal::TooLarge { size: 1, limit: 2 },
+            Refusal::Timeout { secs: 30 },
             Refusal::Unjustified {
                 missing: "m".into(),
             },

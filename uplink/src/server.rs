@@ -291,10 +291,11 @@ async fn read_request(recv: &mut quinn::RecvStream) -> Result<Request, Refusal> 
             })?;
         protocol::parse_request(&buf)
     };
-    tokio::time::timeout(Duration::from_secs(30), read)
+    const WAIT: Duration = Duration::from_secs(30);
+    tokio::time::timeout(WAIT, read)
         .await
-        .map_err(|_| Refusal::Malformed {
-            detail: "no request within 30 s".into(),
+        .map_err(|_| Refusal::Timeout {
+            secs: WAIT.as_secs(),
         })?
 }
 

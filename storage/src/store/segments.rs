@@ -1,0 +1,403 @@
+//! Segments between the writer and the logs: starting and committing them, and closing the
+//! ones a power cut or a failing disk left open (at their last sync, without the file key).
+
+use super::*;
+
+impl Store {
+    /// The writer for one camera. Only one may exist per camera at a time.
+    pub fn writer(&self, camera: &str) -> Result<SegmentWriter, Error> {
+        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
+        if !lock(&self.inner.writers).insert(camera.to_owned()) {
+            return Err(Error::WriterBusy(camera.to_owned()));
+        }
+        Ok(SegmentWriter {
+            store: self.clone(),
+            camera: camera.to_owned(),
+            open: None,
+            clock: ClockState::UNKNOWN,
+            dropped_before_keyframe: 0,
+            orphan: None,
+            gap: None,
+        })
+    }
+
+    pub(crate) fn release_writer(&self, camera: &str) {
+        lock(&self.inner.writers).remove(camera);
+    }
+
+    pub(crate) fn begin_segment(
+        &self,
+        camera: &str,
+        f: &Frame<'_>,
+        clock: ClockState,
+    ) -> Result<OpenSegment, Error> {
+        self.writable()?;
+        let dir = self.segments_dir(camera);
+        private_dir(&dir)?;
+        let seq = {
+            let mut logs = lock(&self.inner.logs);
+            let log_next = self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?;
+            let mut floors = lock(&self.inner.next_seq);
+            let floor = floors.entry(camera.to_owned()).or_default();
+            let seq = log_next.max(*floor);
+            *floor = seq + 1;
+            seq
+        };
+        let stem = format!("{seq:010}-{}", f.wall_ns);
+        let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng)
+            .map_err(|e| Error::Crypto(e.0))?;
+        let mut seg = OpenSegment::create(&dir, seq, stem, &new.prefix, new.payload, f, clock)?;
+        seg.running_start = Some(self.running_ns());
+        if let Err(e) = fsync_dir(&dir) {
+            for ext in ["partial", "tail"] {
+                let _ = std::fs::remove_file(dir.join(format!("{}.{ext}", seg.stem)));
+            }
+            return Err(e);
+        }
+        Ok(seg)
+    }
+
+    pub(super) fn manifest_log<'a>(
+        &self,
+        logs: &'a mut Logs,
+        camera: &str,
+    ) -> Result<&'a mut ChainLog, Error> {
+        if !logs.manifests.contains_key(camera) {
+            let key = self.inner.key.clone().ok_or(Error::ReadOnly)?;
+            let p = self.manifest_log_path(camera);
+            logs.manifests
+                .insert(camera.to_owned(), ChainLog::open(&p, key)?);
+        }
+        Ok(logs.manifests.get_mut(camera).expect("inserted above"))
+    }
+
+    /// Makes a written segment part of the store: manifest, rename, index.
+    pub(crate) fn commit_segment(&self, dir: &Path, stem: &str, m: &Manifest) -> Result<(), Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let fin = dir.join(&m.file);
+        {
+            let mut logs = lock(&self.inner.logs);
+            let log = self.manifest_log(&mut logs, &m.camera)?;
+            log.append(m.end_ns, m)?;
+            std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
+            fsync_dir(dir)?;
+            let pos = log.len();
+            let idx = &self.inner.index;
+            idx.insert(&SegmentEntry::from(m)).map_err(idx_err)?;
+            idx.set_position(&manifest_log_name(&m.camera), pos)
+                .map_err(idx_err)?;
+        }
+        let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
+        self.inner
+            .total_bytes
+            .fetch_add(m.ciphertext_len, Ordering::SeqCst);
+        tracing::debug!(camera = %m.camera, seq = m.seq, bytes = m.ciphertext_len, "segment committed");
+        Ok(())
+    }
+
+    /// Closes every segment that a power cut left open, at its last durable sync.
+    pub(super) fn recover_partials(&self, report: &mut OpenReport) -> Result<(), Error> {
+        let seg_root = self.inner.cfg.root.join("segments");
+        for cam in std::fs::read_dir(&seg_root).map_err(io_err("list", &seg_root))? {
+            let cam = cam.map_err(io_err("list", &seg_root))?;
+            let camera = cam.file_name().to_string_lossy().into_owned();
+            let dir = cam.path();
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .map_err(io_err("list", &dir))?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .filter(|n| n.ends_with(".partial") || n.ends_with(".tail"))
+                .collect();
+            names.sort();
+            for name in &names {
+                let Some((seq, _start, ext)) = parse_stem(name) else {
+                    continue;
+                };
+                let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+                match ext {
+                    "partial" => self.recover_one(&camera, &dir, stem, seq, report)?,
+                    "tail" if !names.contains(&format!("{stem}.partial")) => {
+                        // The segment was committed but its tail not yet removed.
+                        let p = dir.join(name);
+                        std::fs::remove_file(&p).map_err(io_err("remove", &p))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn recover_one(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        report: &mut OpenReport,
+    ) -> Result<(), Error> {
+        if self.finish_committed(camera, dir, stem, seq)? {
+            return Ok(());
+        }
+        match self.close_from_tail(camera, dir, stem, seq, Ended::PowerLoss)? {
+            Some(m) => {
+                tracing::warn!(camera, stem, frames = m.frames, end = %crate::clock::rfc3339(m.end_ns), "recovered a segment ended by power loss");
+                report.recovered.push(m);
+                Ok(())
+            }
+            None => {
+                let partial = dir.join(format!("{stem}.partial"));
+                let mut f = File::open(&partial).map_err(io_err("open", &partial))?;
+                self.discard_unsynced(camera, dir, stem, seq, &mut f, report)
+            }
+        }
+    }
+
+    /// A `.partial` whose manifest is already durable needs only its rename. Returns whether
+    /// that was the case.
+    pub(super) fn finish_committed(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+    ) -> Result<bool, Error> {
+        let committed = {
+            let logs = lock(&self.inner.logs);
+            logs.manifests
+                .get(camera)
+                .and_then(|l| l.last_body_seq())
+                .is_some_and(|last| seq <= last)
+        };
+        if committed {
+            tracing::info!(
+                camera,
+                stem,
+                "finishing the commit of a segment interrupted after its manifest"
+            );
+            let partial = dir.join(format!("{stem}.partial"));
+            let fin = dir.join(format!("{stem}.age"));
+            std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
+            let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
+            fsync_dir(dir)?;
+        }
+        Ok(committed)
+    }
+
+    /// Closes a segment at its last durable sync, without the file key: the main file is cut
+    /// to the newest valid tail record's length and the record's sealed final chunk appended,
+    /// then the segment is committed as `ended`. `None` when no sync ever completed.
+    pub(super) fn close_from_tail(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        ended: Ended,
+    ) -> Result<Option<Manifest>, Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let tail = dir.join(format!("{stem}.tail"));
+        let mut f = File::options()
+            .read(true)
+            .write(true)
+            .open(&partial)
+            .map_err(io_err("open", &partial))?;
+        let len = f.metadata().map_err(io_err("stat", &partial))?.len();
+        let Some((meta, chunk)) = writer::best_tail(&tail, len)? else {
+            return Ok(None);
+        };
+        f.set_len(meta.main_len)
+            .map_err(io_err("truncate", &partial))?;
+        f.write_all_at(&chunk, meta.main_len)
+            .map_err(io_err("write", &partial))?;
+        f.sync_all().map_err(io_err("fsync", &partial))?;
+        f.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", &partial))?;
+        let digest = sha256_hex(&mut f).map_err(io_err("read", &partial))?;
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.age"),
+            start_ns: meta.start_wall,
+            end_ns: meta.last_wall,
+            start_mono_ns: meta.start_mono,
+            end_mono_ns: meta.last_mono,
+            clock: meta.clock,
+            clock_synced_throughout: meta.synced_throughout,
+            wall_steps: meta.wall_steps,
+            frames: meta.frames,
+            keyframes: meta.keyframes,
+            plaintext_len: meta.plaintext_len,
+            ciphertext_len: meta.main_len + chunk.len() as u64,
+            ciphertext_sha256: digest,
+            ended,
+            running_start_ns: meta.running_start,
+        };
+        self.commit_segment(dir, stem, &m)?;
+        Ok(Some(m))
+    }
+
+    /// A segment whose writing failed (a full or failing disk): closed at its last durable
+    /// sync with `cause`; if nothing of it was durable, its files are removed (nothing in them
+    /// was ever acknowledged) and the gap is recorded when recording resumes.
+    pub(crate) fn close_failed(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        cause: &str,
+    ) -> Result<Option<Manifest>, Error> {
+        if self.finish_committed(camera, dir, stem, seq)? {
+            return Ok(None);
+        }
+        let ended = Ended::Stopped {
+            cause: cause.to_owned(),
+        };
+        if let Some(m) = self.close_from_tail(camera, dir, stem, seq, ended)? {
+            return Ok(Some(m));
+        }
+        for ext in ["partial", "tail"] {
+            let p = dir.join(format!("{stem}.{ext}"));
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &p)(e)),
+            }
+        }
+        fsync_dir(dir)?;
+        Ok(None)
+    }
+
+    /// Records in `camera`'s signed manifest log that nothing was recorded from `start_ns` to
+    /// `end_ns`, and why (a full or failing disk), when recording resumes.
+    pub(crate) fn record_gap(
+        &self,
+        camera: &str,
+        start_ns: i64,
+        end_ns: i64,
+        cause: &str,
+    ) -> Result<Manifest, Error> {
+        self.writable()?;
+        let mut logs = lock(&self.inner.logs);
+        let log_next = self.manifest_log(&mut logs, camera)?.next_seq();
+        let seq = {
+            let mut floors = lock(&self.inner.next_seq);
+            let floor = floors.entry(camera.to_owned()).or_default();
+            let seq = log_next.max(*floor);
+            *floor = seq + 1;
+            seq
+        };
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{seq:010}-{start_ns}.age"),
+            start_ns,
+            end_ns,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: false,
+            wall_steps: 0,
+            frames: 0,
+            keyframes: 0,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            ciphertext_sha256: String::new(),
+            ended: Ended::Lost {
+                cause: cause.to_owned(),
+            },
+            running_start_ns: None,
+        };
+        let log = self.manifest_log(&mut logs, camera)?;
+        log.append(end_ns, &m)?;
+        let pos = log.len();
+        self.inner
+            .index
+            .set_position(&manifest_log_name(camera), pos)
+            .map_err(idx_err)?;
+        Ok(m)
+    }
+
+    /// A segment the power cut before its first sync: no readable file can be made of it (its
+    /// final chunk needs the file key, which is gone). What it held is accounted for: the
+    /// destruction log records the discarded bytes and why, then the file goes, then a signed
+    /// manifest records the segment as lost, so the gap is in the camera's signed record.
+    pub(super) fn discard_unsynced(
+        &self,
+        camera: &str,
+        dir: &Path,
+        stem: &str,
+        seq: u64,
+        f: &mut File,
+        report: &mut OpenReport,
+    ) -> Result<(), Error> {
+        let partial = dir.join(format!("{stem}.partial"));
+        let tail = dir.join(format!("{stem}.tail"));
+        let bytes = f.metadata().map_err(io_err("stat", &partial))?.len();
+        f.seek(SeekFrom::Start(0))
+            .map_err(io_err("seek", &partial))?;
+        let digest = sha256_hex(f).map_err(io_err("read", &partial))?;
+        let start_ns = parse_stem(&format!("{stem}.partial")).map_or(0, |(_, s, _)| s);
+        let cause = "the power failed before the segment's first sync: nothing in it was durable, so no readable file could be made (its final chunk needs the file key, which the unit never keeps)";
+        tracing::warn!(camera, stem, bytes, "{cause}; discarded and logged");
+        let d = Destruction {
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.partial"),
+            start_ns,
+            end_ns: start_ns,
+            bytes,
+            ciphertext_sha256: digest,
+            why: cause.into(),
+            how: "file unlinked at recovery; it was encrypted and the unit holds no key to it"
+                .into(),
+            authority: format!("recovery at store open on unit {}", self.inner.cfg.unit_id),
+            clock: None,
+        };
+        let now = self.now_ns();
+        lock(&self.inner.logs).destruction.append(now, &d)?;
+        std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
+        let _ = std::fs::remove_file(&tail);
+        fsync_dir(dir)?;
+        let m = Manifest {
+            unit: self.inner.cfg.unit_id.clone(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.age"),
+            start_ns,
+            end_ns: start_ns,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: false,
+            wall_steps: 0,
+            frames: 0,
+            keyframes: 0,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            ciphertext_sha256: String::new(),
+            ended: Ended::Lost {
+                cause: cause.into(),
+            },
+            running_start_ns: None,
+        };
+        {
+            let mut logs = lock(&self.inner.logs);
+            let log = self.manifest_log(&mut logs, camera)?;
+            log.append(start_ns, &m)?;
+            let pos = log.len();
+            self.inner
+                .index
+                .set_position(&manifest_log_name(camera), pos)
+                .map_err(idx_err)?;
+            self.inner
+                .index
+                .set_position("destruction.jsonl", logs.destruction.len())
+                .map_err(idx_err)?;
+        }
+        report.discarded.push(format!("{camera}/{stem}"));
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! Status and verification: what an engineer and an auditor check.
+
+use super::*;
+
+impl Store {
+    // ---- status and verification ------------------------------------------------------------
+
+    pub fn status(&self) -> Result<Status, Error> {
+        let now = self.now_ns();
+        let holds = self.holds()?;
+        let held_bytes = self.held_bytes(&holds)?;
+        let mut cameras = Vec::new();
+        let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
+        let (mut segments, mut recent_bytes, mut recent_from) = (0u64, 0u64, now);
+        for cam in self.cameras()? {
+            let mut cs = CameraStatus {
+                camera: cam.clone(),
+                segments: 0,
+                bytes: 0,
+                newest_end_ns: None,
+            };
+            for e in self.inner.index.oldest_first(&cam) {
+                let e = e.map_err(idx_err)?;
+                cs.segments += 1;
+                cs.bytes += e.bytes;
+                cs.newest_end_ns = Some(cs.newest_end_ns.map_or(e.end_ns, |n| n.max(e.end_ns)));
+                oldest = Some(oldest.map_or(e.start_ns, |o| o.min(e.start_ns)));
+                newest = Some(newest.map_or(e.end_ns, |n| n.max(e.end_ns)));
+                if e.start_ns >= now - DAY_NS {
+                    recent_bytes += e.bytes;
+                    recent_from = recent_from.min(e.start_ns);
+                }
+            }
+            segments += cs.segments;
+            cameras.push(cs);
+        }
+        let span = (now - recent_from).max(0);
+        // An hour of footage is the least that gives a useful rate.
+        let per_day = if span >= 3600 * 1_000_000_000 {
+            recent_bytes as f64 * DAY_NS as f64 / span as f64
+        } else {
+            0.0
+        };
+        let budget = self.budget_bytes()?;
+        Ok(Status {
+            segments,
+            total_bytes: self.inner.total_bytes.load(Ordering::SeqCst),
+            budget_bytes: budget,
+            retention_days: self.inner.cfg.retention_days,
+            oldest_ns: oldest,
+            newest_ns: newest,
+            capacity_days: retention::capacity_days(budget, held_bytes, per_day),
+            holds: holds.len(),
+            held_bytes,
+            cameras,
+        })
+    }
+
+    /// Checks everything an auditor relies on: every log's chain and signatures; every
+    /// manifest's segment either present (and, with `deep`, matching its signed length and
+    /// SHA-256) or recorded in the destruction log; no segment file without a manifest; and
+    /// every camera seen anywhere (the configuration, the recorder's start records in the audit
+    /// log, the destruction log, the index, the files on disk) still has its manifest log.
+    /// Returns one message per problem; empty means intact.
+    pub fn verify(&self, deep: bool) -> Result<Vec<String>, Error> {
+        let keys = self.keys();
+        let mut problems = Vec::new();
+        if self.inner.public == [0; 32] {
+            problems.push(format!(
+                "{PUBLIC_KEY_FILE} is missing or unreadable: no signature can be checked"
+            ));
+        }
+        let (audit, destruction, holds, manifest_logs) = {
+            let l = lock(&self.inner.logs);
+            (
+                l.audit.path().to_owned(),
+                l.destruction.path().to_owned(),
+                l.holds.path().to_owned(),
+                l.manifests.keys().cloned().collect::<BTreeSet<_>>(),
+            )
+        };
+        for p in [&audit, &destruction, &holds] {
+            problems.extend(chainlog::verify(p, &keys)?);
+        }
+        let destructions = chainlog::read_all::<Destruction>(&destruction)?;
+        let destroyed: HashSet<(String, u64)> = destructions
+            .iter()
+            .map(|(_, d)| (d.camera.clone(), d.seq))
+            .collect();
+        // Every camera seen anywhere, and where it was seen.
+        let mut seen: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+        for c in &self.inner.cfg.cameras {
+            seen.entry(c.clone())
+                .or_default()
+                .insert("the configuration");
+        }
+        for (_, d) in &destructions {
+            seen.entry(d.camera.clone())
+                .or_default()
+                .insert("the destruction log");
+        }
+        for (_, a) in chainlog::read_all::<AuditRecord>(&audit)? {
+            // "version …, config … sha256 …, cameras front,rear, unit public key …"
+            if a.action == "recorder_started"
+                && let Some(list) = a
+                    .detail
+                    .as_deref()
+                    .and_then(|d| d.split(", cameras ").nth(1))
+                    .and_then(|r| r.split(", ").next())
+            {
+                for c in list.split(',').filter(|c| rdc_config::Id::parse(c).is_ok()) {
+                    seen.entry(c.to_owned())
+                        .or_default()
+                        .insert("the audit log's recorder start records");
+                }
+            }
+        }
+        for c in self.cameras()? {
+            seen.entry(c).or_default().insert("the index");
+        }
+        let seg_root = self.inner.cfg.root.join("segments");
+        if let Ok(rd) = std::fs::read_dir(&seg_root) {
+            for d in rd.flatten() {
+                let name = d.file_name().to_string_lossy().into_owned();
+                let has_files = std::fs::read_dir(d.path())
+                    .map(|mut r| r.next().is_some())
+                    .unwrap_or(false);
+                if has_files {
+                    seen.entry(name)
+                        .or_default()
+                        .insert("segment files on disk");
+                }
+            }
+        }
+        for (cam, wheres) in &seen {
+            if manifest_logs.contains(cam) {
+                continue;
+            }
+            // Only footage implies a log: a camera named in the configuration or the start
+            // records that never delivered a frame (unreachable, refused) has none and needs none.
+            let footage = ["the index", "segment files on disk", "the destruction log"];
+            if !footage.iter().any(|f| wheres.contains(f)) {
+                continue;
+            }
+            problems.push(format!(
+                "camera {cam}: its manifest log logs/manifests/{cam}.jsonl is missing, yet the camera appears in {}: the log was deleted or replaced",
+                wheres.iter().copied().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        for cam in &manifest_logs {
+            let lp = self.manifest_log_path(cam);
+            problems.extend(
+                chainlog::verify(&lp, &keys)?
+                    .into_iter()
+                    .map(|m| format!("camera {cam}: {m}")),
+            );
+            let dir = self.segments_dir(cam);
+            let mut named = HashSet::new();
+            let mut seqs = HashSet::new();
+            let mut last_seq: Option<u64> = None;
+            for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
+                named.insert(m.file.clone());
+                if !seqs.insert(m.seq) || last_seq.is_some_and(|l| m.seq <= l) {
+                    problems.push(format!(
+                        "camera {cam}: segment number {} appears again or out of order in the manifest log",
+                        m.seq
+                    ));
+                }
+                last_seq = Some(m.seq);
+                if m.camera != *cam {
+                    problems.push(format!(
+                        "camera {cam}: manifest {} is about camera {}",
+                        m.seq, m.camera
+                    ));
+                }
+                // A lost segment has no file: its discarded bytes, if any, are in the
+                // destruction log (chained, so a removed entry shows there).
+                if let Ended::Lost { .. } = m.ended {
+                    continue;
+                }
+                let p = dir.join(&m.file);
+                match File::open(&p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if !destroyed.contains(&(cam.clone(), m.seq)) {
+                            problems.push(format!("{cam}/{}: segment {} is missing and the destruction log does not record its deletion", m.file, m.seq));
+                        }
+                    }
+                    Err(e) => problems.push(format!("{cam}/{}: cannot be read: {e}", m.file)),
+                    Ok(mut f) => {
+                        if destroyed.contains(&(cam.clone(), m.seq)) {
+                            continue;
+                        }
+                        let len = f.metadata().map(|md| md.len()).unwrap_or(0);
+                        if len != m.ciphertext_len {
+                            problems.push(format!("{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered", m.file, m.seq, m.ciphertext_len));
+                        } else if deep
+                            && sha256_hex(&mut f).map_err(io_err("read", &p))?
+                                != m.ciphertext_sha256
+                        {
+                            problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
+                        }
+                    }
+                }
+            }
+            for (_, d) in destructions.iter().filter(|(_, d)| d.camera == *cam) {
+                if !seqs.contains(&d.seq) {
+                    problems.push(format!(
+                        "camera {cam}: the destruction log records segment {} ({}), which its manifest log does not have: manifests were removed from the log",
+                        d.seq, d.file
+                    ));
+                }
+            }
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                for f in rd.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if name.ends_with(".age") && !named.contains(&name) {
+                        problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted, from another unit, or its manifest was removed from the log"));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Flushes the index and the running clock (the logs are always durable already).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.save_running_clock()?;
+        self.inner.index.flush().map_err(idx_err)
+    }
+}
