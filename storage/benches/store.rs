@@ -133,7 +133,7 @@ fn bench_write() {
 fn build_fixture(root: &std::path::Path, segments: u64) {
     {
         let _ = std::fs::remove_dir_all(root);
-        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(root).unwrap();
         let key = UnitKey::load_or_create(&root.join("unit.key")).unwrap();
         let clocks = Arc::new(SimulatedClocks::new(BASE));
         let (store, _) = Store::open(cfg(&root.join("store")), Arc::new(key), clocks).unwrap();
