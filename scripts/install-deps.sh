@@ -38,3 +38,8 @@ command -v cargo >/dev/null 2>&1 || { echo "install-deps: no Rust toolchain (car
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+# The oldest Rust the workspace declares (rust-version): CI checks that it still builds.
+rv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
+if [ -n "$rv" ] && ! rustup toolchain list | grep -q "^$rv"; then
+  rustup toolchain install "$rv" --profile minimal
+fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs every check CI runs: formatting, clippy, all tests.
+# Installs what is missing, then runs every check CI runs: formatting, clippy, the declared
+# rust-version, the docs, all tests.
 # Ends with one line summing every test binary: "tests: N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,10 @@ scripts/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The declared rust-version still builds, and the docs build without a warning.
+rv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+cargo "+$rv" check --locked --workspace --all-targets
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
