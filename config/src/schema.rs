@@ -1,7 +1,7 @@
 //! The shape of `recorder.toml`, checked before serde sees it, so every wrong type, missing
 //! key and unknown key is reported at once (serde stops at the first), each with its full key
 //! (`camera[1].url`) and what is allowed there. Offending values are replaced by placeholders
-//! so that the value checks of [`crate::Validator`] still run on everything else in the same
+//! so that the value checks of [`crate::validator::Validator`] still run on everything else in the same
 //! pass; their complaints about the placeholders are dropped.
 
 use crate::Problem;
