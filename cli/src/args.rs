@@ -1,0 +1,199 @@
+//! The command line, as clap parses it.
+
+use crate::*;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rdc",
+    version,
+    about = "Reach redeployable CCTV units: status, list, fetch, audit"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct Target {
+    /// The unit, as named in the units file.
+    #[arg(long, short)]
+    pub(crate) unit: String,
+    /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
+    #[arg(long)]
+    pub(crate) units: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct Why {
+    /// Why the footage is accessed: view, export or still.
+    #[arg(long, default_value = "view")]
+    pub(crate) purpose: String,
+    /// The case reference (required for footage).
+    #[arg(long = "case")]
+    pub(crate) case_ref: String,
+    /// The reason (required for footage).
+    #[arg(long)]
+    pub(crate) reason: String,
+}
+
+impl Why {
+    pub(crate) fn justification(&self) -> anyhow::Result<Justification> {
+        let purpose = match self.purpose.as_str() {
+            "view" => Purpose::View,
+            "export" => Purpose::Export,
+            "still" => Purpose::Still,
+            p => bail!("--purpose {p:?}: use view, export or still"),
+        };
+        Ok(Justification {
+            purpose,
+            case_ref: self.case_ref.clone(),
+            reason: self.reason.clone(),
+        })
+    }
+}
+
+/// Which footage, and why.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Footage {
+    /// The camera's id (a-z, 0-9, '-', '_').
+    #[arg(long)]
+    pub(crate) camera: Id,
+    /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
+    #[arg(long, default_value = "now-1h")]
+    pub(crate) from: String,
+    #[arg(long, default_value = "now")]
+    pub(crate) to: String,
+    #[command(flatten)]
+    pub(crate) why: Why,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Cmd {
+    /// Make the scheme's keys and certificates.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// The unit's cameras, storage, clock and the days of footage its disk really holds.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Segments of a camera in a time range.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        footage: Footage,
+    },
+    /// Fetch, verify and decrypt the segments of a camera in a time range.
+    Fetch {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        footage: Footage,
+        /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the footage.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        /// Where the segments go (`<camera>/<file>.age` and, decrypted, `.ts`).
+        #[arg(long, short, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Holds on footage (managers): keep footage past retention for a case.
+    Holds {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        cmd: HoldsCmd,
+    },
+    /// The unit's audit log (managers and auditors), checked: every entry signed by the unit,
+    /// the chain unbroken, and still containing the newest entry seen last time (kept in
+    /// $XDG_STATE_HOME/rdc/audit-anchors.json), so a truncated or rewritten log is noticed.
+    Audit {
+        #[command(flatten)]
+        target: Target,
+        /// Print entries from this sequence number on (all are still checked).
+        #[arg(long, default_value_t = 0)]
+        from_seq: u64,
+        /// Accept that the unit's signing key changed since last time (a re-provisioned unit).
+        #[arg(long)]
+        accept_new_key: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HoldsCmd {
+    /// Active holds.
+    List,
+    /// Hold footage of some cameras (all if none given) in a time range.
+    Create {
+        #[arg(long = "camera")]
+        cameras: Vec<Id>,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long = "case")]
+        case_ref: String,
+        #[arg(long)]
+        reason: String,
+        /// When the hold must be reviewed (at most a year ahead), e.g. 2027-05-01T00:00:00Z.
+        #[arg(long)]
+        review: String,
+    },
+    /// Release a hold; its footage then follows normal retention.
+    Release {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum KeysCmd {
+    /// A new scheme CA: <dir>/ca.crt and <dir>/ca.key (keep ca.key offline).
+    Ca {
+        #[arg(long)]
+        scheme: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A unit's certificate: <dir>/<id>.crt and .key, for the unit's [uplink].
+    Unit {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A person's certificate: <dir>/<name>.crt and .key; prints the line for units' configs.
+    User {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The role the unit should give them: officer, manager, engineer or auditor.
+        #[arg(long, default_value = "officer")]
+        role: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Revoke certificates: writes the scheme's CRL (adding to it if it exists). Install it on
+    /// every unit as [uplink] crl.
+    Revoke {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The CRL file to create or extend.
+        #[arg(long)]
+        crl: PathBuf,
+        /// Certificates (PEM files) to revoke.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+    },
+    /// An officer's age identity (standard age format); prints its public key (a recipient).
+    Identity {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,250 @@
+//! `rdc list` and `rdc fetch`: resumable, two segments in flight, every segment checked against
+//! the unit's signed manifest, local names built from numbers only, decrypted on this machine.
+
+use crate::*;
+
+pub(crate) async fn list(c: &Client, f: &Footage) -> anyhow::Result<Vec<SegmentEntry>> {
+    Ok(c.list(
+        &f.camera,
+        parse_time(&f.from)?,
+        parse_time(&f.to)?,
+        &f.why.justification()?,
+    )
+    .await?)
+}
+
+/// The local name of a segment: built from numbers only, never from a name the unit sent, so
+/// a compromised or impostor unit cannot write outside `--out`.
+pub(crate) fn local_stem(seq: u64, start_ns: i64) -> String {
+    format!("{seq:010}-{start_ns}")
+}
+
+/// Where segment `seq` is fetched to before it is verified.
+pub(crate) fn part_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:010}.part"))
+}
+
+/// Fetches every segment in the range, resuming, verifying and decrypting.
+pub(crate) async fn fetch(
+    target: &Target,
+    footage: &Footage,
+    identity: Option<&Path>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let camera = &footage.camera;
+    let identities = match identity {
+        Some(p) => {
+            let f = age::IdentityFile::from_file(p.display().to_string())
+                .with_context(|| format!("reading the age identity {}", p.display()))?;
+            Some(
+                f.into_identities()
+                    .with_context(|| format!("{} holds no usable age identity", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let just = footage.why.justification()?;
+    let mut client = connect(target).await?;
+    // Round trips cost 60-150 ms on 4G: the status (for the unit's signing key) and the list
+    // go together, then the manifests with the first segments' bytes.
+    let (status, entries) = tokio::join!(client.status(), list(&client, footage));
+    let (status, entries) = (status?, entries?);
+    let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
+    if entries.is_empty() {
+        eprintln!("no footage from {camera} in that range");
+        return Ok(());
+    }
+    let (lo, hi) = (
+        entries.iter().map(|e| e.seq).min().unwrap_or(0),
+        entries.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
+    );
+    // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
+    let dir = out.join(camera.as_str());
+    std::fs::create_dir_all(&dir)?;
+    let total: u64 = entries.iter().map(|e| e.bytes).sum();
+    let progress = Arc::new(Mutex::new(Progress::new(
+        camera.as_str(),
+        total,
+        std::io::stderr().is_terminal(),
+    )));
+    let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
+    for e in &entries {
+        let on_disk = if dir
+            .join(format!("{}.age", local_stem(e.seq, e.start_ns)))
+            .exists()
+        {
+            e.bytes
+        } else {
+            std::fs::metadata(part_path(&dir, e.seq)).map_or(0, |md| md.len())
+        };
+        bar().resumed(e.seq, on_disk);
+    }
+    let (manifests, ()) = tokio::join!(
+        client.manifests(camera, lo, hi, &just),
+        prefetch(&client, camera, &entries, &dir, &just, &progress)
+    );
+    let manifests: Vec<Entry> = manifests?;
+    check_chain(&manifests, &unit_keys, "manifest")?;
+    for e in &entries {
+        let m = verified_manifest(&manifests, camera, e.seq)?;
+        let stem = local_stem(m.seq, m.start_ns);
+        let fin = dir.join(format!("{stem}.age"));
+        let part = part_path(&dir, m.seq);
+        if !(fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256) {
+            let mut attempts = 0;
+            loop {
+                let have = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
+                if have >= m.ciphertext_len {
+                    break;
+                }
+                let mut f = open_part(&part, e.seq, &progress).await?;
+                let r = client.fetch(camera, e.seq, have, &just, &mut f).await;
+                drop(f);
+                match r {
+                    Ok(_) => {}
+                    Err(
+                        err @ (ClientError::Refused(_) | ClientError::CertificateRefused { .. }),
+                    ) => return Err(err.into()),
+                    Err(err) => {
+                        attempts += 1;
+                        if attempts > 30 {
+                            return Err(anyhow!(err)).context(
+                                "the link kept dropping; run the same command again to resume",
+                            );
+                        }
+                        let now = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
+                        // What was buffered but not written is fetched again.
+                        bar().set(e.seq, now);
+                        eprintln!(
+                            "\nlink dropped at {now} of {} bytes ({err}); resuming",
+                            m.ciphertext_len
+                        );
+                        tokio::time::sleep(Duration::from_secs(1.min(attempts))).await;
+                        if let Ok(c) = connect(target).await {
+                            client = c;
+                        }
+                    }
+                }
+            }
+            let got = sha256_file(&part)?;
+            if got != m.ciphertext_sha256 {
+                std::fs::remove_file(&part)?;
+                check_failed!(
+                    "segment {} does not match its signed manifest (SHA-256 {got}); it was removed, fetch again",
+                    e.seq
+                );
+            }
+            std::fs::rename(&part, &fin)?;
+        }
+        bar().segment_done(e.seq);
+        if let Some(ids) = &identities {
+            decrypt(&fin, &dir.join(format!("{stem}.ts")), ids)?;
+        }
+    }
+    bar().finish();
+    eprintln!(
+        "{} segments from {camera} in {}: verified against the unit's signed manifests{}",
+        entries.len(),
+        dir.display(),
+        if identities.is_some() {
+            ", decrypted"
+        } else {
+            ""
+        }
+    );
+    client.close();
+    Ok(())
+}
+
+/// The signed manifest of segment `seq` of `camera`, checked to be about that segment.
+pub(crate) fn verified_manifest(ms: &[Entry], camera: &Id, seq: u64) -> anyhow::Result<Manifest> {
+    let Some(entry) = ms.iter().find(|x| x.body["seq"].as_u64() == Some(seq)) else {
+        check_failed!("the unit sent no manifest for segment {seq}");
+    };
+    let m: Manifest = serde_json::from_value(entry.body.clone()).map_err(|e| {
+        CheckFailed(format!(
+            "the manifest of segment {seq} is not readable: {e}"
+        ))
+    })?;
+    if m.camera != camera.as_str() || m.seq != seq {
+        check_failed!(
+            "the manifest sent for {camera}/{seq} describes {}/{}",
+            m.camera,
+            m.seq
+        );
+    }
+    Ok(m)
+}
+
+/// The first pass over the segments not yet on disk, two at a time so that the link does not
+/// idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
+/// checked, resuming pass that follows.
+pub(crate) async fn prefetch(
+    client: &Client,
+    camera: &Id,
+    entries: &[SegmentEntry],
+    dir: &Path,
+    just: &Justification,
+    progress: &Arc<Mutex<Progress>>,
+) {
+    use futures_util::StreamExt as _;
+    futures_util::stream::iter(entries.iter().filter(|e| {
+        !dir.join(format!("{}.age", local_stem(e.seq, e.start_ns)))
+            .exists()
+    }))
+    .map(|e| async move {
+        let part = part_path(dir, e.seq);
+        let have = std::fs::metadata(&part).map_or(0, |md| md.len());
+        if have >= e.bytes {
+            return;
+        }
+        let Ok(mut f) = open_part(&part, e.seq, progress).await else {
+            return;
+        };
+        let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
+    })
+    .buffer_unordered(2)
+    .collect::<()>()
+    .await;
+}
+
+/// Segment `seq`'s `.part` file, open for appending, counting what is written into `progress`.
+pub(crate) async fn open_part(
+    part: &Path,
+    seq: u64,
+    progress: &Arc<Mutex<Progress>>,
+) -> std::io::Result<Counting<tokio::io::BufWriter<tokio::fs::File>>> {
+    let f = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(part)
+        .await?;
+    Ok(Counting {
+        inner: tokio::io::BufWriter::new(f),
+        seq,
+        progress: progress.clone(),
+    })
+}
+
+pub(crate) fn sha256_file(p: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    Ok(rdc_storage::sha256_hex(&mut f)?)
+}
+
+pub(crate) fn decrypt(
+    src: &Path,
+    dst: &Path,
+    ids: &[Box<dyn age::Identity>],
+) -> anyhow::Result<()> {
+    let d = age::Decryptor::new(std::fs::File::open(src)?)
+        .with_context(|| format!("{} is not an age file", src.display()))?;
+    let mut r = d.decrypt(ids.iter().map(|i| i.as_ref())).with_context(|| {
+        format!(
+            "your identity cannot decrypt {}: is it one of the unit's recipients?",
+            src.display()
+        )
+    })?;
+    let mut out = std::fs::File::create(dst)?;
+    std::io::copy(&mut r, &mut out).with_context(|| format!("decrypting {}", src.display()))?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `rdc keys`: the scheme's CA, units' and people's certificates, revocation, age identities.
+
+use crate::*;
+
+pub(crate) fn write_private(path: &Path, data: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    f.write_all(data.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) fn read_pem(dir: &Path, name: &str) -> anyhow::Result<Pem> {
+    let cert = std::fs::read_to_string(dir.join(format!("{name}.crt")))
+        .with_context(|| format!("reading {}/{name}.crt", dir.display()))?;
+    let key = std::fs::read_to_string(dir.join(format!("{name}.key")))
+        .with_context(|| format!("reading {}/{name}.key", dir.display()))?;
+    Ok(Pem { cert, key })
+}
+
+pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::Ca { scheme, dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let ca = pki::new_ca(&scheme, 3650)?;
+            write_private(&dir.join("ca.key"), &ca.key)?;
+            std::fs::write(dir.join("ca.crt"), &ca.cert)?;
+            println!(
+                "scheme CA for {scheme:?}: {}/ca.crt (install on units and officers' machines); ca.key stays offline",
+                dir.display()
+            );
+        }
+        KeysCmd::Unit { ca_dir, id, dir } => {
+            rdc_config::Id::parse(&id).map_err(|m| anyhow!("--id {id:?}: {m}"))?;
+            let ca = read_pem(&ca_dir, "ca")?;
+            let p = pki::issue(&ca, &id, Kind::Unit, 1095)?;
+            std::fs::create_dir_all(&dir)?;
+            write_private(&dir.join(format!("{id}.key")), &p.key)?;
+            std::fs::write(dir.join(format!("{id}.crt")), &p.cert)?;
+            println!(
+                "unit {id}: {0}/{id}.crt and {0}/{id}.key (for [uplink] cert and key_file/key_credential)",
+                dir.display()
+            );
+        }
+        KeysCmd::User {
+            ca_dir,
+            name,
+            role,
+            dir,
+        } => {
+            let ca = read_pem(&ca_dir, "ca")?;
+            let p = pki::issue(&ca, &name, Kind::User, 730)?;
+            std::fs::create_dir_all(&dir)?;
+            write_private(&dir.join(format!("{name}.key")), &p.key)?;
+            std::fs::write(dir.join(format!("{name}.crt")), &p.cert)?;
+            let der = Identity::from_pem(&p.cert, &p.key)?.chain[0].to_vec();
+            println!(
+                "# add to each unit's recorder.toml:\n[[uplink.user]]\nname = {name:?}\nrole = {role:?}\nfingerprint = \"{}\"",
+                pki::fingerprint_text(&der)
+            );
+        }
+        KeysCmd::Revoke { ca_dir, crl, certs } => {
+            use rdc_uplink::tls::{cert_der, crl_der};
+            let ca = read_pem(&ca_dir, "ca")?;
+            let previous = match std::fs::read_to_string(&crl) {
+                Ok(pem) => Some(
+                    crl_der(&pem).with_context(|| format!("{} is not a PEM CRL", crl.display()))?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", crl.display())),
+            };
+            let mut ders = Vec::new();
+            for c in &certs {
+                let pem = std::fs::read_to_string(c)
+                    .with_context(|| format!("reading {}", c.display()))?;
+                ders.push(
+                    cert_der(&pem)
+                        .with_context(|| format!("{} is not a PEM certificate", c.display()))?,
+                );
+            }
+            let out = pki::revoke(&ca, &ders, previous.as_deref())?;
+            std::fs::write(&crl, out)?;
+            println!(
+                "{}: {} certificate(s) revoked now; copy it to every unit ([uplink] crl) and restart the recorder",
+                crl.display(),
+                certs.len()
+            );
+        }
+        KeysCmd::Identity { out } => {
+            use age::secrecy::ExposeSecret as _;
+            let id = age::x25519::Identity::generate();
+            let public = id.to_public().to_string();
+            write_private(
+                &out,
+                &format!(
+                    "# created by rdc keys identity\n# public key: {public}\n{}\n",
+                    id.to_string().expose_secret()
+                ),
+            )?;
+            println!("{public}");
+        }
+    }
+    Ok(())
+}
