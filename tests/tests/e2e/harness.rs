@@ -1,0 +1,401 @@
+//! The harness: emulated cameras and units as processes, ffprobe, waiting for conditions.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdc_storage::{Manifest, RealClocks, Store, StoreConfig, UnitKey};
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An emulated camera process, killed on drop.
+pub(crate) struct Camera {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) args: Vec<String>,
+}
+
+impl Camera {
+    pub(crate) fn start(args: &[&str]) -> Camera {
+        Self::start_on(free_port(), args.iter().map(|s| s.to_string()).collect())
+    }
+
+    pub(crate) fn start_on(port: u16, args: Vec<String>) -> Camera {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rdc-fake-camera"))
+            .arg("--port")
+            .arg(port.to_string())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("READY"), "camera did not start: {line:?}");
+        Camera { child, port, args }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/cam", self.port)
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn restart(&mut self) {
+        self.kill();
+        *self = Camera::start_on(self.port, self.args.clone());
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A unit: a directory with a configuration, an officer identity, and the recorder process.
+pub(crate) struct Unit {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) identity: age::x25519::Identity,
+    pub(crate) recorder: Option<Child>,
+}
+
+pub(crate) struct Cam<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) url: String,
+    pub(crate) extra: String,
+}
+
+impl Unit {
+    pub(crate) fn new(cams: &[Cam<'_>]) -> Unit {
+        Self::with(cams, None, "")
+    }
+
+    /// Waits until cameras have connected `n` times in all (each logs "camera connected").
+    pub(crate) fn wait_connected(&self, n: usize) {
+        wait_for("a camera connecting", Duration::from_secs(30), || {
+            self.log().matches("camera connected").count() >= n
+        });
+    }
+
+    /// A unit recording one camera, "front".
+    pub(crate) fn single(url: String) -> Unit {
+        Self::new(&[Cam {
+            id: "front",
+            url,
+            extra: String::new(),
+        }])
+    }
+
+    /// A unit whose footage goes to `recipient` (default: a fresh identity kept here), with
+    /// `extra` appended to its configuration.
+    pub(crate) fn with(cams: &[Cam<'_>], recipient: Option<&str>, extra: &str) -> Unit {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = age::x25519::Identity::generate();
+        let recipient = recipient
+            .map(str::to_owned)
+            .unwrap_or_else(|| identity.to_public().to_string());
+        let mut toml = format!(
+            r#"[unit]
+id = "e2e"
+operator = "Test Housing"
+contact = "t@example.org"
+purpose = "testing"
+site = "loopback"
+signing_key = "{d}/unit.key"
+
+[storage]
+path = "{d}/store"
+max_bytes = "2 GiB"
+segment_secs = 10
+sync_interval = "1s"
+
+[[recipient]]
+name = "officer"
+public_key = "{pk}"
+
+[logging]
+level = "info,rdc_recorder=debug"
+"#,
+            d = dir.path().display(),
+            pk = recipient
+        );
+        for c in cams {
+            toml.push_str(&format!(
+                "\n[[camera]]\nid = \"{}\"\nurl = \"{}\"\n{}\n",
+                c.id, c.url, c.extra
+            ));
+        }
+        toml.push_str(extra);
+        std::fs::write(dir.path().join("recorder.toml"), toml).unwrap();
+        Unit {
+            dir,
+            identity,
+            recorder: None,
+        }
+    }
+
+    pub(crate) fn config(&self) -> PathBuf {
+        self.dir.path().join("recorder.toml")
+    }
+
+    pub(crate) fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("recorder.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+            .args(["run", "--config"])
+            .arg(self.config())
+            .env("RUST_LOG", "info,rdc_recorder=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.recorder = Some(child);
+    }
+
+    /// SIGTERM, as systemd stops it; waits for a clean exit.
+    pub(crate) fn stop(&mut self) {
+        let mut c = self.recorder.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        let t = Instant::now();
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "recorder exited with {status}; log:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "recorder did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: as a power cut is to the process.
+    pub(crate) fn kill(&mut self) {
+        let mut c = self.recorder.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("recorder.log")).unwrap_or_default()
+    }
+
+    /// Opens the store (the recorder must not be running: sled allows one process).
+    pub(crate) fn store(&self) -> Store {
+        let cfg = rdc_config::Config::load(&self.config()).unwrap().config;
+        let key = Arc::new(UnitKey::load_or_create(&cfg.unit.signing_key).unwrap());
+        Store::open(StoreConfig::from_config(&cfg), key, Arc::new(RealClocks))
+            .unwrap()
+            .0
+    }
+
+    pub(crate) fn manifests(&self, store: &Store, camera: &str) -> Vec<Manifest> {
+        store
+            .manifests(camera, 0, u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|e| serde_json::from_value(e.body).unwrap())
+            .collect()
+    }
+
+    /// Decrypts a segment with the `age` crate into a .ts file; returns its path.
+    pub(crate) fn decrypt(&self, store: &Store, camera: &str, seq: u64) -> PathBuf {
+        let src = store.segment_path(camera, seq).unwrap();
+        let d = age::Decryptor::new(std::fs::File::open(&src).unwrap()).unwrap();
+        let mut r = d
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .unwrap();
+        let mut plain = Vec::new();
+        r.read_to_end(&mut plain).unwrap();
+        let out = self.dir.path().join(format!("{camera}-{seq}.ts"));
+        std::fs::write(&out, plain).unwrap();
+        out
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.recorder.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub(crate) fn ffprobe(args: &[&str], file: &Path) -> serde_json::Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("ffprobe (scripts/install-deps.sh installs ffmpeg)");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// What a player sees in a segment: stream types, codec, first frame type, frames decoded,
+/// and decoder errors.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    pub(crate) streams: Vec<String>,
+    pub(crate) codec: String,
+    pub(crate) first_frame: String,
+    pub(crate) frames: u64,
+    pub(crate) decode_errors: Vec<String>,
+}
+
+pub(crate) fn probe(ts: &Path) -> Probe {
+    let s = ffprobe(
+        &[
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,nb_read_frames",
+        ],
+        ts,
+    );
+    let streams: Vec<serde_json::Value> = s["streams"].as_array().cloned().unwrap_or_default();
+    let f = ffprobe(
+        &[
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=pict_type",
+            "-read_intervals",
+            "%+#1",
+        ],
+        ts,
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(ts)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    let decode_errors = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        // The null muxer's own timestamp complaints (camera frames sharing a timestamp) are not
+        // decoding errors.
+        .filter(|l| !l.contains("Application provided") && !l.contains("Last message repeated"))
+        .map(str::to_owned)
+        .collect();
+    let video = streams.iter().find(|s| s["codec_type"] == "video");
+    Probe {
+        streams: streams
+            .iter()
+            .map(|s| s["codec_type"].as_str().unwrap_or("?").to_owned())
+            .collect(),
+        codec: video
+            .and_then(|v| v["codec_name"].as_str())
+            .unwrap_or("")
+            .to_owned(),
+        first_frame: f["frames"][0]["pict_type"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        frames: video
+            .and_then(|v| v["nb_read_frames"].as_str())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        decode_errors,
+    }
+}
+
+pub(crate) fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub(crate) fn segment_files(unit: &Unit, camera: &str) -> usize {
+    std::fs::read_dir(unit.dir.path().join("store/segments").join(camera))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".age"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub(crate) fn rdc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rdc-under-test"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub(crate) fn wait_child(c: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        if t.elapsed() > limit {
+            let _ = c.kill();
+            panic!("rdc fetch did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Once a third of the footage has crossed the link behind `stats`, cuts it for `outage`, then
+/// waits for the `rdc fetch` in `child` and asserts it succeeded.
+pub(crate) fn cut_link_mid_fetch(
+    mut child: Child,
+    stats: &rdc_tests::relay::Stats,
+    footage: u64,
+    outage: Duration,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    wait_for("a third of the footage", Duration::from_secs(60), || {
+        stats.bytes_down.load(SeqCst) > footage / 3
+    });
+    stats.set_down(true);
+    std::thread::sleep(outage);
+    stats.set_down(false);
+    let status = wait_child(&mut child, Duration::from_secs(120));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        status.success(),
+        "rdc fetch failed across a {outage:?} outage: {err}"
+    );
+}

@@ -1,0 +1,8 @@
+//! End to end: the emulated camera over real RTSP on loopback, the recorder as a process, real
+//! files, real age. Segments are checked as an officer would: decrypted with an independent age
+//! implementation and probed with ffprobe/ffmpeg.
+
+mod audit;
+mod fetch;
+mod harness;
+mod recording;

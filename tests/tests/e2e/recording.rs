@@ -1,0 +1,402 @@
+//! The recorder against cameras of every kind: codecs, audio, credentials, UDP, outages,
+//! stalls, garbage, a SIGKILL.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rdc_storage::Ended;
+
+use crate::harness::*;
+
+#[test]
+fn three_cameras_for_a_minute() {
+    let plain = Camera::start(&[]);
+    let with_audio = Camera::start(&["--audio"]);
+    let bframes = Camera::start(&["--bframes", "2", "--gop", "50"]);
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "front",
+            url: plain.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "door",
+            url: with_audio.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "yard",
+            url: bframes.url(),
+            extra: String::new(),
+        },
+    ]);
+    let started = now_ns();
+    unit.start();
+    std::thread::sleep(Duration::from_secs(60));
+    let stopped = now_ns();
+    unit.stop();
+    let store = unit.store();
+    for cam in ["front", "door", "yard"] {
+        let ms = unit.manifests(&store, cam);
+        assert!(
+            ms.len() >= 5,
+            "{cam}: {} segments in a minute of 10 s segments",
+            ms.len()
+        );
+        // Recording started within a few seconds (connect and the first keyframe, 2 s GOP at
+        // most) and ran to the stop.
+        assert!(
+            ms[0].start_ns - started < 5_000_000_000,
+            "{cam}: first segment started {} ms after the recorder",
+            (ms[0].start_ns - started) / 1_000_000
+        );
+        assert!(
+            stopped - ms.last().unwrap().end_ns < 2_000_000_000,
+            "{cam}: recording ended early"
+        );
+        // No gap between segments: each ends where the next begins.
+        for w in ms.windows(2) {
+            assert_eq!(
+                w[0].ended,
+                Ended::Cut,
+                "{cam}: unexpected gap after segment {}: {:?}",
+                w[0].seq,
+                w[0].ended
+            );
+            assert_eq!(
+                w[0].end_ns, w[1].start_ns,
+                "{cam}: segments {} and {} do not meet",
+                w[0].seq, w[1].seq
+            );
+        }
+        assert_eq!(
+            ms.last().unwrap().ended,
+            Ended::Stopped {
+                cause: "the recorder stopped".into()
+            }
+        );
+        let covered: i64 = ms.iter().map(|m| m.duration_ns()).sum();
+        assert!(
+            covered > 54_000_000_000,
+            "{cam}: only {} s covered",
+            covered / 1_000_000_000
+        );
+        for m in &ms {
+            let ts = unit.decrypt(&store, cam, m.seq);
+            let p = probe(&ts);
+            assert_eq!(
+                p.streams,
+                vec!["video"],
+                "{cam}/{}: exactly one video stream, no audio: {p:?}",
+                m.seq
+            );
+            assert_eq!(p.codec, "h264");
+            assert_eq!(
+                p.first_frame, "I",
+                "{cam}/{}: does not play from its first frame: {p:?}",
+                m.seq
+            );
+            assert!(
+                p.decode_errors.is_empty(),
+                "{cam}/{}: decoder errors: {:?}",
+                m.seq,
+                p.decode_errors
+            );
+            assert!(
+                p.frames + 2 >= m.frames,
+                "{cam}/{}: {} frames decoded of {}",
+                m.seq,
+                p.frames,
+                m.frames
+            );
+        }
+    }
+    assert!(
+        unit.log().contains("audio is never recorded"),
+        "the audio track was not refused"
+    );
+    assert!(store.verify(true).unwrap().is_empty());
+}
+
+#[test]
+fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
+    let mut cam = Camera::start(&[]);
+    let other = Camera::start(&[]);
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "front",
+            url: cam.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "rear",
+            url: other.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.start();
+    unit.wait_connected(2);
+    std::thread::sleep(Duration::from_secs(5));
+    cam.kill();
+    let killed = now_ns();
+    std::thread::sleep(Duration::from_secs(8));
+    cam.restart();
+    let back = now_ns();
+    std::thread::sleep(Duration::from_secs(12));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let gap = ms
+        .iter()
+        .position(|m| matches!(m.ended, Ended::Stopped { .. }) && m.end_ns < back)
+        .expect("a segment ends at the outage");
+    let Ended::Stopped { cause } = &ms[gap].ended else {
+        unreachable!()
+    };
+    assert!(!cause.is_empty());
+    assert!(
+        (ms[gap].end_ns - killed).abs() < 3_000_000_000,
+        "gap recorded at the outage ({cause})"
+    );
+    let resumed = &ms[gap + 1];
+    assert!(resumed.start_ns > ms[gap].end_ns);
+    assert!(
+        resumed.start_ns - back < 5_000_000_000,
+        "recording resumed {} ms after the camera came back",
+        (resumed.start_ns - back) / 1_000_000
+    );
+    let p = probe(&unit.decrypt(&store, "front", resumed.seq));
+    assert_eq!(p.first_frame, "I");
+    // The other camera did not notice: it recorded throughout, without a gap.
+    let rear = unit.manifests(&store, "rear");
+    assert!(
+        rear.len() >= 2 && rear.last().unwrap().end_ns - rear[0].start_ns > 20_000_000_000,
+        "rear recorded {} segments",
+        rear.len()
+    );
+    for w in rear.windows(2) {
+        assert_eq!(
+            w[0].end_ns, w[1].start_ns,
+            "rear: a gap while front was down"
+        );
+    }
+}
+
+#[test]
+fn a_stalled_camera_is_noticed_and_recording_resumes() {
+    let cam = Camera::start(&[]);
+    let mut unit = Unit::single(cam.url());
+    unit.start();
+    unit.wait_connected(1);
+    std::thread::sleep(Duration::from_secs(4));
+    // Freeze the camera: its connection stays open but no data flows.
+    Command::new("kill")
+        .arg("-STOP")
+        .arg(cam.child.id().to_string())
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(9));
+    Command::new("kill")
+        .arg("-CONT")
+        .arg(cam.child.id().to_string())
+        .status()
+        .unwrap();
+    let back = now_ns();
+    unit.wait_connected(2);
+    std::thread::sleep(Duration::from_secs(3));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let stalled = ms
+        .iter()
+        .position(|m| matches!(&m.ended, Ended::Stopped { cause } if cause.contains("stalled")))
+        .expect("the stall is recorded as the gap's cause");
+    assert!(
+        ms[stalled + 1].start_ns - back < 8_000_000_000,
+        "recording resumed {} ms after the camera recovered",
+        (ms[stalled + 1].start_ns - back) / 1_000_000
+    );
+}
+
+#[test]
+fn recorder_killed_nothing_synced_lost() {
+    let cam = Camera::start(&[]);
+    let mut unit = Unit::single(cam.url());
+    unit.start();
+    wait_for("a first segment", Duration::from_secs(40), || {
+        segment_files(&unit, "front") >= 1
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    unit.kill();
+    let killed = now_ns();
+    // Restarted, the recorder recovers the cut segment and records on.
+    unit.start();
+    unit.wait_connected(2);
+    std::thread::sleep(Duration::from_secs(4));
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let cut = ms
+        .iter()
+        .find(|m| m.ended == Ended::PowerLoss)
+        .expect("the segment open at the kill is recovered");
+    // Synced every second: at most about a second (plus the queue) is lost.
+    assert!(
+        killed - cut.end_ns < 2_500_000_000,
+        "recovered segment ends {} ms before the kill",
+        (killed - cut.end_ns) / 1_000_000
+    );
+    let p = probe(&unit.decrypt(&store, "front", cut.seq));
+    assert_eq!(p.first_frame, "I");
+    assert!(p.decode_errors.is_empty(), "{:?}", p.decode_errors);
+    assert!(
+        p.frames + 2 >= cut.frames,
+        "{} decoded of {}",
+        p.frames,
+        cut.frames
+    );
+    assert!(
+        ms.last().unwrap().start_ns > killed,
+        "recording went on after the restart"
+    );
+    assert!(unit.log().contains("recovered"), "the recovery is logged");
+    assert!(store.verify(true).unwrap().is_empty());
+}
+
+#[test]
+fn h265_camera_is_recorded() {
+    let cam = Camera::start(&["--codec", "h265"]);
+    let mut unit = Unit::single(cam.url());
+    unit.start();
+    wait_for("a segment", Duration::from_secs(40), || {
+        segment_files(&unit, "front") >= 1
+    });
+    unit.stop();
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    let p = probe(&unit.decrypt(&store, "front", ms[0].seq));
+    assert_eq!(p.codec, "hevc", "{p:?}");
+    assert_eq!(p.first_frame, "I");
+    assert!(p.decode_errors.is_empty(), "{:?}", p.decode_errors);
+}
+
+#[test]
+fn credentials_over_udp_and_a_wrong_password() {
+    let cam = Camera::start(&["--credentials", "recorder:s3cret-pw"]);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.pw");
+    let bad = dir.path().join("bad.pw");
+    for (p, v) in [(&good, "s3cret-pw\n"), (&bad, "guess\n")] {
+        std::fs::write(p, v).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let extra = |p: &Path, transport: &str| {
+        format!(
+            "transport = \"{transport}\"\nusername = \"recorder\"\npassword_file = \"{}\"",
+            p.display()
+        )
+    };
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "good",
+            url: cam.url(),
+            extra: extra(&good, "udp"),
+        },
+        Cam {
+            id: "bad",
+            url: cam.url(),
+            extra: extra(&bad, "tcp"),
+        },
+    ]);
+    unit.start();
+    wait_for("a segment over UDP", Duration::from_secs(40), || {
+        segment_files(&unit, "good") >= 1
+    });
+    wait_for("the refusal", Duration::from_secs(20), || {
+        unit.log().contains("refused the credentials")
+    });
+    unit.stop();
+    assert_eq!(segment_files(&unit, "bad"), 0);
+    let log = unit.log();
+    assert!(
+        !log.contains("s3cret-pw"),
+        "the password appears in the log"
+    );
+    let store = unit.store();
+    let p = probe(&unit.decrypt(&store, "good", 0));
+    assert_eq!(p.first_frame, "I");
+}
+
+#[test]
+fn a_camera_sending_another_codec_is_refused_clearly() {
+    let cam = Camera::start(&["--mjpeg"]);
+    let mut unit = Unit::single(cam.url());
+    unit.start();
+    wait_for("the refusal", Duration::from_secs(30), || {
+        unit.log().contains("only H.264 and H.265 are recorded")
+    });
+    unit.stop();
+    assert_eq!(segment_files(&unit, "front"), 0);
+}
+
+#[test]
+fn cameras_sending_garbage_do_not_disturb_the_others() {
+    let corrupt = Camera::start(&["--corrupt", "0.0005"]);
+    let clean = Camera::start(&[]);
+    // Something on the camera's address answering RTSP with random bytes.
+    let junk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let junk_port = junk.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for conn in junk.incoming().take(50) {
+            let Ok(mut c) = conn else { continue };
+            let mut bytes = vec![0u8; 4096];
+            for b in &mut bytes {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let _ = std::io::Write::write_all(&mut c, &bytes);
+        }
+    });
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "corrupt",
+            url: corrupt.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "junk",
+            url: format!("rtsp://127.0.0.1:{junk_port}/cam"),
+            extra: String::new(),
+        },
+        Cam {
+            id: "clean",
+            url: clean.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.start();
+    std::thread::sleep(Duration::from_secs(25));
+    unit.stop(); // a clean exit: nothing crashed
+    let log = unit.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("camera=junk cause=the camera's answer is not valid RTSP"),
+        "the junk camera's failure is logged, and says what to check"
+    );
+    let store = unit.store();
+    let ms = unit.manifests(&store, "clean");
+    assert!(ms.len() >= 2, "the clean camera recorded");
+    for w in ms.windows(2) {
+        assert_eq!(
+            w[0].end_ns, w[1].start_ns,
+            "clean: a gap while the others misbehaved"
+        );
+    }
+    assert!(unit.manifests(&store, "junk").is_empty());
+    assert!(store.verify(true).unwrap().is_empty());
+}
