@@ -79,6 +79,41 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of a segment of which nothing could be kept (a power cut before its first
+    /// sync), or of a span that was not recorded at all (a failing disk): no file, no frames;
+    /// the gap and its cause in the camera's signed record.
+    pub fn lost(
+        unit: &str,
+        camera: &str,
+        seq: u64,
+        file: String,
+        (start_ns, end_ns): (i64, i64),
+        cause: &str,
+    ) -> Manifest {
+        Manifest {
+            unit: unit.to_owned(),
+            camera: camera.to_owned(),
+            seq,
+            file,
+            start_ns,
+            end_ns,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: false,
+            wall_steps: 0,
+            frames: 0,
+            keyframes: 0,
+            plaintext_len: 0,
+            ciphertext_len: 0,
+            ciphertext_sha256: String::new(),
+            ended: Ended::Lost {
+                cause: cause.to_owned(),
+            },
+            running_start_ns: None,
+        }
+    }
+
     pub fn duration_ns(&self) -> i64 {
         self.end_ns - self.start_ns
     }

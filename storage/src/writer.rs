@@ -263,26 +263,15 @@ impl SegmentWriter {
     ) -> Result<Manifest, Error> {
         let (end_wall, end_mono) = end.unwrap_or((o.last_wall, o.last_mono));
         o.seal_final()?;
-        let m = Manifest {
-            unit: self.store.config().unit_id.clone(),
-            camera: self.camera.clone(),
-            seq: o.seq,
-            file: format!("{}.age", o.stem),
-            start_ns: o.start_wall,
-            end_ns: end_wall,
-            start_mono_ns: o.start_mono,
-            end_mono_ns: end_mono,
-            clock: o.clock_start,
-            clock_synced_throughout: o.synced_throughout,
-            wall_steps: o.wall_steps,
-            frames: o.frames,
-            keyframes: o.keyframes,
-            plaintext_len: o.plaintext_len,
-            ciphertext_len: o.written,
-            ciphertext_sha256: hex::encode(o.ct_hash.clone().finish()),
+        let m = o.meta().manifest(
+            &self.store.config().unit_id,
+            &self.camera,
+            o.seq,
+            &o.stem,
+            (end_wall, end_mono),
+            (o.written, hex::encode(o.ct_hash.clone().finish())),
             ended,
-            running_start_ns: o.running_start,
-        };
+        );
         self.store.commit_segment(&o.dir, &o.stem, &m)?;
         Ok(m)
     }
@@ -423,7 +412,22 @@ impl OpenSegment {
         self.key
             .seal(self.counter, true, &mut self.scratch)
             .map_err(|e| Error::Crypto(e.0))?;
-        let meta = TailMeta {
+        let meta = self.meta();
+        let rec = encode_tail(&meta, &self.scratch);
+        let slot = (self.sync_no % 2) * TAIL_SLOT;
+        let t = self.path("tail");
+        self.tail
+            .write_all_at(&rec, slot)
+            .map_err(io_err("write", &t))?;
+        self.tail.sync_data().map_err(io_err("fdatasync", &t))?;
+        self.sync_no += 1;
+        self.last_sync_mono = now_mono;
+        Ok(())
+    }
+
+    /// What the segment is now: the facts a tail record keeps and a manifest signs.
+    fn meta(&self) -> TailMeta {
+        TailMeta {
             sync_no: self.sync_no,
             main_len: self.written,
             counter: self.counter,
@@ -438,17 +442,7 @@ impl OpenSegment {
             clock: self.clock_start,
             synced_throughout: self.synced_throughout,
             running_start: self.running_start,
-        };
-        let rec = encode_tail(&meta, &self.scratch);
-        let slot = (self.sync_no % 2) * TAIL_SLOT;
-        let t = self.path("tail");
-        self.tail
-            .write_all_at(&rec, slot)
-            .map_err(io_err("write", &t))?;
-        self.tail.sync_data().map_err(io_err("fdatasync", &t))?;
-        self.sync_no += 1;
-        self.last_sync_mono = now_mono;
-        Ok(())
+        }
     }
 
     fn seal_final(&mut self) -> Result<(), Error> {
@@ -489,6 +483,44 @@ pub(crate) struct TailMeta {
     pub synced_throughout: bool,
     #[serde(default)]
     pub running_start: Option<u64>,
+}
+
+impl TailMeta {
+    /// The manifest of the segment these facts describe, ended at `end` (wall, monotonic), its
+    /// file `(length, SHA-256)`: the one place a segment's facts become a manifest, for a
+    /// segment closed by the writer and one closed from its tail record after a power cut.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn manifest(
+        &self,
+        unit: &str,
+        camera: &str,
+        seq: u64,
+        stem: &str,
+        (end_ns, end_mono_ns): (i64, u64),
+        (ciphertext_len, ciphertext_sha256): (u64, String),
+        ended: Ended,
+    ) -> Manifest {
+        Manifest {
+            unit: unit.to_owned(),
+            camera: camera.to_owned(),
+            seq,
+            file: format!("{stem}.age"),
+            start_ns: self.start_wall,
+            end_ns,
+            start_mono_ns: self.start_mono,
+            end_mono_ns,
+            clock: self.clock,
+            clock_synced_throughout: self.synced_throughout,
+            wall_steps: self.wall_steps,
+            frames: self.frames,
+            keyframes: self.keyframes,
+            plaintext_len: self.plaintext_len,
+            ciphertext_len,
+            ciphertext_sha256,
+            ended,
+            running_start_ns: self.running_start,
+        }
+    }
 }
 
 /// `magic ‖ u32 meta_len ‖ meta JSON ‖ u32 chunk_len ‖ sealed chunk ‖ SHA-256 of all before`.

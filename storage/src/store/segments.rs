@@ -213,26 +213,15 @@ impl Store {
         f.seek(SeekFrom::Start(0))
             .map_err(io_err("seek", &partial))?;
         let digest = sha256_hex(&mut f).map_err(io_err("read", &partial))?;
-        let m = Manifest {
-            unit: self.inner.cfg.unit_id.clone(),
-            camera: camera.to_owned(),
+        let m = meta.manifest(
+            &self.inner.cfg.unit_id,
+            camera,
             seq,
-            file: format!("{stem}.age"),
-            start_ns: meta.start_wall,
-            end_ns: meta.last_wall,
-            start_mono_ns: meta.start_mono,
-            end_mono_ns: meta.last_mono,
-            clock: meta.clock,
-            clock_synced_throughout: meta.synced_throughout,
-            wall_steps: meta.wall_steps,
-            frames: meta.frames,
-            keyframes: meta.keyframes,
-            plaintext_len: meta.plaintext_len,
-            ciphertext_len: meta.main_len + chunk.len() as u64,
-            ciphertext_sha256: digest,
+            stem,
+            (meta.last_wall, meta.last_mono),
+            (meta.main_len + chunk.len() as u64, digest),
             ended,
-            running_start_ns: meta.running_start,
-        };
+        );
         self.commit_segment(dir, stem, &m)?;
         Ok(Some(m))
     }
@@ -288,28 +277,14 @@ impl Store {
             *floor = seq + 1;
             seq
         };
-        let m = Manifest {
-            unit: self.inner.cfg.unit_id.clone(),
-            camera: camera.to_owned(),
+        let m = Manifest::lost(
+            &self.inner.cfg.unit_id,
+            camera,
             seq,
-            file: format!("{seq:010}-{start_ns}.age"),
-            start_ns,
-            end_ns,
-            start_mono_ns: 0,
-            end_mono_ns: 0,
-            clock: ClockState::UNKNOWN,
-            clock_synced_throughout: false,
-            wall_steps: 0,
-            frames: 0,
-            keyframes: 0,
-            plaintext_len: 0,
-            ciphertext_len: 0,
-            ciphertext_sha256: String::new(),
-            ended: Ended::Lost {
-                cause: cause.to_owned(),
-            },
-            running_start_ns: None,
-        };
+            format!("{seq:010}-{start_ns}.age"),
+            (start_ns, end_ns),
+            cause,
+        );
         let log = self.manifest_log(&mut logs, camera)?;
         log.append(end_ns, &m)?;
         let pos = log.len();
@@ -361,28 +336,14 @@ impl Store {
         std::fs::remove_file(&partial).map_err(io_err("remove", &partial))?;
         let _ = std::fs::remove_file(&tail);
         fsync_dir(dir)?;
-        let m = Manifest {
-            unit: self.inner.cfg.unit_id.clone(),
-            camera: camera.to_owned(),
+        let m = Manifest::lost(
+            &self.inner.cfg.unit_id,
+            camera,
             seq,
-            file: format!("{stem}.age"),
-            start_ns,
-            end_ns: start_ns,
-            start_mono_ns: 0,
-            end_mono_ns: 0,
-            clock: ClockState::UNKNOWN,
-            clock_synced_throughout: false,
-            wall_steps: 0,
-            frames: 0,
-            keyframes: 0,
-            plaintext_len: 0,
-            ciphertext_len: 0,
-            ciphertext_sha256: String::new(),
-            ended: Ended::Lost {
-                cause: cause.into(),
-            },
-            running_start_ns: None,
-        };
+            format!("{stem}.age"),
+            (start_ns, start_ns),
+            cause,
+        );
         {
             let mut logs = lock(&self.inner.logs);
             let log = self.manifest_log(&mut logs, camera)?;
