@@ -15,19 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_NS;
 
-/// A segment as retention sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    pub camera: String,
-    pub seq: u64,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub bytes: u64,
-    /// The wall clock was synchronised throughout the segment.
-    pub clock_synced: bool,
-    /// The store's running clock at the segment's first frame.
-    pub running_start_ns: Option<u64>,
-}
+/// A segment as retention sees it: the index's entry (its span, bytes, clock state and
+/// running-clock stamp are what the plan reads).
+pub use crate::index::SegmentEntry as Candidate;
 
 /// The time now, as retention sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,10 +166,14 @@ mod tests {
         Candidate {
             camera: camera.into(),
             seq,
+            file: format!("{seq:010}-{}.age", day * DAY_NS),
             start_ns: day * DAY_NS,
             end_ns: day * DAY_NS + 60_000_000_000,
             bytes,
+            ciphertext_sha256: String::new(),
+            ended: crate::manifest::Ended::Cut,
             clock_synced: true,
+            frames: 1,
             running_start_ns: Some((day * DAY_NS) as u64),
         }
     }

@@ -32,7 +32,7 @@ use crate::chainlog::{self, ChainLog};
 use crate::clock::{Clocks, DAY_NS};
 use crate::index::{Index, SegmentEntry};
 use crate::manifest::{ClockState, Ended, Manifest};
-use crate::retention::{self, Candidate, Hold, Why};
+use crate::retention::{self, Hold, Why};
 use crate::signing::UnitKey;
 use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
 use crate::{Error, io_err};

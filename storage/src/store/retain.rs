@@ -61,7 +61,7 @@ impl Store {
         let now = self.now_ns();
         let mut freed = 0;
         let cams = self.cameras()?;
-        let victims: Vec<Candidate> = {
+        let victims: Vec<SegmentEntry> = {
             let idx = &self.inner.index;
             let iters: Vec<_> = cams
                 .iter()
@@ -250,9 +250,9 @@ struct MergeOldest<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> {
 }
 
 impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOldest<I> {
-    type Item = Candidate;
+    type Item = SegmentEntry;
 
-    fn next(&mut self) -> Option<Candidate> {
+    fn next(&mut self) -> Option<SegmentEntry> {
         let mut best: Option<usize> = None;
         for i in 0..self.iters.len() {
             let start = match self.iters[i].peek() {
@@ -272,15 +272,6 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
                 best = Some(i);
             }
         }
-        let e = self.iters[best?].next()?.ok()?;
-        Some(Candidate {
-            camera: e.camera,
-            seq: e.seq,
-            start_ns: e.start_ns,
-            end_ns: e.end_ns,
-            bytes: e.bytes,
-            clock_synced: e.clock_synced,
-            running_start_ns: e.running_start_ns,
-        })
+        self.iters[best?].next()?.ok()
     }
 }
