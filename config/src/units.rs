@@ -2,17 +2,22 @@
 
 use std::time::Duration;
 
-/// Parses a byte count: `1024`, `"64 MiB"`, `"200GB"`, `"1.5 TiB"`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+/// `"1.5 TiB"` -> (1.5, "TiB"); `None` when it does not start with a number.
+fn number_and_unit(s: &str) -> Option<(f64, &str)> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size: write e.g. \"200 GiB\" or a number of bytes"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((num.parse().ok()?, unit.trim()))
+}
+
+/// Parses a byte count: `1024`, `"64 MiB"`, `"200GB"`, `"1.5 TiB"`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(s).ok_or_else(|| {
+        format!("{s:?} is not a size: write e.g. \"200 GiB\" or a number of bytes")
+    })?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
         "kib" => 1 << 10,
@@ -37,15 +42,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Parses a duration: `"1s"`, `"500ms"`, `"2m"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: write e.g. \"1s\" or \"500ms\""))?;
-    let secs = match unit.trim() {
+    let (n, unit) = number_and_unit(s)
+        .ok_or_else(|| format!("{s:?} is not a duration: write e.g. \"1s\" or \"500ms\""))?;
+    let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
         "m" | "min" => n * 60.0,

@@ -389,18 +389,10 @@ impl OpenSegment {
         Ok(())
     }
 
+    /// Seals the pending chunk (non-final) and appends it to the main file.
     fn flush_full(&mut self) -> Result<(), Error> {
-        self.key
-            .seal(self.counter, false, &mut self.pending)
-            .map_err(|e| Error::Crypto(e.0))?;
-        self.ct_hash.update(&self.pending);
-        let p = self.path("partial");
-        self.file
-            .write_all(&self.pending)
-            .map_err(io_err("write", &p))?;
-        self.written += self.pending.len() as u64;
+        self.write_chunk(false)?;
         self.counter += 1;
-        self.pending.clear();
         Ok(())
     }
 
@@ -445,9 +437,17 @@ impl OpenSegment {
         }
     }
 
+    /// Seals the last chunk as final, appends it, and makes the file durable.
     fn seal_final(&mut self) -> Result<(), Error> {
+        self.write_chunk(true)?;
+        let p = self.path("partial");
+        self.file.sync_data().map_err(io_err("fdatasync", &p))
+    }
+
+    /// Seals the pending bytes as chunk `counter` and appends them to the main file.
+    fn write_chunk(&mut self, last: bool) -> Result<(), Error> {
         self.key
-            .seal(self.counter, true, &mut self.pending)
+            .seal(self.counter, last, &mut self.pending)
             .map_err(|e| Error::Crypto(e.0))?;
         self.ct_hash.update(&self.pending);
         let p = self.path("partial");
@@ -456,7 +456,7 @@ impl OpenSegment {
             .map_err(io_err("write", &p))?;
         self.written += self.pending.len() as u64;
         self.pending.clear();
-        self.file.sync_data().map_err(io_err("fdatasync", &p))
+        Ok(())
     }
 }
 
