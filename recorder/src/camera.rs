@@ -109,7 +109,7 @@ fn run_sessions(
     opts: Options,
     state: Arc<CameraState>,
 ) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(opts.backoff_max);
     while !shutdown.load(Ordering::SeqCst) {
         state.sessions.fetch_add(1, Ordering::Relaxed);
         let started = clocks.mono_ns();
@@ -128,20 +128,8 @@ fn run_sessions(
                         Duration::from_nanos(clocks.mono_ns().saturating_sub(
                             session.counters.last_frame_mono.load(Ordering::SeqCst),
                         ));
-                    let limit = if frames == 0 {
-                        opts.connect_timeout
-                    } else {
-                        opts.stall_timeout
-                    };
-                    if idle > limit {
-                        break Some(if frames == 0 {
-                            format!(
-                                "no video from the camera within {} s of connecting",
-                                limit.as_secs()
-                            )
-                        } else {
-                            format!("the camera stalled: no video for {} s", limit.as_secs())
-                        });
+                    if let Some(c) = silence(&opts, frames, idle) {
+                        break Some(c);
                     }
                 };
                 state.frames.fetch_add(
@@ -160,22 +148,68 @@ fn run_sessions(
             }
         };
         let ran = Duration::from_nanos(clocks.mono_ns().saturating_sub(started));
-        if ran > Duration::from_secs(10) {
-            backoff = Duration::from_millis(500);
-        }
-        tracing::warn!(camera = %spec.id, %cause, retry_in_ms = backoff.as_millis() as u64, "camera session ended; reconnecting");
+        let wait = backoff.after_session(ran);
+        tracing::warn!(camera = %spec.id, %cause, retry_in_ms = wait.as_millis() as u64, "camera session ended; reconnecting");
         *state.last_cause.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
         if tx.send(Event::Gap { cause }).is_err() {
             break;
         }
         // Sleep the backoff, waking for shutdown.
-        let until = clocks.mono_ns() + backoff.as_nanos() as u64;
+        let until = clocks.mono_ns() + wait.as_nanos() as u64;
         while !shutdown.load(Ordering::SeqCst) && clocks.mono_ns() < until {
             std::thread::sleep(Duration::from_millis(50));
         }
-        backoff = (backoff * 2).min(opts.backoff_max);
     }
     let _ = tx.send(Event::Stop);
+}
+
+/// Why a session that is still open should end, if it should: a camera that sent nothing
+/// within `connect_timeout` of connecting, or nothing for `stall_timeout` after it had sent
+/// video (a frozen camera whose connection stays open).
+fn silence(opts: &Options, frames: u64, idle: Duration) -> Option<String> {
+    if frames == 0 && idle > opts.connect_timeout {
+        Some(format!(
+            "no video from the camera within {} s of connecting",
+            opts.connect_timeout.as_secs()
+        ))
+    } else if frames > 0 && idle > opts.stall_timeout {
+        Some(format!(
+            "the camera stalled: no video for {} s",
+            opts.stall_timeout.as_secs()
+        ))
+    } else {
+        None
+    }
+}
+
+/// The wait before reconnecting: 0.5 s, then doubling up to `max`; back to 0.5 s after a
+/// session that lasted more than 10 s (the camera was back, then went again).
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(500);
+    const RESET_AFTER: Duration = Duration::from_secs(10);
+
+    fn new(max: Duration) -> Self {
+        Backoff {
+            next: Self::FIRST,
+            max,
+        }
+    }
+
+    /// The wait after a session that ran for `ran`.
+    fn after_session(&mut self, ran: Duration) -> Duration {
+        if ran > Self::RESET_AFTER {
+            self.next = Self::FIRST;
+        }
+        let wait = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
 }
 
 /// Maps a camera's decode timestamps onto the unit's monotonic clock, re-anchoring when the
@@ -427,6 +461,39 @@ fn nal_types(au: &[u8], codec: crate::tsmux::Codec) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_resets_after_a_long_session() {
+        let mut b = Backoff::new(Duration::from_secs(2));
+        let short = Duration::from_secs(1);
+        let waits: Vec<u128> = (0..5).map(|_| b.after_session(short).as_millis()).collect();
+        assert_eq!(waits, [500, 1000, 2000, 2000, 2000]);
+        assert_eq!(b.after_session(Duration::from_secs(11)).as_millis(), 500);
+        assert_eq!(b.after_session(short).as_millis(), 1000);
+    }
+
+    #[test]
+    fn a_silent_camera_is_judged_by_whether_it_ever_sent_video() {
+        let o = Options::default();
+        let s = |secs: f64| Duration::from_secs_f64(secs);
+        assert_eq!(silence(&o, 0, s(9.9)), None, "10 s to send a first frame");
+        assert!(
+            silence(&o, 0, s(10.1))
+                .unwrap()
+                .contains("within 10 s of connecting")
+        );
+        assert_eq!(silence(&o, 500, s(4.9)), None);
+        assert!(
+            silence(&o, 500, s(5.1))
+                .unwrap()
+                .contains("stalled: no video for 5 s")
+        );
+    }
 }
 
 #[cfg(test)]
