@@ -135,7 +135,7 @@ pub(crate) async fn audit(
                 unit_key: key_hex,
                 seq: last.seq,
                 hash: last.hash.clone(),
-                seen: rdc_storage::clock::rfc3339(parse_time("now")?),
+                seen: rdc_format::time::rfc3339(parse_time("now")?),
             },
         );
         if let Some(dir) = path.parent() {

@@ -228,7 +228,7 @@ pub(crate) async fn open_part(
 
 pub(crate) fn sha256_file(p: &Path) -> anyhow::Result<String> {
     let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
-    Ok(rdc_storage::sha256_hex(&mut f)?)
+    Ok(rdc_format::sha256_hex(&mut f)?)
 }
 
 pub(crate) fn decrypt(

@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use clap::{Parser, Subcommand};
 use rdc_config::Id;
-use rdc_storage::chainlog::{self, Entry};
-use rdc_storage::{Manifest, SegmentEntry};
+use rdc_format::chain::{self as chainlog, Entry};
+use rdc_format::{Manifest, SegmentEntry};
 use rdc_uplink::client::{Client, ClientError};
 use rdc_uplink::pki::{self, Kind, Pem};
 use rdc_uplink::protocol::{Justification, Purpose, Request};
@@ -141,8 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{:<8} {:>6}  {} .. {}  {:>10} bytes  {:?}",
                     e.camera,
                     e.seq,
-                    rdc_storage::clock::rfc3339(e.start_ns),
-                    rdc_storage::clock::rfc3339(e.end_ns),
+                    rdc_format::time::rfc3339(e.start_ns),
+                    rdc_format::time::rfc3339(e.end_ns),
                     e.bytes,
                     e.ended
                 );

@@ -30,7 +30,7 @@ pub(crate) fn parse_time(s: &str) -> anyhow::Result<i64> {
         };
         return Ok(now - n * secs * 1_000_000_000);
     }
-    rdc_storage::clock::parse_rfc3339(s).ok_or_else(|| {
+    rdc_format::time::parse_rfc3339(s).ok_or_else(|| {
         anyhow!("{s:?} is not a time: use RFC 3339 like 2026-11-23T18:00:00Z, or now-10m")
     })
 }

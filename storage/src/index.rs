@@ -8,45 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-use crate::manifest::{Ended, Manifest};
-
-/// A finished segment, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentEntry {
-    pub camera: String,
-    pub seq: u64,
-    pub file: String,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub bytes: u64,
-    pub ciphertext_sha256: String,
-    pub ended: Ended,
-    pub clock_synced: bool,
-    pub frames: u64,
-    /// The store's running clock at the first frame (see [`Manifest::running_start_ns`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub running_start_ns: Option<u64>,
-}
-
-impl From<&Manifest> for SegmentEntry {
-    fn from(m: &Manifest) -> Self {
-        SegmentEntry {
-            camera: m.camera.clone(),
-            seq: m.seq,
-            file: m.file.clone(),
-            start_ns: m.start_ns,
-            end_ns: m.end_ns,
-            bytes: m.ciphertext_len,
-            ciphertext_sha256: m.ciphertext_sha256.clone(),
-            ended: m.ended.clone(),
-            clock_synced: m.clock_synced_throughout,
-            frames: m.frames,
-            running_start_ns: m.running_start_ns,
-        }
-    }
-}
+pub use rdc_format::SegmentEntry;
 
 #[derive(Debug)]
 pub(crate) struct Index {

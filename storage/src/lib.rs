@@ -13,7 +13,10 @@ pub mod agefmt;
 pub mod chainlog;
 pub mod clock;
 mod index;
-pub mod manifest;
+/// Segment manifests (defined in `rdc-format`, what both sides read).
+pub mod manifest {
+    pub use rdc_format::manifest::*;
+}
 pub mod retention;
 pub mod signing;
 mod store;
@@ -22,8 +25,8 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
-pub use index::SegmentEntry;
 pub use manifest::{ClockState, Ended, Manifest};
+pub use rdc_format::SegmentEntry;
 pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{

@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::DAY_NS;
 
+/// A hold on footage (R6), defined in `rdc-format`.
+pub use rdc_format::Hold;
 /// A segment as retention sees it: the index's entry (its span, bytes, clock state and
 /// running-clock stamp are what the plan reads).
-pub use crate::index::SegmentEntry as Candidate;
+pub use rdc_format::SegmentEntry as Candidate;
 
 /// The time now, as retention sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,33 +86,6 @@ pub enum Why {
     Expired,
     /// The store is over its byte budget and this is the oldest footage not held.
     OverBudget,
-}
-
-/// A hold on footage (R6): kept past retention for an investigation or court.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    pub id: u64,
-    /// Cameras held; empty means every camera.
-    pub cameras: Vec<String>,
-    pub from_ns: i64,
-    pub to_ns: i64,
-    pub case_ref: String,
-    pub reason: String,
-    /// Who asked for it.
-    pub who: String,
-    /// When the hold must be reviewed; it lapses then unless renewed.
-    pub review_ns: i64,
-    pub created_ns: i64,
-}
-
-impl Hold {
-    /// Whether this hold keeps that segment at `now_ns`.
-    pub fn covers(&self, camera: &str, start_ns: i64, end_ns: i64, now_ns: i64) -> bool {
-        self.review_ns > now_ns
-            && (self.cameras.is_empty() || self.cameras.iter().any(|c| c == camera))
-            && start_ns < self.to_ns
-            && end_ns > self.from_ns
-    }
 }
 
 /// Whether any hold keeps the segment.

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use ring::rand::SystemRandom;
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -105,9 +105,4 @@ impl UnitKey {
     }
 }
 
-/// Checks an Ed25519 signature by the unit whose public key is `public`.
-pub fn verify(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {
-    UnparsedPublicKey::new(&ED25519, public)
-        .verify(msg, sig)
-        .is_ok()
-}
+pub use rdc_format::verify_signature as verify;

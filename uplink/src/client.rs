@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt as _;
 
 use rdc_config::Id;
-use rdc_storage::SegmentEntry;
-use rdc_storage::chainlog::Entry;
+use rdc_format::SegmentEntry;
+use rdc_format::chain::Entry;
 
 use crate::protocol::{
     self, Answer, AuditAnswer, Justification, Refusal, Request, Response, StatusAnswer,
@@ -254,7 +254,7 @@ fn unexpected(asked: &str, got: &Answer) -> ClientError {
 fn classify(e: &quinn::ConnectionError) -> Option<ClientError> {
     match e {
         quinn::ConnectionError::ApplicationClosed(c)
-            if c.error_code == quinn::VarInt::from_u32(crate::server::CLOSE_UNKNOWN_USER) =>
+            if c.error_code == quinn::VarInt::from_u32(crate::protocol::CLOSE_UNKNOWN_USER) =>
         {
             Some(ClientError::Refused(Refusal::UnknownUser))
         }

@@ -5,15 +5,19 @@
 //! [`client`] the officer's; [`tls`] builds their rustls/QUIC configurations, [`pki`] the
 //! scheme's certificates, and [`strangers`] aggregates refused connections before they are
 //! audited. Only this crate touches the network (besides the cameras' RTSP in the recorder).
+//!
+//! The server, which needs the unit's store, is the default feature `server`; the officer's
+//! `rdc` uses this crate without it, so it links neither the store nor sled.
 
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod pki;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod strangers;
 pub mod tls;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests;

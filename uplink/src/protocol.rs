@@ -11,12 +11,14 @@
 //! allows it. A bad request gets an error on its own stream; the connection carries on.
 
 use rdc_config::{Id, Role};
-use rdc_storage::chainlog::Entry;
-use rdc_storage::{Hold, SegmentEntry};
+use rdc_format::chain::Entry;
+use rdc_format::{Hold, SegmentEntry};
 use serde::{Deserialize, Serialize};
 
 /// The ALPN protocol name.
 pub const ALPN: &[u8] = b"rdc/1";
+/// The QUIC close code for a connection whose certificate the unit does not list.
+pub const CLOSE_UNKNOWN_USER: u32 = 0x101;
 /// The largest header either side accepts.
 pub const MAX_HEADER: usize = 64 * 1024;
 /// Longest case reference and reason accepted.
@@ -175,7 +177,7 @@ pub struct StatusAnswer {
     #[serde(default)]
     pub retired_keys: Vec<String>,
     pub time_ns: i64,
-    pub store: rdc_storage::Status,
+    pub store: rdc_format::Status,
     /// What the daemon knows now: cameras recording, the clock.
     pub live: Option<LiveState>,
 }
@@ -183,7 +185,7 @@ pub struct StatusAnswer {
 /// The daemon's live state (R16).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveState {
-    pub clock: rdc_storage::ClockState,
+    pub clock: rdc_format::ClockState,
     pub cameras: Vec<LiveCamera>,
 }
 

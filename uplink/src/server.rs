@@ -93,8 +93,7 @@ impl std::fmt::Debug for Server {
 /// state), added to every status answer.
 pub type LiveStatus = Arc<dyn Fn() -> LiveState + Send + Sync>;
 
-/// Close codes sent to a refused connection.
-pub const CLOSE_UNKNOWN_USER: u32 = 0x101;
+pub use crate::protocol::CLOSE_UNKNOWN_USER;
 
 impl Server {
     /// Binds the UDP port. The only socket the unit opens.

@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use rdc_storage::AuditRecord;
-use rdc_storage::clock::rfc3339;
+use rdc_format::AuditRecord;
+use rdc_format::time::rfc3339;
 
 /// How often the summary of further attempts is written.
 pub const WINDOW_NS: i64 = 60 * 1_000_000_000;

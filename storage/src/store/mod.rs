@@ -30,12 +30,13 @@ use serde::{Deserialize, Serialize};
 use crate::agefmt;
 use crate::chainlog::{self, ChainLog};
 use crate::clock::{Clocks, DAY_NS};
-use crate::index::{Index, SegmentEntry};
+use crate::index::Index;
 use crate::manifest::{ClockState, Ended, Manifest};
 use crate::retention::{self, Hold, Why};
 use crate::signing::UnitKey;
 use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
 use crate::{Error, io_err};
+pub use rdc_format::{AuditRecord, CameraStatus, Destruction, SegmentEntry, Status, sha256_hex};
 
 pub use rdc_config::Budget;
 
@@ -115,55 +116,6 @@ pub struct OpenReport {
     pub timings: Vec<(&'static str, f64)>,
 }
 
-/// Who asked for an access and why: every audit entry (R10).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub who: String,
-    pub role: String,
-    pub action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub camera: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_ns: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_ns: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purpose: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub case_ref: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// `granted`, or `refused: <why>`.
-    pub outcome: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<u64>,
-    /// For refused connections, aggregated: how many attempts this entry stands for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// One destroyed segment (R7): what, when (the entry's time), how, on whose authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Destruction {
-    pub camera: String,
-    pub seq: u64,
-    pub file: String,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub bytes: u64,
-    pub ciphertext_sha256: String,
-    pub why: String,
-    pub how: String,
-    pub authority: String,
-    /// For deletions by age: how the age was measured, and the clock state relied on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clock: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum HoldEvent {
@@ -199,41 +151,6 @@ pub struct RetentionReport {
     pub over_budget: u64,
     pub bytes_freed: u64,
     pub lapsed_holds: Vec<u64>,
-}
-
-/// The state of the store, for `status` and the engineer's check (R5, R16).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Status {
-    pub segments: u64,
-    pub total_bytes: u64,
-    pub budget_bytes: u64,
-    pub retention_days: u32,
-    pub oldest_ns: Option<i64>,
-    pub newest_ns: Option<i64>,
-    /// Days the budget holds at the recent recording rate, held footage aside.
-    pub capacity_days: Option<f64>,
-    pub holds: usize,
-    pub held_bytes: u64,
-    pub cameras: Vec<CameraStatus>,
-}
-
-impl Status {
-    /// Days of retention the unit really keeps: the configured days, or fewer if the disk
-    /// cannot hold them.
-    pub fn effective_retention_days(&self) -> f64 {
-        self.capacity_days
-            .map_or(f64::from(self.retention_days), |c| {
-                c.min(f64::from(self.retention_days))
-            })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CameraStatus {
-    pub camera: String,
-    pub segments: u64,
-    pub bytes: u64,
-    pub newest_end_ns: Option<i64>,
 }
 
 /// A finished segment's ciphertext, for reading from any offset (resumable transfers).
@@ -458,19 +375,5 @@ impl Store {
 
     pub(super) fn segments_dir(&self, camera: &str) -> PathBuf {
         self.inner.cfg.root.join("segments").join(camera)
-    }
-}
-
-/// SHA-256 of what is left to read in `f`, hex: the one file hash of the store, `rdc` and the
-/// recorder (what the signed manifests carry, and `sha256sum` prints).
-pub fn sha256_hex(f: &mut impl std::io::Read) -> std::io::Result<String> {
-    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex::encode(h.finish()));
-        }
-        h.update(&buf[..n]);
     }
 }

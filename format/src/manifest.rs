@@ -1,6 +1,6 @@
 //! Segment manifests: what the unit attests about each finished segment.
 //!
-//! A manifest is the body of an entry in its camera's manifest log (a [`crate::chainlog`]), so
+//! A manifest is the body of an entry in its camera's manifest log (a [`crate::chain`] entry), so
 //! it is signed by the unit and chained to the camera's previous manifest: a deleted, inserted
 //! or altered segment shows. Exported with the entry around it, it proves a segment file to
 //! anyone holding the unit's public key.

@@ -1,0 +1,153 @@
+//! The records a unit keeps and answers with: audit and destruction entries, holds, listed
+//! segments, its status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::{Ended, Manifest};
+
+/// Who asked for an access and why: every audit entry (R10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub who: String,
+    pub role: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `granted`, or `refused: <why>`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// For refused connections, aggregated: how many attempts this entry stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One destroyed segment (R7): what, when (the entry's time), how, on whose authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destruction {
+    pub camera: String,
+    pub seq: u64,
+    pub file: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub bytes: u64,
+    pub ciphertext_sha256: String,
+    pub why: String,
+    pub how: String,
+    pub authority: String,
+    /// For deletions by age: how the age was measured, and the clock state relied on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+}
+
+/// A finished segment, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    pub camera: String,
+    pub seq: u64,
+    pub file: String,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub bytes: u64,
+    pub ciphertext_sha256: String,
+    pub ended: Ended,
+    pub clock_synced: bool,
+    pub frames: u64,
+    /// The store's running clock at the first frame (see [`Manifest::running_start_ns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_start_ns: Option<u64>,
+}
+
+impl From<&Manifest> for SegmentEntry {
+    fn from(m: &Manifest) -> Self {
+        SegmentEntry {
+            camera: m.camera.clone(),
+            seq: m.seq,
+            file: m.file.clone(),
+            start_ns: m.start_ns,
+            end_ns: m.end_ns,
+            bytes: m.ciphertext_len,
+            ciphertext_sha256: m.ciphertext_sha256.clone(),
+            ended: m.ended.clone(),
+            clock_synced: m.clock_synced_throughout,
+            frames: m.frames,
+            running_start_ns: m.running_start_ns,
+        }
+    }
+}
+
+/// A hold on footage (R6): kept past retention for an investigation or court.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: u64,
+    /// Cameras held; empty means every camera.
+    pub cameras: Vec<String>,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub case_ref: String,
+    pub reason: String,
+    /// Who asked for it.
+    pub who: String,
+    /// When the hold must be reviewed; it lapses then unless renewed.
+    pub review_ns: i64,
+    pub created_ns: i64,
+}
+
+impl Hold {
+    /// Whether this hold keeps that segment at `now_ns`.
+    pub fn covers(&self, camera: &str, start_ns: i64, end_ns: i64, now_ns: i64) -> bool {
+        self.review_ns > now_ns
+            && (self.cameras.is_empty() || self.cameras.iter().any(|c| c == camera))
+            && start_ns < self.to_ns
+            && end_ns > self.from_ns
+    }
+}
+
+/// The state of the store, for `status` and the engineer's check (R5, R16).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub segments: u64,
+    pub total_bytes: u64,
+    pub budget_bytes: u64,
+    pub retention_days: u32,
+    pub oldest_ns: Option<i64>,
+    pub newest_ns: Option<i64>,
+    /// Days the budget holds at the recent recording rate, held footage aside.
+    pub capacity_days: Option<f64>,
+    pub holds: usize,
+    pub held_bytes: u64,
+    pub cameras: Vec<CameraStatus>,
+}
+
+impl Status {
+    /// Days of retention the unit really keeps: the configured days, or fewer if the disk
+    /// cannot hold them.
+    pub fn effective_retention_days(&self) -> f64 {
+        self.capacity_days
+            .map_or(f64::from(self.retention_days), |c| {
+                c.min(f64::from(self.retention_days))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CameraStatus {
+    pub camera: String,
+    pub segments: u64,
+    pub bytes: u64,
+    pub newest_end_ns: Option<i64>,
+}
