@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use units::{parse_duration, parse_size};
+pub use units::{UnitError, parse_duration, parse_size};
 
 /// The default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/rdc/recorder.toml";
@@ -83,8 +83,8 @@ impl From<Id> for String {
 }
 
 impl std::str::FromStr for Id {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
         Id::parse(s)
     }
 }
@@ -101,8 +101,13 @@ impl PartialEq<str> for Id {
     }
 }
 
+/// Why a string is not an [`Id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("1 to 32 characters of a-z, 0-9, '-' and '_', not starting with '-'")]
+pub struct IdError;
+
 impl Id {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
         let ok = !s.is_empty()
             && s.len() <= 32
             && s.bytes()
@@ -111,7 +116,7 @@ impl Id {
         if ok {
             Ok(Id(s.to_owned()))
         } else {
-            Err("1 to 32 characters of a-z, 0-9, '-' and '_', not starting with '-'".into())
+            Err(IdError)
         }
     }
 
@@ -167,17 +172,35 @@ impl SecretRef {
     }
 
     /// Reads the secret, trimming one trailing newline.
-    pub fn read(&self) -> Result<Secret, String> {
-        let path = self.path().ok_or_else(|| {
-            format!("{self} is a systemd credential but $CREDENTIALS_DIRECTORY is not set: start the daemon with LoadCredential= or use password_file")
+    pub fn read(&self) -> Result<Secret, SecretError> {
+        let path = self
+            .path()
+            .ok_or_else(|| SecretError::NoCredentials(self.to_string()))?;
+        let mut s = std::fs::read_to_string(&path).map_err(|source| SecretError::Unreadable {
+            what: self.to_string(),
+            path: path.clone(),
+            source,
         })?;
-        let mut s = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read {self} at {}: {e}", path.display()))?;
         if s.ends_with('\n') {
             s.pop();
         }
         Ok(Secret(s))
     }
+}
+
+/// Why a secret could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "{0} is a systemd credential but $CREDENTIALS_DIRECTORY is not set: start the daemon with LoadCredential= or use password_file"
+    )]
+    NoCredentials(String),
+    #[error("cannot read {what} at {}: {source}", path.display())]
+    Unreadable {
+        what: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for SecretRef {
@@ -238,19 +261,30 @@ pub struct Recipient {
 
 impl Recipient {
     /// Parses an `age1...` X25519 recipient.
-    pub fn parse_key(s: &str) -> Result<[u8; 32], String> {
-        let (hrp, data) = bech32::decode(s).map_err(|e| format!("not a bech32 string ({e})"))?;
+    pub fn parse_key(s: &str) -> Result<[u8; 32], KeyError> {
+        let (hrp, data) = bech32::decode(s).map_err(|e| KeyError::NotBech32(e.to_string()))?;
         if hrp.as_str() != "age" {
-            return Err(format!(
-                "prefix is {hrp:?}, an age X25519 public key starts with age1"
-            ));
+            return Err(KeyError::Prefix(hrp.as_str().to_owned()));
         }
         if s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err("age public keys are lower case".into());
+            return Err(KeyError::UpperCase);
         }
         data.try_into()
-            .map_err(|d: Vec<u8>| format!("holds {} bytes, an X25519 key has 32", d.len()))
+            .map_err(|d: Vec<u8>| KeyError::Length(d.len()))
     }
+}
+
+/// Why a string is not an age X25519 recipient.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a bech32 string ({0})")]
+    NotBech32(String),
+    #[error("prefix is {0:?}, an age X25519 public key starts with age1")]
+    Prefix(String),
+    #[error("age public keys are lower case")]
+    UpperCase,
+    #[error("holds {0} bytes, an X25519 key has 32")]
+    Length(usize),
 }
 
 /// A role in the scheme (R9).

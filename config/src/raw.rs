@@ -46,7 +46,7 @@ pub enum Size {
 }
 
 impl Size {
-    pub fn bytes(&self) -> Result<u64, String> {
+    pub fn bytes(&self) -> Result<u64, crate::UnitError> {
         match self {
             Size::Bytes(b) => Ok(*b),
             Size::Text(t) => crate::parse_size(t),

@@ -22,12 +22,12 @@ impl Validator {
         &mut self,
         key: impl Into<String>,
         value: impl fmt::Display,
-        message: impl Into<String>,
+        message: impl fmt::Display,
     ) {
         self.problems.push(Problem {
             key: key.into(),
             value: value.to_string(),
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 
@@ -35,12 +35,12 @@ impl Validator {
         &mut self,
         key: impl Into<String>,
         value: impl fmt::Display,
-        message: impl Into<String>,
+        message: impl fmt::Display,
     ) {
         self.warnings.push(Problem {
             key: key.into(),
             value: value.to_string(),
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 

@@ -39,23 +39,29 @@ pub fn entry_hash(prev: &str, seq: u64, time_ns: i64, body: &serde_json::Value) 
 
 /// Checks one entry on its own: its hash matches its content and the unit signed it. (A
 /// reader checks the chain by comparing each entry's `prev` with the previous entry's `hash`.)
-pub fn verify_entry(e: &Entry, public: &[u8; 32]) -> Result<(), String> {
+pub fn verify_entry(e: &Entry, public: &[u8; 32]) -> Result<(), EntryError> {
     verify_entry_by(e, std::slice::from_ref(public))
 }
 
 /// As [`verify_entry`], accepting a signature by any of `keys` (the unit's key and the keys it
 /// retired deliberately, `rdc-recorder store rotate-key`).
-pub fn verify_entry_by(e: &Entry, keys: &[[u8; 32]]) -> Result<(), String> {
+pub fn verify_entry_by(e: &Entry, keys: &[[u8; 32]]) -> Result<(), EntryError> {
     if entry_hash(&e.prev, e.seq, e.time_ns, &e.body) != e.hash {
-        return Err(format!(
-            "entry {} was altered: its content does not match its hash",
-            e.seq
-        ));
+        return Err(EntryError::Altered { seq: e.seq });
     }
     if !signed_by_any(e, keys) {
-        return Err(format!("entry {} is not signed by this unit", e.seq));
+        return Err(EntryError::NotSigned { seq: e.seq });
     }
     Ok(())
+}
+
+/// Why an entry does not check out on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error("entry {seq} was altered: its content does not match its hash")]
+    Altered { seq: u64 },
+    #[error("entry {seq} is not signed by this unit")]
+    NotSigned { seq: u64 },
 }
 
 /// Whether the entry's signature is by one of `keys`.

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use rdc_format::chain::{
-    Entry, GENESIS, entry_hash, signed_by_any, verify_entry, verify_entry_by,
+    Entry, EntryError, GENESIS, entry_hash, signed_by_any, verify_entry, verify_entry_by,
 };
 
 use crate::signing::UnitKey;

@@ -27,7 +27,8 @@ impl Store {
     }
 
     pub fn segment(&self, camera: &str, seq: u64) -> Result<SegmentEntry, Error> {
-        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
+        rdc_config::Id::parse(camera)
+            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
         self.inner
             .index
             .get(camera, seq)
@@ -63,7 +64,8 @@ impl Store {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<chainlog::Entry>, Error> {
-        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
+        rdc_config::Id::parse(camera)
+            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
         let p = self.manifest_log_path(camera);
         Ok(chainlog::read_all::<serde_json::Value>(&p)?
             .into_iter()

@@ -6,7 +6,8 @@ use super::*;
 impl Store {
     /// The writer for one camera. Only one may exist per camera at a time.
     pub fn writer(&self, camera: &str) -> Result<SegmentWriter, Error> {
-        rdc_config::Id::parse(camera).map_err(|m| Error::BadCamera(camera.to_owned(), m))?;
+        rdc_config::Id::parse(camera)
+            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
         if !lock(&self.inner.writers).insert(camera.to_owned()) {
             return Err(Error::WriterBusy(camera.to_owned()));
         }

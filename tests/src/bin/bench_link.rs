@@ -215,14 +215,8 @@ fn client_via_relay(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
         let t = Instant::now();
         for e in &entries {
             let mut sink = tokio::io::sink();
-            c.fetch(
-                &rdc_config::Id::parse("front").map_err(anyhow::Error::msg)?,
-                e.seq,
-                0,
-                &why,
-                &mut sink,
-            )
-            .await?;
+            c.fetch(&rdc_config::Id::parse("front")?, e.seq, 0, &why, &mut sink)
+                .await?;
         }
         c.close();
         anyhow::Ok(t.elapsed().as_secs_f64())
