@@ -10,7 +10,7 @@ pub mod manifest;
 pub mod records;
 pub mod time;
 
-pub use manifest::{ClockState, Ended, Manifest};
+pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use records::{AuditRecord, CameraStatus, Destruction, Hold, SegmentEntry, Status};
 
 /// Checks an Ed25519 signature by the unit whose public key is `public`.

@@ -23,6 +23,28 @@ impl ClockState {
     };
 }
 
+/// Which clock a segment's frame times come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSource {
+    /// The camera's clock: each frame's RTP time mapped through the camera's RTCP sender
+    /// reports, so a frame's time is when the camera captured it. Used only while the camera's
+    /// clock agrees with the unit's within a second.
+    CameraRtcp,
+    /// The unit's clock: the camera's RTP times (their spacing exact) anchored on the unit's
+    /// clock when the first frame arrived, so times include the network's delay.
+    UnitArrival,
+    /// Some frames of each (the camera's first sender report, or its clock drifting off).
+    Mixed,
+}
+
+impl TimeSource {
+    /// The source of a segment whose frames so far came from `self`, after a frame from `next`.
+    pub fn and(self, next: TimeSource) -> TimeSource {
+        if self == next { self } else { TimeSource::Mixed }
+    }
+}
+
 /// How a segment ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -76,6 +98,10 @@ pub struct Manifest {
     /// cannot be trusted. Absent in segments written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_start_ns: Option<u64>,
+    /// Which clock the segment's times come from. Absent in segments written before it
+    /// existed (their times are the unit's, at arrival).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times_from: Option<TimeSource>,
 }
 
 impl Manifest {
@@ -111,6 +137,7 @@ impl Manifest {
                 cause: cause.to_owned(),
             },
             running_start_ns: None,
+            times_from: None,
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rdc_storage::{Clocks, Frame, Store};
+use rdc_storage::{Clocks, Frame, Store, TimeSource};
 
 use crate::clockstate;
 use crate::ingest::{AuFrame, CameraSpec, Event, Session};
@@ -212,12 +212,40 @@ impl Backoff {
     }
 }
 
+/// How far the camera's clock may be from the unit's for frame times to be the camera's.
+const CAMERA_CLOCK_TOLERANCE_NS: i64 = 1_000_000_000;
+
+/// A frame's wall time and where it comes from: the camera's clock (capture time, from its
+/// RTCP sender reports) while it agrees with the unit's within a second, else the unit's.
+/// A camera clock further off is wrong or unset, and the unit's clock is the one whose
+/// synchronisation state every manifest records.
+fn choose_wall(camera_wall: Option<i64>, unit_wall: i64) -> (i64, TimeSource) {
+    match camera_wall {
+        Some(c) if c.abs_diff(unit_wall) <= CAMERA_CLOCK_TOLERANCE_NS as u64 => {
+            (c, TimeSource::CameraRtcp)
+        }
+        _ => (unit_wall, TimeSource::UnitArrival),
+    }
+}
+
 /// Maps a camera's decode timestamps onto the unit's monotonic clock, re-anchoring when the
 /// two drift apart (a camera clock running fast or slow, or a camera restart).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TimeMap {
     anchor: Option<(u64, u64)>,
     last_mono: u64,
+    /// Where the last frame's wall time came from (to log changes).
+    source: TimeSource,
+}
+
+impl Default for TimeMap {
+    fn default() -> Self {
+        TimeMap {
+            anchor: None,
+            last_mono: 0,
+            source: TimeSource::UnitArrival,
+        }
+    }
 }
 
 impl TimeMap {
@@ -266,6 +294,17 @@ struct Stamper {
 const REORDER: u64 = 4;
 
 impl Stamper {
+    /// A stamper for a stream that declares this frame interval (plausible ones only: 1 to
+    /// 120 frames a second).
+    fn with_frame_duration(frame_ns: Option<u64>) -> Self {
+        Stamper {
+            dur: frame_ns
+                .filter(|d| (8_000_000..=1_000_000_000).contains(d))
+                .unwrap_or(0),
+            ..Stamper::default()
+        }
+    }
+
     fn frame_duration(&self) -> u64 {
         if self.dur == 0 { 40_000_000 } else { self.dur }
     }
@@ -277,7 +316,9 @@ impl Stamper {
         // previous buffer's.
         let pts = pts.or(self.last_pts).unwrap_or(REORDER * dur);
         self.last_pts = Some(pts);
-        // Learn the frame duration from the smallest gap between recent presentation times.
+        // Learn the frame duration from the smallest gap between recent presentation times:
+        // with B-frames the smallest shows only after a few frames, so until then it may only
+        // shrink.
         self.recent.push(pts);
         if self.recent.len() > 8 {
             self.recent.remove(0);
@@ -289,6 +330,7 @@ impl Stamper {
             .map(|w| w[1] - w[0])
             .filter(|d| *d > 1_000_000)
             .min()
+            && (self.recent.len() > REORDER as usize || d < self.frame_duration())
         {
             self.dur = d;
         }
@@ -356,11 +398,11 @@ fn write_loop(
             last_clock_check = now;
         }
         match ev {
-            Event::Started { codec } => {
-                tracing::info!(camera = id, ?codec, "camera connected; recording");
+            Event::Started { codec, frame_ns } => {
+                tracing::info!(camera = id, ?codec, frame_ms = frame_ns.map(|n| n as f64 / 1e6), "camera connected; recording");
                 mux = Some(TsMuxer::new(codec));
                 times = TimeMap::default();
-                stamper = Stamper::default();
+                stamper = Stamper::with_frame_duration(frame_ns);
             }
             Event::Frame(f) => {
                 let Some(m) = mux.as_mut() else { continue };
@@ -414,11 +456,30 @@ fn push_frame(
     state: &CameraState,
 ) {
     if tracing::enabled!(tracing::Level::TRACE) {
-        tracing::trace!(camera = %writer.camera(), bytes = f.data.len(), keyframe = f.keyframe, pts = ?f.pts_ns, dts = ?f.dts_ns, nals = ?nal_types(&f.data, mux.codec()), "access unit");
+        tracing::trace!(camera = %writer.camera(), bytes = f.data.len(), keyframe = f.keyframe, pts = ?f.pts_ns, dts = ?f.dts_ns, nals = ?crate::ingest::nal_types(&f.data, mux.codec()).collect::<Vec<_>>(), "access unit");
     }
     let (pts, dts) = stamper.stamp(f.pts_ns, f.dts_ns, f.keyframe);
-    let mono = times.mono_for(Some(dts), f.arrival_mono);
-    let wall = mono as i64 + (clocks.wall_ns() - clocks.mono_ns() as i64);
+    // Frame times are decode times (they increase, so segments cut and meet cleanly), placed so
+    // that the frame's presentation time is when it arrived (the unit's clock) or when the
+    // camera captured it (the camera's clock).
+    let lag = pts - dts;
+    let mono = times.mono_for(Some(dts), f.arrival_mono.saturating_sub(lag));
+    let unit_wall = mono as i64 + (clocks.wall_ns() - clocks.mono_ns() as i64);
+    let camera_wall = f.camera_wall_ns.map(|w| w - lag as i64);
+    let (wall, source) = choose_wall(camera_wall, unit_wall);
+    if source != times.source {
+        match (source, camera_wall) {
+            (TimeSource::CameraRtcp, _) => {
+                tracing::info!(camera = %writer.camera(), offset_ms = (unit_wall - wall) / 1_000_000, "frame times now from the camera's clock (RTCP sender reports)")
+            }
+            (_, Some(c)) => {
+                tracing::warn!(camera = %writer.camera(), camera_ahead_ms = (c - unit_wall) / 1_000_000, "the camera's clock disagrees with the unit's by more than a second: frame times are the unit's; set the camera's NTP server to the unit's")
+            }
+            _ => {}
+        }
+        times.source = source;
+    }
+    writer.set_times(source);
     let (pts90, dts90) = (ns_to_90k(pts), ns_to_90k(dts));
     ts.clear();
     mux.mux(&f.data, pts90, dts90, f.keyframe, ts);
@@ -442,25 +503,6 @@ fn push_frame(
             let _ = writer.close(&format!("storage error: {e}"));
         }
     }
-}
-
-/// NAL unit types in an Annex B access unit (for trace logs).
-fn nal_types(au: &[u8], codec: crate::tsmux::Codec) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 3 < au.len() {
-        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
-            let h = au[i + 3];
-            out.push(match codec {
-                crate::tsmux::Codec::H264 => h & 0x1F,
-                crate::tsmux::Codec::H265 => (h >> 1) & 0x3F,
-            });
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -550,12 +592,14 @@ mod tests {
                 keyframe,
                 pts_ns: Some(i * 40_000_000),
                 dts_ns: None,
+                camera_wall_ns: None,
                 arrival_mono: 1_000_000_000 + i * 40_000_000,
                 dropped_before,
             })
         };
         tx.send(Event::Started {
             codec: crate::tsmux::Codec::H264,
+            frame_ns: None,
         })
         .unwrap();
         for i in 0..10 {

@@ -19,8 +19,6 @@ use crate::{logging, notify};
 /// Runs until SIGTERM or SIGINT.
 pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()> {
     logging::init(&cfg.logging.level, cfg.logging.format);
-    gstreamer::init()
-        .context("GStreamer cannot start: install its plugins (scripts/install-deps.sh)")?;
     let clocks: Arc<dyn Clocks> = Arc::new(crate::clockstate::UnitClocks);
     // Never a silently new key: a store signed by another key, or a lost key, stops the start
     // with what happened and how to rotate deliberately.

@@ -1,21 +1,31 @@
-//! One RTSP session with a camera, in GStreamer: `rtspsrc ! depay ! parse ! appsink`.
+//! One RTSP session with a camera, with [retina] (Moonfire NVR's RTSP client): RTSP, RTP and
+//! depacketisation of H.264/H.265 on one task, no jitterbuffer, no thread hand-offs per packet.
 //!
-//! Only the video stream is set up (`select-stream` refuses the others), so audio is never
-//! received, let alone linked, buffered or written (R2). Nothing is decoded or encoded: the
-//! parser only makes sure each keyframe carries its parameter sets and hands out whole access
-//! units. Frames go to the camera's writer through a bounded queue; when the disk cannot keep
-//! up, frames are dropped here, counted, and the writer is told (R4: memory stays bounded).
+//! Only the video stream is set up, so audio is never received, let alone buffered or written
+//! (R2). Nothing is decoded or encoded: retina hands out whole access units in Annex B with the
+//! parameter sets before every keyframe, stamped with the camera's own RTP time (so frame
+//! spacing is the camera's, not the network's), and passes on the camera's RTCP sender
+//! reports, which map RTP time to the camera's wall clock ([`CameraClock`]). Frames go to the
+//! camera's writer through a bounded queue; when the disk cannot keep up, frames are dropped
+//! here, counted, and the writer is told (R4: memory stays bounded).
+//!
+//! Sessions run on one small tokio runtime of their own ([`runtime`]), so the camera threads
+//! keep their blocking supervisor loop. ARCHITECTURE.md says why retina replaced rtspsrc.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
+use futures_util::StreamExt as _;
 use rdc_config::{Secret, Transport};
 use rdc_storage::Clocks;
+use retina::client::{
+    Credentials, PlayOptions, SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy,
+    UdpTransportOptions,
+};
+use retina::codec::{CodecItem, FrameFormat};
 
 use crate::tsmux::Codec;
 
@@ -25,6 +35,8 @@ pub enum Event {
     /// The camera's video stream is set up.
     Started {
         codec: Codec,
+        /// The frame interval the stream declares (its SPS timing information), if it does.
+        frame_ns: Option<u64>,
     },
     Frame(AuFrame),
     /// Recording of this camera paused, for this cause: a gap follows.
@@ -42,6 +54,9 @@ pub struct AuFrame {
     pub keyframe: bool,
     pub pts_ns: Option<u64>,
     pub dts_ns: Option<u64>,
+    /// The camera's wall-clock time of this frame (capture time), from its RTCP sender
+    /// reports; `None` until the camera has sent one (or if it never does).
+    pub camera_wall_ns: Option<i64>,
     /// Monotonic time of arrival.
     pub arrival_mono: u64,
     /// Frames dropped just before this one because the queue was full.
@@ -107,213 +122,173 @@ impl DropGate {
     }
 }
 
+/// The runtime every camera session runs on: one worker thread moves all cameras' packets.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rtsp")
+            .enable_all()
+            .build()
+            .expect("the RTSP runtime starts")
+    })
+}
+
+/// How long the camera has to answer each RTSP request (DESCRIBE, SETUP, PLAY).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Presentation times start here (ns) so that the decode clock, which runs a few frames
+/// behind, never goes below zero.
+const PTS_BASE_NS: i64 = 10_000_000_000;
+
 /// A running session.
 #[derive(Debug)]
 pub struct Session {
-    pipeline: gst::Pipeline,
+    task: tokio::task::JoinHandle<()>,
+    ended: Receiver<String>,
     pub counters: Arc<Counters>,
-    refused: Arc<Mutex<Option<String>>>,
-}
-
-fn make(name: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(name)
-        .build()
-        .map_err(|_| format!("the GStreamer element {name} is missing: install the GStreamer plugins (scripts/install-deps.sh)"))
 }
 
 impl Session {
-    /// Starts a session. Frames flow to `tx` from GStreamer's threads.
+    /// Starts a session. Frames flow to `tx` from the RTSP runtime.
     pub fn start(
         spec: &CameraSpec,
         tx: SyncSender<Event>,
         clocks: Arc<dyn Clocks>,
     ) -> Result<Session, String> {
-        let pipeline = gst::Pipeline::with_name(&format!("camera-{}", spec.id));
-        let src = make("rtspsrc")?;
-        src.set_property("location", &spec.url);
-        src.set_property("latency", 200u32);
-        // Give up on a camera that does not answer, so the supervisor can retry.
-        src.set_property("tcp-timeout", 5_000_000u64);
-        src.set_property("timeout", 5_000_000u64);
-        src.set_property_from_str(
-            "protocols",
-            match spec.transport {
-                Transport::Tcp => "tcp",
-                Transport::Udp => "udp",
-                Transport::Auto => "udp+tcp",
-            },
-        );
-        if let Some(u) = &spec.username {
-            src.set_property("user-id", u);
-        }
-        if let Some(p) = &spec.password {
-            src.set_property("user-pw", p.expose());
-        }
-        // Set up video only: audio is never even requested from the camera.
-        let id = spec.id.clone();
-        src.connect("select-stream", false, move |args| {
-            let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
-            let media = caps.as_ref().and_then(|c| c.structure(0)).and_then(|s| s.get::<String>("media").ok()).unwrap_or_default();
-            let take = media == "video";
-            if !take {
-                tracing::info!(camera = %id, media, "not setting up a non-video stream (audio is never recorded)");
-            }
-            Some(take.to_value())
-        });
-        pipeline.add(&src).map_err(|e| e.to_string())?;
-
+        let url = url::Url::parse(&spec.url).map_err(|e| {
+            format!("the camera's url is not a valid URL ({e}): write rtsp://HOST[:PORT]/PATH")
+        })?;
         let counters = Arc::new(Counters::default());
         counters
             .last_frame_mono
             .store(clocks.mono_ns(), Ordering::SeqCst);
-        let refused = Arc::new(Mutex::new(None));
-        let linked = Arc::new(AtomicBool::new(false));
-        let pipeline_weak = pipeline.downgrade();
-        let (c2, r2, id) = (counters.clone(), refused.clone(), spec.id.clone());
-        src.connect_pad_added(move |_src, pad| {
-            let Some(pipeline) = pipeline_weak.upgrade() else { return };
-            let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-            let s = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.to_owned()));
-            let media = s.as_ref().and_then(|s| s.get::<String>("media").ok()).unwrap_or_default();
-            let enc = s.as_ref().and_then(|s| s.get::<String>("encoding-name").ok()).unwrap_or_default().to_ascii_uppercase();
-            if media != "video" {
-                return;
-            }
-            if linked.swap(true, Ordering::SeqCst) {
-                tracing::info!(camera = %id, "the camera offers a second video stream; recording the first only");
-                return;
-            }
-            let codec = match enc.as_str() {
-                "H264" => Codec::H264,
-                "H265" | "HEVC" => Codec::H265,
-                other => {
-                    let m = format!("the camera sends {other} video; only H.264 and H.265 are recorded: set the camera's stream to H.264 or H.265");
-                    tracing::error!(camera = %id, "{m}");
-                    *r2.lock().unwrap_or_else(|p| p.into_inner()) = Some(m);
-                    return;
-                }
+        let (done, ended) = std::sync::mpsc::sync_channel(1);
+        let (spec, c) = (spec.clone(), counters.clone());
+        let task = runtime().spawn(async move {
+            let cause = match run(url, &spec, tx, c, clocks).await {
+                Ok(()) => "the camera ended the stream".to_owned(),
+                Err(cause) => cause,
             };
-            match link_video(&pipeline, pad, codec, tx.clone(), c2.clone(), clocks.clone(), &id) {
-                Ok(()) => {
-                    let _ = tx.send(Event::Started { codec });
-                }
-                Err(m) => *r2.lock().unwrap_or_else(|p| p.into_inner()) = Some(m),
-            }
+            let _ = done.try_send(cause);
         });
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| format!("cannot start the pipeline for {}", spec.url))?;
         Ok(Session {
-            pipeline,
+            task,
+            ended,
             counters,
-            refused,
         })
     }
 
     /// Waits up to `timeout` for the session to end; returns why it ended, if it did.
     pub fn poll(&self, timeout: Duration) -> Option<String> {
-        if let Some(m) = self
-            .refused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            return Some(m);
-        }
-        let bus = self.pipeline.bus()?;
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        )?;
-        match msg.view() {
-            gst::MessageView::Eos(_) => Some("the camera ended the stream".into()),
-            gst::MessageView::Error(e) => {
-                let detail = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                let mut cause = e.error().to_string();
-                if detail.contains("401")
-                    || cause.contains("Unauthorized")
-                    || detail.contains("Unauthorized")
-                {
-                    cause = "the camera refused the credentials (401 Unauthorized): check username and password_file".into();
-                } else if detail.contains("receive_response") {
-                    cause = format!(
-                        "the camera's answer is not valid RTSP ({cause}): check the camera's address, port and path"
-                    );
-                } else if detail.contains("Connection refused")
-                    || cause.contains("Could not open resource")
-                {
-                    cause = format!(
-                        "cannot connect to the camera ({cause}): is it powered and on the network, and is the port right?"
-                    );
-                }
-                tracing::debug!(error = %e.error(), %detail, "session error");
-                Some(cause)
-            }
-            _ => None,
-        }
+        self.ended.recv_timeout(timeout).ok()
     }
 
-    /// Stops the session and frees its resources.
+    /// Stops the session and frees its resources (retina tears the RTSP session down).
     pub fn stop(self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        self.task.abort();
     }
 }
 
-fn link_video(
-    pipeline: &gst::Pipeline,
-    pad: &gst::Pad,
-    codec: Codec,
+/// One session: DESCRIBE, SETUP of the video stream only, PLAY, then frames until the camera
+/// stops or fails. Returns why it ended.
+async fn run(
+    url: url::Url,
+    spec: &CameraSpec,
     tx: SyncSender<Event>,
     counters: Arc<Counters>,
     clocks: Arc<dyn Clocks>,
-    id: &str,
 ) -> Result<(), String> {
-    let (depay, parse, caps) = match codec {
-        Codec::H264 => (
-            "rtph264depay",
-            "h264parse",
-            "video/x-h264,stream-format=byte-stream,alignment=au",
-        ),
-        Codec::H265 => (
-            "rtph265depay",
-            "h265parse",
-            "video/x-h265,stream-format=byte-stream,alignment=au",
-        ),
+    let creds = spec.username.as_ref().map(|u| Credentials {
+        username: u.clone(),
+        password: spec
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default(),
+    });
+    let opts = SessionOptions::default()
+        .creds(creds)
+        .user_agent("rdc-recorder".into())
+        .teardown(TeardownPolicy::Auto);
+    let mut session = answer("DESCRIBE", retina::client::Session::describe(url, opts)).await?;
+    let mut video = None;
+    for (i, s) in session.streams().iter().enumerate() {
+        if s.media() != "video" {
+            tracing::info!(camera = %spec.id, media = s.media(), "not setting up a non-video stream (audio is never recorded)");
+        } else if video.is_some() {
+            tracing::info!(camera = %spec.id, "the camera offers a second video stream; recording the first only");
+        } else {
+            video = Some((i, s.encoding_name().to_ascii_uppercase(), s.clock_rate_hz()));
+        }
+    }
+    let (stream, encoding, clock_rate) = video.ok_or_else(|| {
+        "the camera offers no video stream: check the camera's path and its stream settings"
+            .to_owned()
+    })?;
+    let codec = codec_of(&encoding)?;
+    let rate = NonZeroU32::new(clock_rate).ok_or("the camera's video has a clock rate of 0")?;
+    let transport = match spec.transport {
+        Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
+        // Interleaved in the RTSP connection: through any NAT and firewall, and nothing lost.
+        Transport::Tcp | Transport::Auto => {
+            retina::client::Transport::Tcp(TcpTransportOptions::default())
+        }
     };
-    let depay = make(depay)?;
-    let parse = make(parse)?;
-    // Parameter sets before every keyframe: each segment decodes on its own.
-    parse.set_property("config-interval", -1i32);
-    let filter = make("capsfilter")?;
-    filter.set_property("caps", gst::Caps::from_str_fallible(caps)?);
-    let sink = gst_app::AppSink::builder()
-        .sync(false)
-        .max_buffers(4)
-        .drop(false)
-        .build();
-    let id = id.to_owned();
+    // Annex B, and the parameter sets put in here (see `with_parameter_sets`).
+    let format = FrameFormat {
+        h26x_framing: retina::codec::h26x::Framing::AnnexB,
+        parameter_set_insertion: retina::codec::ParameterSetInsertion::Never,
+        ..FrameFormat::SIMPLE
+    };
+    let setup = SetupOptions::default()
+        .transport(transport)
+        .frame_format(format);
+    answer("SETUP", session.setup(stream, setup)).await?;
+    let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
+    let mut frames = playing.demuxed().map_err(|e| explain(&e))?;
+    // The writer must know the codec before the first frame; the queue is short-lived here.
+    let started = tx.clone();
+    let frame_ns = match frames.streams()[stream].parameters() {
+        Some(retina::codec::ParametersRef::Video(v)) => v
+            .frame_rate()
+            .filter(|&(n, d)| n > 0 && d > 0)
+            .map(|(n, d)| u64::from(n) * 1_000_000_000 / u64::from(d)),
+        _ => None,
+    };
+    tokio::task::block_in_place(move || started.send(Event::Started { codec, frame_ns }))
+        .map_err(|_| "the recorder is stopping".to_owned())?;
     let mut gate = DropGate::default();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buf) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
-                let keyframe = !buf.flags().contains(gst::BufferFlags::DELTA_UNIT);
+    let mut camera_clock = CameraClock::default();
+    while let Some(item) = frames.next().await {
+        match item.map_err(|e| explain(&e))? {
+            CodecItem::VideoFrame(f) => {
                 let now = clocks.mono_ns();
                 counters.last_frame_mono.store(now, Ordering::SeqCst);
                 counters.frames.fetch_add(1, Ordering::Relaxed);
+                let keyframe = is_keyframe(codec, f.data());
                 let Some(dropped_before) = gate.admit(keyframe) else {
                     counters.dropped.store(gate.dropped, Ordering::Relaxed);
-                    return Ok(gst::FlowSuccess::Ok);
+                    continue;
                 };
-                let map = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let ts = f.timestamp();
+                let data = if keyframe {
+                    let params = frames.streams()[stream].parameters();
+                    with_parameter_sets(params, f.into_data())
+                } else {
+                    f.into_data()
+                };
                 let frame = AuFrame {
-                    data: map.as_slice().to_vec(),
                     keyframe,
-                    pts_ns: buf.pts().map(|t| t.nseconds()),
-                    dts_ns: buf.dts().map(|t| t.nseconds()),
+                    pts_ns: Some(
+                        (PTS_BASE_NS + ticks_to_ns(ts.elapsed(), rate)).max(0) as u64,
+                    ),
+                    dts_ns: None,
+                    camera_wall_ns: camera_clock.wall_ns(ts.timestamp(), rate),
                     arrival_mono: now,
                     dropped_before,
+                    data,
                 };
                 match tx.try_send(Event::Frame(frame)) {
                     Ok(()) => gate.sent(),
@@ -321,43 +296,252 @@ fn link_video(
                         let n = gate.full();
                         counters.dropped.store(n, Ordering::Relaxed);
                         if n.is_power_of_two() {
-                            tracing::warn!(camera = %id, dropped = n, "the disk cannot keep up: dropping frames until the next keyframe");
+                            tracing::warn!(camera = %spec.id, dropped = n, "the disk cannot keep up: dropping frames until the next keyframe");
                         }
                     }
-                    Err(TrySendError::Disconnected(_)) => return Err(gst::FlowError::Flushing),
+                    Err(TrySendError::Disconnected(_)) => {
+                        return Err("the recorder is stopping".into());
+                    }
                 }
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    let sink: gst::Element = sink.upcast();
-    let chain = [&depay, &parse, &filter, &sink];
-    pipeline.add_many(chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(chain).map_err(|e| e.to_string())?;
-    for e in chain {
-        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+            }
+            CodecItem::Rtcp(rtcp) => {
+                let (Some(rtp), Some(Ok(Some(sr)))) = (
+                    rtcp.rtp_timestamp(),
+                    rtcp.pkts().next().map(|p| p.as_sender_report()),
+                ) else {
+                    continue;
+                };
+                camera_clock.sender_report(rtp.timestamp(), sr.ntp_timestamp().0);
+            }
+            _ => {}
+        }
     }
-    let sinkpad = depay
-        .static_pad("sink")
-        .ok_or("depayloader has no sink pad")?;
-    pad.link(&sinkpad)
-        .map_err(|e| format!("cannot link the camera's video: {e:?}"))?;
     Ok(())
 }
 
-trait CapsExt {
-    fn from_str_fallible(s: &str) -> Result<gst::Caps, String>;
+/// Awaits one RTSP request, with the camera given [`ANSWER_TIMEOUT`] to answer.
+async fn answer<T>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, retina::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, f).await {
+        Ok(r) => r.map_err(|e| explain(&e)),
+        Err(_) => Err(format!(
+            "the camera did not answer {what} within {} s: is it powered and on the network, and is the address right?",
+            ANSWER_TIMEOUT.as_secs()
+        )),
+    }
 }
 
-impl CapsExt for gst::Caps {
-    fn from_str_fallible(s: &str) -> Result<gst::Caps, String> {
-        s.parse().map_err(|_| format!("bad caps {s}"))
+/// The codec of an RTP encoding name, or why it is not recorded.
+fn codec_of(encoding: &str) -> Result<Codec, String> {
+    match encoding {
+        "H264" => Ok(Codec::H264),
+        "H265" | "HEVC" => Ok(Codec::H265),
+        other => Err(format!(
+            "the camera sends {other} video; only H.264 and H.265 are recorded: set the camera's stream to H.264 or H.265"
+        )),
+    }
+}
+
+/// A retina error as a cause a field engineer can act on.
+fn explain(e: &retina::Error) -> String {
+    let full = e.to_string();
+    let first = full.lines().next().unwrap_or("").trim().to_owned();
+    tracing::debug!(error = %full, "session error");
+    match e.status_code() {
+        Some(401) => {
+            return "the camera refused the credentials (401 Unauthorized): check username and password_file".into();
+        }
+        Some(404) => {
+            return format!(
+                "the camera has no stream at this path ({first}): check the path in the camera's url"
+            );
+        }
+        _ => {}
+    }
+    if full.contains("Unauthorized") {
+        "the camera refused the credentials (401 Unauthorized): check username and password_file"
+            .into()
+    } else if full.contains("RTSP framing error") || full.contains("Invalid RTSP") {
+        format!(
+            "the camera's answer is not valid RTSP ({first}): check the camera's address, port and path"
+        )
+    } else if full.contains("Connection refused")
+        || full.contains("Unable to connect")
+        || full.contains("connect")
+    {
+        format!(
+            "cannot connect to the camera ({first}): is it powered and on the network, and is the port right?"
+        )
+    } else if full.contains("EOF") || full.contains("closed") {
+        format!("the camera closed the connection ({first})")
+    } else {
+        format!("the camera's stream failed: {first}")
+    }
+}
+
+/// Whether an Annex B access unit can start a segment: an IDR picture for H.264; any intra
+/// random access point for H.265 (IDR, CRA or BLA: cameras with open GOPs send CRA, which
+/// retina does not count as a random access point).
+fn is_keyframe(codec: Codec, au: &[u8]) -> bool {
+    nal_types(au, codec).any(|t| match codec {
+        Codec::H264 => t == 5,
+        Codec::H265 => (16..=23).contains(&t),
+    })
+}
+
+/// The NAL unit types in an Annex B access unit.
+pub fn nal_types(au: &[u8], codec: Codec) -> impl Iterator<Item = u8> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i + 3 < au.len() {
+            if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+                let h = au[i + 3];
+                i += 3;
+                return Some(match codec {
+                    Codec::H264 => h & 0x1F,
+                    Codec::H265 => (h >> 1) & 0x3F,
+                });
+            }
+            i += 1;
+        }
+        None
+    })
+}
+
+/// A keyframe with the stream's parameter sets (VPS, SPS, PPS) before it, so that every
+/// segment decodes on its own. Retina strips parameter sets found in the stream and keeps the
+/// latest; they are put back here, before every keyframe whatever its kind.
+fn with_parameter_sets(params: Option<retina::codec::ParametersRef<'_>>, au: Vec<u8>) -> Vec<u8> {
+    use retina::codec::{ParametersRef, VideoParametersCodec};
+    const START: [u8; 4] = [0, 0, 0, 1];
+    let Some(ParametersRef::Video(v)) = params else {
+        return au;
+    };
+    let sets: Vec<&[u8]> = match v.codec_params() {
+        VideoParametersCodec::H264 { sps, pps } => vec![sps, pps],
+        VideoParametersCodec::H265 { vps, sps, pps } => vec![vps, sps, pps],
+        _ => return au,
+    };
+    // After an access unit delimiter, which must come first (H.264 type 9, H.265 type 35).
+    let aud = match v.codec_params() {
+        VideoParametersCodec::H264 { .. } => au.len() > 4 && au[..4] == START && au[4] & 0x1F == 9,
+        _ => au.len() > 4 && au[..4] == START && (au[4] >> 1) & 0x3F == 35,
+    };
+    let at = if aud {
+        au[4..]
+            .windows(4)
+            .position(|w| w == START)
+            .map_or(au.len(), |p| p + 4)
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(au.len() + sets.iter().map(|s| s.len() + 4).sum::<usize>());
+    out.extend_from_slice(&au[..at]);
+    for s in sets {
+        out.extend_from_slice(&START);
+        out.extend_from_slice(s);
+    }
+    out.extend_from_slice(&au[at..]);
+    out
+}
+
+/// RTP ticks at `rate` as ns.
+fn ticks_to_ns(ticks: i64, rate: NonZeroU32) -> i64 {
+    (i128::from(ticks) * 1_000_000_000 / i128::from(rate.get())) as i64
+}
+
+/// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
+const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
+
+/// The camera's wall clock, from its RTCP sender reports: each report pairs an RTP time with
+/// the camera's NTP time, so a frame's RTP time maps to when the camera captured it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CameraClock {
+    /// The latest report: (extended RTP time, Unix ns).
+    report: Option<(i64, i64)>,
+}
+
+impl CameraClock {
+    /// Takes a sender report: the RTP time (extended, as retina gives it) and the NTP time
+    /// (32.32 fixed point, seconds since 1900). Reports before 1970 (a camera that never set
+    /// its clock) are ignored.
+    pub fn sender_report(&mut self, rtp: i64, ntp: u64) {
+        let secs = ntp >> 32;
+        if secs < NTP_UNIX_OFFSET_SECS {
+            return;
+        }
+        let frac_ns = ((ntp & 0xFFFF_FFFF) * 1_000_000_000) >> 32;
+        let unix_ns = (secs - NTP_UNIX_OFFSET_SECS) as i64 * 1_000_000_000 + frac_ns as i64;
+        self.report = Some((rtp, unix_ns));
+    }
+
+    /// The camera's wall time for a frame at this (extended) RTP time.
+    pub fn wall_ns(&self, rtp: i64, rate: NonZeroU32) -> Option<i64> {
+        self.report
+            .map(|(r, unix)| unix + ticks_to_ns(rtp - r, rate))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::DropGate;
+    use super::*;
+
+    #[test]
+    fn sender_reports_map_rtp_time_to_the_cameras_clock() {
+        let rate = NonZeroU32::new(90_000).unwrap();
+        let mut c = CameraClock::default();
+        assert_eq!(c.wall_ns(0, rate), None, "no report yet");
+        // 2026-12-01T00:00:00.5Z in NTP: seconds since 1900, half a second of fraction.
+        let unix = 1_796_083_200i64;
+        let ntp = ((unix as u64 + NTP_UNIX_OFFSET_SECS) << 32) | (1 << 31);
+        c.sender_report(900_000, ntp);
+        let at_report = unix * 1_000_000_000 + 500_000_000;
+        assert_eq!(c.wall_ns(900_000, rate), Some(at_report));
+        // 40 ms of 90 kHz ticks later, and before.
+        assert_eq!(c.wall_ns(903_600, rate), Some(at_report + 40_000_000));
+        assert_eq!(c.wall_ns(896_400, rate), Some(at_report - 40_000_000));
+        // A camera whose clock was never set (NTP time in 1900) is not believed.
+        let mut never_set = CameraClock::default();
+        never_set.sender_report(0, 5 << 32);
+        assert_eq!(never_set.wall_ns(0, rate), None);
+    }
+
+    #[test]
+    fn keyframes_are_idr_for_h264_and_any_irap_for_h265() {
+        let au = |types: &[u8], codec: Codec| -> Vec<u8> {
+            types
+                .iter()
+                .flat_map(|t| match codec {
+                    Codec::H264 => vec![0, 0, 0, 1, 0x60 | t, 0xAA],
+                    Codec::H265 => vec![0, 0, 0, 1, t << 1, 1, 0xAA],
+                })
+                .collect()
+        };
+        assert!(is_keyframe(Codec::H264, &au(&[9, 7, 8, 5], Codec::H264)));
+        assert!(!is_keyframe(Codec::H264, &au(&[1], Codec::H264)));
+        for irap in [19, 20, 21, 16] {
+            assert!(is_keyframe(Codec::H265, &au(&[irap], Codec::H265)), "{irap}");
+        }
+        assert!(!is_keyframe(Codec::H265, &au(&[1], Codec::H265)));
+        assert!(!is_keyframe(Codec::H265, &au(&[32, 33, 34], Codec::H265)));
+        assert_eq!(
+            nal_types(&au(&[32, 33, 34, 21], Codec::H265), Codec::H265).collect::<Vec<_>>(),
+            [32, 33, 34, 21]
+        );
+    }
+
+    #[test]
+    fn only_h264_and_h265_are_recorded() {
+        assert_eq!(codec_of("H264"), Ok(Codec::H264));
+        assert_eq!(codec_of("H265"), Ok(Codec::H265));
+        assert!(
+            codec_of("JPEG")
+                .unwrap_err()
+                .contains("only H.264 and H.265 are recorded")
+        );
+    }
 
     #[test]
     fn a_full_queue_drops_to_the_next_keyframe_and_says_how_many() {

@@ -25,7 +25,7 @@ mod writer;
 use std::path::{Path, PathBuf};
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
-pub use manifest::{ClockState, Ended, Manifest};
+pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use rdc_format::SegmentEntry;
 pub use retention::Hold;
 pub use signing::UnitKey;

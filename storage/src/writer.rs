@@ -19,7 +19,7 @@ use ring::digest::{Context, SHA256, digest};
 use serde::{Deserialize, Serialize};
 
 use crate::agefmt::{CHUNK, PayloadKey};
-use crate::manifest::{ClockState, Ended, Manifest};
+use crate::manifest::{ClockState, Ended, Manifest, TimeSource};
 use crate::store::Store;
 use crate::{Error, io_err};
 
@@ -59,6 +59,8 @@ pub struct SegmentWriter {
     pub(crate) camera: String,
     pub(crate) open: Option<OpenSegment>,
     pub(crate) clock: ClockState,
+    /// Which clock the frames pushed now have their times from, if the caller said.
+    pub(crate) times: Option<TimeSource>,
     /// Frames dropped while waiting for the first keyframe.
     pub dropped_before_keyframe: u64,
     /// A segment whose writing failed and that could not be closed yet: (dir, stem, seq).
@@ -90,6 +92,7 @@ pub(crate) struct OpenSegment {
     offset_base: i64,
     clock_start: ClockState,
     synced_throughout: bool,
+    times_from: Option<TimeSource>,
     last_sync_mono: u64,
     sync_no: u64,
     pub(crate) running_start: Option<u64>,
@@ -101,6 +104,12 @@ impl SegmentWriter {
     }
 
     /// Records the clock-sync state; it goes into the manifest of every segment it touches.
+    /// Says which clock the frames pushed from now on have their times from; a segment with
+    /// frames of two sources is recorded as [`TimeSource::Mixed`].
+    pub fn set_times(&mut self, source: TimeSource) {
+        self.times = Some(source);
+    }
+
     pub fn set_clock(&mut self, state: ClockState) {
         self.clock = state;
         if let Some(o) = &mut self.open {
@@ -201,6 +210,10 @@ impl SegmentWriter {
         let o = self.open.as_mut().expect("opened above");
         o.add(f)?;
         o.synced_throughout &= self.clock.synchronized;
+        o.times_from = match (o.times_from, self.times) {
+            (Some(a), Some(b)) => Some(a.and(b)),
+            (a, b) => a.or(b),
+        };
         // A new segment is made durable at its first frame (the keyframe), not a sync interval
         // later: a power cut in its first second then loses nothing already written.
         if o.sync_no == 0 || f.mono_ns.saturating_sub(o.last_sync_mono) >= sync_ns {
@@ -353,6 +366,7 @@ impl OpenSegment {
             offset_base: f.wall_ns.wrapping_sub(f.mono_ns as i64),
             clock_start: clock,
             synced_throughout: clock.synchronized,
+            times_from: None,
             last_sync_mono: f.mono_ns,
             sync_no: 0,
             running_start: None,
@@ -434,6 +448,7 @@ impl OpenSegment {
             clock: self.clock_start,
             synced_throughout: self.synced_throughout,
             running_start: self.running_start,
+            times_from: self.times_from,
         }
     }
 
@@ -483,6 +498,8 @@ pub(crate) struct TailMeta {
     pub synced_throughout: bool,
     #[serde(default)]
     pub running_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times_from: Option<TimeSource>,
 }
 
 impl TailMeta {
@@ -519,6 +536,7 @@ impl TailMeta {
             ciphertext_sha256,
             ended,
             running_start_ns: self.running_start,
+            times_from: self.times_from,
         }
     }
 }
@@ -601,6 +619,7 @@ mod tests {
             clock: ClockState::UNKNOWN,
             synced_throughout: false,
             running_start: Some(7),
+            times_from: Some(TimeSource::CameraRtcp),
         };
         let rec = encode_tail(&meta, b"sealed");
         let (m, c) = decode_tail(&rec).unwrap();
@@ -650,6 +669,7 @@ mod tests {
                         clock: ClockState::UNKNOWN,
                         synced_throughout: synced,
                         running_start: running,
+                        times_from: None,
                     },
                 )
         }

@@ -16,6 +16,7 @@ impl Store {
             camera: camera.to_owned(),
             open: None,
             clock: ClockState::UNKNOWN,
+            times: None,
             dropped_before_keyframe: 0,
             orphan: None,
             gap: None,

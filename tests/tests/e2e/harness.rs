@@ -273,7 +273,32 @@ pub(crate) struct Probe {
     pub(crate) codec: String,
     pub(crate) first_frame: String,
     pub(crate) frames: u64,
+    /// Everything `ffmpeg -v error` says decoding it (nothing, for a good segment).
     pub(crate) decode_errors: Vec<String>,
+    /// The video packets' decode times, in 90 kHz ticks, in file order.
+    pub(crate) dts: Vec<i64>,
+}
+
+impl Probe {
+    /// Asserts what a player and a court's expert check of a segment's timing: decode times
+    /// strictly increasing, each step the camera's frame interval (`frame_ms`) within 1 ms, and
+    /// `ffmpeg -v error` silent.
+    pub(crate) fn assert_exact_timing(&self, what: &str, frame_ms: f64) {
+        assert!(
+            self.decode_errors.is_empty(),
+            "{what}: ffmpeg -v error reports: {:?}",
+            self.decode_errors
+        );
+        assert!(self.dts.len() > 1, "{what}: no packets: {self:?}");
+        for (i, w) in self.dts.windows(2).enumerate() {
+            let step_ms = (w[1] - w[0]) as f64 / 90.0;
+            assert!(
+                (step_ms - frame_ms).abs() <= 1.0,
+                "{what}: packet {}: decode time steps {step_ms:.2} ms, the camera sends a frame every {frame_ms} ms",
+                i + 1
+            );
+        }
+    }
 }
 
 pub(crate) fn probe(ts: &Path) -> Probe {
@@ -305,11 +330,16 @@ pub(crate) fn probe(ts: &Path) -> Probe {
         .unwrap();
     let decode_errors = String::from_utf8_lossy(&out.stderr)
         .lines()
-        // The null muxer's own timestamp complaints (camera frames sharing a timestamp) are not
-        // decoding errors.
-        .filter(|l| !l.contains("Application provided") && !l.contains("Last message repeated"))
         .map(str::to_owned)
         .collect();
+    let packets = ffprobe(
+        &["-select_streams", "v", "-show_entries", "packet=dts"],
+        ts,
+    );
+    let dts = packets["packets"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p["dts"].as_i64()).collect())
+        .unwrap_or_default();
     let video = streams.iter().find(|s| s["codec_type"] == "video");
     Probe {
         streams: streams
@@ -329,6 +359,7 @@ pub(crate) fn probe(ts: &Path) -> Probe {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
         decode_errors,
+        dts,
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use rdc_storage::Ended;
+use rdc_storage::{Ended, TimeSource};
 
 use crate::harness::*;
 
@@ -77,6 +77,22 @@ fn three_cameras_for_a_minute() {
                 cause: "the recorder stopped".into()
             }
         );
+        // Keyframes every 1 s (2 s for yard) land on 10 s: each segment is cut there, to the
+        // frame, not a keyframe later.
+        for m in &ms[..ms.len() - 1] {
+            let secs = (m.end_mono_ns - m.start_mono_ns) as f64 / 1e9;
+            assert!(
+                (secs - 10.0).abs() < 0.002,
+                "{cam}/{}: cut after {secs:.3} s, not at the keyframe on 10 s",
+                m.seq
+            );
+        }
+        // Frame times from the camera's clock (its RTCP sender reports agree with the unit's).
+        assert!(
+            ms.iter().skip(1).all(|m| m.times_from == Some(TimeSource::CameraRtcp)),
+            "{cam}: {:?}",
+            ms.iter().map(|m| m.times_from).collect::<Vec<_>>()
+        );
         let covered: i64 = ms.iter().map(|m| m.duration_ns()).sum();
         assert!(
             covered > 54_000_000_000,
@@ -98,12 +114,8 @@ fn three_cameras_for_a_minute() {
                 "{cam}/{}: does not play from its first frame: {p:?}",
                 m.seq
             );
-            assert!(
-                p.decode_errors.is_empty(),
-                "{cam}/{}: decoder errors: {:?}",
-                m.seq,
-                p.decode_errors
-            );
+            // The camera's timing, exactly, from the first segment of the connection on.
+            p.assert_exact_timing(&format!("{cam}/{}", m.seq), 40.0);
             assert!(
                 p.frames + 2 >= m.frames,
                 "{cam}/{}: {} frames decoded of {}",
@@ -169,6 +181,8 @@ fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     );
     let p = probe(&unit.decrypt(&store, "front", resumed.seq));
     assert_eq!(p.first_frame, "I");
+    // The first segment after the reconnect has the camera's timing too.
+    p.assert_exact_timing("front after the reconnect", 40.0);
     // The other camera did not notice: it recorded throughout, without a gap.
     let rear = unit.manifests(&store, "rear");
     assert!(
@@ -279,7 +293,7 @@ fn h265_camera_is_recorded() {
     let p = probe(&unit.decrypt(&store, "front", ms[0].seq));
     assert_eq!(p.codec, "hevc", "{p:?}");
     assert_eq!(p.first_frame, "I");
-    assert!(p.decode_errors.is_empty(), "{:?}", p.decode_errors);
+    p.assert_exact_timing("h265", 40.0);
 }
 
 #[test]
@@ -327,6 +341,7 @@ fn credentials_over_udp_and_a_wrong_password() {
     let store = unit.store();
     let p = probe(&unit.decrypt(&store, "good", 0));
     assert_eq!(p.first_frame, "I");
+    p.assert_exact_timing("over UDP", 40.0);
 }
 
 #[test]
