@@ -41,7 +41,11 @@ pub enum TimeSource {
 impl TimeSource {
     /// The source of a segment whose frames so far came from `self`, after a frame from `next`.
     pub fn and(self, next: TimeSource) -> TimeSource {
-        if self == next { self } else { TimeSource::Mixed }
+        if self == next {
+            self
+        } else {
+            TimeSource::Mixed
+        }
     }
 }
 

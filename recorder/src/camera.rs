@@ -26,7 +26,7 @@ pub struct Options {
     /// A camera that never sends a frame after connecting is given this long.
     pub connect_timeout: Duration,
     pub backoff_max: Duration,
-    /// Frames queued between GStreamer and the disk; beyond this, frames are dropped.
+    /// Frames queued between the RTSP session and the disk; beyond this, frames are dropped.
     pub queue_frames: usize,
 }
 
@@ -236,6 +236,8 @@ struct TimeMap {
     last_mono: u64,
     /// Where the last frame's wall time came from (to log changes).
     source: TimeSource,
+    /// PTS minus DTS of the session's first frame.
+    lag0: Option<u64>,
 }
 
 impl Default for TimeMap {
@@ -244,6 +246,7 @@ impl Default for TimeMap {
             anchor: None,
             last_mono: 0,
             source: TimeSource::UnitArrival,
+            lag0: None,
         }
     }
 }
@@ -399,7 +402,12 @@ fn write_loop(
         }
         match ev {
             Event::Started { codec, frame_ns } => {
-                tracing::info!(camera = id, ?codec, frame_ms = frame_ns.map(|n| n as f64 / 1e6), "camera connected; recording");
+                tracing::info!(
+                    camera = id,
+                    ?codec,
+                    frame_ms = frame_ns.map(|n| n as f64 / 1e6),
+                    "camera connected; recording"
+                );
                 mux = Some(TsMuxer::new(codec));
                 times = TimeMap::default();
                 stamper = Stamper::with_frame_duration(frame_ns);
@@ -459,13 +467,16 @@ fn push_frame(
         tracing::trace!(camera = %writer.camera(), bytes = f.data.len(), keyframe = f.keyframe, pts = ?f.pts_ns, dts = ?f.dts_ns, nals = ?crate::ingest::nal_types(&f.data, mux.codec()).collect::<Vec<_>>(), "access unit");
     }
     let (pts, dts) = stamper.stamp(f.pts_ns, f.dts_ns, f.keyframe);
-    // Frame times are decode times (they increase, so segments cut and meet cleanly), placed so
-    // that the frame's presentation time is when it arrived (the unit's clock) or when the
-    // camera captured it (the camera's clock).
-    let lag = pts - dts;
-    let mono = times.mono_for(Some(dts), f.arrival_mono.saturating_sub(lag));
+    // Frame times follow decode times (they increase, so segments cut and meet cleanly), offset
+    // by the decode clock's lag at the session's first frame, so that without B-frames a
+    // frame's time is its presentation: the first frame's arrival on the unit's clock, its
+    // capture on the camera's.
+    let lag0 = *times.lag0.get_or_insert(pts - dts);
+    let mono = times.mono_for(Some(dts), f.arrival_mono);
     let unit_wall = mono as i64 + (clocks.wall_ns() - clocks.mono_ns() as i64);
-    let camera_wall = f.camera_wall_ns.map(|w| w - lag as i64);
+    let camera_wall = f
+        .camera_wall_ns
+        .map(|w| w - (pts - dts) as i64 + lag0 as i64);
     let (wall, source) = choose_wall(camera_wall, unit_wall);
     if source != times.source {
         match (source, camera_wall) {

@@ -281,9 +281,7 @@ async fn run(
                 };
                 let frame = AuFrame {
                     keyframe,
-                    pts_ns: Some(
-                        (PTS_BASE_NS + ticks_to_ns(ts.elapsed(), rate)).max(0) as u64,
-                    ),
+                    pts_ns: Some((PTS_BASE_NS + ticks_to_ns(ts.elapsed(), rate)).max(0) as u64),
                     dts_ns: None,
                     camera_wall_ns: camera_clock.wall_ns(ts.timestamp(), rate),
                     arrival_mono: now,
@@ -522,7 +520,10 @@ mod tests {
         assert!(is_keyframe(Codec::H264, &au(&[9, 7, 8, 5], Codec::H264)));
         assert!(!is_keyframe(Codec::H264, &au(&[1], Codec::H264)));
         for irap in [19, 20, 21, 16] {
-            assert!(is_keyframe(Codec::H265, &au(&[irap], Codec::H265)), "{irap}");
+            assert!(
+                is_keyframe(Codec::H265, &au(&[irap], Codec::H265)),
+                "{irap}"
+            );
         }
         assert!(!is_keyframe(Codec::H265, &au(&[1], Codec::H265)));
         assert!(!is_keyframe(Codec::H265, &au(&[32, 33, 34], Codec::H265)));

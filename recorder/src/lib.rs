@@ -1,6 +1,6 @@
 //! The recorder daemon: cameras over RTSP into the encrypted store, under systemd.
 //!
-//! [`ingest`] runs one GStreamer session per camera (video only); [`camera`] keeps each camera
+//! [`ingest`] runs one RTSP session per camera (retina, video only); [`camera`] keeps each camera
 //! recording through drops and stalls; [`tsmux`] turns access units into MPEG-TS; [`daemon`]
 //! ties it to the store, retention and systemd.
 

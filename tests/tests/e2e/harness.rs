@@ -332,10 +332,7 @@ pub(crate) fn probe(ts: &Path) -> Probe {
         .lines()
         .map(str::to_owned)
         .collect();
-    let packets = ffprobe(
-        &["-select_streams", "v", "-show_entries", "packet=dts"],
-        ts,
-    );
+    let packets = ffprobe(&["-select_streams", "v", "-show_entries", "packet=dts"], ts);
     let dts = packets["packets"]
         .as_array()
         .map(|ps| ps.iter().filter_map(|p| p["dts"].as_i64()).collect())

@@ -89,7 +89,9 @@ fn three_cameras_for_a_minute() {
         }
         // Frame times from the camera's clock (its RTCP sender reports agree with the unit's).
         assert!(
-            ms.iter().skip(1).all(|m| m.times_from == Some(TimeSource::CameraRtcp)),
+            ms.iter()
+                .skip(1)
+                .all(|m| m.times_from == Some(TimeSource::CameraRtcp)),
             "{cam}: {:?}",
             ms.iter().map(|m| m.times_from).collect::<Vec<_>>()
         );
@@ -273,7 +275,11 @@ fn recorder_killed_nothing_synced_lost() {
     );
     assert!(
         ms.last().unwrap().start_ns > killed,
-        "recording went on after the restart"
+        "recording went on after the restart: {:?}\n{}",
+        ms.iter()
+            .map(|m| (m.seq, m.start_ns - killed, m.end_ns - killed, &m.ended))
+            .collect::<Vec<_>>(),
+        unit.log()
     );
     assert!(unit.log().contains("recovered"), "the recovery is logged");
     assert!(store.verify(true).unwrap().is_empty());
