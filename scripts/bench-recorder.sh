@@ -5,7 +5,9 @@
 #
 # One emulated camera encodes once (a shared gst-rtsp-server media) and serves every client,
 # so 16 streams fit on a small machine. Each side records for $SECS s after a 5 s warm-up;
-# CPU is user+system time over the measured window, memory is peak RSS (VmHWM).
+# CPU is the time every thread of the process ran over the measured window (the scheduler's own
+# count, /proc/PID/task/*/schedstat, in ns: finer than the 10 ms ticks of utime+stime), memory is
+# peak RSS (VmHWM).
 # Usage: scripts/bench-recorder.sh [SECS]   (release build; figures go in BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +26,11 @@ cam=$!
 trap 'kill $cam 2>/dev/null; pkill -P $$ 2>/dev/null || true' EXIT
 sleep 1
 
-cpu_ticks() { # pid... -> total utime+stime ticks
-  local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+cpu_ticks() { # pid... -> ns run by all their threads
+  local t=0; for p in "$@"; do t=$((t + $(cat /proc/$p/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'))); done; echo $t; }
 hwm_kib() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo $t; }
-hz=$(getconf CLK_TCK)
+hz=1000000000
+camera_alive() { kill -0 $cam 2>/dev/null || { echo "the emulated camera died:"; tail -20 "$work/cam.log"; exit 1; }; }
 
 printf "%-8s %-8s %12s %12s %14s %14s\n" tool streams "cpu_s/stream" "cpu_%/stream" "peak_MiB" "MiB/stream"
 for n in 1 4 16; do
@@ -58,6 +61,7 @@ TOML
   rec=$!
   sleep 5
   c0=$(cpu_ticks $rec); sleep "$SECS"; c1=$(cpu_ticks $rec); mem=$(hwm_kib $rec)
+  camera_alive
   kill -TERM $rec; wait $rec || true
   bytes=$(du -sb "$work/store/segments" | cut -f1)
   awk -v c=$((c1 - c0)) -v hz=$hz -v n=$n -v s=$SECS -v m=$mem -v b=$bytes 'BEGIN {
@@ -73,7 +77,9 @@ TOML
   done
   sleep 5
   c0=$(cpu_ticks "${pids[@]}"); sleep "$SECS"; c1=$(cpu_ticks "${pids[@]}"); mem=$(hwm_kib "${pids[@]}")
+  camera_alive
   kill -INT "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  sleep 2
   bytes=$(du -sb "$work/ff" | cut -f1)
   awk -v c=$((c1 - c0)) -v hz=$hz -v n=$n -v s=$SECS -v m=$mem -v b=$bytes 'BEGIN {
     printf "%-8s %-8d %12.3f %12.2f %14.1f %14.2f   (%.1f Mbit/s recorded per stream)\n", "ffmpeg", n, c/hz/n, 100*c/hz/n/s, m/1024, m/1024/n, b*8/(s+5)/n/1e6 }'

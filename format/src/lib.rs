@@ -11,7 +11,9 @@ pub mod records;
 pub mod time;
 
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
-pub use records::{AuditRecord, CameraStatus, Destruction, Hold, SegmentEntry, Status};
+pub use records::{
+    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, SegmentEntry, Status,
+};
 
 /// Checks an Ed25519 signature by the unit whose public key is `public`.
 pub fn verify_signature(public: &[u8; 32], msg: &[u8], sig: &[u8]) -> bool {

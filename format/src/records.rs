@@ -90,10 +90,9 @@ impl From<&Manifest> for SegmentEntry {
     }
 }
 
-/// A hold on footage (R6): kept past retention for an investigation or court.
+/// What a manager asks to hold: which footage, for which case and why, by whom, until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    pub id: u64,
+pub struct HoldRequest {
     /// Cameras held; empty means every camera.
     pub cameras: Vec<String>,
     pub from_ns: i64,
@@ -104,16 +103,26 @@ pub struct Hold {
     pub who: String,
     /// When the hold must be reviewed; it lapses then unless renewed.
     pub review_ns: i64,
+}
+
+/// A hold on footage (R6): kept past retention for an investigation or court. In the hold log
+/// its request's fields stand beside `id` and `created_ns` (flattened).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub id: u64,
+    #[serde(flatten)]
+    pub request: HoldRequest,
     pub created_ns: i64,
 }
 
 impl Hold {
     /// Whether this hold keeps that segment at `now_ns`.
     pub fn covers(&self, camera: &str, start_ns: i64, end_ns: i64, now_ns: i64) -> bool {
-        self.review_ns > now_ns
-            && (self.cameras.is_empty() || self.cameras.iter().any(|c| c == camera))
-            && start_ns < self.to_ns
-            && end_ns > self.from_ns
+        let r = &self.request;
+        r.review_ns > now_ns
+            && (r.cameras.is_empty() || r.cameras.iter().any(|c| c == camera))
+            && start_ns < r.to_ns
+            && end_ns > r.from_ns
     }
 }
 

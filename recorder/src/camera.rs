@@ -18,6 +18,9 @@ use crate::clockstate;
 use crate::ingest::{AuFrame, CameraSpec, Event, Session};
 use crate::tsmux::{TsMuxer, ns_to_90k};
 
+/// How often a camera's supervisor looks at its session (ended? silent?).
+const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+
 /// Tunables; the defaults suit a unit.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -120,7 +123,7 @@ fn run_sessions(
                     if shutdown.load(Ordering::SeqCst) {
                         break None;
                     }
-                    if let Some(c) = session.poll(Duration::from_millis(250)) {
+                    if let Some(c) = session.poll(SUPERVISE_EVERY) {
                         break Some(c);
                     }
                     let frames = session.counters.frames.load(Ordering::Relaxed);
@@ -643,6 +646,57 @@ mod tests {
             }
         );
         assert_eq!(state.segments.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn the_cameras_clock_is_used_only_while_it_agrees_with_the_units() {
+        let unit = 1_800_000_000_000_000_000i64;
+        assert_eq!(
+            choose_wall(Some(unit - 40_000_000), unit),
+            (unit - 40_000_000, TimeSource::CameraRtcp),
+            "capture 40 ms before arrival: the camera's time"
+        );
+        assert_eq!(
+            choose_wall(Some(unit + 999_000_000), unit),
+            (unit + 999_000_000, TimeSource::CameraRtcp)
+        );
+        // A camera whose clock is 2 s or a year off, or that sends no sender reports.
+        for camera in [
+            Some(unit + 2_000_000_000),
+            Some(unit - 31_536_000_000_000_000),
+            None,
+        ] {
+            assert_eq!(
+                choose_wall(camera, unit),
+                (unit, TimeSource::UnitArrival),
+                "{camera:?}"
+            );
+        }
+        assert_eq!(
+            TimeSource::CameraRtcp.and(TimeSource::UnitArrival),
+            TimeSource::Mixed
+        );
+        assert_eq!(
+            TimeSource::CameraRtcp.and(TimeSource::CameraRtcp),
+            TimeSource::CameraRtcp
+        );
+    }
+
+    #[test]
+    fn stamper_starts_with_the_declared_frame_interval_under_b_frames() {
+        const F: u64 = 40_000_000;
+        // Decode order I0 P3 B1 B2 P6 B4 B5: the first gap seen is 3 frames.
+        let order = [0u64, 3, 1, 2, 6, 4, 5, 9, 7, 8];
+        for declared in [Some(F), None] {
+            let mut s = Stamper::with_frame_duration(declared);
+            let dts: Vec<u64> = order
+                .iter()
+                .map(|p| s.stamp(Some(10 * F + p * F), None, *p == 0).1)
+                .collect();
+            for w in dts.windows(2) {
+                assert_eq!(w[1] - w[0], F, "{declared:?}: {dts:?}");
+            }
+        }
     }
 
     #[test]

@@ -122,16 +122,21 @@ impl DropGate {
     }
 }
 
-/// The runtime every camera session runs on: one worker thread moves all cameras' packets.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+/// The runtime every camera session runs on: one thread (`rtsp`) moves all cameras' packets,
+/// a current-thread scheduler driven there for ever.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static RT: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("rtsp")
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("the RTSP runtime starts")
+            .expect("the RTSP runtime starts");
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("rtsp".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .expect("the RTSP thread starts");
+        handle
     })
 }
 
@@ -236,9 +241,10 @@ async fn run(
             retina::client::Transport::Tcp(TcpTransportOptions::default())
         }
     };
-    // Annex B, and the parameter sets put in here (see `with_parameter_sets`).
+    // Length-prefixed NALs, turned into Annex B here in place while looking at their types
+    // (`to_annex_b`), and the parameter sets put in here (`with_parameter_sets`).
     let format = FrameFormat {
-        h26x_framing: retina::codec::h26x::Framing::AnnexB,
+        h26x_framing: retina::codec::h26x::Framing::FourByteLength,
         parameter_set_insertion: retina::codec::ParameterSetInsertion::Never,
         ..FrameFormat::SIMPLE
     };
@@ -248,8 +254,7 @@ async fn run(
     answer("SETUP", session.setup(stream, setup)).await?;
     let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
     let mut frames = playing.demuxed().map_err(|e| explain(&e))?;
-    // The writer must know the codec before the first frame; the queue is short-lived here.
-    let started = tx.clone();
+    // The writer must know the codec before the first frame: wait for room in the queue.
     let frame_ns = match frames.streams()[stream].parameters() {
         Some(retina::codec::ParametersRef::Video(v)) => v
             .frame_rate()
@@ -257,8 +262,17 @@ async fn run(
             .map(|(n, d)| u64::from(n) * 1_000_000_000 / u64::from(d)),
         _ => None,
     };
-    tokio::task::block_in_place(move || started.send(Event::Started { codec, frame_ns }))
-        .map_err(|_| "the recorder is stopping".to_owned())?;
+    let mut started = Event::Started { codec, frame_ns };
+    loop {
+        match tx.try_send(started) {
+            Ok(()) => break,
+            Err(TrySendError::Full(e)) => {
+                started = e;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(TrySendError::Disconnected(_)) => return Err("the recorder is stopping".into()),
+        }
+    }
     let mut gate = DropGate::default();
     let mut camera_clock = CameraClock::default();
     while let Some(item) = frames.next().await {
@@ -267,18 +281,22 @@ async fn run(
                 let now = clocks.mono_ns();
                 counters.last_frame_mono.store(now, Ordering::SeqCst);
                 counters.frames.fetch_add(1, Ordering::Relaxed);
-                let keyframe = is_keyframe(codec, f.data());
+                let ts = f.timestamp();
+                let mut data = f.into_data();
+                let Some(keyframe) = to_annex_b(codec, &mut data) else {
+                    return Err(
+                        "the camera sent a malformed access unit (its NAL lengths do not add up)"
+                            .into(),
+                    );
+                };
                 let Some(dropped_before) = gate.admit(keyframe) else {
                     counters.dropped.store(gate.dropped, Ordering::Relaxed);
                     continue;
                 };
-                let ts = f.timestamp();
-                let data = if keyframe {
+                if keyframe {
                     let params = frames.streams()[stream].parameters();
-                    with_parameter_sets(params, f.into_data())
-                } else {
-                    f.into_data()
-                };
+                    data = with_parameter_sets(params, data);
+                }
                 let frame = AuFrame {
                     keyframe,
                     pts_ns: Some((PTS_BASE_NS + ticks_to_ns(ts.elapsed(), rate)).max(0) as u64),
@@ -379,14 +397,28 @@ fn explain(e: &retina::Error) -> String {
     }
 }
 
-/// Whether an Annex B access unit can start a segment: an IDR picture for H.264; any intra
-/// random access point for H.265 (IDR, CRA or BLA: cameras with open GOPs send CRA, which
-/// retina does not count as a random access point).
-fn is_keyframe(codec: Codec, au: &[u8]) -> bool {
-    nal_types(au, codec).any(|t| match codec {
-        Codec::H264 => t == 5,
-        Codec::H265 => (16..=23).contains(&t),
-    })
+/// Turns an access unit of 4-byte length-prefixed NAL units into Annex B in place (each length
+/// becomes a start code: same size, no copy, and only the NAL headers are read), and says
+/// whether it can start a segment: an IDR picture for H.264; any intra random access point for
+/// H.265 (IDR, CRA or BLA: cameras with open GOPs send CRA, which retina does not count as a
+/// random access point). `None` if the lengths do not add up to the access unit.
+fn to_annex_b(codec: Codec, au: &mut [u8]) -> Option<bool> {
+    let mut keyframe = false;
+    let mut i = 0;
+    while i < au.len() {
+        let len = u32::from_be_bytes(au.get(i..i + 4)?.try_into().ok()?) as usize;
+        let header = *au.get(i + 4)?;
+        if i + 4 + len > au.len() {
+            return None;
+        }
+        keyframe |= match codec {
+            Codec::H264 => header & 0x1F == 5,
+            Codec::H265 => (16..=23).contains(&((header >> 1) & 0x3F)),
+        };
+        au[i..i + 4].copy_from_slice(&[0, 0, 0, 1]);
+        i += 4 + len;
+    }
+    Some(keyframe)
 }
 
 /// The NAL unit types in an Annex B access unit.
@@ -508,29 +540,42 @@ mod tests {
 
     #[test]
     fn keyframes_are_idr_for_h264_and_any_irap_for_h265() {
+        // Length-prefixed NAL units, as retina hands them out.
         let au = |types: &[u8], codec: Codec| -> Vec<u8> {
             types
                 .iter()
-                .flat_map(|t| match codec {
-                    Codec::H264 => vec![0, 0, 0, 1, 0x60 | t, 0xAA],
-                    Codec::H265 => vec![0, 0, 0, 1, t << 1, 1, 0xAA],
+                .flat_map(|t| {
+                    let nal = match codec {
+                        Codec::H264 => vec![0x60 | t, 0xAA],
+                        Codec::H265 => vec![t << 1, 1, 0xAA],
+                    };
+                    let mut v = (nal.len() as u32).to_be_bytes().to_vec();
+                    v.extend(nal);
+                    v
                 })
                 .collect()
         };
-        assert!(is_keyframe(Codec::H264, &au(&[9, 7, 8, 5], Codec::H264)));
-        assert!(!is_keyframe(Codec::H264, &au(&[1], Codec::H264)));
+        let key = |types: &[u8], codec| to_annex_b(codec, &mut au(types, codec)).unwrap();
+        assert!(key(&[9, 7, 8, 5], Codec::H264));
+        assert!(!key(&[1], Codec::H264));
         for irap in [19, 20, 21, 16] {
-            assert!(
-                is_keyframe(Codec::H265, &au(&[irap], Codec::H265)),
-                "{irap}"
-            );
+            assert!(key(&[irap], Codec::H265), "{irap}");
         }
-        assert!(!is_keyframe(Codec::H265, &au(&[1], Codec::H265)));
-        assert!(!is_keyframe(Codec::H265, &au(&[32, 33, 34], Codec::H265)));
+        assert!(!key(&[1], Codec::H265));
+        assert!(!key(&[32, 33, 34], Codec::H265));
+        // In place: start codes where the lengths were, the NAL units untouched.
+        let mut v = au(&[32, 33, 34, 21], Codec::H265);
+        to_annex_b(Codec::H265, &mut v).unwrap();
         assert_eq!(
-            nal_types(&au(&[32, 33, 34, 21], Codec::H265), Codec::H265).collect::<Vec<_>>(),
+            nal_types(&v, Codec::H265).collect::<Vec<_>>(),
             [32, 33, 34, 21]
         );
+        assert_eq!(&v[..6], &[0, 0, 0, 1, 64, 1]);
+        // Lengths running past the end are refused, not trusted.
+        let mut bad = au(&[1], Codec::H264);
+        bad[3] = 200;
+        assert_eq!(to_annex_b(Codec::H264, &mut bad), None);
+        assert_eq!(to_annex_b(Codec::H264, &mut [0, 0]), None);
     }
 
     #[test]

@@ -248,13 +248,15 @@ mod tests {
     fn held_survive_both_and_lapse_at_review() {
         let hold = Hold {
             id: 1,
-            cameras: vec!["a".into()],
-            from_ns: 0,
-            to_ns: DAY_NS,
-            case_ref: "C1".into(),
-            reason: "r".into(),
-            who: "m".into(),
-            review_ns: 100 * DAY_NS,
+            request: crate::HoldRequest {
+                cameras: vec!["a".into()],
+                from_ns: 0,
+                to_ns: DAY_NS,
+                case_ref: "C1".into(),
+                reason: "r".into(),
+                who: "m".into(),
+                review_ns: 100 * DAY_NS,
+            },
             created_ns: 0,
         };
         let segs = vec![seg("a", 0, 0, 10), seg("b", 0, 0, 10), seg("a", 1, 50, 10)];

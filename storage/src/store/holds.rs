@@ -15,17 +15,17 @@ impl Store {
         if self.inner.read_only {
             // Looked at, not changed: lapsed holds are left for the recorder to log.
             let now = self.now_ns();
-            lock(&self.inner.holds).retain(|h| h.review_ns > now);
+            lock(&self.inner.holds).retain(|h| h.request.review_ns > now);
             return Ok(Vec::new());
         }
         let now = self.now_ns();
         let lapsed: Vec<Hold> = lock(&self.inner.holds)
             .iter()
-            .filter(|h| h.review_ns <= now)
+            .filter(|h| h.request.review_ns <= now)
             .cloned()
             .collect();
         for h in &lapsed {
-            tracing::warn!(hold = h.id, case = %h.case_ref, "hold lapsed: its review date passed without renewal; its footage now follows normal retention");
+            tracing::warn!(hold = h.id, case = %h.request.case_ref, "hold lapsed: its review date passed without renewal; its footage now follows normal retention");
             let mut logs = lock(&self.inner.logs);
             logs.holds.append(now, &HoldEvent::Lapsed { id: h.id })?;
             logs.audit.append(
@@ -34,12 +34,12 @@ impl Store {
                     who: "unit".into(),
                     role: "system".into(),
                     action: "hold_lapsed".into(),
-                    case_ref: Some(h.case_ref.clone()),
+                    case_ref: Some(h.request.case_ref.clone()),
                     outcome: "done".into(),
                     detail: Some(format!(
                         "hold {} passed its review date {}",
                         h.id,
-                        crate::clock::rfc3339(h.review_ns)
+                        crate::clock::rfc3339(h.request.review_ns)
                     )),
                     ..Default::default()
                 },
@@ -55,13 +55,13 @@ impl Store {
         let mut seen = HashSet::new();
         let mut total = 0;
         for h in holds {
-            let cams = if h.cameras.is_empty() {
+            let cams = if h.request.cameras.is_empty() {
                 self.cameras()?
             } else {
-                h.cameras.clone()
+                h.request.cameras.clone()
             };
             for c in cams {
-                for e in self.list(&c, h.from_ns, h.to_ns)? {
+                for e in self.list(&c, h.request.from_ns, h.request.to_ns)? {
                     if h.covers(&e.camera, e.start_ns, e.end_ns, now)
                         && seen.insert((e.camera.clone(), e.seq))
                     {
@@ -105,13 +105,7 @@ impl Store {
             .map_or(1, |m| m + 1);
         let hold = Hold {
             id,
-            cameras: req.cameras,
-            from_ns: req.from_ns,
-            to_ns: req.to_ns,
-            case_ref: req.case_ref,
-            reason: req.reason,
-            who: req.who,
-            review_ns: req.review_ns,
+            request: req,
             created_ns: now,
         };
         all.push(hold.clone());
@@ -129,21 +123,21 @@ impl Store {
         logs.audit.append(
             now,
             &AuditRecord {
-                who: hold.who.clone(),
+                who: hold.request.who.clone(),
                 role: "manager".into(),
                 action: "hold_created".into(),
-                from_ns: Some(hold.from_ns),
-                to_ns: Some(hold.to_ns),
-                case_ref: Some(hold.case_ref.clone()),
-                reason: Some(hold.reason.clone()),
+                from_ns: Some(hold.request.from_ns),
+                to_ns: Some(hold.request.to_ns),
+                case_ref: Some(hold.request.case_ref.clone()),
+                reason: Some(hold.request.reason.clone()),
                 outcome: "granted".into(),
                 detail: Some(format!(
                     "hold {} on {}",
                     hold.id,
-                    if hold.cameras.is_empty() {
+                    if hold.request.cameras.is_empty() {
                         "all cameras".into()
                     } else {
-                        hold.cameras.join(", ")
+                        hold.request.cameras.join(", ")
                     }
                 )),
                 ..Default::default()
@@ -177,7 +171,7 @@ impl Store {
                 who: who.into(),
                 role: "manager".into(),
                 action: "hold_released".into(),
-                case_ref: Some(hold.case_ref.clone()),
+                case_ref: Some(hold.request.case_ref.clone()),
                 reason: Some(reason.into()),
                 outcome: "granted".into(),
                 detail: Some(format!("hold {id}")),

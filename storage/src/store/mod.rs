@@ -36,7 +36,9 @@ use crate::retention::{self, Hold, Why};
 use crate::signing::UnitKey;
 use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
 use crate::{Error, io_err};
-pub use rdc_format::{AuditRecord, CameraStatus, Destruction, SegmentEntry, Status, sha256_hex};
+pub use rdc_format::{
+    AuditRecord, CameraStatus, Destruction, HoldRequest, SegmentEntry, Status, sha256_hex,
+};
 
 pub use rdc_config::Budget;
 
@@ -130,18 +132,6 @@ enum HoldEvent {
     Lapsed {
         id: u64,
     },
-}
-
-/// A request to hold footage.
-#[derive(Debug, Clone)]
-pub struct HoldRequest {
-    pub cameras: Vec<String>,
-    pub from_ns: i64,
-    pub to_ns: i64,
-    pub case_ref: String,
-    pub reason: String,
-    pub who: String,
-    pub review_ns: i64,
 }
 
 /// What a retention run did.

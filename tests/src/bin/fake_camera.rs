@@ -45,6 +45,9 @@ struct Args {
     /// Require these basic-auth credentials ("user:password").
     #[arg(long)]
     credentials: Option<String>,
+    /// Ask for the credentials with digest authentication instead of basic.
+    #[arg(long)]
+    digest: bool,
     /// Send MJPEG instead (a codec the recorder refuses).
     #[arg(long)]
     mjpeg: bool,
@@ -108,8 +111,13 @@ fn main() -> anyhow::Result<()> {
         let token = rtsp::RTSPToken::builder()
             .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
             .build();
-        let basic = rtsp::RTSPAuth::make_basic(user, pass);
-        auth.add_basic(basic.as_str(), &token);
+        if a.digest {
+            auth.add_digest(user, pass, &token);
+            auth.set_supported_methods(gstreamer_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
+        } else {
+            let basic = rtsp::RTSPAuth::make_basic(user, pass);
+            auth.add_basic(basic.as_str(), &token);
+        }
         server.set_auth(Some(&auth));
         let role = gst::Structure::builder("user")
             .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)

@@ -305,6 +305,7 @@ fn h265_camera_is_recorded() {
 #[test]
 fn credentials_over_udp_and_a_wrong_password() {
     let cam = Camera::start(&["--credentials", "recorder:s3cret-pw"]);
+    let digest = Camera::start(&["--credentials", "recorder:s3cret-pw", "--digest"]);
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.pw");
     let bad = dir.path().join("bad.pw");
@@ -329,10 +330,15 @@ fn credentials_over_udp_and_a_wrong_password() {
             url: cam.url(),
             extra: extra(&bad, "tcp"),
         },
+        Cam {
+            id: "digest",
+            url: digest.url(),
+            extra: extra(&good, "tcp"),
+        },
     ]);
     unit.start();
     wait_for("a segment over UDP", Duration::from_secs(40), || {
-        segment_files(&unit, "good") >= 1
+        segment_files(&unit, "good") >= 1 && segment_files(&unit, "digest") >= 1
     });
     wait_for("the refusal", Duration::from_secs(20), || {
         unit.log().contains("refused the credentials")
@@ -348,6 +354,8 @@ fn credentials_over_udp_and_a_wrong_password() {
     let p = probe(&unit.decrypt(&store, "good", 0));
     assert_eq!(p.first_frame, "I");
     p.assert_exact_timing("over UDP", 40.0);
+    let p = probe(&unit.decrypt(&store, "digest", 0));
+    assert_eq!(p.first_frame, "I", "digest authentication");
 }
 
 #[test]
