@@ -55,13 +55,13 @@ pub(crate) async fn fetch(
         return Ok(());
     }
     let (lo, hi) = (
-        entries.iter().map(|e| e.seq).min().unwrap_or(0),
-        entries.iter().map(|e| e.seq).max().unwrap_or(0) + 1,
+        entries.iter().map(|e| e.segment.seq).min().unwrap_or(0),
+        entries.iter().map(|e| e.segment.seq).max().unwrap_or(0) + 1,
     );
     // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
     let dir = out.join(camera.as_str());
     std::fs::create_dir_all(&dir)?;
-    let total: u64 = entries.iter().map(|e| e.bytes).sum();
+    let total: u64 = entries.iter().map(|e| e.segment.bytes).sum();
     let progress = Arc::new(Mutex::new(Progress::new(
         camera.as_str(),
         total,
@@ -70,14 +70,17 @@ pub(crate) async fn fetch(
     let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
     for e in &entries {
         let on_disk = if dir
-            .join(format!("{}.age", local_stem(e.seq, e.start_ns)))
+            .join(format!(
+                "{}.age",
+                local_stem(e.segment.seq, e.segment.start_ns)
+            ))
             .exists()
         {
-            e.bytes
+            e.segment.bytes
         } else {
-            std::fs::metadata(part_path(&dir, e.seq)).map_or(0, |md| md.len())
+            std::fs::metadata(part_path(&dir, e.segment.seq)).map_or(0, |md| md.len())
         };
-        bar().resumed(e.seq, on_disk);
+        bar().resumed(e.segment.seq, on_disk);
     }
     let (manifests, ()) = tokio::join!(
         client.manifests(camera, lo, hi, &just),
@@ -86,7 +89,7 @@ pub(crate) async fn fetch(
     let manifests: Vec<Entry> = manifests?;
     check_chain(&manifests, &unit_keys, "manifest")?;
     for e in &entries {
-        let m = verified_manifest(&manifests, camera, e.seq)?;
+        let m = verified_manifest(&manifests, camera, e.segment.seq)?;
         let stem = local_stem(m.seq, m.start_ns);
         let fin = dir.join(format!("{stem}.age"));
         let part = part_path(&dir, m.seq);
@@ -97,8 +100,10 @@ pub(crate) async fn fetch(
                 if have >= m.ciphertext_len {
                     break;
                 }
-                let mut f = open_part(&part, e.seq, &progress).await?;
-                let r = client.fetch(camera, e.seq, have, &just, &mut f).await;
+                let mut f = open_part(&part, e.segment.seq, &progress).await?;
+                let r = client
+                    .fetch(camera, e.segment.seq, have, &just, &mut f)
+                    .await;
                 drop(f);
                 match r {
                     Ok(_) => {}
@@ -114,7 +119,7 @@ pub(crate) async fn fetch(
                         }
                         let now = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
                         // What was buffered but not written is fetched again.
-                        bar().set(e.seq, now);
+                        bar().set(e.segment.seq, now);
                         eprintln!(
                             "\nlink dropped at {now} of {} bytes ({err}); resuming",
                             m.ciphertext_len
@@ -131,12 +136,12 @@ pub(crate) async fn fetch(
                 std::fs::remove_file(&part)?;
                 check_failed!(
                     "segment {} does not match its signed manifest (SHA-256 {got}); it was removed, fetch again",
-                    e.seq
+                    e.segment.seq
                 );
             }
             std::fs::rename(&part, &fin)?;
         }
-        bar().segment_done(e.seq);
+        bar().segment_done(e.segment.seq);
         if let Some(ids) = &identities {
             decrypt(&fin, &dir.join(format!("{stem}.ts")), ids)?;
         }
@@ -189,19 +194,24 @@ pub(crate) async fn prefetch(
 ) {
     use futures_util::StreamExt as _;
     futures_util::stream::iter(entries.iter().filter(|e| {
-        !dir.join(format!("{}.age", local_stem(e.seq, e.start_ns)))
-            .exists()
+        !dir.join(format!(
+            "{}.age",
+            local_stem(e.segment.seq, e.segment.start_ns)
+        ))
+        .exists()
     }))
     .map(|e| async move {
-        let part = part_path(dir, e.seq);
+        let part = part_path(dir, e.segment.seq);
         let have = std::fs::metadata(&part).map_or(0, |md| md.len());
-        if have >= e.bytes {
+        if have >= e.segment.bytes {
             return;
         }
-        let Ok(mut f) = open_part(&part, e.seq, progress).await else {
+        let Ok(mut f) = open_part(&part, e.segment.seq, progress).await else {
             return;
         };
-        let _ = client.fetch(camera, e.seq, have, just, &mut f).await;
+        let _ = client
+            .fetch(camera, e.segment.seq, have, just, &mut f)
+            .await;
     })
     .buffer_unordered(2)
     .collect::<()>()

@@ -139,11 +139,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for e in &entries {
                 println!(
                     "{:<8} {:>6}  {} .. {}  {:>10} bytes  {:?}",
-                    e.camera,
-                    e.seq,
-                    rdc_format::time::rfc3339(e.start_ns),
-                    rdc_format::time::rfc3339(e.end_ns),
-                    e.bytes,
+                    e.segment.camera,
+                    e.segment.seq,
+                    rdc_format::time::rfc3339(e.segment.start_ns),
+                    rdc_format::time::rfc3339(e.segment.end_ns),
+                    e.segment.bytes,
                     e.ended
                 );
             }

@@ -12,7 +12,7 @@ pub mod time;
 
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use records::{
-    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, SegmentEntry, Status,
+    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, SegmentEntry, SegmentFile, Status,
 };
 
 /// Checks an Ed25519 signature by the unit whose public key is `public`.

@@ -36,9 +36,11 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
-/// One destroyed segment (R7): what, when (the entry's time), how, on whose authority.
+/// A segment's file, whose footage and when, its length and hash: what a listing and a
+/// destruction record both say of a segment (flattened into each: their JSON has these fields
+/// beside their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Destruction {
+pub struct SegmentFile {
     pub camera: String,
     pub seq: u64,
     pub file: String,
@@ -46,6 +48,13 @@ pub struct Destruction {
     pub end_ns: i64,
     pub bytes: u64,
     pub ciphertext_sha256: String,
+}
+
+/// One destroyed segment (R7): what, when (the entry's time), how, on whose authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destruction {
+    #[serde(flatten)]
+    pub segment: SegmentFile,
     pub why: String,
     pub how: String,
     pub authority: String,
@@ -57,13 +66,8 @@ pub struct Destruction {
 /// A finished segment, as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentEntry {
-    pub camera: String,
-    pub seq: u64,
-    pub file: String,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub bytes: u64,
-    pub ciphertext_sha256: String,
+    #[serde(flatten)]
+    pub segment: SegmentFile,
     pub ended: Ended,
     pub clock_synced: bool,
     pub frames: u64,
@@ -75,13 +79,15 @@ pub struct SegmentEntry {
 impl From<&Manifest> for SegmentEntry {
     fn from(m: &Manifest) -> Self {
         SegmentEntry {
-            camera: m.camera.clone(),
-            seq: m.seq,
-            file: m.file.clone(),
-            start_ns: m.start_ns,
-            end_ns: m.end_ns,
-            bytes: m.ciphertext_len,
-            ciphertext_sha256: m.ciphertext_sha256.clone(),
+            segment: SegmentFile {
+                camera: m.camera.clone(),
+                seq: m.seq,
+                file: m.file.clone(),
+                start_ns: m.start_ns,
+                end_ns: m.end_ns,
+                bytes: m.ciphertext_len,
+                ciphertext_sha256: m.ciphertext_sha256.clone(),
+            },
             ended: m.ended.clone(),
             clock_synced: m.clock_synced_throughout,
             frames: m.frames,

@@ -189,10 +189,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             };
                             println!(
                                 "{cam:<8} {:>6}  {} .. {}  {:>10} bytes{}{end}",
-                                e.seq,
-                                rfc3339(e.start_ns),
-                                rfc3339(e.end_ns),
-                                e.bytes,
+                                e.segment.seq,
+                                rfc3339(e.segment.start_ns),
+                                rfc3339(e.segment.end_ns),
+                                e.segment.bytes,
                                 if e.clock_synced {
                                     ""
                                 } else {

@@ -93,7 +93,7 @@ impl Index {
         let mut prefix = camera.as_bytes().to_vec();
         prefix.push(0);
         match self.seq.scan_prefix(prefix).next_back() {
-            Some(kv) => Ok(Some(decode(&kv?.1)?.seq)),
+            Some(kv) => Ok(Some(decode(&kv?.1)?.segment.seq)),
             None => Ok(None),
         }
     }
@@ -108,10 +108,13 @@ impl Index {
 
     pub(crate) fn insert(&self, e: &SegmentEntry) -> R<()> {
         let v = serde_json::to_vec(e).expect("SegmentEntry serialises");
-        self.seq.insert(seq_key(&e.camera, e.seq), v)?;
-        self.time
-            .insert(time_key(&e.camera, e.start_ns, e.seq), &e.seq.to_be_bytes())?;
-        let span = e.end_ns.saturating_sub(e.start_ns).max(0);
+        self.seq
+            .insert(seq_key(&e.segment.camera, e.segment.seq), v)?;
+        self.time.insert(
+            time_key(&e.segment.camera, e.segment.start_ns, e.segment.seq),
+            &e.segment.seq.to_be_bytes(),
+        )?;
+        let span = e.segment.end_ns.saturating_sub(e.segment.start_ns).max(0);
         if span > self.max_span_ns.fetch_max(span, Ordering::SeqCst) {
             self.meta.insert("max_span_ns", &span.to_be_bytes())?;
         }
@@ -123,7 +126,8 @@ impl Index {
             return Ok(None);
         };
         let e = decode(&v)?;
-        self.time.remove(time_key(camera, e.start_ns, seq))?;
+        self.time
+            .remove(time_key(camera, e.segment.start_ns, seq))?;
         Ok(Some(e))
     }
 
@@ -150,7 +154,8 @@ impl Index {
                     .map_err(|_| sled::Error::Unsupported("bad time index value".into()))?,
             );
             if let Some(e) = self.get(camera, seq)?
-                && (e.end_ns > from_ns || (e.end_ns == e.start_ns && e.start_ns >= from_ns))
+                && (e.segment.end_ns > from_ns
+                    || (e.segment.end_ns == e.segment.start_ns && e.segment.start_ns >= from_ns))
             {
                 out.push(e);
             }

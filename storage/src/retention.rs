@@ -67,7 +67,10 @@ impl AgeBasis {
 /// A segment's age and the clock it was measured with.
 pub fn age(c: &Candidate, now: &Now) -> (i64, AgeBasis) {
     if now.wall_synced && c.clock_synced {
-        return (now.wall_ns.saturating_sub(c.start_ns), AgeBasis::WallClock);
+        return (
+            now.wall_ns.saturating_sub(c.segment.start_ns),
+            AgeBasis::WallClock,
+        );
     }
     match c.running_start_ns {
         Some(r) => (
@@ -90,9 +93,14 @@ pub enum Why {
 
 /// Whether any hold keeps the segment.
 pub fn held(holds: &[Hold], c: &Candidate, now_ns: i64) -> bool {
-    holds
-        .iter()
-        .any(|h| h.covers(&c.camera, c.start_ns, c.end_ns, now_ns))
+    holds.iter().any(|h| {
+        h.covers(
+            &c.segment.camera,
+            c.segment.start_ns,
+            c.segment.end_ns,
+            now_ns,
+        )
+    })
 }
 
 /// Plans deletions. `oldest_first` must yield segments by ascending start time; it is read only
@@ -121,7 +129,7 @@ pub fn plan(
         } else {
             Why::OverBudget
         };
-        total = total.saturating_sub(c.bytes);
+        total = total.saturating_sub(c.segment.bytes);
         out.push((c, why));
     }
     out
@@ -139,13 +147,15 @@ mod tests {
 
     fn seg(camera: &str, seq: u64, day: i64, bytes: u64) -> Candidate {
         Candidate {
-            camera: camera.into(),
-            seq,
-            file: format!("{seq:010}-{}.age", day * DAY_NS),
-            start_ns: day * DAY_NS,
-            end_ns: day * DAY_NS + 60_000_000_000,
-            bytes,
-            ciphertext_sha256: String::new(),
+            segment: rdc_format::SegmentFile {
+                camera: camera.into(),
+                seq,
+                file: format!("{seq:010}-{}.age", day * DAY_NS),
+                start_ns: day * DAY_NS,
+                end_ns: day * DAY_NS + 60_000_000_000,
+                bytes,
+                ciphertext_sha256: String::new(),
+            },
             ended: crate::manifest::Ended::Cut,
             clock_synced: true,
             frames: 1,
@@ -165,14 +175,10 @@ mod tests {
     fn the_boundary_both_ways() {
         // 28 days: a segment just younger is kept, one just older goes.
         let now = at(100);
-        let young = Candidate {
-            start_ns: now.wall_ns - 28 * DAY_NS + 1_000_000_000,
-            ..seg("a", 1, 0, 10)
-        };
-        let old = Candidate {
-            start_ns: now.wall_ns - 28 * DAY_NS - 1_000_000_000,
-            ..seg("a", 0, 0, 10)
-        };
+        let mut young = seg("a", 1, 0, 10);
+        young.segment.start_ns = now.wall_ns - 28 * DAY_NS + 1_000_000_000;
+        let mut old = seg("a", 0, 0, 10);
+        old.segment.start_ns = now.wall_ns - 28 * DAY_NS - 1_000_000_000;
         let p = plan(
             vec![old.clone(), young.clone()],
             &[],
@@ -205,12 +211,12 @@ mod tests {
     fn an_unsynchronised_unit_still_deletes_by_age() {
         // Never synchronised; its wall clock is years off but its running clock has counted
         // 36 days since the segment.
-        let c = Candidate {
+        let mut c = Candidate {
             clock_synced: false,
-            start_ns: 0,
             running_start_ns: Some(0),
             ..seg("a", 0, 0, 10)
         };
+        c.segment.start_ns = 0;
         let now = Now {
             wall_ns: -5 * DAY_NS,
             wall_synced: false,
@@ -226,7 +232,9 @@ mod tests {
         let segs = vec![seg("a", 0, 0, 10), seg("a", 1, 5, 10), seg("a", 2, 40, 10)];
         let p = plan(segs, &[], &at(40), 31, 30, u64::MAX);
         assert_eq!(
-            p.iter().map(|(c, w)| (c.seq, *w)).collect::<Vec<_>>(),
+            p.iter()
+                .map(|(c, w)| (c.segment.seq, *w))
+                .collect::<Vec<_>>(),
             vec![(0, Why::Expired), (1, Why::Expired)]
         );
     }
@@ -238,7 +246,7 @@ mod tests {
             .collect();
         let p = plan(segs, &[], &at(32), 31, 1000, 750);
         assert_eq!(
-            p.iter().map(|(c, _)| c.seq).collect::<Vec<_>>(),
+            p.iter().map(|(c, _)| c.segment.seq).collect::<Vec<_>>(),
             vec![0, 1, 2]
         );
         assert!(p.iter().all(|(_, w)| *w == Why::OverBudget));
@@ -271,13 +279,15 @@ mod tests {
         // a/0 held; b/0 expired; a/1 over budget (30 - 10 = 20 > 10).
         assert_eq!(
             p.iter()
-                .map(|(c, _)| (c.camera.as_str(), c.seq))
+                .map(|(c, _)| (c.segment.camera.as_str(), c.segment.seq))
                 .collect::<Vec<_>>(),
             vec![("b", 0), ("a", 1)]
         );
         let later = plan(segs, &[hold], &at(101), 31, 30, u64::MAX);
         assert!(
-            later.iter().any(|(c, _)| c.camera == "a" && c.seq == 0),
+            later
+                .iter()
+                .any(|(c, _)| c.segment.camera == "a" && c.segment.seq == 0),
             "a lapsed hold no longer protects"
         );
     }

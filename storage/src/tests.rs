@@ -138,7 +138,12 @@ fn round_trip_through_the_age_crate() {
     for (m, e) in closed.iter().zip(&listed) {
         assert_eq!(
             (m.seq, m.start_ns, m.end_ns, m.ciphertext_len),
-            (e.seq, e.start_ns, e.end_ns, e.bytes)
+            (
+                e.segment.seq,
+                e.segment.start_ns,
+                e.segment.end_ns,
+                e.segment.bytes
+            )
         );
         let plain = fx.decrypt(&store.segment_path("front", m.seq).unwrap());
         assert_eq!(plain.len() as u64, m.plaintext_len);
@@ -454,7 +459,7 @@ fn power_cut_at_random_moments() {
             assert!(
                 destroyed
                     .iter()
-                    .any(|(_, x)| x.file == format!("{stem}.partial")
+                    .any(|(_, x)| x.segment.file == format!("{stem}.partial")
                         && x.why.contains("power failed")),
                 "round {round}: discarded {d} not in the destruction log"
             );
@@ -769,15 +774,15 @@ fn retention_over_35_days_with_4_cameras() {
             let cutoff = now - 28 * DAY_NS;
             for c in cams {
                 for e in store.list(c, 0, cutoff).unwrap() {
-                    let held = hold
-                        .as_ref()
-                        .is_some_and(|h: &Hold| h.covers(&e.camera, e.start_ns, e.end_ns, now));
+                    let held = hold.as_ref().is_some_and(|h: &Hold| {
+                        h.covers(&e.segment.camera, e.segment.start_ns, e.segment.end_ns, now)
+                    });
                     assert!(
-                        e.start_ns >= cutoff || held,
+                        e.segment.start_ns >= cutoff || held,
                         "day {}: {}/{} older than retention survives",
                         step / 96,
                         c,
-                        e.seq
+                        e.segment.seq
                     );
                 }
             }
@@ -789,11 +794,11 @@ fn retention_over_35_days_with_4_cameras() {
     // the last 28 days is still there on every camera (the open segment aside).
     for (entry, d) in store.destructions().unwrap() {
         assert!(
-            entry.time_ns - d.start_ns > 28 * DAY_NS,
+            entry.time_ns - d.segment.start_ns > 28 * DAY_NS,
             "{}/{} deleted at {:.2} days old",
-            d.camera,
-            d.seq,
-            (entry.time_ns - d.start_ns) as f64 / DAY_NS as f64
+            d.segment.camera,
+            d.segment.seq,
+            (entry.time_ns - d.segment.start_ns) as f64 / DAY_NS as f64
         );
     }
     for c in cams {
@@ -818,12 +823,12 @@ fn retention_over_35_days_with_4_cameras() {
         .destructions()
         .unwrap()
         .into_iter()
-        .map(|(_, d)| (d.camera, d.seq))
+        .map(|(_, d)| (d.segment.camera, d.segment.seq))
         .collect();
     let present: std::collections::BTreeSet<(String, u64)> = cams
         .iter()
         .flat_map(|c| store.list(c, 0, i64::MAX).unwrap())
-        .map(|e| (e.camera, e.seq))
+        .map(|e| (e.segment.camera, e.segment.seq))
         .collect();
     assert!(destroyed.is_disjoint(&present));
     assert_eq!(
@@ -878,8 +883,8 @@ fn retention_over_35_days_with_4_cameras() {
     let oldest_unheld = cams
         .iter()
         .flat_map(|c| store.list(c, 0, i64::MAX).unwrap())
-        .filter(|e| e.start_ns > BASE + 2 * DAY_NS)
-        .map(|e| e.start_ns)
+        .filter(|e| e.segment.start_ns > BASE + 2 * DAY_NS)
+        .map(|e| e.segment.start_ns)
         .min()
         .unwrap();
     assert!(now - oldest_unheld < 11 * DAY_NS);

@@ -168,17 +168,18 @@ impl UplinkRig {
             .list("front", 0, i64::MAX)
             .unwrap()
             .iter()
-            .map(|e| e.bytes)
+            .map(|e| e.segment.bytes)
             .sum()
     }
 
     pub fn assert_fetched(&self, out: &Path) {
         for e in self.store.list("front", 0, i64::MAX).unwrap() {
-            let got = std::fs::read(out.join("front").join(&e.file)).unwrap_or_default();
+            let got = std::fs::read(out.join("front").join(&e.segment.file)).unwrap_or_default();
             assert!(
-                got == std::fs::read(self.store.segment_path("front", e.seq).unwrap()).unwrap(),
+                got == std::fs::read(self.store.segment_path("front", e.segment.seq).unwrap())
+                    .unwrap(),
                 "segment {} differs",
-                e.seq
+                e.segment.seq
             );
         }
     }

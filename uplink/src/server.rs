@@ -516,8 +516,8 @@ fn handle(
             }
             let len = r.len() - offset;
             let entry = r.entry.clone();
-            rec.from_ns = Some(entry.start_ns);
-            rec.to_ns = Some(entry.end_ns);
+            rec.from_ns = Some(entry.segment.start_ns);
+            rec.to_ns = Some(entry.segment.end_ns);
             let file = r.into_file_at(*offset).map_err(|e| Refusal::Failed {
                 detail: format!("cannot read segment {camera}/{seq}: {e}"),
             })?;

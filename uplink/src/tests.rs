@@ -163,7 +163,7 @@ async fn officer_lists_and_fetches_and_it_is_audited() {
         .unwrap();
     assert_eq!(entries.len(), 3);
     for e in &entries {
-        let seq = e.seq;
+        let seq = e.segment.seq;
         let on_disk = std::fs::read(s.store.segment_path("front", seq).unwrap()).unwrap();
         let mut got = Vec::new();
         let n = c
@@ -462,10 +462,16 @@ async fn every_refusal_reaches_the_officer() {
         .await
         .unwrap();
     s.store
-        .destroy("front", listed[0].seq, "test", "test")
+        .destroy("front", listed[0].segment.seq, "test", "test")
         .unwrap();
     let e = o
-        .fetch(&id("front"), listed[0].seq, 0, &why("C/1"), &mut sink)
+        .fetch(
+            &id("front"),
+            listed[0].segment.seq,
+            0,
+            &why("C/1"),
+            &mut sink,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -474,9 +480,15 @@ async fn every_refusal_reaches_the_officer() {
     );
     assert!(e.to_string().contains("list again"), "{e}");
     // An offset past the end.
-    let len = listed[1].bytes;
+    let len = listed[1].segment.bytes;
     match o
-        .fetch(&id("front"), listed[1].seq, len + 1, &why("C/1"), &mut sink)
+        .fetch(
+            &id("front"),
+            listed[1].segment.seq,
+            len + 1,
+            &why("C/1"),
+            &mut sink,
+        )
         .await
     {
         Err(ClientError::Refused(Refusal::OffsetPastEnd { offset, len: l, .. })) => {

@@ -62,10 +62,10 @@ impl Store {
             };
             for c in cams {
                 for e in self.list(&c, h.request.from_ns, h.request.to_ns)? {
-                    if h.covers(&e.camera, e.start_ns, e.end_ns, now)
-                        && seen.insert((e.camera.clone(), e.seq))
+                    if h.covers(&e.segment.camera, e.segment.start_ns, e.segment.end_ns, now)
+                        && seen.insert((e.segment.camera.clone(), e.segment.seq))
                     {
-                        total += e.bytes;
+                        total += e.segment.bytes;
                     }
                 }
             }

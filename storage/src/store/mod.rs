@@ -37,7 +37,8 @@ use crate::signing::UnitKey;
 use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
 use crate::{Error, io_err};
 pub use rdc_format::{
-    AuditRecord, CameraStatus, Destruction, HoldRequest, SegmentEntry, Status, sha256_hex,
+    AuditRecord, CameraStatus, Destruction, HoldRequest, SegmentEntry, SegmentFile, Status,
+    sha256_hex,
 };
 
 pub use rdc_config::Budget;
@@ -152,11 +153,11 @@ pub struct SegmentReader {
 
 impl SegmentReader {
     pub fn len(&self) -> u64 {
-        self.entry.bytes
+        self.entry.segment.bytes
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entry.bytes == 0
+        self.entry.segment.bytes == 0
     }
 
     /// Reads at `offset`; returns 0 at the end.

@@ -187,7 +187,7 @@ impl Store {
                 }
             }
             for d in read_tail::<Destruction>(logs.destruction.path(), 1 << 20)? {
-                bump(&d.camera, d.seq);
+                bump(&d.segment.camera, d.segment.seq);
             }
         }
         for cam in self.inner.index.cameras().map_err(idx_err)? {
@@ -285,7 +285,8 @@ impl Store {
         let from = start.get("destruction.jsonl").copied().unwrap_or(0);
         if from < logs.destruction.len() {
             for d in read_from::<Destruction>(logs.destruction.path(), from)? {
-                idx.remove(&d.camera, d.seq).map_err(idx_err)?;
+                idx.remove(&d.segment.camera, d.segment.seq)
+                    .map_err(idx_err)?;
                 report.replayed += 1;
             }
             idx.set_position("destruction.jsonl", logs.destruction.len())
@@ -326,12 +327,12 @@ impl Store {
             for e in self.inner.index.by_seq(&camera) {
                 let e = e.map_err(idx_err)?;
                 while names
-                    .next_if(|n| *n < e.file)
+                    .next_if(|n| *n < e.segment.file)
                     .map(|n| strays.push((camera.clone(), n)))
                     .is_some()
                 {}
-                if names.next_if(|n| *n == e.file).is_some() {
-                    total += e.bytes;
+                if names.next_if(|n| *n == e.segment.file).is_some() {
+                    total += e.segment.bytes;
                 } else {
                     missing.push(e);
                 }
@@ -339,11 +340,14 @@ impl Store {
             strays.extend(names.map(|n| (camera.clone(), n)));
         }
         for e in missing {
-            tracing::error!(camera = %e.camera, seq = e.seq, file = %e.file, "segment file missing, and no destruction is logged for it: run verify");
+            tracing::error!(camera = %e.segment.camera, seq = e.segment.seq, file = %e.segment.file, "segment file missing, and no destruction is logged for it: run verify");
             report
                 .missing_files
-                .push(format!("{}/{}", e.camera, e.file));
-            self.inner.index.remove(&e.camera, e.seq).map_err(idx_err)?;
+                .push(format!("{}/{}", e.segment.camera, e.segment.file));
+            self.inner
+                .index
+                .remove(&e.segment.camera, e.segment.seq)
+                .map_err(idx_err)?;
         }
         if self.inner.read_only {
             report
@@ -355,7 +359,7 @@ impl Store {
             let destroyed: HashSet<(String, String)> =
                 chainlog::read_all::<Destruction>(lock(&self.inner.logs).destruction.path())?
                     .into_iter()
-                    .map(|(_, d)| (d.camera, d.file))
+                    .map(|(_, d)| (d.segment.camera, d.segment.file))
                     .collect();
             for (camera, file) in strays {
                 let p = self.segments_dir(&camera).join(&file);

@@ -39,7 +39,7 @@ impl Store {
     /// Opens a finished segment's ciphertext for reading from any offset.
     pub fn open_segment(&self, camera: &str, seq: u64) -> Result<SegmentReader, Error> {
         let entry = self.segment(camera, seq)?;
-        let p = self.segments_dir(camera).join(&entry.file);
+        let p = self.segments_dir(camera).join(&entry.segment.file);
         let file = File::open(&p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::NoSuchSegment(camera.to_owned(), seq)
@@ -54,7 +54,7 @@ impl Store {
     pub fn segment_path(&self, camera: &str, seq: u64) -> Result<PathBuf, Error> {
         Ok(self
             .segments_dir(camera)
-            .join(self.segment(camera, seq)?.file))
+            .join(self.segment(camera, seq)?.segment.file))
     }
 
     /// Signed manifest entries of `camera` with `from_seq <= seq < to_seq`, in order.

@@ -78,15 +78,15 @@ impl Store {
                 break;
             }
             self.destroy(
-                &c.camera,
-                c.seq,
+                &c.segment.camera,
+                c.segment.seq,
                 "the disk was nearly full: the oldest footage not held was deleted so recording could go on",
                 &format!(
                     "free space on the disk of unit {} (storage budget)",
                     self.inner.cfg.unit_id
                 ),
             )?;
-            freed += c.bytes;
+            freed += c.segment.bytes;
         }
         if freed > 0 {
             tracing::warn!(
@@ -170,8 +170,8 @@ impl Store {
                 ),
             };
             let clock = matches!(why, Why::Expired).then(|| basis.describe(age_ns, &clock_now));
-            self.destroy_with(&c.camera, c.seq, &why_s, &authority, clock)?;
-            report.bytes_freed += c.bytes;
+            self.destroy_with(&c.segment.camera, c.segment.seq, &why_s, &authority, clock)?;
+            report.bytes_freed += c.segment.bytes;
             match why {
                 Why::Expired => report.expired += 1,
                 Why::OverBudget => report.over_budget += 1,
@@ -209,13 +209,7 @@ impl Store {
     ) -> Result<Destruction, Error> {
         let e = self.segment(camera, seq)?;
         let d = Destruction {
-            camera: e.camera.clone(),
-            seq,
-            file: e.file.clone(),
-            start_ns: e.start_ns,
-            end_ns: e.end_ns,
-            bytes: e.bytes,
-            ciphertext_sha256: e.ciphertext_sha256.clone(),
+            segment: e.segment.clone(),
             why: why.to_owned(),
             how: "file unlinked; it was encrypted and the unit holds no key to it".into(),
             authority: authority.to_owned(),
@@ -225,7 +219,7 @@ impl Store {
         let dir = self.segments_dir(camera);
         let mut logs = lock(&self.inner.logs);
         logs.destruction.append(now, &d)?;
-        let p = dir.join(&e.file);
+        let p = dir.join(&e.segment.file);
         match std::fs::remove_file(&p) {
             Ok(()) => {}
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -238,7 +232,9 @@ impl Store {
             .set_position("destruction.jsonl", logs.destruction.len())
             .map_err(idx_err)?;
         drop(logs);
-        self.inner.total_bytes.fetch_sub(e.bytes, Ordering::SeqCst);
+        self.inner
+            .total_bytes
+            .fetch_sub(e.segment.bytes, Ordering::SeqCst);
         Ok(d)
     }
 }
@@ -256,7 +252,7 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
         let mut best: Option<usize> = None;
         for i in 0..self.iters.len() {
             let start = match self.iters[i].peek() {
-                Some(Ok(e)) => e.start_ns,
+                Some(Ok(e)) => e.segment.start_ns,
                 Some(Err(_)) => {
                     if let Some(Err(e)) = self.iters[i].next() {
                         tracing::error!(error = %e, "index error during retention; rebuilt at next open");
@@ -266,9 +262,9 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
                 }
                 None => continue,
             };
-            if best
-                .is_none_or(|b| matches!(self.iters[b].peek(), Some(Ok(e)) if start < e.start_ns))
-            {
+            if best.is_none_or(
+                |b| matches!(self.iters[b].peek(), Some(Ok(e)) if start < e.segment.start_ns),
+            ) {
                 best = Some(i);
             }
         }

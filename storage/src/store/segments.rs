@@ -320,13 +320,15 @@ impl Store {
         let cause = "the power failed before the segment's first sync: nothing in it was durable, so no readable file could be made (its final chunk needs the file key, which the unit never keeps)";
         tracing::warn!(camera, stem, bytes, "{cause}; discarded and logged");
         let d = Destruction {
-            camera: camera.to_owned(),
-            seq,
-            file: format!("{stem}.partial"),
-            start_ns,
-            end_ns: start_ns,
-            bytes,
-            ciphertext_sha256: digest,
+            segment: SegmentFile {
+                camera: camera.to_owned(),
+                seq,
+                file: format!("{stem}.partial"),
+                start_ns,
+                end_ns: start_ns,
+                bytes,
+                ciphertext_sha256: digest,
+            },
             why: cause.into(),
             how: "file unlinked at recovery; it was encrypted and the unit holds no key to it"
                 .into(),

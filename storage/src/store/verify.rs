@@ -22,13 +22,16 @@ impl Store {
             for e in self.inner.index.oldest_first(&cam) {
                 let e = e.map_err(idx_err)?;
                 cs.segments += 1;
-                cs.bytes += e.bytes;
-                cs.newest_end_ns = Some(cs.newest_end_ns.map_or(e.end_ns, |n| n.max(e.end_ns)));
-                oldest = Some(oldest.map_or(e.start_ns, |o| o.min(e.start_ns)));
-                newest = Some(newest.map_or(e.end_ns, |n| n.max(e.end_ns)));
-                if e.start_ns >= now - DAY_NS {
-                    recent_bytes += e.bytes;
-                    recent_from = recent_from.min(e.start_ns);
+                cs.bytes += e.segment.bytes;
+                cs.newest_end_ns = Some(
+                    cs.newest_end_ns
+                        .map_or(e.segment.end_ns, |n| n.max(e.segment.end_ns)),
+                );
+                oldest = Some(oldest.map_or(e.segment.start_ns, |o| o.min(e.segment.start_ns)));
+                newest = Some(newest.map_or(e.segment.end_ns, |n| n.max(e.segment.end_ns)));
+                if e.segment.start_ns >= now - DAY_NS {
+                    recent_bytes += e.segment.bytes;
+                    recent_from = recent_from.min(e.segment.start_ns);
                 }
             }
             segments += cs.segments;
@@ -85,7 +88,7 @@ impl Store {
         let destructions = chainlog::read_all::<Destruction>(&destruction)?;
         let destroyed: HashSet<(String, u64)> = destructions
             .iter()
-            .map(|(_, d)| (d.camera.clone(), d.seq))
+            .map(|(_, d)| (d.segment.camera.clone(), d.segment.seq))
             .collect();
         // Every camera seen anywhere, and where it was seen.
         let mut seen: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
@@ -95,7 +98,7 @@ impl Store {
                 .insert("the configuration");
         }
         for (_, d) in &destructions {
-            seen.entry(d.camera.clone())
+            seen.entry(d.segment.camera.clone())
                 .or_default()
                 .insert("the destruction log");
         }
@@ -202,11 +205,14 @@ impl Store {
                     }
                 }
             }
-            for (_, d) in destructions.iter().filter(|(_, d)| d.camera == *cam) {
-                if !seqs.contains(&d.seq) {
+            for (_, d) in destructions
+                .iter()
+                .filter(|(_, d)| d.segment.camera == *cam)
+            {
+                if !seqs.contains(&d.segment.seq) {
                     problems.push(format!(
                         "camera {cam}: the destruction log records segment {} ({}), which its manifest log does not have: manifests were removed from the log",
-                        d.seq, d.file
+                        d.segment.seq, d.segment.file
                     ));
                 }
             }

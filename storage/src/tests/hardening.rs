@@ -83,9 +83,9 @@ fn a_power_cut_before_the_first_sync_is_in_the_signed_record_and_the_destruction
     let d = store.destructions().unwrap();
     let (_, gone) = d
         .iter()
-        .find(|(_, d)| d.seq == seq)
+        .find(|(_, d)| d.segment.seq == seq)
         .expect("the discarded segment is in the destruction log");
-    assert_eq!(gone.bytes, bytes);
+    assert_eq!(gone.segment.bytes, bytes);
     assert!(
         gone.why
             .contains("power failed before the segment's first sync")
@@ -112,7 +112,7 @@ fn a_power_cut_before_the_first_sync_is_in_the_signed_record_and_the_destruction
         .list("front", 0, i64::MAX)
         .unwrap()
         .iter()
-        .map(|e| e.seq)
+        .map(|e| e.segment.seq)
         .collect();
     assert_eq!(listed, vec![0, seq + 1]);
     assert!(store.verify(true).unwrap().is_empty());
@@ -172,7 +172,7 @@ fn segment_numbers_are_never_reused_after_the_log_is_cut() {
         .list("front", 0, i64::MAX)
         .unwrap()
         .iter()
-        .map(|e| e.seq)
+        .map(|e| e.segment.seq)
         .collect();
     assert_eq!(listed, vec![0, 1, 2, 5], "no number twice");
     let problems = store.verify(false).unwrap().join("\n");
@@ -418,7 +418,7 @@ fn an_unsynchronised_unit_that_runs_36_days_deletes_by_age() {
             // Kept: nothing older than 28 days (ages here are exact: no power-off time).
             for e in &kept {
                 assert!(
-                    now - e.start_ns <= limit + 3_600_000_000_000,
+                    now - e.segment.start_ns <= limit + 3_600_000_000_000,
                     "{e:?} kept too long"
                 );
             }
@@ -427,10 +427,10 @@ fn an_unsynchronised_unit_that_runs_36_days_deletes_by_age() {
             assert!(gone.len() >= 7 * 24, "{} deleted", gone.len());
             for (entry, d) in &gone {
                 assert!(
-                    entry.time_ns - d.start_ns > limit,
+                    entry.time_ns - d.segment.start_ns > limit,
                     "segment {} deleted at age {} days",
-                    d.seq,
-                    (entry.time_ns - d.start_ns) as f64 / DAY_NS as f64
+                    d.segment.seq,
+                    (entry.time_ns - d.segment.start_ns) as f64 / DAY_NS as f64
                 );
                 let clock = d.clock.as_deref().unwrap_or("");
                 assert!(
@@ -553,7 +553,7 @@ fn covered(store: &Store, camera: &str, from: i64, to: i64) -> f64 {
         .list(camera, from, to)
         .unwrap()
         .iter()
-        .map(|e| (e.end_ns.min(to) - e.start_ns.max(from)).max(0) as f64 / 1e9)
+        .map(|e| (e.segment.end_ns.min(to) - e.segment.start_ns.max(from)).max(0) as f64 / 1e9)
         .sum()
 }
 

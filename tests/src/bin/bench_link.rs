@@ -170,7 +170,9 @@ fn tcp(rig: &UplinkRig, link: Link, cc: &str) -> anyhow::Result<(f64, f64)> {
     let net = TunLink::start(link)?;
     let mut data = Vec::new();
     for e in rig.store.list("front", 0, i64::MAX)? {
-        data.extend(std::fs::read(rig.store.segment_path("front", e.seq)?)?);
+        data.extend(std::fs::read(
+            rig.store.segment_path("front", e.segment.seq)?,
+        )?);
     }
     let l = TcpListener::bind((net.unit_ip, 0))?;
     socket2::SockRef::from(&l)
@@ -215,8 +217,14 @@ fn client_via_relay(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
         let t = Instant::now();
         for e in &entries {
             let mut sink = tokio::io::sink();
-            c.fetch(&rdc_config::Id::parse("front")?, e.seq, 0, &why, &mut sink)
-                .await?;
+            c.fetch(
+                &rdc_config::Id::parse("front")?,
+                e.segment.seq,
+                0,
+                &why,
+                &mut sink,
+            )
+            .await?;
         }
         c.close();
         anyhow::Ok(t.elapsed().as_secs_f64())
