@@ -9,7 +9,7 @@
 //! camera's writer through a bounded queue; when the disk cannot keep up, frames are dropped
 //! here, counted, and the writer is told (R4: memory stays bounded).
 //!
-//! Sessions run on one small tokio runtime of their own ([`runtime`]), so the camera threads
+//! Sessions run on one small tokio runtime of their own (`runtime`), so the camera threads
 //! keep their blocking supervisor loop. ARCHITECTURE.md says why retina replaced rtspsrc.
 
 use std::num::NonZeroU32;

@@ -13,4 +13,5 @@ pub mod daemon;
 pub mod ingest;
 pub mod logging;
 pub mod notify;
+pub mod timing;
 pub mod tsmux;

@@ -1,0 +1,254 @@
+//! Frame timing, as pure code: the decode times MPEG-TS needs (`Stamper`), camera time onto the
+//! unit's monotonic clock (`TimeMap`), and which clock a frame's wall time comes from
+//! (`choose_wall`). The camera's writer uses them; ARCHITECTURE.md ("Ingest") says why.
+
+use rdc_storage::TimeSource;
+
+/// How far the camera's clock may be from the unit's for frame times to be the camera's.
+const CAMERA_CLOCK_TOLERANCE_NS: i64 = 1_000_000_000;
+
+/// A frame's wall time and where it comes from: the camera's clock (capture time, from its
+/// RTCP sender reports) while it agrees with the unit's within a second, else the unit's.
+/// A camera clock further off is wrong or unset, and the unit's clock is the one whose
+/// synchronisation state every manifest records.
+pub(crate) fn choose_wall(camera_wall: Option<i64>, unit_wall: i64) -> (i64, TimeSource) {
+    match camera_wall {
+        Some(c) if c.abs_diff(unit_wall) <= CAMERA_CLOCK_TOLERANCE_NS as u64 => {
+            (c, TimeSource::CameraRtcp)
+        }
+        _ => (unit_wall, TimeSource::UnitArrival),
+    }
+}
+
+/// Maps a camera's decode timestamps onto the unit's monotonic clock, re-anchoring when the
+/// two drift apart (a camera clock running fast or slow, or a camera restart).
+#[derive(Debug)]
+pub(crate) struct TimeMap {
+    anchor: Option<(u64, u64)>,
+    last_mono: u64,
+    /// Where the last frame's wall time came from (to log changes).
+    pub(crate) source: TimeSource,
+    /// PTS minus DTS of the session's first frame.
+    pub(crate) lag0: Option<u64>,
+}
+
+impl Default for TimeMap {
+    fn default() -> Self {
+        TimeMap {
+            anchor: None,
+            last_mono: 0,
+            source: TimeSource::UnitArrival,
+            lag0: None,
+        }
+    }
+}
+
+impl TimeMap {
+    pub(crate) fn mono_for(&mut self, ts_ns: Option<u64>, arrival_mono: u64) -> u64 {
+        let mono = match (ts_ns, self.anchor) {
+            (Some(ts), Some((t0, m0))) if ts >= t0 => {
+                let m = m0 + (ts - t0);
+                if m.abs_diff(arrival_mono) > 2_000_000_000 {
+                    tracing::info!(
+                        drift_ms = (m as i64 - arrival_mono as i64) / 1_000_000,
+                        "camera timestamps drifted from the unit clock; re-anchoring"
+                    );
+                    self.anchor = Some((ts, arrival_mono));
+                    arrival_mono
+                } else {
+                    m
+                }
+            }
+            (Some(ts), _) => {
+                self.anchor = Some((ts, arrival_mono));
+                arrival_mono
+            }
+            (None, _) => arrival_mono,
+        };
+        let mono = mono.max(self.last_mono + 1);
+        self.last_mono = mono;
+        mono
+    }
+}
+
+/// Gives every access unit a presentation and a decode time that MPEG-TS accepts.
+///
+/// Cameras' RTP gives presentation times only, in decode order, and the parser leaves DTS unset
+/// (and the odd PTS too). With B-frames, PTS goes back and forth; TS needs DTS increasing and
+/// never after PTS. The decode clock here starts `REORDER` frames before the first PTS and
+/// advances one frame duration per frame, never passing the frame's PTS; at a keyframe (closed
+/// GOP: nothing after it shows earlier) it catches up so it never lags after a gap.
+#[derive(Debug, Default)]
+pub(crate) struct Stamper {
+    last_dts: Option<u64>,
+    last_pts: Option<u64>,
+    recent: Vec<u64>,
+    dur: u64,
+}
+
+const REORDER: u64 = 4;
+
+impl Stamper {
+    /// A stamper for a stream that declares this frame interval (plausible ones only: 1 to
+    /// 120 frames a second).
+    pub(crate) fn with_frame_duration(frame_ns: Option<u64>) -> Self {
+        Stamper {
+            dur: frame_ns
+                .filter(|d| (8_000_000..=1_000_000_000).contains(d))
+                .unwrap_or(0),
+            ..Stamper::default()
+        }
+    }
+
+    pub(crate) fn frame_duration(&self) -> u64 {
+        if self.dur == 0 { 40_000_000 } else { self.dur }
+    }
+
+    /// Returns (pts, dts) in ns.
+    pub(crate) fn stamp(
+        &mut self,
+        pts: Option<u64>,
+        dts: Option<u64>,
+        keyframe: bool,
+    ) -> (u64, u64) {
+        let dur = self.frame_duration();
+        // RTP depayloaders stamp only the first buffer of an RTP timestamp: no PTS means the
+        // previous buffer's.
+        let pts = pts.or(self.last_pts).unwrap_or(REORDER * dur);
+        self.last_pts = Some(pts);
+        // Learn the frame duration from the smallest gap between recent presentation times:
+        // with B-frames the smallest shows only after a few frames, so until then it may only
+        // shrink.
+        self.recent.push(pts);
+        if self.recent.len() > 8 {
+            self.recent.remove(0);
+        }
+        let mut sorted = self.recent.clone();
+        sorted.sort_unstable();
+        if let Some(d) = sorted
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|d| *d > 1_000_000)
+            .min()
+            && (self.recent.len() > REORDER as usize || d < self.frame_duration())
+        {
+            self.dur = d;
+        }
+        let dur = self.frame_duration();
+        let dts = match (dts, self.last_dts) {
+            (Some(d), Some(last)) if d > last && d <= pts => d,
+            (Some(d), None) if d <= pts => d,
+            (_, None) => pts.saturating_sub(REORDER * dur),
+            (_, Some(last)) => {
+                let mut d = (last + dur).min(pts);
+                if keyframe {
+                    d = d.max(pts.saturating_sub(REORDER * dur));
+                }
+                d.max(last + 1)
+            }
+        };
+        self.last_dts = Some(dts);
+        (pts.max(dts), dts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamper_gives_increasing_dts_never_after_pts() {
+        const F: u64 = 40_000_000;
+        // Decode order I0 P3 B1 B2 P6 B4 B5 I9 ..., one PTS missing, as cameras send them.
+        let order = [0u64, 3, 1, 2, 6, 4, 5, 9, 7, 8, 12, 10, 11];
+        let mut s = Stamper::default();
+        let mut last = None;
+        for (i, p) in order.iter().enumerate() {
+            let pts = if i == 5 {
+                None
+            } else {
+                Some(1_000_000_000 + p * F)
+            };
+            let key = p % 9 == 0;
+            let (pts, dts) = s.stamp(pts, None, key);
+            assert!(dts <= pts, "frame {i}: dts {dts} after pts {pts}");
+            if let Some(l) = last {
+                assert!(dts > l, "frame {i}: dts not increasing");
+            }
+            last = Some(dts);
+        }
+        assert_eq!(s.frame_duration(), F);
+        // A gap (camera hiccup): the decode clock catches up at the next keyframe.
+        let (pts, dts) = s.stamp(Some(1_000_000_000 + 100 * F), None, true);
+        assert!(pts - dts <= REORDER * F);
+    }
+
+    #[test]
+    fn the_cameras_clock_is_used_only_while_it_agrees_with_the_units() {
+        let unit = 1_800_000_000_000_000_000i64;
+        assert_eq!(
+            choose_wall(Some(unit - 40_000_000), unit),
+            (unit - 40_000_000, TimeSource::CameraRtcp),
+            "capture 40 ms before arrival: the camera's time"
+        );
+        assert_eq!(
+            choose_wall(Some(unit + 999_000_000), unit),
+            (unit + 999_000_000, TimeSource::CameraRtcp)
+        );
+        // A camera whose clock is 2 s or a year off, or that sends no sender reports.
+        for camera in [
+            Some(unit + 2_000_000_000),
+            Some(unit - 31_536_000_000_000_000),
+            None,
+        ] {
+            assert_eq!(
+                choose_wall(camera, unit),
+                (unit, TimeSource::UnitArrival),
+                "{camera:?}"
+            );
+        }
+        assert_eq!(
+            TimeSource::CameraRtcp.and(TimeSource::UnitArrival),
+            TimeSource::Mixed
+        );
+        assert_eq!(
+            TimeSource::CameraRtcp.and(TimeSource::CameraRtcp),
+            TimeSource::CameraRtcp
+        );
+    }
+
+    #[test]
+    fn stamper_starts_with_the_declared_frame_interval_under_b_frames() {
+        const F: u64 = 40_000_000;
+        // Decode order I0 P3 B1 B2 P6 B4 B5: the first gap seen is 3 frames.
+        let order = [0u64, 3, 1, 2, 6, 4, 5, 9, 7, 8];
+        for declared in [Some(F), None] {
+            let mut s = Stamper::with_frame_duration(declared);
+            let dts: Vec<u64> = order
+                .iter()
+                .map(|p| s.stamp(Some(10 * F + p * F), None, *p == 0).1)
+                .collect();
+            for w in dts.windows(2) {
+                assert_eq!(w[1] - w[0], F, "{declared:?}: {dts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn time_map_follows_timestamps_and_reanchors() {
+        let mut t = TimeMap::default();
+        assert_eq!(t.mono_for(Some(1_000), 50_000), 50_000);
+        // Jittery arrival, steady timestamps: frame times follow the timestamps.
+        assert_eq!(t.mono_for(Some(40_001_000), 40_090_000), 40_050_000);
+        // A camera restart (timestamps back to 0): re-anchored, still increasing.
+        let m = t.mono_for(Some(0), 90_000_000);
+        assert_eq!(m, 90_000_000);
+        // Drift beyond 2 s: re-anchored on arrival.
+        assert_eq!(
+            t.mono_for(Some(10_000_000_000), 1_000_000_000),
+            1_000_000_000
+        );
+        // Never backwards.
+        assert!(t.mono_for(None, 5) > 1_000_000_000);
+    }
+}
