@@ -376,22 +376,23 @@ fn explain(e: &retina::Error) -> String {
         }
         _ => {}
     }
-    if full.contains("Unauthorized") {
+    // Matched on the first line: the lines after it describe the connection, whatever failed.
+    if first.contains("Unauthorized") {
         "the camera refused the credentials (401 Unauthorized): check username and password_file"
             .into()
-    } else if full.contains("RTSP framing error") || full.contains("Invalid RTSP") {
+    } else if first.contains("RTSP framing error") || first.contains("Invalid RTSP") {
         format!(
             "the camera's answer is not valid RTSP ({first}): check the camera's address, port and path"
         )
-    } else if full.contains("Connection refused")
-        || full.contains("Unable to connect")
-        || full.contains("connect")
-    {
+    } else if first.starts_with("Unable to connect") || first.contains("Connection refused") {
         format!(
             "cannot connect to the camera ({first}): is it powered and on the network, and is the port right?"
         )
-    } else if full.contains("EOF") || full.contains("closed") {
-        format!("the camera closed the connection ({first})")
+    } else if first.starts_with("Error reading from RTSP peer")
+        || first.starts_with("Error writing to RTSP peer")
+        || first.contains("EOF")
+    {
+        format!("the camera dropped the connection ({first})")
     } else {
         format!("the camera's stream failed: {first}")
     }
