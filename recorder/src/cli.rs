@@ -67,7 +67,12 @@ enum StoreCmd {
 
 /// The whole program; `main` calls this.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// The program with these arguments (the first is the program's name).
+pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let cli = Cli::parse_from(args);
     if !matches!(cli.cmd, Cmd::Run { .. }) {
         // The daemon installs its own subscriber from the configuration.
         tracing_subscriber::fmt()

@@ -18,6 +18,9 @@ pub struct Link {
     pub delay: Duration,
     /// Probability of losing each datagram.
     pub loss: f64,
+    /// The most backlog the link's queue holds, as time to send it; a packet beyond it is
+    /// dropped (tail drop). 4G base stations queue from tens of milliseconds to a second.
+    pub queue: Duration,
 }
 
 impl Link {
@@ -25,6 +28,7 @@ impl Link {
         rate_bps: 0,
         delay: Duration::ZERO,
         loss: 0.0,
+        queue: Duration::from_secs(1),
     };
 }
 
@@ -188,8 +192,8 @@ impl Shaper {
                 .checked_div(self.link.rate_bps)
                 .unwrap_or(0),
         );
-        // A link with a queue: beyond a second of backlog, packets are dropped (tail drop).
-        if (start + tx).saturating_duration_since(now) > Duration::from_secs(1) {
+        // A link with a queue: beyond its backlog, packets are dropped (tail drop).
+        if (start + tx).saturating_duration_since(now) > self.link.queue {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -216,6 +220,7 @@ mod tests {
             rate_bps: 8_000_000,
             delay: Duration::from_millis(30),
             loss: 0.0,
+            queue: Duration::from_secs(1),
         };
         let mut s = Shaper::new(link, true);
         let t0 = Instant::now();
@@ -235,6 +240,18 @@ mod tests {
         assert_eq!(s.admit(1000, t0, &stats), None);
         assert_eq!(stats.dropped.load(Ordering::SeqCst), 1);
         assert_eq!(stats.bytes_up.load(Ordering::SeqCst), 1_000_000);
+        // A 50 ms queue holds 50 ms of backlog.
+        let mut short = Shaper::new(
+            Link {
+                queue: Duration::from_millis(50),
+                ..link
+            },
+            true,
+        );
+        let admitted = (0..100)
+            .filter(|_| short.admit(1000, t0, &stats).is_some())
+            .count();
+        assert_eq!(admitted, 50);
         // An outage drops everything; loss drops about its share.
         stats.down.store(true, Ordering::SeqCst);
         assert_eq!(s.admit(10, t0 + Duration::from_secs(5), &stats), None);

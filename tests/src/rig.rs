@@ -44,8 +44,16 @@ impl UplinkRig {
             index_cache_bytes: 1 << 20,
             ..StoreConfig::new(p("store"), "relay-unit", vec![[9u8; 32]])
         };
-        let (store, _) =
-            Store::open(cfg, Arc::new(UnitKey::ephemeral()), Arc::new(RealClocks)).unwrap();
+        // Kept in a file, so a real recorder can take the store over (`into_dir`).
+        let key = UnitKey::load_or_create(&p("unit-signing.key")).unwrap();
+        std::fs::write(p("unit.crt"), &unit.cert).unwrap();
+        std::fs::write(p("unit.key"), &unit.key).unwrap();
+        std::fs::set_permissions(
+            p("unit.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let (store, _) = Store::open(cfg, Arc::new(key), Arc::new(RealClocks)).unwrap();
         let mut w = store.writer("front").unwrap();
         let base = now_ns() - 3_600_000_000_000;
         let mut x = 1u64;
@@ -117,6 +125,15 @@ impl UplinkRig {
             rt,
             server_addr,
         }
+    }
+
+    /// Stops serving and closes the store, so that a recorder process can open it: the folder
+    /// with the store (`store/`), the unit's keys (`unit-signing.key`, `unit.crt`, `unit.key`),
+    /// the CA and the officer's files.
+    pub fn into_dir(self) -> tempfile::TempDir {
+        self.rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        drop(self.store);
+        self.dir
     }
 
     /// The officer's units file, reaching the unit at `addr`.

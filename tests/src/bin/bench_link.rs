@@ -33,6 +33,9 @@ struct Args {
     /// Random loss each way, percent.
     #[arg(long, default_value_t = 1.0)]
     loss_pct: f64,
+    /// The link's queue, ms of backlog (tail drop beyond it).
+    #[arg(long, default_value_t = 1000)]
+    queue_ms: u64,
     /// Frames of 40 kB in the unit's store.
     #[arg(long, default_value_t = 500)]
     frames: u64,
@@ -45,6 +48,10 @@ struct Args {
     /// Leave out the TCP transfers.
     #[arg(long)]
     no_tcp: bool,
+    /// Serve the uplink from a real `rdc-recorder run` process (this binary) that records this
+    /// many emulated 1080p 4 Mbit/s cameras while the officer fetches (as root; no TCP rows).
+    #[arg(long, default_value_t = 0)]
+    busy_cameras: usize,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -60,6 +67,10 @@ fn main() -> anyhow::Result<ExitCode> {
     // `rdc-bench-link rdc ARGS`: the `rdc` tool, run inside the officer's namespace.
     if std::env::args().nth(1).as_deref() == Some("rdc") {
         return Ok(rdc_cli::main_from(std::env::args_os().skip(1)));
+    }
+    // `rdc-bench-link recorder ARGS`: the recorder, for --busy-cameras.
+    if std::env::args().nth(1).as_deref() == Some("recorder") {
+        return Ok(rdc_recorder::cli::main_from(std::env::args_os().skip(1)));
     }
     let args = Args::parse();
     match args.role {
@@ -80,6 +91,9 @@ fn main() -> anyhow::Result<ExitCode> {
         None => {}
     }
     let rig = UplinkRig::new(args.frames);
+    if args.busy_cameras > 0 {
+        return busy(rig, &args);
+    }
     let footage = rig.footage_bytes();
     let entries = rig.store.list("front", 0, i64::MAX)?;
     println!(
@@ -106,6 +120,7 @@ fn main() -> anyhow::Result<ExitCode> {
             rate_bps: (args.mbit * 1e6) as u64,
             delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
             loss,
+            queue: Duration::from_millis(args.queue_ms),
         };
         let mut rows: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
         for _ in 0..args.runs {
@@ -230,4 +245,183 @@ fn client_via_relay(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
         anyhow::Ok(t.elapsed().as_secs_f64())
     })?;
     Ok((secs, relay.bytes() as f64))
+}
+
+/// The unit as it runs: `rdc-recorder run` (this binary) on the rig's store, recording
+/// `--busy-cameras` emulated 1080p cameras while it serves the officer's fetch; each run's wire
+/// bytes per footage byte and goodput, and the worst of them.
+fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
+    TunLink::check().context("--busy-cameras needs the packet-level link (root)")?;
+    let footage = rig.footage_bytes();
+    let files: Vec<(String, std::path::PathBuf)> = rig
+        .store
+        .list("front", 0, i64::MAX)?
+        .iter()
+        .map(|e| {
+            Ok((
+                e.segment.file.clone(),
+                rig.store.segment_path("front", e.segment.seq)?,
+            ))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let fp = rdc_uplink::pki::fingerprint_text(
+        &rdc_uplink::tls::Identity::from_files(
+            &rig.dir.path().join("officer.crt"),
+            &rig.dir.path().join("officer.key"),
+        )?
+        .chain[0],
+    );
+    let dir = rig.into_dir();
+    let d = dir.path();
+    let exe = std::env::current_exe()?;
+    let cam_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut camera = std::process::Command::new(exe.with_file_name("rdc-fake-camera"))
+        .args([
+            "--port",
+            &cam_port.to_string(),
+            "--width",
+            "1920",
+            "--height",
+            "1080",
+        ])
+        .args(["--kbps", "4000", "--gop", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("the emulated camera (build with --bins)")?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(camera.stdout.take().context("camera stdout")?),
+        &mut line,
+    )?;
+    let port = std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port();
+    // The officer's age recipient, made as an officer makes it.
+    let keys = std::process::Command::new(&exe)
+        .args(["rdc", "keys", "identity", "--out"])
+        .arg(d.join("officer-age.key"))
+        .output()?;
+    let recipient = String::from_utf8(keys.stdout)?.trim().to_owned();
+    let mut toml = format!(
+        r#"[unit]
+id = "relay-unit"
+operator = "bench"
+contact = "bench@example.org"
+purpose = "benchmark"
+site = "loopback"
+signing_key = "{d}/unit-signing.key"
+[storage]
+path = "{d}/store"
+max_bytes = "16 GiB"
+segment_secs = 20
+[[recipient]]
+name = "bench"
+public_key = "{pk}"
+[uplink]
+listen = "0.0.0.0:{port}"
+cert = "{d}/unit.crt"
+key_file = "{d}/unit.key"
+ca = "{d}/ca.crt"
+[[uplink.user]]
+name = "J. Smith"
+role = "officer"
+fingerprint = "{fp}"
+[logging]
+level = "info"
+"#,
+        d = d.display(),
+        pk = recipient
+    );
+    for i in 0..args.busy_cameras {
+        toml.push_str(&format!(
+            "[[camera]]\nid = \"c{i}\"\nurl = \"rtsp://127.0.0.1:{cam_port}/cam\"\n"
+        ));
+    }
+    std::fs::write(d.join("recorder.toml"), toml)?;
+    let log = std::fs::File::create(d.join("recorder.log"))?;
+    let mut recorder = std::process::Command::new(&exe)
+        .args(["recorder", "run", "--config"])
+        .arg(d.join("recorder.toml"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let t = Instant::now();
+    while std::fs::read_to_string(d.join("recorder.log"))?
+        .matches("camera connected")
+        .count()
+        < args.busy_cameras
+    {
+        if t.elapsed() > Duration::from_secs(30) || recorder.try_wait()?.is_some() {
+            bail!(
+                "the recorder did not start its cameras: {}",
+                std::fs::read_to_string(d.join("recorder.log"))?
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "footage {footage} bytes in {} segments, served by rdc-recorder recording {} cameras (1080p, 4 Mbit/s); link {} Mbit/s, {} ms RTT, {} % loss each way, {} ms queue; {} run(s)",
+        files.len(),
+        args.busy_cameras,
+        args.mbit,
+        args.rtt_ms,
+        args.loss_pct,
+        args.queue_ms,
+        args.runs
+    );
+    let link = Link {
+        rate_bps: (args.mbit * 1e6) as u64,
+        delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
+        loss: args.loss_pct / 100.0,
+        queue: Duration::from_millis(args.queue_ms),
+    };
+    let mut runs = Vec::new();
+    for run in 0..args.runs {
+        let net = TunLink::start(link)?;
+        let units = d.join(format!("units-{run}.toml"));
+        std::fs::write(
+            &units,
+            format!(
+                "[unit.relay-unit]\naddress = \"{}:{port}\"\nca = \"{p}/ca.crt\"\ncert = \"{p}/officer.crt\"\nkey = \"{p}/officer.key\"\n",
+                net.unit_ip,
+                p = d.display()
+            ),
+        )?;
+        let out = tempfile::tempdir()?;
+        let mut c = net.command(&exe);
+        c.arg("rdc");
+        UplinkRig::fetch_args(&mut c, &units, out.path());
+        let t = Instant::now();
+        let o = c.output()?;
+        let secs = t.elapsed().as_secs_f64();
+        if !o.status.success() {
+            bail!("rdc fetch failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        for (name, path) in &files {
+            if std::fs::read(out.path().join("front").join(name))? != std::fs::read(path)? {
+                bail!("segment {name} differs");
+            }
+        }
+        let ratio = net.bytes() as f64 / footage as f64;
+        let share = footage as f64 * 8.0 / secs / 1e6 / args.mbit;
+        println!(
+            "run {:>2}: {secs:7.2} s, goodput {:5.1} % of the link, wire/footage {ratio:.3}",
+            run + 1,
+            share * 100.0
+        );
+        runs.push((secs, ratio, share));
+    }
+    let worst_ratio = runs.iter().map(|r| r.1).fold(0.0, f64::max);
+    let worst_share = runs.iter().map(|r| r.2).fold(f64::INFINITY, f64::min);
+    println!(
+        "worst of {} runs: wire/footage {worst_ratio:.3}, goodput {:.1} % of the link",
+        runs.len(),
+        worst_share * 100.0
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &recorder.id().to_string()])
+        .status();
+    let _ = recorder.wait();
+    let _ = camera.kill();
+    let _ = camera.wait();
+    Ok(ExitCode::SUCCESS)
 }

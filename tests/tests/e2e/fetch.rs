@@ -260,6 +260,7 @@ fn fetch_survives_a_cut_link_and_resumes() {
         rate_bps: 20_000_000,
         delay: Duration::from_millis(20),
         loss: 0.0,
+        queue: Duration::from_secs(1),
     };
 
     // 1. The link drops everything for 10 s in the middle of a fetch.
@@ -349,6 +350,7 @@ fn fetch_over_a_lossy_4g_link_from_another_network() {
         rate_bps: 10_000_000,
         delay: Duration::from_millis(30),
         loss: 0.01,
+        queue: Duration::from_secs(1),
     })
     .unwrap();
     let units = rig.units_file(std::net::SocketAddr::from((
