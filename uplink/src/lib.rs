@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod congestion;
 pub mod pki;
 pub mod protocol;
 #[cfg(feature = "server")]

@@ -109,8 +109,10 @@ pub fn transport() -> quinn::TransportConfig {
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(32));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     // 4G loses packets to radio, not only to queues: a loss-based controller (Cubic) reads 1 %
-    // random loss as congestion and collapses; BBR paces to the measured bottleneck instead.
-    t.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    // random loss as congestion and collapses; quinn's BBR overfills small queues when the
+    // unit's CPU is busy. `congestion::RateWindow` keeps a window just over the measured
+    // bandwidth-delay product (see its module).
+    t.congestion_controller_factory(Arc::new(crate::congestion::RateWindowConfig));
     // ACKs stay at QUIC's default (every second packet): asking the officer to acknowledge only
     // every tenth (the ACK-frequency extension) saved 1.7 % of the bytes on the air but cost 2 %
     // in time through an emulated 4G link, and time is what the officer waits for.
