@@ -11,6 +11,8 @@
 //! down but reads 4G's random loss as congestion (22 % of the link). Here the window is
 //! [`GAIN`] × bandwidth × minimum RTT, so at most a quarter of an RTT waits in the queue;
 //! one interval in [`PROBE_EVERY`] uses [`PROBE_GAIN`] to find bandwidth that has appeared.
+//! Startup grows the window at [`STARTUP_GAIN`] per interval, and holds it at [`PROBE_GAIN`]
+//! from the first interval without growth until the exit is confirmed.
 //!
 //! [`RateWindow`] is the sans-IO core (tested on synthetic ACK streams); [`RateWindowConfig`]
 //! plugs it into quinn.
@@ -26,9 +28,9 @@ use quinn::congestion::{Controller, ControllerFactory};
 /// bunch late by a few milliseconds then moves the estimate by a few percent, not double.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The window in the steady state, as a multiple of the bandwidth-delay product.
-pub const GAIN: f64 = 1.25;
+pub const GAIN: f64 = 1.2;
 /// The window while probing for more bandwidth.
-pub const PROBE_GAIN: f64 = 1.5;
+pub const PROBE_GAIN: f64 = 1.35;
 /// The window while starting up: the delivery rate can double each interval.
 pub const STARTUP_GAIN: f64 = 2.0;
 /// One interval in this many probes.
@@ -130,8 +132,12 @@ impl RateWindow {
 
     fn update_window(&mut self) {
         let Some(rtt) = self.min_rtt else { return };
-        let gain = if self.startup {
+        // Once an interval of startup shows no growth, the window stops doubling while the
+        // next ones confirm it: the queue is not overfilled for the intervals the exit takes.
+        let gain = if self.startup && self.flat_intervals == 0 {
             STARTUP_GAIN
+        } else if self.startup {
+            PROBE_GAIN
         } else if self.intervals.is_multiple_of(PROBE_EVERY) {
             PROBE_GAIN
         } else {

@@ -337,8 +337,8 @@ fn fetch_survives_a_cut_link_and_resumes() {
 }
 
 /// An officer on another network (a network namespace of its own) fetches over a packet-level
-/// 4G link (10 Mbit/s, 60 ms RTT, 1 % random loss each way) that also goes dead for 5 s: every
-/// IP packet crosses the emulated link, as on a real carrier.
+/// 4G link (10 Mbit/s, 60 ms RTT, 1 % random loss each way, a 200 ms queue) that also goes dead
+/// for 5 s: every IP packet crosses the emulated link, as on a real carrier.
 #[test]
 fn fetch_over_a_lossy_4g_link_from_another_network() {
     if let Err(e) = rdc_tests::tunlink::TunLink::check() {
@@ -350,7 +350,7 @@ fn fetch_over_a_lossy_4g_link_from_another_network() {
         rate_bps: 10_000_000,
         delay: Duration::from_millis(30),
         loss: 0.01,
-        queue: Duration::from_secs(1),
+        queue: Duration::from_millis(200),
     })
     .unwrap();
     let units = rig.units_file(std::net::SocketAddr::from((
