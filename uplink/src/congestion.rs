@@ -9,7 +9,7 @@
 //! overstate the bottleneck, the window outgrows a small 4G queue, and up to half of what is
 //! sent was dropped there and sent again (1.8 × the footage on the air). Cubic keeps the bytes
 //! down but reads 4G's random loss as congestion (22 % of the link). Here the window is
-//! [`GAIN`] × bandwidth × minimum RTT, so at most a quarter of an RTT waits in the queue;
+//! [`GAIN`] × bandwidth × minimum RTT, so at most a fifth of an RTT waits in the queue;
 //! one interval in [`PROBE_EVERY`] uses [`PROBE_GAIN`] to find bandwidth that has appeared.
 //! Startup grows the window at [`STARTUP_GAIN`] per interval, and holds it at [`PROBE_GAIN`]
 //! from the first interval without growth until the exit is confirmed.
