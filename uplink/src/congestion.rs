@@ -136,9 +136,7 @@ impl RateWindow {
         // next ones confirm it: the queue is not overfilled for the intervals the exit takes.
         let gain = if self.startup && self.flat_intervals == 0 {
             STARTUP_GAIN
-        } else if self.startup {
-            PROBE_GAIN
-        } else if self.intervals.is_multiple_of(PROBE_EVERY) {
+        } else if self.startup || self.intervals.is_multiple_of(PROBE_EVERY) {
             PROBE_GAIN
         } else {
             GAIN
