@@ -248,8 +248,10 @@ mod tests {
             },
             true,
         );
+        // (Offered after the shaper was made: its link is free from then.)
+        let t1 = Instant::now() + Duration::from_millis(1);
         let admitted = (0..100)
-            .filter(|_| short.admit(1000, t0, &stats).is_some())
+            .filter(|_| short.admit(1000, t1, &stats).is_some())
             .count();
         assert_eq!(admitted, 50);
         // An outage drops everything; loss drops about its share.
