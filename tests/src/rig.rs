@@ -7,6 +7,24 @@ use std::sync::Arc;
 
 use rdc_storage::{RealClocks, Store, StoreConfig, UnitKey};
 
+/// The units file of `who` ("officer" or "auditor") in a rig's folder `dir` (also after
+/// [`UplinkRig::into_dir`]), reaching the unit at `addr`.
+pub fn units_file_in(dir: &Path, who: &str, addr: std::net::SocketAddr) -> PathBuf {
+    let p = |s: &str| dir.join(s).display().to_string();
+    let f = dir.join(format!("units-{who}-{}.toml", addr.port()));
+    std::fs::write(
+        &f,
+        format!(
+            "[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            p("ca.crt"),
+            p(&format!("{who}.crt")),
+            p(&format!("{who}.key"))
+        ),
+    )
+    .unwrap();
+    f
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -143,13 +161,7 @@ impl UplinkRig {
 
     /// The units file of `who` ("officer" or "auditor"), reaching the unit at `addr`.
     pub fn units_file_for(&self, who: &str, addr: std::net::SocketAddr) -> PathBuf {
-        let p = |s: &str| self.dir.path().join(s).display().to_string();
-        let f = self
-            .dir
-            .path()
-            .join(format!("units-{who}-{}.toml", addr.port()));
-        std::fs::write(&f, format!("[unit.relay-unit]\naddress = \"{addr}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n", p("ca.crt"), p(&format!("{who}.crt")), p(&format!("{who}.key")))).unwrap();
-        f
+        units_file_in(self.dir.path(), who, addr)
     }
 
     pub fn fetch_cmd(&self, rdc_bin: &Path, units: &Path, out: &Path) -> Command {

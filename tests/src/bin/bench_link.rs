@@ -166,17 +166,28 @@ fn rdc_fetch(rig: &UplinkRig, link: Link) -> anyhow::Result<(f64, f64)> {
     let net = TunLink::start(link)?;
     let units = rig.units_file(SocketAddr::from((net.unit_ip, rig.server_addr.port())));
     let out = tempfile::tempdir()?;
+    let secs = timed_fetch(&net, &units, out.path())?;
+    rig.assert_fetched(out.path());
+    Ok((secs, net.bytes() as f64))
+}
+
+/// `rdc fetch` (this binary) of the rig's camera in the officer's namespace, through `units`
+/// into `out`: the seconds it took.
+fn timed_fetch(
+    net: &TunLink,
+    units: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<f64> {
     let mut c = net.command(std::env::current_exe()?);
     c.arg("rdc");
-    UplinkRig::fetch_args(&mut c, &units, out.path());
+    UplinkRig::fetch_args(&mut c, units, out);
     let t = Instant::now();
     let o = c.output()?;
     let secs = t.elapsed().as_secs_f64();
     if !o.status.success() {
         bail!("rdc fetch failed: {}", String::from_utf8_lossy(&o.stderr));
     }
-    rig.assert_fetched(out.path());
-    Ok((secs, net.bytes() as f64))
+    Ok(secs)
 }
 
 /// The same bytes over one TCP connection with congestion control `cc`, from this namespace to
@@ -377,25 +388,10 @@ level = "info"
     let mut runs = Vec::new();
     for run in 0..args.runs {
         let net = TunLink::start(link)?;
-        let units = d.join(format!("units-{run}.toml"));
-        std::fs::write(
-            &units,
-            format!(
-                "[unit.relay-unit]\naddress = \"{}:{port}\"\nca = \"{p}/ca.crt\"\ncert = \"{p}/officer.crt\"\nkey = \"{p}/officer.key\"\n",
-                net.unit_ip,
-                p = d.display()
-            ),
-        )?;
+        let units =
+            rdc_tests::rig::units_file_in(d, "officer", SocketAddr::from((net.unit_ip, port)));
         let out = tempfile::tempdir()?;
-        let mut c = net.command(&exe);
-        c.arg("rdc");
-        UplinkRig::fetch_args(&mut c, &units, out.path());
-        let t = Instant::now();
-        let o = c.output()?;
-        let secs = t.elapsed().as_secs_f64();
-        if !o.status.success() {
-            bail!("rdc fetch failed: {}", String::from_utf8_lossy(&o.stderr));
-        }
+        let secs = timed_fetch(&net, &units, out.path())?;
         for (name, path) in &files {
             if std::fs::read(out.path().join("front").join(name))? != std::fs::read(path)? {
                 bail!("segment {name} differs");
