@@ -136,7 +136,8 @@ impl fmt::Display for Id {
 pub enum Transport {
     Tcp,
     Udp,
-    /// UDP first, then TCP (GStreamer's default order).
+    /// The recorder chooses: TCP (interleaved), which passes any NAT and loses nothing to
+    /// reordering.
     Auto,
 }
 
