@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod export;
 pub mod manifest;
 pub mod records;
 pub mod time;
+pub mod ts;
 
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use records::{

@@ -97,7 +97,13 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
                 .map(|c| (c.id.clone(), c.state.clone()))
                 .collect();
             let live: rdc_uplink::server::LiveStatus = Arc::new(move || live_status(&states));
-            Some(rt.block_on(async { start_uplink(u, &store, live) })?)
+            let about = rdc_uplink::protocol::UnitInfo {
+                operator: cfg.unit.operator.clone(),
+                contact: cfg.unit.contact.clone(),
+                purpose: cfg.unit.purpose.clone(),
+                site: cfg.unit.site.clone(),
+            };
+            Some(rt.block_on(async { start_uplink(u, &store, live, about) })?)
         }
         None => None,
     };
@@ -197,6 +203,7 @@ fn start_uplink(
     u: &rdc_config::Uplink,
     store: &Store,
     live: rdc_uplink::server::LiveStatus,
+    about: rdc_uplink::protocol::UnitInfo,
 ) -> anyhow::Result<std::sync::Arc<rdc_uplink::server::Server>> {
     use rdc_uplink::tls;
     let key = u
@@ -220,7 +227,8 @@ fn start_uplink(
     let server =
         rdc_uplink::server::Server::bind(u.listen, server_tls, u.users.clone(), store.clone())
             .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
-            .with_live_status(live);
+            .with_live_status(live)
+            .with_unit_info(about);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
     let server = std::sync::Arc::new(server);
     tokio::spawn(server.clone().serve_shared());

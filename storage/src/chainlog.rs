@@ -143,6 +143,12 @@ impl ChainLog {
 
     /// Appends `body`, durably. Returns the entry's sequence number.
     pub fn append<T: Serialize>(&mut self, time_ns: i64, body: &T) -> Result<u64, Error> {
+        self.append_entry(time_ns, body).map(|e| e.seq)
+    }
+
+    /// Appends `body`, durably, and returns the signed entry as written: a receipt that anyone
+    /// with the unit's public key can check on its own.
+    pub fn append_entry<T: Serialize>(&mut self, time_ns: i64, body: &T) -> Result<Entry, Error> {
         let (Some(key), Some(file)) = (&self.key, &mut self.file) else {
             return Err(Error::ReadOnly);
         };
@@ -171,7 +177,7 @@ impl ChainLog {
         self.head = hash;
         self.next_seq += 1;
         self.len += line.len() as u64;
-        Ok(seq)
+        Ok(e)
     }
 
     /// The file's length: the index records it to know whether it is up to date.

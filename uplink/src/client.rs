@@ -185,6 +185,15 @@ impl Client {
         }
     }
 
+    /// Asks the unit to record an export in its audit log; returns the signed entry (the
+    /// receipt). `req` must be a [`Request::ExportReceipt`].
+    pub async fn export_receipt(&self, req: &Request) -> Result<Entry, ClientError> {
+        match self.call(req).await? {
+            Answer::Receipt(e) => Ok(e),
+            other => Err(unexpected("export receipt", &other)),
+        }
+    }
+
     /// Fetches a segment's ciphertext from `offset`, appending to `out`. Returns the bytes
     /// written; on a dropped link, what arrived is already in `out`, so the caller resumes
     /// from `offset + written`.

@@ -87,6 +87,20 @@ pub enum Request {
     Audit {
         from_seq: u64,
     },
+    /// Records an export of footage already fetched (`rdc export`) in the audit log and answers
+    /// with the signed entry, which the bundle carries as its receipt. `digest` is
+    /// [`rdc_format::export::segments_digest`] of the exported segments, so the receipt names
+    /// exactly the footage in the bundle.
+    ExportReceipt {
+        camera: Id,
+        from_ns: i64,
+        to_ns: i64,
+        first_seq: u64,
+        last_seq: u64,
+        count: u64,
+        digest: String,
+        why: Justification,
+    },
 }
 
 impl Request {
@@ -101,6 +115,7 @@ impl Request {
             Request::HoldList => "hold_list",
             Request::HoldRelease { .. } => "hold_release",
             Request::Audit { .. } => "audit",
+            Request::ExportReceipt { .. } => "export",
         }
     }
 
@@ -109,7 +124,8 @@ impl Request {
         match self {
             Request::List { why, .. }
             | Request::Fetch { why, .. }
-            | Request::Manifests { why, .. } => Some(why),
+            | Request::Manifests { why, .. }
+            | Request::ExportReceipt { why, .. } => Some(why),
             _ => None,
         }
     }
@@ -180,6 +196,18 @@ pub struct StatusAnswer {
     pub store: rdc_format::Status,
     /// What the daemon knows now: cameras recording, the clock.
     pub live: Option<LiveState>,
+    /// Who runs the unit, where and why, from its configuration (absent from older units).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<UnitInfo>,
+}
+
+/// Who runs the unit, where and why (R17): what an export names beside the footage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitInfo {
+    pub operator: String,
+    pub contact: String,
+    pub purpose: String,
+    pub site: String,
 }
 
 /// The daemon's live state (R16).
@@ -221,6 +249,8 @@ pub enum Answer {
     Hold(Hold),
     Holds(Vec<Hold>),
     Audit(AuditAnswer),
+    /// For `export_receipt`: the unit's signed audit entry recording the export.
+    Receipt(Entry),
 }
 
 /// The unit's answer header.
@@ -300,6 +330,27 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 missing: "a release needs a reason".into(),
             });
         }
+        Request::ExportReceipt { why, .. } if why.purpose != Purpose::Export => {
+            return Err(Refusal::Unjustified {
+                missing: "an export receipt needs the purpose export".into(),
+            });
+        }
+        Request::ExportReceipt {
+            first_seq,
+            last_seq,
+            count,
+            digest,
+            ..
+        } if first_seq > last_seq
+            || *count == 0
+            || *count > last_seq - first_seq + 1
+            || digest.len() != 64
+            || !digest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            return Err(Refusal::Malformed {
+                detail: "an export receipt names its segments: first <= last, a count within them, a SHA-256 digest".into(),
+            });
+        }
         _ => {}
     }
     Ok(())
@@ -333,7 +384,10 @@ fn check_justification(why: &Justification) -> Result<(), Refusal> {
 pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
     let (allowed, needed) = match req {
         Request::Status => (role != Role::Auditor, "officer, manager or engineer"),
-        Request::List { .. } | Request::Fetch { .. } | Request::Manifests { .. } => {
+        Request::List { .. }
+        | Request::Fetch { .. }
+        | Request::Manifests { .. }
+        | Request::ExportReceipt { .. } => {
             (role.may_see_footage(), "case support officer or manager")
         }
         Request::HoldCreate { .. } | Request::HoldList | Request::HoldRelease { .. } => {
@@ -625,6 +679,20 @@ mod tests {
                 (any::<u64>(), any::<String>())
                     .prop_map(|(id, reason)| Request::HoldRelease { id, reason }),
                 any::<u64>().prop_map(|from_seq| Request::Audit { from_seq }),
+                (id(), any::<(i64, i64, u64, u64, u64)>(), "[0-9a-f]{64}", why()).prop_map(
+                    |(camera, (from_ns, to_ns, first_seq, last_seq, count), digest, why)| {
+                        Request::ExportReceipt {
+                            camera,
+                            from_ns,
+                            to_ns,
+                            first_seq,
+                            last_seq,
+                            count,
+                            digest,
+                            why,
+                        }
+                    }
+                ),
             ]
         }
 

@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::pki;
 use crate::protocol::{
-    self, Answer, AuditAnswer, LiveState, Refusal, Request, Response, StatusAnswer,
+    self, Answer, AuditAnswer, LiveState, Refusal, Request, Response, StatusAnswer, UnitInfo,
 };
 use crate::strangers::{Attempt, Strangers};
 use crate::tls::{PresentedLog, ServerTls};
@@ -37,8 +37,15 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     users: Arc<Vec<User>>,
     store: Store,
-    live: Option<LiveStatus>,
+    extra: Extra,
     refused: Arc<Refused>,
+}
+
+/// What the daemon adds to every status answer.
+#[derive(Clone, Default)]
+struct Extra {
+    live: Option<LiveStatus>,
+    about: Option<UnitInfo>,
 }
 
 /// Refused connections: the certificates they presented and the per-source tallies.
@@ -108,7 +115,7 @@ impl Server {
             endpoint,
             users: Arc::new(users),
             store,
-            live: None,
+            extra: Extra::default(),
             refused: Arc::new(Refused {
                 presented: tls.presented,
                 strangers: Mutex::new(Strangers::default()),
@@ -118,7 +125,13 @@ impl Server {
 
     /// Adds the daemon's live state to status answers.
     pub fn with_live_status(mut self, live: LiveStatus) -> Self {
-        self.live = Some(live);
+        self.extra.live = Some(live);
+        self
+    }
+
+    /// Adds who runs the unit, where and why, to status answers.
+    pub fn with_unit_info(mut self, about: UnitInfo) -> Self {
+        self.extra.about = Some(about);
         self
     }
 
@@ -149,16 +162,16 @@ impl Server {
             })
         };
         while let Some(incoming) = self.endpoint.accept().await {
-            let (users, store, live, refused) = (
+            let (users, store, extra, refused) = (
                 self.users.clone(),
                 self.store.clone(),
-                self.live.clone(),
+                self.extra.clone(),
                 self.refused.clone(),
             );
             tokio::spawn(async move {
                 let addr = incoming.remote_address();
                 match incoming.await {
-                    Ok(conn) => serve_connection(conn, &users, store, live, &refused).await,
+                    Ok(conn) => serve_connection(conn, &users, store, extra, &refused).await,
                     Err(e) => {
                         tracing::warn!(%addr, error = %e, "uplink handshake refused");
                         let attempt = Attempt {
@@ -230,7 +243,7 @@ async fn serve_connection(
     conn: quinn::Connection,
     users: &[User],
     store: Store,
-    live: Option<LiveStatus>,
+    extra: Extra,
     refused: &Refused,
 ) {
     let peer = match identify(&conn, users) {
@@ -258,9 +271,9 @@ async fn serve_connection(
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
-                let (peer, store, live) = (peer.clone(), store.clone(), live.clone());
+                let (peer, store, extra) = (peer.clone(), store.clone(), extra.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = serve_stream(send, recv, &peer, &store, live.as_ref()).await {
+                    if let Err(e) = serve_stream(send, recv, &peer, &store, &extra).await {
                         tracing::debug!(user = %peer.name, error = %e, "stream ended early");
                     }
                 });
@@ -307,7 +320,7 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
     peer: &Peer,
     store: &Store,
-    live: Option<&LiveStatus>,
+    extra: &Extra,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let who = format!("{} ({})", peer.name, peer.fingerprint);
     let req = match read_request(&mut recv).await {
@@ -349,9 +362,9 @@ async fn serve_stream(
     // The store's work (index reads, hashing, fdatasync of the audit log) runs on the
     // blocking pool, so a slow SD card never stalls the QUIC connections.
     let (result, mut rec) = {
-        let (req, peer, store, live) = (req, peer.clone(), store.clone(), live.cloned());
+        let (req, peer, store, extra) = (req, peer.clone(), store.clone(), extra.clone());
         tokio::task::spawn_blocking(move || {
-            let r = handle(&req, &peer, &store, live.as_ref(), &mut rec);
+            let r = handle(&req, &peer, &store, &extra, &mut rec);
             (r, rec)
         })
         .await?
@@ -366,6 +379,20 @@ async fn serve_stream(
             rec.outcome = "granted".into();
             audit(store, &rec).await?;
             respond(&mut send, &Response::Ok { answer, len: None }).await?;
+        }
+        Ok(Handled::Receipt) => {
+            // The audit entry is the answer: written durably, then sent as it was signed.
+            rec.outcome = "granted".into();
+            let (st, r) = (store.clone(), rec.clone());
+            let entry = tokio::task::spawn_blocking(move || st.audit_receipt(&r)).await??;
+            respond(
+                &mut send,
+                &Response::Ok {
+                    answer: Answer::Receipt(entry),
+                    len: None,
+                },
+            )
+            .await?;
         }
         Ok(Handled::Bytes {
             entry,
@@ -404,6 +431,8 @@ async fn audit(
 
 enum Handled {
     Answer(Answer),
+    /// Answered with the audit entry of the request itself (an export receipt).
+    Receipt,
     Bytes {
         entry: rdc_storage::SegmentEntry,
         file: std::fs::File,
@@ -453,7 +482,7 @@ fn handle(
     req: &Request,
     peer: &Peer,
     store: &Store,
-    live: Option<&LiveStatus>,
+    extra: &Extra,
     rec: &mut AuditRecord,
 ) -> Result<Handled, Refusal> {
     let answer = |a| Ok(Handled::Answer(a));
@@ -464,7 +493,8 @@ fn handle(
             retired_keys: retired_hex(store),
             time_ns: store.now_ns(),
             store: store.status().map_err(refusal)?,
-            live: live.map(|f| f()),
+            live: extra.live.as_ref().map(|f| f()),
+            about: extra.about.clone(),
         }))),
         Request::List {
             camera,
@@ -562,6 +592,25 @@ fn handle(
                     .release_hold(*id, &peer.name, reason)
                     .map_err(refusal)?,
             ))
+        }
+        Request::ExportReceipt {
+            camera,
+            from_ns,
+            to_ns,
+            first_seq,
+            last_seq,
+            count,
+            digest,
+            ..
+        } => {
+            known_camera(store, camera)?;
+            rec.camera = Some(camera.to_string());
+            rec.from_ns = Some(*from_ns);
+            rec.to_ns = Some(*to_ns);
+            rec.detail = Some(rdc_format::export::receipt_detail(
+                *first_seq, *last_seq, *count, digest,
+            ));
+            Ok(Handled::Receipt)
         }
         // With the unit's signing key, so an auditor (who may not ask for the status) can check
         // every entry.

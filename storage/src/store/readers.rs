@@ -103,4 +103,11 @@ impl Store {
         let now = self.now_ns();
         lock(&self.inner.logs).audit.append(now, rec)
     }
+
+    /// Records an access as [`Store::audit`] does and returns the signed entry: the receipt an
+    /// export carries, so whoever receives it can see the unit logged it.
+    pub fn audit_receipt(&self, rec: &AuditRecord) -> Result<chainlog::Entry, Error> {
+        let now = self.now_ns();
+        lock(&self.inner.logs).audit.append_entry(now, rec)
+    }
 }

@@ -1,0 +1,349 @@
+//! An evidence export (`rdc export`, `rdc verify`): the bundle's signed manifest, the gaps in
+//! a range of footage and their causes, the digest that ties the unit's audit receipt to the
+//! exported segments. Pure functions: the exporter and the verifier compute the same things
+//! from the same signed manifests, so the verifier recomputes rather than trusts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Entry;
+use crate::manifest::{Ended, Manifest};
+use crate::time::rfc3339;
+
+/// The `format` of a bundle's manifest.
+pub const FORMAT: &str = "rdc-export/1";
+/// Shorter breaks than this between segments are not gaps (a camera reconnecting within a
+/// frame or two); the frames lost inside a segment are not gaps either.
+pub const GAP_TOLERANCE_NS: i64 = 500_000_000;
+
+/// A time range, ns since the epoch, with the same in RFC 3339 for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub from: String,
+    pub to: String,
+}
+
+impl Range {
+    pub fn new(from_ns: i64, to_ns: i64) -> Range {
+        Range {
+            from_ns,
+            to_ns,
+            from: rfc3339(from_ns),
+            to: rfc3339(to_ns),
+        }
+    }
+}
+
+/// A stretch of the requested range with no footage, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    #[serde(flatten)]
+    pub range: Range,
+    pub cause: String,
+}
+
+/// Who runs the unit, where and why, as the unit said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitFacts {
+    pub id: String,
+    /// The unit's Ed25519 key (hex) that signed the manifests and the receipt, as the unit gave
+    /// it over its authenticated link.
+    pub public_key: String,
+    #[serde(default)]
+    pub retired_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+}
+
+/// One segment in the bundle: its master files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleSegment {
+    pub seq: u64,
+    /// The segment as the unit encrypted and signed it (`master/….age`).
+    pub master: String,
+    /// Its decryption (`master/….ts`).
+    pub decrypted: String,
+}
+
+/// The working copy: one MP4 of the range, remuxed without re-encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkingCopy {
+    pub file: String,
+    pub codec: crate::ts::Codec,
+    /// Wall-clock time of its first and last frame.
+    #[serde(flatten)]
+    pub range: Range,
+    pub frames: u64,
+    /// Why it starts before the requested time, when it does (the keyframe before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The clock's state over the exported footage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSummary {
+    /// True when the unit's clock was synchronised throughout every exported segment.
+    pub synchronized_throughout: bool,
+    /// Segments recorded while the clock was not synchronised at some point.
+    pub unsynchronized_segments: Vec<u64>,
+    /// Times the wall clock stepped by more than a second inside the exported segments.
+    pub wall_steps: u32,
+}
+
+/// The person who exported, as their certificate says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exporter {
+    pub name: String,
+    /// `sha256:…` of the certificate (how units name the person).
+    pub fingerprint: String,
+    /// PEM.
+    pub certificate: String,
+}
+
+/// A file of the bundle with its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What `manifest.json` says, signed by the exporter.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Bundle {
+    pub format: String,
+    pub exported_at: Range,
+    pub unit: UnitFacts,
+    pub camera: String,
+    pub case_ref: String,
+    pub reason: String,
+    pub requested: Range,
+    /// From the first master segment's first frame to the last one's end.
+    pub footage: Range,
+    pub gaps: Vec<Gap>,
+    pub clock: ClockSummary,
+    pub working_copy: Option<WorkingCopy>,
+    pub segments: Vec<BundleSegment>,
+    /// The camera's signed manifest log entries, an unbroken run from the one before the first
+    /// exported segment (when the unit still has it) to the one after the last: every segment,
+    /// exported or not (lost, deleted), so each gap is backed by what the unit signed.
+    pub manifests: Vec<Entry>,
+    /// The unit's signed audit entry recording this export.
+    pub receipt: Entry,
+    pub exporter: Exporter,
+    /// Every file of the bundle but `manifest.json` and `SHA256SUMS`.
+    pub files: Vec<FileHash>,
+}
+
+/// `manifest.json`: the bundle, as JSON, and the exporter's signature over its canonical form
+/// ([`canonical`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Signed {
+    pub bundle: serde_json::Value,
+    pub signature: Signature,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// `ecdsa-p256-sha256` (ASN.1 DER signature), the scheme's certificates' key type.
+    pub algorithm: String,
+    /// Base64.
+    pub value: String,
+}
+
+/// The bytes an exporter signs: the bundle as JSON with keys in order, no spaces (serde_json's
+/// maps are ordered, so a parsed and re-serialised bundle gives the same bytes).
+pub fn canonical(bundle: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(bundle).expect("a Value always serialises")
+}
+
+/// The digest of the exported segments that the audit receipt carries: SHA-256 of one line
+/// `<seq> <ciphertext sha256>\n` per segment, in order.
+pub fn segments_digest<'a>(segments: impl IntoIterator<Item = (u64, &'a str)>) -> String {
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+    for (seq, sha) in segments {
+        h.update(format!("{seq} {sha}\n").as_bytes());
+    }
+    hex::encode(h.finish())
+}
+
+/// The `detail` of the audit entry recording an export.
+pub fn receipt_detail(first_seq: u64, last_seq: u64, count: u64, digest: &str) -> String {
+    format!("export of {count} segments, {first_seq} to {last_seq}, segments digest {digest}")
+}
+
+/// The gaps in `requested`, from the camera's manifests `run` (in seq order, an unbroken run
+/// around the footage) and which of them are in the bundle (`present`).
+pub fn gaps(requested: (i64, i64), run: &[Manifest], present: &dyn Fn(u64) -> bool) -> Vec<Gap> {
+    let (from, to) = requested;
+    let mut out = Vec::new();
+    let mut cursor = from;
+    let mut prev: Option<&Manifest> = None;
+    let mut absent: Vec<&Manifest> = Vec::new();
+    for m in run {
+        if !present(m.seq) {
+            if m.end_ns > cursor && m.start_ns < to {
+                absent.push(m);
+            } else if m.end_ns <= cursor {
+                prev = Some(m);
+            }
+            continue;
+        }
+        if m.start_ns > cursor + GAP_TOLERANCE_NS && cursor < to {
+            out.push(Gap {
+                range: Range::new(cursor, m.start_ns.min(to)),
+                cause: cause(prev, &absent, false),
+            });
+        }
+        absent.clear();
+        cursor = cursor.max(m.end_ns);
+        prev = Some(m);
+    }
+    if cursor + GAP_TOLERANCE_NS < to {
+        out.push(Gap {
+            range: Range::new(cursor, to),
+            cause: cause(prev, &absent, true),
+        });
+    }
+    out
+}
+
+fn cause(prev: Option<&Manifest>, absent: &[&Manifest], at_end: bool) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    let push = |causes: &mut Vec<String>, c: String| {
+        if !causes.contains(&c) {
+            causes.push(c);
+        }
+    };
+    if let Some(p) = prev {
+        match &p.ended {
+            Ended::Stopped { cause } => push(&mut causes, format!("recording stopped: {cause}")),
+            Ended::PowerLoss => push(
+                &mut causes,
+                "the unit lost power or the recorder was stopped abruptly (segment closed at its last sync)"
+                    .into(),
+            ),
+            Ended::Lost { cause } => push(&mut causes, format!("footage lost: {cause}")),
+            Ended::Cut if absent.is_empty() && at_end => push(&mut causes, format!(
+                "not yet recorded, or still being recorded: segment {} is the newest finished one",
+                p.seq
+            )),
+            Ended::Cut => {}
+        }
+    }
+    for m in absent {
+        match &m.ended {
+            Ended::Lost { cause } => push(&mut causes, format!("segment {} could not be kept: {cause}", m.seq)),
+            _ => push(&mut causes, format!(
+                "segment {} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)",
+                m.seq
+            )),
+        }
+    }
+    if causes.is_empty() {
+        push(&mut causes, if prev.is_none() {
+            "no earlier footage of this camera on the unit (before its first recording, or deleted under retention)".into()
+        } else {
+            "no footage recorded".into()
+        });
+    }
+    causes.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::ClockState;
+
+    const S: i64 = 1_000_000_000;
+
+    fn m(seq: u64, start: i64, end: i64, ended: Ended) -> Manifest {
+        Manifest {
+            unit: "u".into(),
+            camera: "c".into(),
+            seq,
+            file: format!("{seq}.age"),
+            start_ns: start * S,
+            end_ns: end * S,
+            start_mono_ns: 0,
+            end_mono_ns: 0,
+            clock: ClockState::UNKNOWN,
+            clock_synced_throughout: true,
+            wall_steps: 0,
+            frames: 1,
+            keyframes: 1,
+            plaintext_len: 1,
+            ciphertext_len: 1,
+            ciphertext_sha256: String::new(),
+            ended,
+            running_start_ns: None,
+            times_from: None,
+        }
+    }
+
+    fn stopped(c: &str) -> Ended {
+        Ended::Stopped { cause: c.into() }
+    }
+
+    #[test]
+    fn continuous_footage_has_no_gaps() {
+        let run = [m(0, 0, 10, Ended::Cut), m(1, 10, 20, Ended::Cut), m(2, 20, 30, Ended::Cut)];
+        assert!(gaps((5 * S, 25 * S), &run, &|_| true).is_empty());
+    }
+
+    #[test]
+    fn an_outage_a_power_cut_and_a_deleted_segment_are_each_named() {
+        let run = [
+            m(0, 0, 10, Ended::Cut),
+            m(1, 10, 14, stopped("the camera stopped sending (stall)")),
+            m(2, 30, 40, Ended::PowerLoss),
+            m(3, 50, 60, Ended::Cut),
+            m(4, 60, 70, Ended::Cut),
+            m(5, 70, 80, Ended::Cut),
+        ];
+        let g = gaps((5 * S, 75 * S), &run, &|s| s != 4);
+        let spans: Vec<(i64, i64)> = g
+            .iter()
+            .map(|g| (g.range.from_ns / S, g.range.to_ns / S))
+            .collect();
+        assert_eq!(spans, [(14, 30), (40, 50), (60, 70)]);
+        assert!(g[0].cause.contains("stall"), "{}", g[0].cause);
+        assert!(g[1].cause.contains("lost power"), "{}", g[1].cause);
+        assert!(g[2].cause.contains("segment 4 is no longer"), "{}", g[2].cause);
+    }
+
+    #[test]
+    fn edges_of_the_range() {
+        // Before the first recording, and after the newest finished segment.
+        let run = [m(0, 20, 30, Ended::Cut)];
+        let g = gaps((0, 50 * S), &run, &|_| true);
+        assert_eq!(g.len(), 2);
+        assert!(g[0].cause.contains("no earlier footage"), "{}", g[0].cause);
+        assert!(g[1].cause.contains("newest finished"), "{}", g[1].cause);
+        // A lost segment (power cut before its first sync) inside the range.
+        let run = [
+            m(0, 0, 10, Ended::Cut),
+            m(1, 10, 12, Ended::Lost { cause: "power cut".into() }),
+            m(2, 15, 30, Ended::Cut),
+        ];
+        let g = gaps((0, 30 * S), &run, &|s| s != 1);
+        assert_eq!(g.len(), 1);
+        assert_eq!((g[0].range.from_ns / S, g[0].range.to_ns / S), (10, 15));
+        assert!(g[0].cause.contains("segment 1 could not be kept: power cut"), "{}", g[0].cause);
+    }
+
+    #[test]
+    fn digest_depends_on_order_and_content() {
+        let a = segments_digest([(1, "aa"), (2, "bb")]);
+        assert_ne!(a, segments_digest([(2, "bb"), (1, "aa")]));
+        assert_ne!(a, segments_digest([(1, "aa"), (2, "bc")]));
+        assert_eq!(a.len(), 64);
+    }
+}
