@@ -99,6 +99,29 @@ pub(crate) enum Cmd {
         #[arg(long, short, default_value = ".")]
         out: PathBuf,
     },
+    /// An evidence bundle of a camera's footage in a time range: the segments as the unit
+    /// signed them and decrypted, a working copy (MP4 with a time track), a signed manifest
+    /// with every gap and the unit's audit receipt, SHA256SUMS and a README. Resumable.
+    Export {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        export: crate::export::ExportArgs,
+    },
+    /// Checks an evidence bundle offline: every hash, the unit's signatures and chain, the
+    /// gaps, the audit receipt, the exporter's signature and certificate. Exit 0 only if all
+    /// hold.
+    Verify {
+        /// The bundle's folder.
+        dir: PathBuf,
+        /// The scheme's CA certificate: the exporter's certificate must be issued by it.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// An age identity the footage was encrypted to: also checks that every .ts is the
+        /// decryption of its .age.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
     /// Holds on footage (managers): keep footage past retention for a case.
     Holds {
         #[command(flatten)]

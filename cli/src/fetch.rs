@@ -32,17 +32,7 @@ pub(crate) async fn fetch(
     out: &Path,
 ) -> anyhow::Result<()> {
     let camera = &footage.camera;
-    let identities = match identity {
-        Some(p) => {
-            let f = age::IdentityFile::from_file(p.display().to_string())
-                .with_context(|| format!("reading the age identity {}", p.display()))?;
-            Some(
-                f.into_identities()
-                    .with_context(|| format!("{} holds no usable age identity", p.display()))?,
-            )
-        }
-        None => None,
-    };
+    let identities = identity.map(crate::export::read_identities).transpose()?;
     let just = footage.why.justification()?;
     let mut client = connect(target).await?;
     // Round trips cost 60-150 ms on 4G: the status (for the unit's signing key) and the list
@@ -54,13 +44,68 @@ pub(crate) async fn fetch(
         eprintln!("no footage from {camera} in that range");
         return Ok(());
     }
-    let (lo, hi) = (
-        entries.iter().map(|e| e.segment.seq).min().unwrap_or(0),
-        entries.iter().map(|e| e.segment.seq).max().unwrap_or(0) + 1,
-    );
     // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
     let dir = out.join(camera.as_str());
-    std::fs::create_dir_all(&dir)?;
+    let seqs = seq_span(&entries);
+    fetch_segments(
+        &mut client,
+        target,
+        camera,
+        &entries,
+        seqs,
+        &unit_keys,
+        &dir,
+        &just,
+        identities.as_deref(),
+    )
+    .await?;
+    eprintln!(
+        "{} segments from {camera} in {}: verified against the unit's signed manifests{}",
+        entries.len(),
+        dir.display(),
+        if identities.is_some() {
+            ", decrypted"
+        } else {
+            ""
+        }
+    );
+    client.close();
+    Ok(())
+}
+
+/// The segment numbers `lo..hi` that the listed `entries` span.
+pub(crate) fn seq_span(entries: &[SegmentEntry]) -> (u64, u64) {
+    (
+        entries.iter().map(|e| e.segment.seq).min().unwrap_or(0),
+        entries.iter().map(|e| e.segment.seq).max().unwrap_or(0) + 1,
+    )
+}
+
+/// A segment fetched, checked against its signed manifest, and (with an identity) decrypted.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) manifest: Manifest,
+    pub(crate) age: PathBuf,
+    pub(crate) ts: Option<PathBuf>,
+}
+
+/// Fetches `entries` into `dir`, resuming what is there, two segments in flight; checks the
+/// chain of the camera's manifests `manifest_seqs` (which must cover the entries) and every
+/// file against its manifest; decrypts with `identities`. Returns the checked manifest log
+/// entries and the segments, in the order of `entries`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fetch_segments(
+    client: &mut Client,
+    target: &Target,
+    camera: &Id,
+    entries: &[SegmentEntry],
+    manifest_seqs: (u64, u64),
+    unit_keys: &[[u8; 32]],
+    dir: &Path,
+    just: &Justification,
+    identities: Option<&[Box<dyn age::Identity>]>,
+) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
+    std::fs::create_dir_all(dir)?;
     let total: u64 = entries.iter().map(|e| e.segment.bytes).sum();
     let progress = Arc::new(Mutex::new(Progress::new(
         camera.as_str(),
@@ -68,7 +113,7 @@ pub(crate) async fn fetch(
         std::io::stderr().is_terminal(),
     )));
     let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
-    for e in &entries {
+    for e in entries {
         let on_disk = if dir
             .join(format!(
                 "{}.age",
@@ -78,21 +123,22 @@ pub(crate) async fn fetch(
         {
             e.segment.bytes
         } else {
-            std::fs::metadata(part_path(&dir, e.segment.seq)).map_or(0, |md| md.len())
+            std::fs::metadata(part_path(dir, e.segment.seq)).map_or(0, |md| md.len())
         };
         bar().resumed(e.segment.seq, on_disk);
     }
     let (manifests, ()) = tokio::join!(
-        client.manifests(camera, lo, hi, &just),
-        prefetch(&client, camera, &entries, &dir, &just, &progress)
+        client.manifests(camera, manifest_seqs.0, manifest_seqs.1, just),
+        prefetch(client, camera, entries, dir, just, &progress)
     );
     let manifests: Vec<Entry> = manifests?;
-    check_chain(&manifests, &unit_keys, "manifest")?;
-    for e in &entries {
+    check_chain(&manifests, unit_keys, "manifest")?;
+    let mut fetched = Vec::with_capacity(entries.len());
+    for e in entries {
         let m = verified_manifest(&manifests, camera, e.segment.seq)?;
         let stem = local_stem(m.seq, m.start_ns);
         let fin = dir.join(format!("{stem}.age"));
-        let part = part_path(&dir, m.seq);
+        let part = part_path(dir, m.seq);
         if !(fin.exists() && sha256_file(&fin)? == m.ciphertext_sha256) {
             let mut attempts = 0;
             loop {
@@ -102,7 +148,7 @@ pub(crate) async fn fetch(
                 }
                 let mut f = open_part(&part, e.segment.seq, &progress).await?;
                 let r = client
-                    .fetch(camera, e.segment.seq, have, &just, &mut f)
+                    .fetch(camera, e.segment.seq, have, just, &mut f)
                     .await;
                 drop(f);
                 match r {
@@ -126,7 +172,7 @@ pub(crate) async fn fetch(
                         );
                         tokio::time::sleep(Duration::from_secs(1.min(attempts))).await;
                         if let Ok(c) = connect(target).await {
-                            client = c;
+                            *client = c;
                         }
                     }
                 }
@@ -142,23 +188,22 @@ pub(crate) async fn fetch(
             std::fs::rename(&part, &fin)?;
         }
         bar().segment_done(e.segment.seq);
-        if let Some(ids) = &identities {
-            decrypt(&fin, &dir.join(format!("{stem}.ts")), ids)?;
-        }
+        let ts = match identities {
+            Some(ids) => {
+                let ts = dir.join(format!("{stem}.ts"));
+                decrypt(&fin, &ts, ids)?;
+                Some(ts)
+            }
+            None => None,
+        };
+        fetched.push(Fetched {
+            manifest: m,
+            age: fin,
+            ts,
+        });
     }
     bar().finish();
-    eprintln!(
-        "{} segments from {camera} in {}: verified against the unit's signed manifests{}",
-        entries.len(),
-        dir.display(),
-        if identities.is_some() {
-            ", decrypted"
-        } else {
-            ""
-        }
-    );
-    client.close();
-    Ok(())
+    Ok((manifests, fetched))
 }
 
 /// The signed manifest of segment `seq` of `camera`, checked to be about that segment.

@@ -53,11 +53,14 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 mod args;
+pub mod mp4;
 mod audit;
+mod export;
 mod fetch;
 mod keys;
 mod time;
 mod units;
+mod verify;
 
 use args::*;
 use audit::{audit, check_chain, unit_keys};
@@ -156,6 +159,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             identity,
             out,
         } => fetch(&target, &footage, identity.as_deref(), &out).await,
+        Cmd::Export { target, export } => export::export(&target, &export).await,
+        Cmd::Verify { dir, ca, identity } => {
+            verify::verify(&dir, ca.as_deref(), identity.as_deref())
+        }
     }
 }
 

@@ -41,13 +41,14 @@ pub(crate) fn units_path(t: &Target) -> PathBuf {
     })
 }
 
-pub(crate) async fn connect(t: &Target) -> anyhow::Result<Client> {
+/// The units file's entry for `t`.
+pub(crate) fn entry(t: &Target) -> anyhow::Result<UnitEntry> {
     let path = units_path(t);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the units file {}", path.display()))?;
-    let file = parse_units(&text)
+    let mut file = parse_units(&text)
         .with_context(|| format!("{} is not a valid units file", path.display()))?;
-    let u = file.unit.get(&t.unit).ok_or_else(|| {
+    let u = file.unit.remove(&t.unit).ok_or_else(|| {
         anyhow!(
             "no unit {:?} in {}: add a [unit.{}] section",
             t.unit,
@@ -55,6 +56,11 @@ pub(crate) async fn connect(t: &Target) -> anyhow::Result<Client> {
             t.unit
         )
     })?;
+    Ok(u)
+}
+
+pub(crate) async fn connect(t: &Target) -> anyhow::Result<Client> {
+    let u = entry(t)?;
     let addr = tokio::net::lookup_host(&u.address)
         .await
         .with_context(|| format!("unit {}: cannot resolve {}", t.unit, u.address))?

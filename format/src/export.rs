@@ -119,7 +119,9 @@ pub struct FileHash {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bundle {
     pub format: String,
-    pub exported_at: Range,
+    /// When the bundle was signed, by the exporter's clock (the receipt has the unit's).
+    pub exported_at_ns: i64,
+    pub exported_at: String,
     pub unit: UnitFacts,
     pub camera: String,
     pub case_ref: String,

@@ -164,5 +164,8 @@ pub struct CameraStatus {
     pub camera: String,
     pub segments: u64,
     pub bytes: u64,
+    /// The first frame of its oldest footage still on the unit (absent from older units).
+    #[serde(default)]
+    pub oldest_start_ns: Option<i64>,
     pub newest_end_ns: Option<i64>,
 }

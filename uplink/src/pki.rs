@@ -196,3 +196,98 @@ pub fn subject(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     Some(cert.subject().to_string())
 }
+
+/// Why a signature or a certificate does not check out.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("the private key is not a PEM PKCS#8 ECDSA P-256 key (as `rdc keys user` makes): {0}")]
+    Key(String),
+    #[error("the certificate cannot be read: {0}")]
+    Certificate(String),
+    #[error("the signature does not match: the signed content was changed, or another key signed it")]
+    Mismatch,
+    #[error("the certificate was not issued by the scheme's CA for a person, or was not valid at {at}: {detail}")]
+    Untrusted { at: String, detail: String },
+}
+
+/// Signs `msg` with a person's private key (PEM, PKCS#8 ECDSA P-256, as `rdc keys user`
+/// makes): an ASN.1 DER ECDSA-P256-SHA256 signature.
+pub fn sign(key_pem: &str, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let der = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| SignError::Key(e.to_string()))?;
+    let rng = ring::rand::SystemRandom::new();
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der.secret_pkcs8_der(), &rng)
+        .map_err(|e| SignError::Key(e.to_string()))?;
+    Ok(kp
+        .sign(&rng, msg)
+        .map_err(|e| SignError::Key(e.to_string()))?
+        .as_ref()
+        .to_vec())
+}
+
+/// Checks that the key of `cert_der` made `sig` over `msg` ([`sign`]).
+pub fn verify(cert_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), SignError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| SignError::Certificate(e.to_string()))?;
+    let spki = cert.public_key();
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        spki.subject_public_key.data.as_ref(),
+    )
+    .verify(msg, sig)
+    .map_err(|_| SignError::Mismatch)
+}
+
+/// Checks that `cert_der` is a person's certificate (client authentication) issued by the CA in
+/// `ca_pem` and valid at `at_ns` (ns since the epoch): whether the exporter of a bundle was one
+/// of the scheme's people when they signed it.
+pub fn verify_person(ca_pem: &str, cert_der: &[u8], at_ns: i64) -> Result<(), SignError> {
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    let at = rdc_format::time::rfc3339(at_ns);
+    let untrusted = |detail: String| SignError::Untrusted {
+        at: at.clone(),
+        detail,
+    };
+    let roots = crate::tls::roots_from_pem(ca_pem).map_err(|e| untrusted(e.to_string()))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        crate::tls::provider(),
+    )
+    .build()
+    .map_err(|e| untrusted(e.to_string()))?;
+    let when = UnixTime::since_unix_epoch(std::time::Duration::from_nanos(
+        u64::try_from(at_ns).unwrap_or(0),
+    ));
+    verifier
+        .verify_client_cert(&CertificateDer::from(cert_der.to_vec()), &[], when)
+        .map(|_| ())
+        .map_err(|e| untrusted(e.to_string()))
+}
+
+#[cfg(test)]
+mod sign_tests {
+    use super::*;
+
+    #[test]
+    fn a_persons_signature_checks_and_a_changed_one_does_not() {
+        let ca = new_ca("Test", 30).unwrap();
+        let officer = issue(&ca, "officer-1", Kind::User, 30).unwrap();
+        let der = crate::tls::cert_der(&officer.cert).unwrap();
+        let sig = sign(&officer.key, b"bundle").unwrap();
+        verify(&der, b"bundle", &sig).unwrap();
+        assert!(matches!(verify(&der, b"bundle!", &sig), Err(SignError::Mismatch)));
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+        verify_person(&ca.cert, &der, now).unwrap();
+        // Another scheme's CA, a unit's certificate, and a time outside the validity.
+        let other = new_ca("Other", 30).unwrap();
+        assert!(verify_person(&other.cert, &der, now).is_err());
+        let unit = issue(&ca, "unit-1", Kind::Unit, 30).unwrap();
+        let unit_der = crate::tls::cert_der(&unit.cert).unwrap();
+        assert!(verify_person(&ca.cert, &unit_der, now).is_err());
+        let later = now + 40 * 86_400 * 1_000_000_000;
+        assert!(verify_person(&ca.cert, &der, later).is_err());
+    }
+}

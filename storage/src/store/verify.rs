@@ -17,12 +17,17 @@ impl Store {
                 camera: cam.clone(),
                 segments: 0,
                 bytes: 0,
+                oldest_start_ns: None,
                 newest_end_ns: None,
             };
             for e in self.inner.index.oldest_first(&cam) {
                 let e = e.map_err(idx_err)?;
                 cs.segments += 1;
                 cs.bytes += e.segment.bytes;
+                cs.oldest_start_ns = Some(
+                    cs.oldest_start_ns
+                        .map_or(e.segment.start_ns, |o| o.min(e.segment.start_ns)),
+                );
                 cs.newest_end_ns = Some(
                     cs.newest_end_ns
                         .map_or(e.segment.end_ns, |n| n.max(e.segment.end_ns)),

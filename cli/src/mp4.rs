@@ -1,0 +1,298 @@
+//! The working copy of an export: the decrypted segments of a range remuxed, without
+//! re-encoding, into one MP4 (GStreamer's `mp4mux`, moov first so it plays while it downloads)
+//! with a subtitle track giving each second's wall-clock time (UTC and UK local) and the camera.
+//!
+//! The segments' access units are read with `rdc_format::ts` and placed on one timeline by
+//! their wall-clock times (each segment's signed start plus its own 90 kHz decode times), so a
+//! gap in the footage is a gap in the MP4's timeline: the last frame before it stays on screen
+//! and the subtitle says why there is no footage.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use rdc_format::export::Gap;
+use rdc_format::ts::{self, Codec};
+
+/// One segment's decrypted TS and the wall-clock time of its first frame (from its manifest).
+#[derive(Debug, Clone)]
+pub struct Piece {
+    pub ts: PathBuf,
+    pub start_ns: i64,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub codec: Codec,
+    /// Wall-clock time of the first frame (a keyframe) and of the end of the last.
+    pub first_ns: i64,
+    pub end_ns: i64,
+    pub frames: u64,
+}
+
+const NS_PER_TICK_NUM: u64 = 100_000;
+const NS_PER_TICK_DEN: u64 = 9;
+
+fn ticks_to_ns(t: u64) -> i64 {
+    (t * NS_PER_TICK_NUM / NS_PER_TICK_DEN) as i64
+}
+
+/// The text of the subtitle for the second starting at `ns`.
+pub fn cue_text(ns: i64, camera: &str, gap: Option<&Gap>) -> String {
+    let mut t = format!(
+        "{} | {} | camera {camera}",
+        rdc_format::time::utc_plain(ns),
+        rdc_format::time::uk_local(ns)
+    );
+    if let Some(g) = gap {
+        t.push_str(&format!(" | NO FOOTAGE: {}", g.cause));
+    }
+    t
+}
+
+/// A frame ready to be pushed: wall-clock decode time, presentation offset, bytes.
+struct Frame {
+    dts_wall: i64,
+    pts_offset: i64,
+    keyframe: bool,
+    data: Vec<u8>,
+}
+
+/// Builds the working copy of `[from_ns, to_ns)` from `pieces` (in order) into `out`.
+/// The copy starts at the keyframe at or before `from_ns`.
+pub fn working_copy(
+    pieces: &[Piece],
+    (from_ns, to_ns): (i64, i64),
+    camera: &str,
+    gaps: &[Gap],
+    out: &Path,
+) -> anyhow::Result<Made> {
+    gst::init().context("GStreamer could not start")?;
+    let Some(first) = pieces.first() else {
+        bail!("no footage to put in the working copy");
+    };
+    let first_video = read_piece(first)?;
+    let codec = first_video.codec;
+    let (caps_name, parser) = match codec {
+        Codec::H264 => ("video/x-h264", "h264parse"),
+        Codec::H265 => ("video/x-h265", "h265parse"),
+    };
+    let caps = gst::Caps::builder(caps_name)
+        .field("stream-format", "byte-stream")
+        .field("alignment", "au")
+        .build();
+    let vsrc = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .block(true)
+        .max_bytes(16 << 20)
+        .build();
+    let text_caps = gst::Caps::builder("text/x-raw")
+        .field("format", "utf8")
+        .build();
+    let tsrc = gst_app::AppSrc::builder()
+        .caps(&text_caps)
+        .format(gst::Format::Time)
+        .block(true)
+        .max_bytes(4 << 20)
+        .build();
+    let parse = gst::ElementFactory::make(parser)
+        .build()
+        .with_context(|| format!("GStreamer's {parser} is missing: install gstreamer1.0-plugins-bad"))?;
+    let tmp = out.with_extension("mp4.part-moov");
+    let mux = gst::ElementFactory::make("mp4mux")
+        .property("faststart", true)
+        .property("faststart-file", tmp.to_string_lossy().as_ref())
+        .build()
+        .context("GStreamer's mp4mux is missing: install gstreamer1.0-plugins-good")?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", out.to_string_lossy().as_ref())
+        .build()
+        .context("GStreamer's filesink is missing: install gstreamer1.0-plugins-base")?;
+    let pipeline = gst::Pipeline::new();
+    pipeline.add_many([vsrc.upcast_ref(), &parse, &mux, &sink, tsrc.upcast_ref()])?;
+    gst::Element::link_many([vsrc.upcast_ref(), &parse, &mux, &sink])?;
+    let sub_pad = mux
+        .request_pad_simple("subtitle_%u")
+        .ok_or_else(|| anyhow!("mp4mux gave no subtitle pad"))?;
+    tsrc.static_pad("src")
+        .ok_or_else(|| anyhow!("appsrc without a src pad"))?
+        .link(&sub_pad)
+        .map_err(|e| anyhow!("linking the time track: {e:?}"))?;
+    pipeline.set_state(gst::State::Playing)?;
+
+    let result = feed(
+        pieces, first_video, (from_ns, to_ns), camera, gaps, &vsrc, &tsrc,
+    );
+    let _ = vsrc.end_of_stream();
+    let _ = tsrc.end_of_stream();
+    let bus = pipeline.bus().ok_or_else(|| anyhow!("pipeline without a bus"))?;
+    let mut failure = None;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => break,
+            gst::MessageView::Error(e) => {
+                failure = Some(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null)?;
+    let _ = std::fs::remove_file(&tmp);
+    let made = result?;
+    if let Some(f) = failure {
+        let _ = std::fs::remove_file(out);
+        bail!("the working copy could not be written: {f}");
+    }
+    Ok(made)
+}
+
+fn read_piece(p: &Piece) -> anyhow::Result<ts::Video> {
+    let bytes = std::fs::read(&p.ts).with_context(|| format!("reading {}", p.ts.display()))?;
+    ts::read_video(&bytes).with_context(|| format!("{} is not readable footage", p.ts.display()))
+}
+
+/// Frames of one segment on the wall clock.
+fn frames_of(video: ts::Video, start_ns: i64) -> Vec<Frame> {
+    let Some(d0) = video.units.first().map(|u| u.dts) else {
+        return Vec::new();
+    };
+    video
+        .units
+        .into_iter()
+        .map(|u| {
+            let off = ts::ticks_since(u.pts, u.dts);
+            Frame {
+                dts_wall: start_ns + ticks_to_ns(ts::ticks_since(u.dts, d0)),
+                // A PTS before its DTS (damaged timing) is shown at its decode time.
+                pts_offset: if off < 90_000 * 10 { ticks_to_ns(off) } else { 0 },
+                keyframe: u.keyframe,
+                data: u.data,
+            }
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    pieces: &[Piece],
+    first_video: ts::Video,
+    (from_ns, to_ns): (i64, i64),
+    camera: &str,
+    gaps: &[Gap],
+    vsrc: &gst_app::AppSrc,
+    tsrc: &gst_app::AppSrc,
+) -> anyhow::Result<Made> {
+    let codec = first_video.codec;
+    let mut first = frames_of(first_video, pieces[0].start_ns);
+    // Start at the last keyframe at or before the requested start (or the first keyframe).
+    let start_i = first
+        .iter()
+        .rposition(|f| f.keyframe && f.dts_wall <= from_ns)
+        .or_else(|| first.iter().position(|f| f.keyframe))
+        .ok_or_else(|| anyhow!("the first segment has no keyframe"))?;
+    first.drain(..start_i);
+    let t0 = first[0].dts_wall;
+    let mut cue_at = t0; // the next subtitle's start
+    let mut last_dts: Option<i64> = None;
+    let mut last_dur: i64 = 40_000_000;
+    let mut frames = 0u64;
+    let mut pending: Option<Frame> = None;
+    let mut end_ns = t0;
+
+    let push_cues_until = |cue_at: &mut i64, until: i64| -> anyhow::Result<()> {
+        while *cue_at < until {
+            let next = (cue_at.div_euclid(1_000_000_000) + 1) * 1_000_000_000;
+            let end = next.min(until.max(*cue_at + 1));
+            let gap = gaps
+                .iter()
+                .find(|g| g.range.from_ns <= *cue_at && *cue_at < g.range.to_ns);
+            let text = cue_text(cue_at.div_euclid(1_000_000_000) * 1_000_000_000, camera, gap);
+            let mut b = gst::Buffer::from_mut_slice(text.into_bytes());
+            {
+                let b = b.get_mut().expect("a new buffer is writable");
+                b.set_pts(gst::ClockTime::from_nseconds((*cue_at - t0) as u64));
+                b.set_duration(gst::ClockTime::from_nseconds((end - *cue_at) as u64));
+            }
+            tsrc.push_buffer(b)
+                .map_err(|e| anyhow!("the time track stopped: {e:?}"))?;
+            *cue_at = end;
+        }
+        Ok(())
+    };
+
+    let push = |f: Frame, dur: i64, cue_at: &mut i64| -> anyhow::Result<()> {
+        let rel = f.dts_wall - t0;
+        push_cues_until(cue_at, f.dts_wall + 1)?;
+        let mut b = gst::Buffer::from_mut_slice(f.data);
+        {
+            let b = b.get_mut().expect("a new buffer is writable");
+            b.set_dts(gst::ClockTime::from_nseconds(rel as u64));
+            b.set_pts(gst::ClockTime::from_nseconds((rel + f.pts_offset) as u64));
+            b.set_duration(gst::ClockTime::from_nseconds(dur.max(1) as u64));
+            if !f.keyframe {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        vsrc.push_buffer(b)
+            .map_err(|e| anyhow!("the working copy's muxer stopped: {e:?}"))?;
+        Ok(())
+    };
+
+    let mut video = Some(first);
+    let mut idx = 0usize;
+    'outer: loop {
+        let Some(fs) = video.take() else { break };
+        for mut f in fs {
+            if f.dts_wall >= to_ns && last_dts.is_some() {
+                break 'outer;
+            }
+            // Decode times strictly increase across segments, whatever the wall clock did.
+            if let Some(l) = last_dts {
+                f.dts_wall = f.dts_wall.max(l + 1_000_000);
+            }
+            if let Some(p) = pending.take() {
+                let d = f.dts_wall - p.dts_wall;
+                if d < 1_000_000_000 {
+                    last_dur = d;
+                }
+                push(p, d, &mut cue_at)?;
+                frames += 1;
+            }
+            last_dts = Some(f.dts_wall);
+            end_ns = f.dts_wall + last_dur;
+            pending = Some(f);
+        }
+        idx += 1;
+        match pieces.get(idx) {
+            Some(p) => {
+                let v = read_piece(p)?;
+                if v.codec != codec {
+                    bail!(
+                        "{} is {:?} but the range starts in {:?}: export the two parts separately",
+                        p.ts.display(),
+                        v.codec,
+                        codec
+                    );
+                }
+                video = Some(frames_of(v, p.start_ns));
+            }
+            None => break,
+        }
+    }
+    if let Some(p) = pending.take() {
+        push(p, last_dur, &mut cue_at)?;
+        frames += 1;
+    }
+    push_cues_until(&mut cue_at, end_ns)?;
+    Ok(Made {
+        codec,
+        first_ns: t0,
+        end_ns,
+        frames,
+    })
+}

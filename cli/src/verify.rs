@@ -1,0 +1,538 @@
+//! `rdc verify DIR`: checks an evidence bundle offline and says plainly whether it is complete
+//! and unaltered, and if not, what is wrong and where.
+//!
+//! Nothing in the bundle is trusted that can be recomputed: file hashes are computed from the
+//! files, the gaps from the unit's signed manifests, the receipt's digest from the segments.
+//! What cannot be recomputed is signed: the segments' manifests and the receipt by the unit,
+//! the bundle by the exporter, whose certificate the scheme's CA issued.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rdc_format::AuditRecord;
+use rdc_format::export::{self, Bundle, Signed};
+
+use crate::export::{CA_FILE, MANIFEST, SUMS};
+use crate::*;
+
+/// The outcome of the checks, printed one line each.
+#[derive(Default)]
+struct Report {
+    ok: Vec<String>,
+    failed: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, good: bool, ok: impl Into<String>, bad: impl Into<String>) -> bool {
+        if good {
+            self.ok.push(ok.into());
+        } else {
+            self.failed.push(bad.into());
+        }
+        good
+    }
+    fn fail(&mut self, what: impl Into<String>) {
+        self.failed.push(what.into());
+    }
+}
+
+pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> anyhow::Result<()> {
+    let mut r = Report::default();
+    let result = run(dir, ca, identity, &mut r);
+    for l in &r.ok {
+        println!("ok      {l}");
+    }
+    for l in &r.notes {
+        println!("note    {l}");
+    }
+    for l in &r.failed {
+        println!("FAILED  {l}");
+    }
+    result?;
+    if r.failed.is_empty() {
+        println!(
+            "\nThe bundle in {} is complete and unaltered: every check above holds.",
+            dir.display()
+        );
+        Ok(())
+    } else {
+        Err(CheckFailed(format!(
+            "the bundle in {} is NOT intact: {} check(s) failed (lines marked FAILED above)",
+            dir.display(),
+            r.failed.len()
+        ))
+        .into())
+    }
+}
+
+/// A path from the manifest, refused unless it is a plain relative path inside the bundle.
+fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    let plain = !rel.is_empty()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| dir.join(p))
+}
+
+fn run(
+    dir: &Path,
+    ca: Option<&Path>,
+    identity: Option<&Path>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let mpath = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&mpath) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(format!(
+                "{}: cannot be read ({e}); without it nothing can be checked",
+                mpath.display()
+            ));
+            return Ok(());
+        }
+    };
+    let signed: Signed = match serde_json::from_slice(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(format!("{MANIFEST} is not a bundle manifest: {e}"));
+            return Ok(());
+        }
+    };
+    let b: Bundle = match serde_json::from_value(signed.bundle.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(format!("{MANIFEST}: the bundle is not readable: {e}"));
+            return Ok(());
+        }
+    };
+    if b.format != export::FORMAT {
+        r.fail(format!(
+            "{MANIFEST} is format {:?}; this rdc reads {:?}",
+            b.format,
+            export::FORMAT
+        ));
+        return Ok(());
+    }
+
+    // The exporter's signature, and who they are.
+    let cert_der = tls::cert_der(&b.exporter.certificate);
+    let sig = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(&signed.signature.value)
+    };
+    match (&cert_der, sig) {
+        (Some(der), Ok(sig)) => {
+            let good = pki::verify(der, &export::canonical(&signed.bundle), &sig);
+            r.check(
+                good.is_ok(),
+                format!(
+                    "{MANIFEST} is signed by {} ({})",
+                    b.exporter.name, b.exporter.fingerprint
+                ),
+                format!(
+                    "{MANIFEST}: the exporter's signature does not match: {}",
+                    good.err().map(|e| e.to_string()).unwrap_or_default()
+                ),
+            );
+            r.check(
+                pki::fingerprint_text(der) == b.exporter.fingerprint,
+                "the exporter's fingerprint is their certificate's",
+                "the exporter's fingerprint is not that of the certificate in the manifest",
+            );
+            let (ca_pem, whose) = match ca {
+                Some(p) => (
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading the CA {}", p.display()))?,
+                    format!("the scheme CA {}", p.display()),
+                ),
+                None => {
+                    let pem = std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default();
+                    let fp = tls::cert_der(&pem)
+                        .map(|d| pki::fingerprint_text(&d))
+                        .unwrap_or_else(|| "none".into());
+                    r.notes.push(format!(
+                        "the exporter's certificate was checked against the CA in the bundle ({CA_FILE}, {fp}); give --ca with the scheme's CA certificate to check it is the scheme's"
+                    ));
+                    (pem, format!("the bundle's {CA_FILE}"))
+                }
+            };
+            let trusted = pki::verify_person(&ca_pem, der, b.exported_at_ns);
+            r.check(
+                trusted.is_ok(),
+                format!(
+                    "the exporter's certificate was issued by {whose} and valid when the bundle was signed ({})",
+                    b.exported_at
+                ),
+                format!(
+                    "the exporter's certificate: {}",
+                    trusted.err().map(|e| e.to_string()).unwrap_or_default()
+                ),
+            );
+        }
+        (None, _) => r.fail("the manifest's exporter certificate is not a PEM certificate"),
+        (_, Err(e)) => r.fail(format!("the manifest's signature is not base64: {e}")),
+    }
+
+    // Every file: where the manifest says, with its size and hash.
+    let mut actual: BTreeMap<String, String> = BTreeMap::new();
+    let mut files_ok = true;
+    for f in &b.files {
+        let Some(p) = inside(dir, &f.path) else {
+            r.fail(format!(
+                "{MANIFEST} names a file outside the bundle: {:?}",
+                f.path
+            ));
+            files_ok = false;
+            continue;
+        };
+        match std::fs::metadata(&p) {
+            Err(_) => {
+                r.fail(format!("{} is missing", f.path));
+                files_ok = false;
+            }
+            Ok(md) => {
+                let sha = crate::fetch::sha256_file(&p)?;
+                if md.len() != f.bytes || sha != f.sha256 {
+                    r.fail(format!(
+                        "{} has been altered: its SHA-256 is {sha}, the manifest says {}",
+                        f.path, f.sha256
+                    ));
+                    files_ok = false;
+                }
+                actual.insert(f.path.clone(), sha);
+            }
+        }
+    }
+    if files_ok {
+        r.ok.push(format!(
+            "all {} files are present and match their SHA-256 in {MANIFEST}",
+            b.files.len()
+        ));
+    }
+    check_sums(dir, &b, r)?;
+    extra_files(dir, &b, r);
+
+    // The unit's signed manifests: an unbroken chain, each of this camera.
+    let keys = match unit_keys(&b.unit.public_key, &b.unit.retired_keys) {
+        Ok(k) => k,
+        Err(e) => {
+            r.fail(format!("the unit's key in {MANIFEST}: {e}"));
+            return Ok(());
+        }
+    };
+    let chain_ok = match check_chain(&b.manifests, &keys, "manifest") {
+        Ok(()) => true,
+        Err(e) => {
+            r.fail(format!("the unit's manifests: {e}"));
+            false
+        }
+    };
+    let mut run_manifests: Vec<Manifest> = Vec::new();
+    for e in &b.manifests {
+        match serde_json::from_value::<Manifest>(e.body.clone()) {
+            Ok(m) if m.camera == b.camera && m.unit == b.unit.id => run_manifests.push(m),
+            Ok(m) => r.fail(format!(
+                "manifest entry {} describes {}/{}, not {}/{}",
+                e.seq, m.unit, m.camera, b.unit.id, b.camera
+            )),
+            Err(err) => r.fail(format!("manifest entry {} is not readable: {err}", e.seq)),
+        }
+    }
+    if chain_ok {
+        r.ok.push(format!(
+            "{} manifests of camera {} signed by unit {} ({}), an unbroken chain",
+            b.manifests.len(),
+            b.camera,
+            b.unit.id,
+            b.unit.public_key
+        ));
+    }
+
+    // Each exported segment: in order, its master file the one the unit signed.
+    let mut seg_ok = true;
+    let mut prev: Option<u64> = None;
+    let mut digest_items: Vec<(u64, String)> = Vec::new();
+    for s in &b.segments {
+        if prev.is_some_and(|p| s.seq <= p) {
+            r.fail(format!(
+                "segment {} comes after segment {}: the segments are out of order",
+                s.seq,
+                prev.unwrap_or_default()
+            ));
+            seg_ok = false;
+        }
+        prev = Some(s.seq);
+        let Some(m) = run_manifests.iter().find(|m| m.seq == s.seq) else {
+            r.fail(format!("segment {} has no signed manifest in the bundle", s.seq));
+            seg_ok = false;
+            continue;
+        };
+        digest_items.push((s.seq, m.ciphertext_sha256.clone()));
+        match actual.get(&s.master) {
+            Some(sha) if *sha == m.ciphertext_sha256 => {}
+            Some(sha) => {
+                r.fail(format!(
+                    "{} is not the segment {} the unit signed (SHA-256 {sha}, signed {})",
+                    s.master, s.seq, m.ciphertext_sha256
+                ));
+                seg_ok = false;
+            }
+            None => {
+                r.fail(format!(
+                    "segment {}: its master file {} is not in the bundle",
+                    s.seq, s.master
+                ));
+                seg_ok = false;
+            }
+        }
+        if !actual.contains_key(&s.decrypted) {
+            r.fail(format!(
+                "segment {}: its decryption {} is not in the bundle",
+                s.seq, s.decrypted
+            ));
+            seg_ok = false;
+        }
+    }
+    if b.segments.is_empty() {
+        r.fail("the bundle holds no segments");
+        seg_ok = false;
+    }
+    if seg_ok {
+        r.ok.push(format!(
+            "{} segments, each the file the unit signed",
+            b.segments.len()
+        ));
+    }
+
+    // What the manifest says of the footage, recomputed from the unit's manifests.
+    let present: BTreeSet<u64> = b.segments.iter().map(|s| s.seq).collect();
+    let gaps = export::gaps(
+        (b.requested.from_ns, b.requested.to_ns),
+        &run_manifests,
+        &|s| present.contains(&s),
+    );
+    r.check(
+        gaps == b.gaps,
+        format!(
+            "{} gap(s) in the requested range, as the unit's manifests show",
+            b.gaps.len()
+        ),
+        format!(
+            "the gaps listed ({}) are not those the unit's manifests show ({}): {:?}",
+            b.gaps.len(),
+            gaps.len(),
+            gaps.iter()
+                .map(|g| format!("{} to {}: {}", g.range.from, g.range.to, g.cause))
+                .collect::<Vec<_>>()
+        ),
+    );
+    let exported: Vec<&Manifest> = run_manifests
+        .iter()
+        .filter(|m| present.contains(&m.seq))
+        .collect();
+    if let (Some(f), Some(l)) = (exported.first(), exported.last()) {
+        r.check(
+            b.footage.from_ns == f.start_ns && b.footage.to_ns == l.end_ns,
+            "the footage's range is that of its segments",
+            format!(
+                "the footage's range ({} to {}) is not that of its segments ({} to {})",
+                b.footage.from,
+                b.footage.to,
+                rdc_format::time::rfc3339(f.start_ns),
+                rdc_format::time::rfc3339(l.end_ns)
+            ),
+        );
+    }
+    let clock = crate::export::clock_summary(exported.iter().copied());
+    r.check(
+        clock == b.clock,
+        if clock.synchronized_throughout {
+            "the unit's clock was synchronised throughout the footage".to_owned()
+        } else {
+            format!(
+                "the clock state is as signed: NOT synchronised in segments {:?}",
+                clock.unsynchronized_segments
+            )
+        },
+        "the clock state listed is not what the unit's manifests say",
+    );
+
+    // The unit's receipt: it logged this export, of these segments, for this case.
+    check_receipt(&b, &keys, &digest_items, r);
+
+    if let Some(id) = identity {
+        let ids = crate::export::read_identities(id)?;
+        let mut all = true;
+        for s in &b.segments {
+            let (Some(age_p), Some(want)) = (inside(dir, &s.master), actual.get(&s.decrypted))
+            else {
+                continue;
+            };
+            match decrypted_sha(&age_p, &ids) {
+                Ok(sha) if sha == *want => {}
+                Ok(sha) => {
+                    all = false;
+                    r.fail(format!(
+                        "{} is not the decryption of {} (decrypts to SHA-256 {sha})",
+                        s.decrypted, s.master
+                    ));
+                }
+                Err(e) => {
+                    all = false;
+                    r.fail(format!("{}: {e:#}", s.master));
+                }
+            }
+        }
+        if all {
+            r.ok.push("every .ts is the decryption of its .age".to_owned());
+        }
+    } else {
+        r.notes.push(
+            "the .ts files were not compared with the decryption of their .age (give --identity)"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+fn check_receipt(b: &Bundle, keys: &[[u8; 32]], items: &[(u64, String)], r: &mut Report) {
+    if let Err(e) = chainlog::verify_entry_by(&b.receipt, keys) {
+        r.fail(format!("the unit's audit receipt: {e}"));
+        return;
+    }
+    let rec: AuditRecord = match serde_json::from_value(b.receipt.body.clone()) {
+        Ok(rec) => rec,
+        Err(e) => {
+            r.fail(format!("the unit's audit receipt is not an audit entry: {e}"));
+            return;
+        }
+    };
+    let (first, last) = (
+        items.first().map_or(0, |i| i.0),
+        items.last().map_or(0, |i| i.0),
+    );
+    let digest = export::segments_digest(items.iter().map(|(s, h)| (*s, h.as_str())));
+    let want = export::receipt_detail(first, last, items.len() as u64, &digest);
+    let mut wrong = Vec::new();
+    if rec.action != "export" || rec.outcome != "granted" {
+        wrong.push(format!(
+            "it records {} ({}), not a granted export",
+            rec.action, rec.outcome
+        ));
+    }
+    if rec.camera.as_deref() != Some(b.camera.as_str()) {
+        wrong.push(format!("its camera is {:?}", rec.camera));
+    }
+    if rec.case_ref.as_deref() != Some(b.case_ref.as_str())
+        || rec.reason.as_deref() != Some(b.reason.as_str())
+    {
+        wrong.push("its case reference or reason differ".into());
+    }
+    if rec.from_ns != Some(b.requested.from_ns) || rec.to_ns != Some(b.requested.to_ns) {
+        wrong.push("its time range differs".into());
+    }
+    if rec.detail.as_deref() != Some(want.as_str()) {
+        wrong.push("it names other segments than those in the bundle".into());
+    }
+    r.check(
+        wrong.is_empty(),
+        format!(
+            "the unit logged this export (audit entry {}, {}, by {}), of exactly these segments",
+            b.receipt.seq,
+            rdc_format::time::rfc3339(b.receipt.time_ns),
+            rec.who
+        ),
+        format!(
+            "the audit receipt (entry {}) is not this export's: {}",
+            b.receipt.seq,
+            wrong.join("; ")
+        ),
+    );
+}
+
+/// `SHA256SUMS`: every line right, and every file of the bundle in it.
+fn check_sums(dir: &Path, b: &Bundle, r: &mut Report) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(dir.join(SUMS)) {
+        Ok(t) => t,
+        Err(e) => {
+            r.fail(format!("{SUMS} cannot be read: {e}"));
+            return Ok(());
+        }
+    };
+    let mut listed = BTreeSet::new();
+    let mut ok = true;
+    for (i, line) in text.lines().enumerate() {
+        let Some((sha, path)) = line.split_once("  ") else {
+            r.fail(format!("{SUMS} line {} is not `<sha256>  <file>`", i + 1));
+            ok = false;
+            continue;
+        };
+        let Some(p) = inside(dir, path) else {
+            r.fail(format!("{SUMS} line {} names a file outside the bundle", i + 1));
+            ok = false;
+            continue;
+        };
+        listed.insert(path.to_owned());
+        match crate::fetch::sha256_file(&p) {
+            Ok(actual) if actual == sha => {}
+            Ok(actual) => {
+                r.fail(format!(
+                    "{SUMS} line {}: {path} has SHA-256 {actual}, the line says {sha}",
+                    i + 1
+                ));
+                ok = false;
+            }
+            Err(_) => {
+                r.fail(format!("{SUMS} line {}: {path} is missing", i + 1));
+                ok = false;
+            }
+        }
+    }
+    for f in b.files.iter().map(|f| f.path.as_str()).chain([MANIFEST]) {
+        if !listed.contains(f) {
+            r.fail(format!("{SUMS} does not list {f}"));
+            ok = false;
+        }
+    }
+    if ok {
+        r.ok.push(format!("{SUMS} lists every file, each matching"));
+    }
+    Ok(())
+}
+
+/// Files in the folder that are not part of the export: noted, not failed (they alter
+/// nothing the export holds), so the recipient knows.
+fn extra_files(dir: &Path, b: &Bundle, r: &mut Report) {
+    let known: BTreeSet<&str> = b
+        .files
+        .iter()
+        .map(|f| f.path.as_str())
+        .chain([MANIFEST, SUMS])
+        .collect();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(dir.join(&rel)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = rel.join(e.file_name());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if !known.contains(p.to_string_lossy().as_ref()) {
+                r.notes.push(format!(
+                    "{} is in the folder but not part of the export",
+                    p.display()
+                ));
+            }
+        }
+    }
+}
+
+fn decrypted_sha(src: &Path, ids: &[Box<dyn age::Identity>]) -> anyhow::Result<String> {
+    let d = age::Decryptor::new(std::fs::File::open(src)?)
+        .with_context(|| format!("{} is not an age file", src.display()))?;
+    let mut rd = d
+        .decrypt(ids.iter().map(|i| i.as_ref()))
+        .context("the identity cannot decrypt it")?;
+    Ok(rdc_format::sha256_hex(&mut rd)?)
+}
