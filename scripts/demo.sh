@@ -103,6 +103,15 @@ for ts in "$demo"/fetched/front/*.ts; do
 done
 echo "   (one video stream each, no audio; play one with: ffplay $(ls "$demo"/fetched/front/*.ts | head -1))"
 
+echo; echo "== an evidence bundle of the rear camera (rdc export), checked offline (rdc verify, sha256sum -c)"
+rm -rf "$demo/export"
+$bin/rdc export --unit demo-unit --units "$demo/units.toml" --camera rear --from now-25s --to now-5s \
+  --case "ASB/2026/0042" --reason "reported damage to the front door: for the police" \
+  --identity "$demo/keys/officer.key" --out "$demo/export"
+$bin/rdc verify "$demo/export" --ca "$demo/keys/ca/ca.crt" --identity "$demo/keys/officer.key" | sed 's/^/   /'
+(cd "$demo/export" && sha256sum --quiet -c SHA256SUMS && echo "   sha256sum -c SHA256SUMS: all files OK")
+echo "   working copy: $(ffprobe -v error -show_entries stream=codec_type,codec_name:format=duration -of compact=p=0:nk=1 "$demo/export/working-copy.mp4" | tr '\n' ' ')"
+
 kill -TERM "$rec"; wait "$rec" || true
 echo "== recorder stopped (SIGTERM closes every segment)"
 

@@ -126,7 +126,7 @@ pub(crate) async fn audit(
         }
     }
     for e in entries.iter().filter(|e| e.seq >= from_seq) {
-        println!("{}", serde_json::to_string(e)?);
+        outln!("{}", serde_json::to_string(e)?);
     }
     if let Some(last) = entries.last() {
         anchors.insert(

@@ -88,10 +88,8 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
     };
     let camera = &a.camera;
     let mut client = connect(target).await?;
-    let (status, entries) = tokio::join!(
-        client.status(),
-        client.list(camera, from_ns, to_ns, &just)
-    );
+    let (status, entries) =
+        tokio::join!(client.status(), client.list(camera, from_ns, to_ns, &just));
     let (status, entries) = (status?, entries?);
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
@@ -220,10 +218,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
             value: base64_encode(&sig),
         },
     };
-    write_new(
-        &a.out.join(MANIFEST),
-        &serde_json::to_vec_pretty(&signed)?,
-    )?;
+    write_new(&a.out.join(MANIFEST), &serde_json::to_vec_pretty(&signed)?)?;
     let mut sums = bundle.files.clone();
     sums.push(hash_file(&a.out, MANIFEST)?);
     sums.sort_by(|x, y| x.path.cmp(&y.path));
@@ -261,7 +256,12 @@ async fn nothing_there(
         t(from_ns),
         t(to_ns)
     );
-    match status.store.cameras.iter().find(|c| c.camera == camera.as_str()) {
+    match status
+        .store
+        .cameras
+        .iter()
+        .find(|c| c.camera == camera.as_str())
+    {
         Some(c) => {
             if let (Some(o), Some(n)) = (c.oldest_start_ns, c.newest_end_ns) {
                 msg.push_str(&format!(
@@ -278,11 +278,23 @@ async fn nothing_there(
         client.list(camera, from_ns - HOUR, from_ns, just),
         client.list(camera, to_ns, to_ns + HOUR, just)
     );
-    if let Some(b) = before.ok().and_then(|v| v.into_iter().max_by_key(|e| e.segment.end_ns)) {
-        msg.push_str(&format!(" Nearest before: footage ending {}.", t(b.segment.end_ns)));
+    if let Some(b) = before
+        .ok()
+        .and_then(|v| v.into_iter().max_by_key(|e| e.segment.end_ns))
+    {
+        msg.push_str(&format!(
+            " Nearest before: footage ending {}.",
+            t(b.segment.end_ns)
+        ));
     }
-    if let Some(a) = after.ok().and_then(|v| v.into_iter().min_by_key(|e| e.segment.start_ns)) {
-        msg.push_str(&format!(" Nearest after: footage starting {}.", t(a.segment.start_ns)));
+    if let Some(a) = after
+        .ok()
+        .and_then(|v| v.into_iter().min_by_key(|e| e.segment.start_ns))
+    {
+        msg.push_str(&format!(
+            " Nearest after: footage starting {}.",
+            t(a.segment.start_ns)
+        ));
     }
     anyhow!(msg)
 }
@@ -362,7 +374,10 @@ fn readme(b: &Bundle) -> String {
     let t = rdc_format::time::rfc3339;
     let mut gaps = String::new();
     for g in &b.gaps {
-        gaps.push_str(&format!("  - {} to {}: {}\n", g.range.from, g.range.to, g.cause));
+        gaps.push_str(&format!(
+            "  - {} to {}: {}\n",
+            g.range.from, g.range.to, g.cause
+        ));
     }
     if gaps.is_empty() {
         gaps.push_str("  none: footage is continuous over the requested range\n");
@@ -407,8 +422,18 @@ TO VERIFY
       age -d -i KEY master/FILE.age | sha256sum      (compare with SHA256SUMS)
 ",
         unit = b.unit.id,
-        operator = b.unit.operator.as_deref().map(|o| format!(", operated by {o}")).unwrap_or_default(),
-        site = b.unit.site.as_deref().map(|s| format!(", at {s}")).unwrap_or_default(),
+        operator = b
+            .unit
+            .operator
+            .as_deref()
+            .map(|o| format!(", operated by {o}"))
+            .unwrap_or_default(),
+        site = b
+            .unit
+            .site
+            .as_deref()
+            .map(|s| format!(", at {s}"))
+            .unwrap_or_default(),
         camera = b.camera,
         from = b.requested.from,
         to = b.requested.to,

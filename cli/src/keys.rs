@@ -28,7 +28,7 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             let ca = pki::new_ca(&scheme, 3650)?;
             write_private(&dir.join("ca.key"), &ca.key)?;
             std::fs::write(dir.join("ca.crt"), &ca.cert)?;
-            println!(
+            outln!(
                 "scheme CA for {scheme:?}: {}/ca.crt (install on units and officers' machines); ca.key stays offline",
                 dir.display()
             );
@@ -40,7 +40,7 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir)?;
             write_private(&dir.join(format!("{id}.key")), &p.key)?;
             std::fs::write(dir.join(format!("{id}.crt")), &p.cert)?;
-            println!(
+            outln!(
                 "unit {id}: {0}/{id}.crt and {0}/{id}.key (for [uplink] cert and key_file/key_credential)",
                 dir.display()
             );
@@ -57,7 +57,7 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             write_private(&dir.join(format!("{name}.key")), &p.key)?;
             std::fs::write(dir.join(format!("{name}.crt")), &p.cert)?;
             let der = Identity::from_pem(&p.cert, &p.key)?.chain[0].to_vec();
-            println!(
+            outln!(
                 "# add to each unit's recorder.toml:\n[[uplink.user]]\nname = {name:?}\nrole = {role:?}\nfingerprint = \"{}\"",
                 pki::fingerprint_text(&der)
             );
@@ -83,7 +83,7 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
             }
             let out = pki::revoke(&ca, &ders, previous.as_deref())?;
             std::fs::write(&crl, out)?;
-            println!(
+            outln!(
                 "{}: {} certificate(s) revoked now; copy it to every unit ([uplink] crl) and restart the recorder",
                 crl.display(),
                 certs.len()
@@ -100,7 +100,7 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
                     id.to_string().expose_secret()
                 ),
             )?;
-            println!("{public}");
+            outln!("{public}");
         }
     }
     Ok(())

@@ -40,6 +40,20 @@ macro_rules! check_failed {
     };
 }
 
+/// `println!` that ends the program quietly when the reader has gone (`rdc status | head`),
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = writeln!(o, $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// 1 when the unit refused or a check failed (the officer must act), 2 for anything else.
 fn exit_code(e: &anyhow::Error) -> u8 {
     let refused_or_failed = e.chain().any(|c| {
@@ -53,11 +67,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 mod args;
-pub mod mp4;
 mod audit;
 mod export;
 mod fetch;
 mod keys;
+pub mod mp4;
 mod time;
 mod units;
 mod verify;
@@ -104,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Status { target } => {
             let c = connect(&target).await?;
             let v = c.status().await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
         }
         Cmd::Holds { target, cmd } => {
@@ -128,7 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 HoldsCmd::Release { id, reason } => Request::HoldRelease { id, reason },
             };
-            println!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
+            outln!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
             Ok(())
         }
         Cmd::Audit {
@@ -140,7 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let c = connect(&target).await?;
             let entries = list(&c, &footage).await?;
             for e in &entries {
-                println!(
+                outln!(
                     "{:<8} {:>6}  {} .. {}  {:>10} bytes  {:?}",
                     e.segment.camera,
                     e.segment.seq,

@@ -99,9 +99,9 @@ pub fn working_copy(
         .block(true)
         .max_bytes(4 << 20)
         .build();
-    let parse = gst::ElementFactory::make(parser)
-        .build()
-        .with_context(|| format!("GStreamer's {parser} is missing: install gstreamer1.0-plugins-bad"))?;
+    let parse = gst::ElementFactory::make(parser).build().with_context(|| {
+        format!("GStreamer's {parser} is missing: install gstreamer1.0-plugins-bad")
+    })?;
     let tmp = out.with_extension("mp4.part-moov");
     let mux = gst::ElementFactory::make("mp4mux")
         .property("faststart", true)
@@ -125,11 +125,19 @@ pub fn working_copy(
     pipeline.set_state(gst::State::Playing)?;
 
     let result = feed(
-        pieces, first_video, (from_ns, to_ns), camera, gaps, &vsrc, &tsrc,
+        pieces,
+        first_video,
+        (from_ns, to_ns),
+        camera,
+        gaps,
+        &vsrc,
+        &tsrc,
     );
     let _ = vsrc.end_of_stream();
     let _ = tsrc.end_of_stream();
-    let bus = pipeline.bus().ok_or_else(|| anyhow!("pipeline without a bus"))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| anyhow!("pipeline without a bus"))?;
     let mut failure = None;
     for msg in bus.iter_timed(gst::ClockTime::NONE) {
         match msg.view() {
@@ -169,7 +177,11 @@ fn frames_of(video: ts::Video, start_ns: i64) -> Vec<Frame> {
             Frame {
                 dts_wall: start_ns + ticks_to_ns(ts::ticks_since(u.dts, d0)),
                 // A PTS before its DTS (damaged timing) is shown at its decode time.
-                pts_offset: if off < 90_000 * 10 { ticks_to_ns(off) } else { 0 },
+                pts_offset: if off < 90_000 * 10 {
+                    ticks_to_ns(off)
+                } else {
+                    0
+                },
                 keyframe: u.keyframe,
                 data: u.data,
             }
@@ -204,30 +216,39 @@ fn feed(
     let mut pending: Option<Frame> = None;
     let mut end_ns = t0;
 
-    let push_cues_until = |cue_at: &mut i64, until: i64| -> anyhow::Result<()> {
+    // A frame's wall time is its decode time plus the stream's first presentation offset (how
+    // the recorder dates frames), so the time track runs that much behind the decode times.
+    let shift = first[0].pts_offset;
+    // Pushes the whole-second cues that end by `until` (the video has reached their end, so
+    // none is longer than the footage), or with `end`, all the rest, the last cut at `end`.
+    let push_cues_until = |cue_at: &mut i64, until: i64, end: Option<i64>| -> anyhow::Result<()> {
         while *cue_at < until {
-            let next = (cue_at.div_euclid(1_000_000_000) + 1) * 1_000_000_000;
-            let end = next.min(until.max(*cue_at + 1));
+            let second = cue_at.div_euclid(1_000_000_000) * 1_000_000_000;
+            let next = second + 1_000_000_000;
+            let stop = end.map_or(next, |e| next.min(e));
+            if stop <= *cue_at || (end.is_none() && next > until) {
+                break;
+            }
             let gap = gaps
                 .iter()
                 .find(|g| g.range.from_ns <= *cue_at && *cue_at < g.range.to_ns);
-            let text = cue_text(cue_at.div_euclid(1_000_000_000) * 1_000_000_000, camera, gap);
+            let text = cue_text(second, camera, gap);
             let mut b = gst::Buffer::from_mut_slice(text.into_bytes());
             {
                 let b = b.get_mut().expect("a new buffer is writable");
-                b.set_pts(gst::ClockTime::from_nseconds((*cue_at - t0) as u64));
-                b.set_duration(gst::ClockTime::from_nseconds((end - *cue_at) as u64));
+                b.set_pts(gst::ClockTime::from_nseconds((*cue_at - t0 + shift) as u64));
+                b.set_duration(gst::ClockTime::from_nseconds((stop - *cue_at) as u64));
             }
             tsrc.push_buffer(b)
                 .map_err(|e| anyhow!("the time track stopped: {e:?}"))?;
-            *cue_at = end;
+            *cue_at = stop;
         }
         Ok(())
     };
 
     let push = |f: Frame, dur: i64, cue_at: &mut i64| -> anyhow::Result<()> {
         let rel = f.dts_wall - t0;
-        push_cues_until(cue_at, f.dts_wall + 1)?;
+        push_cues_until(cue_at, f.dts_wall + 1, None)?;
         let mut b = gst::Buffer::from_mut_slice(f.data);
         {
             let b = b.get_mut().expect("a new buffer is writable");
@@ -288,7 +309,7 @@ fn feed(
         push(p, last_dur, &mut cue_at)?;
         frames += 1;
     }
-    push_cues_until(&mut cue_at, end_ns)?;
+    push_cues_until(&mut cue_at, end_ns, Some(end_ns))?;
     Ok(Made {
         codec,
         first_ns: t0,

@@ -40,17 +40,17 @@ pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> 
     let mut r = Report::default();
     let result = run(dir, ca, identity, &mut r);
     for l in &r.ok {
-        println!("ok      {l}");
+        outln!("ok      {l}");
     }
     for l in &r.notes {
-        println!("note    {l}");
+        outln!("note    {l}");
     }
     for l in &r.failed {
-        println!("FAILED  {l}");
+        outln!("FAILED  {l}");
     }
     result?;
     if r.failed.is_empty() {
-        println!(
+        outln!(
             "\nThe bundle in {} is complete and unaltered: every check above holds.",
             dir.display()
         );
@@ -263,7 +263,10 @@ fn run(
         }
         prev = Some(s.seq);
         let Some(m) = run_manifests.iter().find(|m| m.seq == s.seq) else {
-            r.fail(format!("segment {} has no signed manifest in the bundle", s.seq));
+            r.fail(format!(
+                "segment {} has no signed manifest in the bundle",
+                s.seq
+            ));
             seg_ok = false;
             continue;
         };
@@ -403,7 +406,9 @@ fn check_receipt(b: &Bundle, keys: &[[u8; 32]], items: &[(u64, String)], r: &mut
     let rec: AuditRecord = match serde_json::from_value(b.receipt.body.clone()) {
         Ok(rec) => rec,
         Err(e) => {
-            r.fail(format!("the unit's audit receipt is not an audit entry: {e}"));
+            r.fail(format!(
+                "the unit's audit receipt is not an audit entry: {e}"
+            ));
             return;
         }
     };
@@ -468,7 +473,10 @@ fn check_sums(dir: &Path, b: &Bundle, r: &mut Report) -> anyhow::Result<()> {
             continue;
         };
         let Some(p) = inside(dir, path) else {
-            r.fail(format!("{SUMS} line {} names a file outside the bundle", i + 1));
+            r.fail(format!(
+                "{SUMS} line {} names a file outside the bundle",
+                i + 1
+            ));
             ok = false;
             continue;
         };

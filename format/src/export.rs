@@ -242,19 +242,28 @@ fn cause(prev: Option<&Manifest>, absent: &[&Manifest], at_end: bool) -> String 
     }
     for m in absent {
         match &m.ended {
-            Ended::Lost { cause } => push(&mut causes, format!("segment {} could not be kept: {cause}", m.seq)),
-            _ => push(&mut causes, format!(
-                "segment {} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)",
-                m.seq
-            )),
+            Ended::Lost { cause } => push(
+                &mut causes,
+                format!("segment {} could not be kept: {cause}", m.seq),
+            ),
+            _ => push(
+                &mut causes,
+                format!(
+                    "segment {} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)",
+                    m.seq
+                ),
+            ),
         }
     }
     if causes.is_empty() {
-        push(&mut causes, if prev.is_none() {
-            "no earlier footage of this camera on the unit (before its first recording, or deleted under retention)".into()
-        } else {
-            "no footage recorded".into()
-        });
+        push(
+            &mut causes,
+            if prev.is_none() {
+                "no earlier footage of this camera on the unit (before its first recording, or deleted under retention)".into()
+            } else {
+                "no footage recorded".into()
+            },
+        );
     }
     causes.join("; ")
 }
@@ -296,7 +305,11 @@ mod tests {
 
     #[test]
     fn continuous_footage_has_no_gaps() {
-        let run = [m(0, 0, 10, Ended::Cut), m(1, 10, 20, Ended::Cut), m(2, 20, 30, Ended::Cut)];
+        let run = [
+            m(0, 0, 10, Ended::Cut),
+            m(1, 10, 20, Ended::Cut),
+            m(2, 20, 30, Ended::Cut),
+        ];
         assert!(gaps((5 * S, 25 * S), &run, &|_| true).is_empty());
     }
 
@@ -318,7 +331,11 @@ mod tests {
         assert_eq!(spans, [(14, 30), (40, 50), (60, 70)]);
         assert!(g[0].cause.contains("stall"), "{}", g[0].cause);
         assert!(g[1].cause.contains("lost power"), "{}", g[1].cause);
-        assert!(g[2].cause.contains("segment 4 is no longer"), "{}", g[2].cause);
+        assert!(
+            g[2].cause.contains("segment 4 is no longer"),
+            "{}",
+            g[2].cause
+        );
     }
 
     #[test]
@@ -332,13 +349,25 @@ mod tests {
         // A lost segment (power cut before its first sync) inside the range.
         let run = [
             m(0, 0, 10, Ended::Cut),
-            m(1, 10, 12, Ended::Lost { cause: "power cut".into() }),
+            m(
+                1,
+                10,
+                12,
+                Ended::Lost {
+                    cause: "power cut".into(),
+                },
+            ),
             m(2, 15, 30, Ended::Cut),
         ];
         let g = gaps((0, 30 * S), &run, &|s| s != 1);
         assert_eq!(g.len(), 1);
         assert_eq!((g[0].range.from_ns / S, g[0].range.to_ns / S), (10, 15));
-        assert!(g[0].cause.contains("segment 1 could not be kept: power cut"), "{}", g[0].cause);
+        assert!(
+            g[0].cause
+                .contains("segment 1 could not be kept: power cut"),
+            "{}",
+            g[0].cause
+        );
     }
 
     #[test]

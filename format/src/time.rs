@@ -78,12 +78,33 @@ mod tests {
     #[test]
     fn uk_clock_changes() {
         // 2026: BST from 29 March 01:00 UTC to 25 October 01:00 UTC.
-        assert_eq!(uk_local(at("2026-03-29T00:59:59Z")), "2026-03-29 00:59:59 GMT");
-        assert_eq!(uk_local(at("2026-03-29T01:00:00Z")), "2026-03-29 02:00:00 BST");
-        assert_eq!(uk_local(at("2026-10-25T00:59:59Z")), "2026-10-25 01:59:59 BST");
-        assert_eq!(uk_local(at("2026-10-25T01:00:00Z")), "2026-10-25 01:00:00 GMT");
-        assert_eq!(uk_local(at("2026-12-01T18:04:05Z")), "2026-12-01 18:04:05 GMT");
-        assert_eq!(uk_local(at("2027-07-01T18:04:05Z")), "2027-07-01 19:04:05 BST");
-        assert_eq!(utc_plain(at("2027-07-01T18:04:05Z")), "2027-07-01 18:04:05 UTC");
+        assert_eq!(
+            uk_local(at("2026-03-29T00:59:59Z")),
+            "2026-03-29 00:59:59 GMT"
+        );
+        assert_eq!(
+            uk_local(at("2026-03-29T01:00:00Z")),
+            "2026-03-29 02:00:00 BST"
+        );
+        assert_eq!(
+            uk_local(at("2026-10-25T00:59:59Z")),
+            "2026-10-25 01:59:59 BST"
+        );
+        assert_eq!(
+            uk_local(at("2026-10-25T01:00:00Z")),
+            "2026-10-25 01:00:00 GMT"
+        );
+        assert_eq!(
+            uk_local(at("2026-12-01T18:04:05Z")),
+            "2026-12-01 18:04:05 GMT"
+        );
+        assert_eq!(
+            uk_local(at("2027-07-01T18:04:05Z")),
+            "2027-07-01 19:04:05 BST"
+        );
+        assert_eq!(
+            utc_plain(at("2027-07-01T18:04:05Z")),
+            "2027-07-01 18:04:05 UTC"
+        );
     }
 }

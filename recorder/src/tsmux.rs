@@ -275,8 +275,20 @@ mod tests {
             for i in 0..40u64 {
                 let key = i % 10 == 0;
                 let nal = match codec {
-                    Codec::H264 => if key { 0x65 } else { 0x41 },
-                    Codec::H265 => if key { 0x26 } else { 0x02 },
+                    Codec::H264 => {
+                        if key {
+                            0x65
+                        } else {
+                            0x41
+                        }
+                    }
+                    Codec::H265 => {
+                        if key {
+                            0x26
+                        } else {
+                            0x02
+                        }
+                    }
                 };
                 let mut au = vec![0, 0, 0, 1, nal, 1];
                 au.extend((0..(i * 97 % 1500)).map(|b| (b % 251) as u8 | 1));
@@ -288,10 +300,13 @@ mod tests {
                 want.push((with_aud, pts, dts, key));
             }
             let v = rdc_format::ts::read_video(&ts).unwrap();
-            assert_eq!(v.codec, match codec {
-                Codec::H264 => rdc_format::ts::Codec::H264,
-                Codec::H265 => rdc_format::ts::Codec::H265,
-            });
+            assert_eq!(
+                v.codec,
+                match codec {
+                    Codec::H264 => rdc_format::ts::Codec::H264,
+                    Codec::H265 => rdc_format::ts::Codec::H265,
+                }
+            );
             let got: Vec<_> = v
                 .units
                 .into_iter()

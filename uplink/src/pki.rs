@@ -204,9 +204,13 @@ pub enum SignError {
     Key(String),
     #[error("the certificate cannot be read: {0}")]
     Certificate(String),
-    #[error("the signature does not match: the signed content was changed, or another key signed it")]
+    #[error(
+        "the signature does not match: the signed content was changed, or another key signed it"
+    )]
     Mismatch,
-    #[error("the certificate was not issued by the scheme's CA for a person, or was not valid at {at}: {detail}")]
+    #[error(
+        "the certificate was not issued by the scheme's CA for a person, or was not valid at {at}: {detail}"
+    )]
     Untrusted { at: String, detail: String },
 }
 
@@ -219,8 +223,12 @@ pub fn sign(key_pem: &str, msg: &[u8]) -> Result<Vec<u8>, SignError> {
     let der = PrivatePkcs8KeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| SignError::Key(e.to_string()))?;
     let rng = ring::rand::SystemRandom::new();
-    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der.secret_pkcs8_der(), &rng)
-        .map_err(|e| SignError::Key(e.to_string()))?;
+    let kp = EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        der.secret_pkcs8_der(),
+        &rng,
+    )
+    .map_err(|e| SignError::Key(e.to_string()))?;
     Ok(kp
         .sign(&rng, msg)
         .map_err(|e| SignError::Key(e.to_string()))?
@@ -278,7 +286,10 @@ mod sign_tests {
         let der = crate::tls::cert_der(&officer.cert).unwrap();
         let sig = sign(&officer.key, b"bundle").unwrap();
         verify(&der, b"bundle", &sig).unwrap();
-        assert!(matches!(verify(&der, b"bundle!", &sig), Err(SignError::Mismatch)));
+        assert!(matches!(
+            verify(&der, b"bundle!", &sig),
+            Err(SignError::Mismatch)
+        ));
         let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
         verify_person(&ca.cert, &der, now).unwrap();
         // Another scheme's CA, a unit's certificate, and a time outside the validity.

@@ -679,20 +679,26 @@ mod tests {
                 (any::<u64>(), any::<String>())
                     .prop_map(|(id, reason)| Request::HoldRelease { id, reason }),
                 any::<u64>().prop_map(|from_seq| Request::Audit { from_seq }),
-                (id(), any::<(i64, i64, u64, u64, u64)>(), "[0-9a-f]{64}", why()).prop_map(
-                    |(camera, (from_ns, to_ns, first_seq, last_seq, count), digest, why)| {
-                        Request::ExportReceipt {
-                            camera,
-                            from_ns,
-                            to_ns,
-                            first_seq,
-                            last_seq,
-                            count,
-                            digest,
-                            why,
+                (
+                    id(),
+                    any::<(i64, i64, u64, u64, u64)>(),
+                    "[0-9a-f]{64}",
+                    why()
+                )
+                    .prop_map(
+                        |(camera, (from_ns, to_ns, first_seq, last_seq, count), digest, why)| {
+                            Request::ExportReceipt {
+                                camera,
+                                from_ns,
+                                to_ns,
+                                first_seq,
+                                last_seq,
+                                count,
+                                digest,
+                                why,
+                            }
                         }
-                    }
-                ),
+                    ),
             ]
         }
 

@@ -427,3 +427,116 @@ pub(crate) fn cut_link_mid_fetch(
         "rdc fetch failed across a {outage:?} outage: {err}"
     );
 }
+
+/// A scheme's keys made with `rdc keys` (a CA, the unit's certificate, an officer "j.smith"
+/// and their age identity) and a unit "e2e" recording `cams` to the officer, its uplink on
+/// loopback; the officer's units file names it.
+pub(crate) struct Scheme {
+    pub(crate) keys: tempfile::TempDir,
+    pub(crate) officer_public: String,
+    pub(crate) port: u16,
+}
+
+impl Scheme {
+    pub(crate) fn new() -> Scheme {
+        let keys = tempfile::tempdir().unwrap();
+        let k = |p: &str| keys.path().join(p).display().to_string();
+        let ok = |o: std::process::Output| {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8(o.stdout).unwrap()
+        };
+        ok(rdc(&[
+            "keys",
+            "ca",
+            "--scheme",
+            "Test Housing",
+            "--dir",
+            &k("ca"),
+        ]));
+        ok(rdc(&[
+            "keys",
+            "unit",
+            "--ca-dir",
+            &k("ca"),
+            "--id",
+            "e2e",
+            "--dir",
+            &k("unit"),
+        ]));
+        let user = ok(rdc(&[
+            "keys",
+            "user",
+            "--ca-dir",
+            &k("ca"),
+            "--name",
+            "j.smith",
+            "--dir",
+            &k("users"),
+        ]));
+        std::fs::write(keys.path().join("user.toml"), user).unwrap();
+        let officer_public = ok(rdc(&["keys", "identity", "--out", &k("officer.key")]))
+            .trim()
+            .to_owned();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            keys.path().join("units.toml"),
+            format!(
+                "[unit.e2e]\naddress = \"127.0.0.1:{port}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                k("ca/ca.crt"),
+                k("users/j.smith.crt"),
+                k("users/j.smith.key")
+            ),
+        )
+        .unwrap();
+        Scheme {
+            keys,
+            officer_public,
+            port,
+        }
+    }
+
+    /// A path in the keys folder, as a string for a command line.
+    pub(crate) fn path(&self, p: &str) -> String {
+        self.keys.path().join(p).display().to_string()
+    }
+
+    /// The unit, recording `cams` to the officer, its uplink serving them.
+    pub(crate) fn unit(&self, cams: &[Cam<'_>]) -> Unit {
+        let user = std::fs::read_to_string(self.keys.path().join("user.toml")).unwrap();
+        let uplink = format!(
+            "\n[uplink]\nlisten = \"127.0.0.1:{}\"\ncert = \"{}\"\nkey_file = \"{}\"\nca = \"{}\"\n{user}",
+            self.port,
+            self.path("unit/e2e.crt"),
+            self.path("unit/e2e.key"),
+            self.path("ca/ca.crt"),
+        );
+        Unit::with(cams, Some(&self.officer_public), &uplink)
+    }
+
+    /// `rdc <cmd> --unit e2e --units <units file> <args>`.
+    pub(crate) fn rdc(&self, cmd: &str, args: &[&str]) -> std::process::Output {
+        let units = self.path("units.toml");
+        let mut all = vec![cmd, "--unit", "e2e", "--units", &units];
+        all.extend_from_slice(args);
+        rdc(&all)
+    }
+}
+
+/// The manifests the running unit has signed for `camera`, read from its log file (the store
+/// itself is the recorder's while it runs).
+pub(crate) fn manifests_in_log(unit: &Unit, camera: &str) -> Vec<Manifest> {
+    let p = unit
+        .dir
+        .path()
+        .join(format!("store/logs/manifests/{camera}.jsonl"));
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|e| serde_json::from_value(e["body"].clone()).ok())
+        .collect()
+}

@@ -3,6 +3,7 @@
 //! implementation and probed with ffprobe/ffmpeg.
 
 mod audit;
+mod export;
 mod fetch;
 mod harness;
 mod recording;

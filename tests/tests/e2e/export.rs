@@ -1,0 +1,418 @@
+//! Evidence export: `rdc export` of a range across a camera outage, checked with `rdc verify`,
+//! the stock `sha256sum` and `age`, ffprobe; then each kind of tampering, named by verify.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rdc_format::Ended;
+use rdc_format::time::rfc3339;
+
+use crate::harness::*;
+
+const CASE: &str = "ASB/2026/0099";
+const REASON: &str = "damage to the front door: for the police";
+
+fn export(s: &Scheme, from_ns: i64, to_ns: i64, out: &Path) -> std::process::Output {
+    s.rdc(
+        "export",
+        &[
+            "--camera",
+            "front",
+            "--from",
+            &rfc3339(from_ns),
+            "--to",
+            &rfc3339(to_ns),
+            "--case",
+            CASE,
+            "--reason",
+            REASON,
+            "--identity",
+            &s.path("officer.key"),
+            "--out",
+            &out.display().to_string(),
+        ],
+    )
+}
+
+fn verify(s: &Scheme, dir: &Path) -> (i32, String) {
+    let o = rdc(&[
+        "verify",
+        &dir.display().to_string(),
+        "--ca",
+        &s.path("ca/ca.crt"),
+        "--identity",
+        &s.path("officer.key"),
+    ]);
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn bundle(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Rewrites manifest.json with `edit` applied to the bundle and signed with `key` (an
+/// insider's re-signing: the signature holds, so what verify finds is the content).
+fn resign(dir: &Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut signed = bundle(dir);
+    edit(&mut signed["bundle"]);
+    let sig = rdc_uplink::pki::sign(
+        &std::fs::read_to_string(key).unwrap(),
+        &rdc_format::export::canonical(&signed["bundle"]),
+    )
+    .unwrap();
+    use base64::Engine as _;
+    signed["signature"]["value"] = base64::engine::general_purpose::STANDARD.encode(sig).into();
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&signed).unwrap(),
+    )
+    .unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("master")).unwrap();
+    for sub in ["", "master"] {
+        for e in std::fs::read_dir(from.join(sub)).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+fn flip_byte(p: &Path, at: u64) {
+    let mut b = std::fs::read(p).unwrap();
+    let i = (at as usize).min(b.len() - 1);
+    b[i] ^= 0x01;
+    std::fs::write(p, b).unwrap();
+}
+
+fn first_master(dir: &Path, ext: &str) -> PathBuf {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("master"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    v.sort();
+    v.remove(0)
+}
+
+#[test]
+fn an_export_across_an_outage_lists_the_gap_verifies_and_every_tampering_is_named() {
+    let s = Scheme::new();
+    let mut cam = Camera::start(&["--audio"]);
+    let mut unit = s.unit(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("three segments", Duration::from_secs(60), || {
+        manifests_in_log(&unit, "front").len() >= 3
+    });
+    // The camera dies for 12 s, then comes back.
+    cam.kill();
+    wait_for(
+        "the segment closed by the outage",
+        Duration::from_secs(30),
+        || {
+            manifests_in_log(&unit, "front")
+                .iter()
+                .any(|m| matches!(m.ended, Ended::Stopped { .. }))
+        },
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    cam.restart();
+    let before = manifests_in_log(&unit, "front").len();
+    wait_for(
+        "two segments after the outage",
+        Duration::from_secs(60),
+        || manifests_in_log(&unit, "front").len() >= before + 2,
+    );
+    let ms = manifests_in_log(&unit, "front");
+    let stopped = ms
+        .iter()
+        .find(|m| matches!(m.ended, Ended::Stopped { .. }))
+        .unwrap();
+    let resumed = ms.iter().find(|m| m.seq == stopped.seq + 1).unwrap();
+    // From between two keyframes of the second segment to inside the last finished one.
+    let from_ns = ms[1].start_ns + 3_300_000_000;
+    let to_ns = ms.last().unwrap().end_ns - 2_000_000_000;
+
+    // A range with no footage is refused, saying what exists.
+    let work = tempfile::tempdir().unwrap();
+    let none = export(
+        &s,
+        from_ns - 7_200_000_000_000,
+        from_ns - 3_600_000_000_000,
+        &work.path().join("none"),
+    );
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(!none.status.success());
+    assert!(
+        err.contains("no footage from front") && err.contains("The unit has front's footage from"),
+        "{err}"
+    );
+
+    let out = work.path().join("bundle");
+    let o = export(&s, from_ns, to_ns, &out);
+    assert!(
+        o.status.success(),
+        "rdc export: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let b = bundle(&out)["bundle"].clone();
+    assert_eq!(b["camera"], "front");
+    assert_eq!(b["case_ref"], CASE);
+    assert_eq!(b["unit"]["operator"], "Test Housing");
+    assert_eq!(b["unit"]["site"], "loopback");
+    // The one gap: from the camera's last frame to its first after the outage, with the cause.
+    let gaps = b["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    assert_eq!(gaps[0]["from_ns"].as_i64().unwrap(), stopped.end_ns);
+    assert_eq!(gaps[0]["to_ns"].as_i64().unwrap(), resumed.start_ns);
+    assert!(resumed.start_ns - stopped.end_ns >= 10_000_000_000);
+    assert!(
+        gaps[0]["cause"]
+            .as_str()
+            .unwrap()
+            .starts_with("recording stopped:"),
+        "{gaps:#?}"
+    );
+    // The working copy starts at the keyframe before the requested start, and says so.
+    let wc = &b["working_copy"];
+    assert!(wc["from_ns"].as_i64().unwrap() <= from_ns);
+    assert!(
+        from_ns - wc["from_ns"].as_i64().unwrap() < 2_000_000_000,
+        "{wc:#}"
+    );
+    assert!(
+        wc["note"].as_str().unwrap().contains("keyframe before"),
+        "{wc:#}"
+    );
+    // The unit's audit log has the export, with the case.
+    let audit = std::fs::read_to_string(unit.dir.path().join("store/logs/audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"action\":\"export\"") && l.contains(CASE)),
+        "no export in the audit log"
+    );
+
+    // rdc verify: all holds.
+    let (code, text) = verify(&s, &out);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("complete and unaltered"), "{text}");
+    assert!(!text.contains("FAILED"), "{text}");
+    // The stock tools: sha256sum -c, age -d.
+    let sums = Command::new("sha256sum")
+        .args(["--quiet", "-c", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+    let age_file = first_master(&out, "age");
+    let dec = Command::new("age")
+        .args(["-d", "-i", &s.path("officer.key")])
+        .arg(&age_file)
+        .output()
+        .unwrap();
+    assert!(
+        dec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dec.stderr)
+    );
+    assert_eq!(
+        dec.stdout,
+        std::fs::read(age_file.with_extension("ts")).unwrap()
+    );
+    // ffprobe: one video stream and the time track, no audio, the right duration.
+    let mp4 = out.join("working-copy.mp4");
+    let p = ffprobe(&["-show_streams", "-show_format"], &mp4);
+    let kinds: Vec<&str> = p["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["video", "subtitle"], "{p:#}");
+    assert_eq!(p["streams"][1]["codec_name"], "mov_text");
+    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let want = (wc["to_ns"].as_i64().unwrap() - wc["from_ns"].as_i64().unwrap()) as f64 / 1e9;
+    assert!((dur - want).abs() < 0.3, "MP4 {dur} s, footage {want} s");
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    // The time track: the first second's UTC time, the camera, and the gap said as such.
+    let srt = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-map", "0:s", "-f", "srt", "-"])
+        .output()
+        .unwrap();
+    let srt = String::from_utf8_lossy(&srt.stdout);
+    let first_utc = rdc_format::time::utc_plain(
+        wc["from_ns"].as_i64().unwrap() / 1_000_000_000 * 1_000_000_000,
+    );
+    assert!(
+        srt.contains(&first_utc),
+        "{first_utc} not in {}",
+        &srt[..srt.len().min(400)]
+    );
+    assert!(
+        srt.contains("camera front") && srt.contains("GMT"),
+        "{}",
+        &srt[..400]
+    );
+    assert!(
+        srt.contains("NO FOOTAGE: recording stopped"),
+        "the gap is not in the time track"
+    );
+
+    // A second export, of the footage after the outage: its receipt, for the swap below.
+    let out2 = work.path().join("bundle2");
+    let o = export(&s, resumed.start_ns + 1_000_000_000, to_ns, &out2);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let other_receipt = bundle(&out2)["bundle"]["receipt"].clone();
+    unit.stop();
+
+    // Each tampering: verify exits 1 and names the problem.
+    let key = s.path("users/j.smith.key");
+    let ms_age = first_master(&out, "age");
+    let age_name = ms_age.file_name().unwrap().to_string_lossy().into_owned();
+    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+        (
+            "a flipped byte in a master segment",
+            Box::new(|d: &Path| flip_byte(&d.join("master").join(&age_name), 5000)),
+            "has been altered",
+        ),
+        (
+            "a flipped byte in the working copy",
+            Box::new(|d: &Path| flip_byte(&d.join("working-copy.mp4"), 100_000)),
+            "working-copy.mp4 has been altered",
+        ),
+        (
+            "a removed segment",
+            Box::new(|d: &Path| std::fs::remove_file(d.join("master").join(&age_name)).unwrap()),
+            "is missing",
+        ),
+        (
+            "an edited manifest",
+            Box::new(|d: &Path| {
+                let t = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+                std::fs::write(d.join("manifest.json"), t.replace(CASE, "ASB/2026/0100")).unwrap();
+            }),
+            "signature does not match",
+        ),
+        (
+            "a manifest re-signed by someone outside the scheme",
+            Box::new(|d: &Path| {
+                let other = tempfile::tempdir().unwrap();
+                let od = other.path().display().to_string();
+                assert!(
+                    rdc(&[
+                        "keys",
+                        "ca",
+                        "--scheme",
+                        "Other",
+                        "--dir",
+                        &format!("{od}/ca")
+                    ])
+                    .status
+                    .success()
+                );
+                assert!(
+                    rdc(&[
+                        "keys",
+                        "user",
+                        "--ca-dir",
+                        &format!("{od}/ca"),
+                        "--name",
+                        "j.smith",
+                        "--dir",
+                        &od
+                    ])
+                    .status
+                    .success()
+                );
+                let cert = std::fs::read_to_string(format!("{od}/j.smith.crt")).unwrap();
+                let fp =
+                    rdc_uplink::pki::fingerprint_text(&rdc_uplink::tls::cert_der(&cert).unwrap());
+                resign(d, &format!("{od}/j.smith.key"), |b| {
+                    b["exporter"]["certificate"] = cert.into();
+                    b["exporter"]["fingerprint"] = fp.into();
+                });
+            }),
+            "the exporter's certificate",
+        ),
+        (
+            "reordered segments",
+            Box::new(|d: &Path| {
+                resign(d, &key, |b| {
+                    b["segments"].as_array_mut().unwrap().swap(0, 1)
+                });
+            }),
+            "out of order",
+        ),
+        (
+            "an edited SHA256SUMS",
+            Box::new(|d: &Path| {
+                let t = std::fs::read_to_string(d.join("SHA256SUMS")).unwrap();
+                let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+                let l = &mut lines[0];
+                let c = if l.starts_with('0') { "1" } else { "0" };
+                l.replace_range(0..1, c);
+                std::fs::write(d.join("SHA256SUMS"), lines.join("\n") + "\n").unwrap();
+            }),
+            "SHA256SUMS line 1",
+        ),
+        (
+            "a swapped audit receipt",
+            Box::new(|d: &Path| resign(d, &key, |b| b["receipt"] = other_receipt.clone())),
+            "not this export's",
+        ),
+        (
+            "a file name that escapes the bundle",
+            Box::new(|d: &Path| {
+                resign(d, &key, |b| {
+                    b["files"][0]["path"] = "../../etc/passwd".into()
+                })
+            }),
+            "outside the bundle",
+        ),
+    ];
+    for (what, tamper, says) in &cases {
+        let d = work.path().join(what.replace(' ', "-"));
+        copy_dir(&out, &d);
+        tamper(&d);
+        let (code, text) = verify(&s, &d);
+        assert_eq!(code, 1, "{what}: verify exited {code}:\n{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("FAILED") && l.contains(says)),
+            "{what}: verify did not fail with {says:?}:\n{text}"
+        );
+        assert!(text.contains("NOT intact"), "{what}:\n{text}");
+    }
+}
