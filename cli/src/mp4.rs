@@ -266,8 +266,7 @@ fn feed(
 
     let mut video = Some(first);
     let mut idx = 0usize;
-    'outer: loop {
-        let Some(fs) = video.take() else { break };
+    'outer: while let Some(fs) = video.take() {
         for mut f in fs {
             if f.dts_wall >= to_ns && last_dts.is_some() {
                 break 'outer;

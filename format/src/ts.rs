@@ -66,7 +66,7 @@ pub fn ticks_since(later: u64, earlier: u64) -> u64 {
 
 /// Demuxes the video access units of `ts`.
 pub fn read_video(ts: &[u8]) -> Result<Video, TsError> {
-    if ts.len() % PACKET != 0 {
+    if !ts.len().is_multiple_of(PACKET) {
         return Err(TsError::Truncated { len: ts.len() });
     }
     let mut pmt_pid: Option<u16> = None;

@@ -301,7 +301,8 @@ fn an_export_across_an_outage_lists_the_gap_verifies_and_every_tampering_is_name
     let key = s.path("users/j.smith.key");
     let ms_age = first_master(&out, "age");
     let age_name = ms_age.file_name().unwrap().to_string_lossy().into_owned();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    type Tamper<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Tamper, &str)> = vec![
         (
             "a flipped byte in a master segment",
             Box::new(|d: &Path| flip_byte(&d.join("master").join(&age_name), 5000)),
