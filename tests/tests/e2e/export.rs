@@ -1,4 +1,5 @@
-//! Evidence export: `rdc export` of a range across a camera outage, checked with `rdc verify`,
+//! Evidence export: `rdc export` of a range across a camera outage and a power cut, checked
+//! with `rdc verify`,
 //! the stock `sha256sum` and `age`, ffprobe; then each kind of tampering, named by verify.
 
 use std::path::{Path, PathBuf};
@@ -107,7 +108,8 @@ fn first_master(dir: &Path, ext: &str) -> PathBuf {
 }
 
 #[test]
-fn an_export_across_an_outage_lists_the_gap_verifies_and_every_tampering_is_named() {
+fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_tampering_is_named()
+{
     let s = Scheme::new();
     let mut cam = Camera::start(&["--audio"]);
     let mut unit = s.unit(&[Cam {
@@ -138,7 +140,28 @@ fn an_export_across_an_outage_lists_the_gap_verifies_and_every_tampering_is_name
         Duration::from_secs(60),
         || manifests_in_log(&unit, "front").len() >= before + 2,
     );
+    // Then the power fails (SIGKILL) 4-8 s into a segment, and comes back.
+    let before = manifests_in_log(&unit, "front").len();
+    wait_for("a segment 4-8 s old", Duration::from_secs(60), || {
+        let ms = manifests_in_log(&unit, "front");
+        let age = now_ns() - ms.last().map_or(0, |m| m.end_ns);
+        ms.len() > before && (4_000_000_000..8_000_000_000).contains(&age)
+    });
+    unit.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    unit.start();
+    let before = manifests_in_log(&unit, "front").len();
+    wait_for(
+        "two segments after the power cut",
+        Duration::from_secs(60),
+        || manifests_in_log(&unit, "front").len() >= before + 3,
+    );
     let ms = manifests_in_log(&unit, "front");
+    let cut = ms
+        .iter()
+        .find(|m| m.ended == Ended::PowerLoss)
+        .expect("the segment cut by the power failure");
+    let back = ms.iter().find(|m| m.seq == cut.seq + 1).unwrap();
     let stopped = ms
         .iter()
         .find(|m| matches!(m.ended, Ended::Stopped { .. }))
@@ -175,9 +198,16 @@ fn an_export_across_an_outage_lists_the_gap_verifies_and_every_tampering_is_name
     assert_eq!(b["case_ref"], CASE);
     assert_eq!(b["unit"]["operator"], "Test Housing");
     assert_eq!(b["unit"]["site"], "loopback");
-    // The one gap: from the camera's last frame to its first after the outage, with the cause.
+    // Two gaps: from the camera's last frame to its first after the outage, and from the last
+    // synced frame before the power cut to the first after it, each with its cause.
     let gaps = b["gaps"].as_array().unwrap();
-    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    assert_eq!(gaps.len(), 2, "{gaps:#?}");
+    assert_eq!(gaps[1]["from_ns"].as_i64().unwrap(), cut.end_ns);
+    assert_eq!(gaps[1]["to_ns"].as_i64().unwrap(), back.start_ns);
+    assert!(
+        gaps[1]["cause"].as_str().unwrap().contains("lost power"),
+        "{gaps:#?}"
+    );
     assert_eq!(gaps[0]["from_ns"].as_i64().unwrap(), stopped.end_ns);
     assert_eq!(gaps[0]["to_ns"].as_i64().unwrap(), resumed.start_ns);
     assert!(resumed.start_ns - stopped.end_ns >= 10_000_000_000);
