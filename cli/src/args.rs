@@ -189,6 +189,23 @@ pub(crate) enum KeysCmd {
         id: String,
         #[arg(long)]
         dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 1095)]
+        days: i64,
+    },
+    /// A unit's certificate from the request `rdc-recorder init` made on the unit (its key
+    /// never leaves it): <dir>/<id>.crt.
+    SignUnit {
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The unit's request (uplink.csr).
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 1095)]
+        days: i64,
     },
     /// A person's certificate: <dir>/<name>.crt and .key; prints the line for units' configs.
     User {

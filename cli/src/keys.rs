@@ -33,16 +33,51 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        KeysCmd::Unit { ca_dir, id, dir } => {
+        KeysCmd::Unit {
+            ca_dir,
+            id,
+            dir,
+            days,
+        } => {
             rdc_config::Id::parse(&id).map_err(|m| anyhow!("--id {id:?}: {m}"))?;
+            if !(1..=3650).contains(&days) {
+                bail!("--days {days}: from 1 to 3650");
+            }
             let ca = read_pem(&ca_dir, "ca")?;
-            let p = pki::issue(&ca, &id, Kind::Unit, 1095)?;
+            let p = pki::issue(&ca, &id, Kind::Unit, days)?;
             std::fs::create_dir_all(&dir)?;
             write_private(&dir.join(format!("{id}.key")), &p.key)?;
             std::fs::write(dir.join(format!("{id}.crt")), &p.cert)?;
             outln!(
                 "unit {id}: {0}/{id}.crt and {0}/{id}.key (for [uplink] cert and key_file/key_credential)",
                 dir.display()
+            );
+        }
+        KeysCmd::SignUnit {
+            ca_dir,
+            csr,
+            dir,
+            days,
+        } => {
+            if !(1..=3650).contains(&days) {
+                bail!("--days {days}: from 1 to 3650");
+            }
+            let ca = read_pem(&ca_dir, "ca")?;
+            let req = std::fs::read_to_string(&csr)
+                .with_context(|| format!("reading the unit's request {}", csr.display()))?;
+            let (id, cert) = pki::sign_request(&ca, &req, days).with_context(|| {
+                format!("{} is not a unit's certificate request", csr.display())
+            })?;
+            rdc_config::Id::parse(&id).map_err(|m| {
+                anyhow!("the request names the unit {id:?}, not a valid unit id: {m}")
+            })?;
+            std::fs::create_dir_all(&dir)?;
+            let out = dir.join(format!("{id}.crt"));
+            std::fs::write(&out, cert)?;
+            outln!(
+                "unit {id}: {} (valid {days} days); install it on the unit with {}/ca.crt as [uplink] cert and ca",
+                out.display(),
+                ca_dir.display()
             );
         }
         KeysCmd::User {

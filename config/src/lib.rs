@@ -213,6 +213,36 @@ impl fmt::Display for SecretRef {
     }
 }
 
+/// The recipients in `recorder.example.toml`: samples, refused in a real configuration.
+pub const SAMPLE_RECIPIENTS: [&str; 2] = [
+    "age1v4jwpt5lvysp3e632nr3kefzx0g4zama65ca47ghsuldkuwmw5yqsmv420",
+    "age1lekw923ffg2rk6azghd4hleagkltqchf6tgy87zlk4qk8wv0t93sedalle",
+];
+
+/// Passwords cameras ship with (and the ones people type first): a unit must not record with
+/// one, since anyone on the camera's network could take the camera over (R11).
+const FACTORY_PASSWORDS: &[&str] = &[
+    "", "admin", "12345", "123456", "1234", "1111", "111111", "888888", "666666", "54321",
+    "password", "pass", "root", "system", "ubnt", "meinsm", "4321", "9999", "admin123", "camera",
+    "default",
+];
+
+/// Why a camera's credentials are a factory default, if they are.
+pub fn factory_default(username: Option<&str>, password: &str) -> Option<String> {
+    let pw = password.trim();
+    if FACTORY_PASSWORDS.iter().any(|d| d.eq_ignore_ascii_case(pw)) {
+        return Some(if pw.is_empty() {
+            "an empty password".to_owned()
+        } else {
+            "a factory-default password".to_owned()
+        });
+    }
+    if username.is_some_and(|u| u.eq_ignore_ascii_case(pw)) {
+        return Some("a password equal to the username".to_owned());
+    }
+    None
+}
+
 /// A secret value. `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -373,6 +373,19 @@ impl Validator {
             if c.username.is_none() && matches!(password, Some(Some(_))) {
                 self.err(k("username"), "", "a password is given but no username");
             }
+            if let Some(Some(secret)) = &password {
+                // Read only to compare; a secret that cannot be read yet (a systemd credential
+                // outside the service) is checked when the daemon starts.
+                if let Ok(pw) = secret.read() {
+                    if let Some(why) = crate::factory_default(c.username.as_deref(), pw.expose()) {
+                        self.err(
+                            k("password_file"),
+                            secret.to_string(),
+                            format!("holds {why}: set a password of the camera's own on the camera, then here (R11: no default credentials survive deployment)"),
+                        );
+                    }
+                }
+            }
             match (id, url, transport, password) {
                 (Some(id), Some(url), Some(transport), Some(password)) => out.push(Camera {
                     id,
@@ -420,6 +433,15 @@ impl Validator {
         let mut ok = true;
         for (i, r) in rs.iter().enumerate() {
             let name = self.text(&format!("recipient[{i}].name"), &r.name, 100);
+            if crate::SAMPLE_RECIPIENTS.contains(&r.public_key.trim()) {
+                ok = false;
+                self.err(
+                    format!("recipient[{i}].public_key"),
+                    &r.public_key,
+                    "is a sample key from recorder.example.toml, whose private key is public: put the scheme's own recipients here (`rdc keys identity` prints one)",
+                );
+                continue;
+            }
             match Recipient::parse_key(r.public_key.trim()) {
                 Ok(key) => {
                     if out.iter().any(|o: &Recipient| o.key == key) {

@@ -262,7 +262,9 @@ fn write_loop(
             last_clock_check = now;
         }
         match ev {
-            Event::Started { codec, frame_ns } => {
+            Event::Started {
+                codec, frame_ns, ..
+            } => {
                 tracing::info!(
                     camera = id,
                     ?codec,
@@ -445,6 +447,7 @@ mod tests {
         tx.send(Event::Started {
             codec: crate::tsmux::Codec::H264,
             frame_ns: None,
+            size: None,
         })
         .unwrap();
         for i in 0..10 {

@@ -30,10 +30,39 @@ enum Cmd {
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
     },
+    /// Create the unit's identity on the unit (its private keys never leave it): the signing
+    /// key, the uplink's TLS key, and a certificate request for `rdc keys sign-unit`.
+    Init {
+        /// The unit's id, as officers will name it.
+        #[arg(long)]
+        id: String,
+        /// Where the keys go (the service's state directory).
+        #[arg(long, default_value = "/var/lib/rdc")]
+        dir: PathBuf,
+        /// The account the service runs as: owns the keys, when it exists.
+        #[arg(long, default_value = "rdc")]
+        user: String,
+    },
     /// Check a configuration file: print the effective configuration, or every problem in it.
     CheckConfig {
         #[arg(default_value = rdc_config::DEFAULT_PATH)]
         path: PathBuf,
+    },
+    /// Check the unit before it goes into service and at every visit: each camera streaming,
+    /// the disk against retention, the clock, the uplink and its certificate, the
+    /// configuration, the service's hardening. One PASS/FAIL line each; exit 1 on any failure.
+    Selftest {
+        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Print JSON (for tools) instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to watch each camera's stream.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// The systemd unit file to score (default: the installed rdc-recorder.service).
+        #[arg(long)]
+        unit_file: Option<PathBuf>,
     },
     /// Inspect the store on this unit (for a field engineer on site; shows no footage).
     Store {
@@ -100,6 +129,43 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { path } => Ok(check_config(&path)),
+        Cmd::Init { id, dir, user } => {
+            let m = crate::init::init(&id, &dir, &user)?;
+            for p in &m.created {
+                eprintln!("created {} (mode 600)", p.display());
+            }
+            print!("{}", std::fs::read_to_string(&m.request)?);
+            eprintln!(
+                "\nunit {id}: identity in {dir} (private keys stay on this unit)\n  signing key  {} (Ed25519, public {})\n  TLS key      {}\n  request      {} (printed above)\nNext: on the scheme's machine, `rdc keys sign-unit --ca-dir CA --csr uplink.csr --dir .`;\nput the {id}.crt it makes and the scheme's ca.crt on this unit, and in /etc/rdc/recorder.toml set\n  [unit] id = \"{id}\", signing_key = \"{}\"\n  [uplink] cert = \".../{id}.crt\", key_file = \"{}\", ca = \".../ca.crt\"\nthen `rdc-recorder selftest`.",
+                m.signing_key.display(),
+                m.public_key,
+                m.tls_key.display(),
+                m.request.display(),
+                m.signing_key.display(),
+                m.tls_key.display(),
+                dir = dir.display(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Selftest {
+            config,
+            json,
+            seconds,
+            unit_file,
+        } => {
+            let lines = crate::selftest::run(
+                &config,
+                &crate::selftest::Options {
+                    watch: std::time::Duration::from_secs(seconds.clamp(1, 60)),
+                    unit_file,
+                },
+            );
+            Ok(if crate::selftest::print(&lines, json) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Cmd::Store { config, cmd } => {
             let Some(cfg) = load(&config) else {
                 return Ok(ExitCode::from(1));

@@ -37,6 +37,8 @@ pub enum Event {
         codec: Codec,
         /// The frame interval the stream declares (its SPS timing information), if it does.
         frame_ns: Option<u64>,
+        /// Width and height in pixels, from the stream's parameters.
+        size: Option<(u32, u32)>,
     },
     Frame(AuFrame),
     /// Recording of this camera paused, for this cause: a gap follows.
@@ -255,14 +257,20 @@ async fn run(
     let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
     let mut frames = playing.demuxed().map_err(|e| explain(&e))?;
     // The writer must know the codec before the first frame: wait for room in the queue.
-    let frame_ns = match frames.streams()[stream].parameters() {
-        Some(retina::codec::ParametersRef::Video(v)) => v
-            .frame_rate()
-            .filter(|&(n, d)| n > 0 && d > 0)
-            .map(|(n, d)| u64::from(n) * 1_000_000_000 / u64::from(d)),
-        _ => None,
+    let (frame_ns, size) = match frames.streams()[stream].parameters() {
+        Some(retina::codec::ParametersRef::Video(v)) => (
+            v.frame_rate()
+                .filter(|&(n, d)| n > 0 && d > 0)
+                .map(|(n, d)| u64::from(n) * 1_000_000_000 / u64::from(d)),
+            Some(v.pixel_dimensions()),
+        ),
+        _ => (None, None),
     };
-    let mut started = Event::Started { codec, frame_ns };
+    let mut started = Event::Started {
+        codec,
+        frame_ns,
+        size,
+    };
     loop {
         match tx.try_send(started) {
             Ok(()) => break,

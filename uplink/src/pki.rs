@@ -119,6 +119,59 @@ pub fn issue_valid(
     })
 }
 
+/// A unit's TLS key, made on the unit, and its certificate request naming the unit: the key
+/// never leaves the unit; the request goes to the scheme's machine ([`sign_request`]).
+/// With `existing` (the unit's TLS key, PEM), a new request for the same key.
+pub fn unit_request(unit: &str, existing: Option<&str>) -> Result<Pem, PkiError> {
+    let key = match existing {
+        Some(pem) => KeyPair::from_pem(pem)?,
+        None => KeyPair::generate()?,
+    };
+    let mut p = CertificateParams::new(vec![unit.to_owned()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, unit);
+    p.distinguished_name = dn;
+    let csr = p.serialize_request(&key)?;
+    Ok(Pem {
+        cert: csr.pem()?,
+        key: key.serialize_pem(),
+    })
+}
+
+/// Issues a unit's certificate for a request made by [`unit_request`], valid for `days`. Only
+/// the request's public key and unit name are taken from it; what the certificate allows (a
+/// server, for this name, not a CA) is the scheme's choice. Returns the unit id and the PEM.
+pub fn sign_request(ca: &Pem, csr_pem: &str, days: i64) -> Result<(String, String), PkiError> {
+    let req = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+    let name = req
+        .params
+        .distinguished_name
+        .get(&DnType::CommonName)
+        .and_then(|v| match v {
+            rcgen::DnValue::Utf8String(s) => Some(s.clone()),
+            rcgen::DnValue::PrintableString(s) => Some(s.as_str().to_owned()),
+            _ => None,
+        })
+        .ok_or_else(|| PkiError::NotPem("the request names no unit (no common name)".into()))?;
+    let now = OffsetDateTime::now_utc();
+    let mut p = CertificateParams::new(vec![name.clone()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name.as_str());
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(days);
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, KeyPair::from_pem(&ca.key)?)?;
+    let signed = rcgen::CertificateSigningRequestParams {
+        params: p,
+        public_key: req.public_key,
+    }
+    .signed_by(&issuer)?;
+    Ok((name, signed.pem()))
+}
+
 /// A certificate revocation list, signed by the CA, revoking the `revoked` certificates (DER)
 /// and everything the `previous` CRL (DER) revoked. PEM.
 pub fn revoke(ca: &Pem, revoked: &[Vec<u8>], previous: Option<&[u8]>) -> Result<String, PkiError> {
@@ -186,6 +239,12 @@ pub fn common_name(der: &[u8]) -> Option<String> {
         .as_str()
         .ok()
         .map(str::to_owned)
+}
+
+/// When a certificate (DER) stops being valid: seconds since the epoch.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// A certificate's subject, as `CN=…` or the whole distinguished name.
@@ -278,6 +337,28 @@ pub fn verify_person(ca_pem: &str, cert_der: &[u8], at_ns: i64) -> Result<(), Si
 #[cfg(test)]
 mod sign_tests {
     use super::*;
+
+    #[test]
+    fn a_unit_request_becomes_a_server_certificate_for_that_unit() {
+        let ca = new_ca("Test", 30).unwrap();
+        let req = unit_request("unit-0007", None).unwrap();
+        assert!(req.cert.contains("CERTIFICATE REQUEST"));
+        let (name, cert) = sign_request(&ca, &req.cert, 400).unwrap();
+        assert_eq!(name, "unit-0007");
+        let der = crate::tls::cert_der(&cert).unwrap();
+        assert_eq!(common_name(&der).as_deref(), Some("unit-0007"));
+        // It pairs with the key that stayed on the unit, and serves TLS as that unit.
+        crate::tls::Identity::from_pem(&cert, &req.key).unwrap();
+        let days = (not_after(&der).unwrap() - OffsetDateTime::now_utc().unix_timestamp()) / 86_400;
+        assert!((399..=400).contains(&days), "{days}");
+        // Not usable as a person's certificate.
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+        assert!(verify_person(&ca.cert, &der, now).is_err());
+        assert!(sign_request(&ca, "not a request", 10).is_err());
+        // A second request for the same key.
+        let again = unit_request("unit-0007", Some(&req.key)).unwrap();
+        assert_eq!(again.key, req.key);
+    }
 
     #[test]
     fn a_persons_signature_checks_and_a_changed_one_does_not() {

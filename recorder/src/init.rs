@@ -1,0 +1,87 @@
+//! `rdc-recorder init`: the unit's identity, made on the unit so its private keys never leave
+//! it (R11): the Ed25519 key that signs manifests and logs, the TLS key of the uplink, and a
+//! certificate request that `rdc keys sign-unit` turns into the unit's certificate on the
+//! scheme's machine.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+/// What `init` made or found.
+#[derive(Debug)]
+pub struct Made {
+    pub signing_key: PathBuf,
+    pub tls_key: PathBuf,
+    pub request: PathBuf,
+    pub public_key: String,
+    pub created: Vec<PathBuf>,
+}
+
+/// The uid and gid of `user` from /etc/passwd, if it exists.
+fn account(user: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+fn private(p: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 600 {}", p.display()))?;
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .with_context(|| format!("chown {} to the service's user", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates what is missing in `dir` for unit `id`; keeps existing keys (a new request is made
+/// for the same TLS key). Files are mode 600, owned by `user` when that account exists.
+pub fn init(id: &str, dir: &Path, user: &str) -> anyhow::Result<Made> {
+    rdc_config::Id::parse(id).map_err(|m| anyhow::anyhow!("--id {id:?}: {m}"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let owner = account(user);
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .with_context(|| format!("chown {}", dir.display()))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut created = Vec::new();
+    let signing_key = dir.join("unit-signing-key.p8");
+    if !signing_key.exists() {
+        created.push(signing_key.clone());
+    }
+    let key = rdc_storage::UnitKey::load_or_create(&signing_key)
+        .with_context(|| format!("the signing key {}", signing_key.display()))?;
+    private(&signing_key, owner)?;
+    let tls_key = dir.join("uplink.key");
+    let existing = match std::fs::read_to_string(&tls_key) {
+        Ok(pem) => Some(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => bail!("reading {}: {e}", tls_key.display()),
+    };
+    let req = rdc_uplink::pki::unit_request(id, existing.as_deref())
+        .context("making the uplink key and its certificate request")?;
+    if existing.is_none() {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tls_key)
+            .with_context(|| format!("creating {}", tls_key.display()))?;
+        std::io::Write::write_all(&mut f, req.key.as_bytes())?;
+        f.sync_all()?;
+        created.push(tls_key.clone());
+    }
+    private(&tls_key, owner)?;
+    let request = dir.join("uplink.csr");
+    std::fs::write(&request, &req.cert)?;
+    Ok(Made {
+        signing_key,
+        tls_key,
+        request,
+        public_key: key.public_hex(),
+        created,
+    })
+}

@@ -1,0 +1,519 @@
+//! `rdc-recorder selftest`: the field engineer's check before a unit goes into service and at
+//! every visit (R16): one pass/fail line each, readable from a ladder.
+//!
+//! Each camera is asked for its stream for a few seconds (as the recorder does, on the same
+//! RTSP client) and measured: codec, size, frame rate, bitrate, keyframe spacing. The disk is
+//! measured against that bitrate: the days it really holds against `retention_days`. Then the
+//! clock's sync state, the uplink (listening, its certificate's life), the configuration
+//! (which refuses sample keys, factory passwords and readable secrets) and the service's
+//! hardening as systemd scores it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdc_config::{Budget, Config};
+use serde::Serialize;
+
+use crate::ingest::{CameraSpec, Event, Session};
+
+/// One check's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub check: String,
+    pub pass: bool,
+    pub detail: String,
+}
+
+impl Line {
+    fn new(check: impl Into<String>, pass: bool, detail: impl Into<String>) -> Line {
+        Line {
+            check: check.into(),
+            pass,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What to check beyond the configuration file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long each camera is watched.
+    pub watch: Duration,
+    /// The installed systemd unit to score (default: where the package installs it).
+    pub unit_file: Option<PathBuf>,
+}
+
+/// What a camera's stream looked like.
+#[derive(Debug, Clone, Default)]
+struct Measured {
+    codec: Option<crate::tsmux::Codec>,
+    size: Option<(u32, u32)>,
+    frames: u64,
+    bytes: u64,
+    keyframes: Vec<Instant>,
+    secs: f64,
+}
+
+/// Runs every check.
+pub fn run(config: &Path, opts: &Options) -> Vec<Line> {
+    let cfg = match Config::load(config) {
+        Ok(l) => {
+            let c = l.config;
+            let mut detail = format!(
+                "{}: valid; unit {}, {} camera(s), {} recipient(s)",
+                config.display(),
+                c.unit.id,
+                c.cameras.len(),
+                c.recipients.len()
+            );
+            for w in &l.warnings {
+                detail.push_str(&format!("; warning: {w}"));
+            }
+            vec![(Line::new("configuration", true, detail), c)]
+        }
+        Err(e) => {
+            return vec![Line::new(
+                "configuration",
+                false,
+                format!("{e}").replace('\n', "; "),
+            )];
+        }
+    };
+    let (first, cfg) = cfg.into_iter().next().expect("one");
+    let mut lines = vec![first];
+    let measured = watch_cameras(&cfg, opts.watch);
+    let mut bits_per_sec = 0.0;
+    let mut all_measured = true;
+    for (id, m) in &measured {
+        match m {
+            Ok(m) => {
+                let (line, bps) = camera_line(id, m);
+                if line.pass {
+                    bits_per_sec += bps;
+                } else {
+                    all_measured = false;
+                }
+                lines.push(line);
+            }
+            Err(cause) => {
+                all_measured = false;
+                lines.push(Line::new(format!("camera {id}"), false, cause.clone()));
+            }
+        }
+    }
+    lines.push(disk_line(&cfg, bits_per_sec, all_measured));
+    lines.push(clock_line());
+    lines.extend(uplink_lines(&cfg));
+    lines.push(hardening_line(opts.unit_file.as_deref()));
+    lines
+}
+
+fn watch_cameras(cfg: &Config, watch: Duration) -> Vec<(String, Result<Measured, String>)> {
+    let handles: Vec<_> = cfg
+        .cameras
+        .iter()
+        .map(|c| {
+            let id = c.id.to_string();
+            let spec = c
+                .password
+                .as_ref()
+                .map(|p| p.read())
+                .transpose()
+                .map(|password| CameraSpec {
+                    id: id.clone(),
+                    url: c.url.clone(),
+                    transport: c.transport,
+                    username: c.username.clone(),
+                    password,
+                })
+                .map_err(|e| format!("cannot read the camera's password: {e}"));
+            std::thread::spawn(move || (id, spec.and_then(|s| watch_camera(&s, watch))))
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| ("?".into(), Err("the check panicked".into())))
+        })
+        .collect()
+}
+
+/// Watches one camera's stream for `watch` once it starts (at most `watch` + 10 s in all).
+fn watch_camera(spec: &CameraSpec, watch: Duration) -> Result<Measured, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    let session = Session::start(spec, tx, Arc::new(rdc_storage::RealClocks))?;
+    let give_up = Instant::now() + watch + Duration::from_secs(10);
+    let mut m = Measured::default();
+    let mut started: Option<Instant> = None;
+    let result = loop {
+        if started.is_some_and(|s| s.elapsed() >= watch) {
+            break Ok(());
+        }
+        if Instant::now() >= give_up {
+            break Err(if started.is_some() {
+                "the camera set up its stream but sent no video".to_owned()
+            } else {
+                format!(
+                    "no stream from the camera within {} s",
+                    (watch + Duration::from_secs(10)).as_secs()
+                )
+            });
+        }
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(Event::Started { codec, size, .. }) => {
+                m.codec = Some(codec);
+                m.size = size;
+            }
+            Ok(Event::Frame(f)) => {
+                let now = Instant::now();
+                started.get_or_insert(now);
+                m.frames += 1;
+                m.bytes += f.data.len() as u64;
+                if f.keyframe {
+                    m.keyframes.push(now);
+                }
+            }
+            Ok(Event::Gap { cause }) => break Err(cause),
+            Ok(Event::Stop) => break Err("stopped".into()),
+            Err(_) => {
+                if let Some(cause) = session.poll(Duration::ZERO) {
+                    break Err(cause);
+                }
+            }
+        }
+    };
+    m.secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    session.stop();
+    result.map(|()| m)
+}
+
+fn camera_line(id: &str, m: &Measured) -> (Line, f64) {
+    let check = format!("camera {id}");
+    let secs = m.secs.max(0.001);
+    let bps = m.bytes as f64 * 8.0 / secs;
+    let fps = m.frames as f64 / secs;
+    let codec = match m.codec {
+        Some(crate::tsmux::Codec::H264) => "H.264",
+        Some(crate::tsmux::Codec::H265) => "H.265",
+        None => "?",
+    };
+    let size = m
+        .size
+        .map_or("size unknown".to_owned(), |(w, h)| format!("{w}x{h}"));
+    let gop = match m.keyframes.as_slice() {
+        [a, .., b] => format!(
+            "a keyframe every {:.1} s",
+            b.duration_since(*a).as_secs_f64() / (m.keyframes.len() - 1) as f64
+        ),
+        [_] => "one keyframe seen".to_owned(),
+        [] => String::new(),
+    };
+    let last = m
+        .keyframes
+        .last()
+        .map(|k| format!("last {:.1} s ago", k.elapsed().as_secs_f64()))
+        .unwrap_or_default();
+    let detail = format!(
+        "{codec} {size}, {fps:.1} fps, {:.2} Mbit/s, {gop}, {last}",
+        bps / 1e6
+    );
+    if m.keyframes.is_empty() {
+        return (
+            Line::new(
+                check,
+                false,
+                format!(
+                    "{detail}: no keyframe in {secs:.0} s, so nothing could be recorded; set the camera's keyframe (I-frame) interval to 1-4 s"
+                ),
+            ),
+            0.0,
+        );
+    }
+    (Line::new(check, true, detail), bps)
+}
+
+/// Bytes the file system at (or above) `p` has in all and free: `statvfs`.
+#[allow(unsafe_code)]
+fn fs_space(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut dir = p.to_path_buf();
+    while !dir.exists() {
+        dir = dir.parent()?.to_path_buf();
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statvfs` is plain old data (all-zero is valid); `c` is a valid C string and the
+    // pointer to `st` is valid for the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let f = st.f_frsize;
+    Some((st.f_blocks * f, st.f_bavail * f))
+}
+
+/// Bytes of the files under `p`.
+fn used(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn gib(b: f64) -> String {
+    format!("{:.1} GiB", b / (1u64 << 30) as f64)
+}
+
+fn disk_line(cfg: &Config, bits_per_sec: f64, all_measured: bool) -> Line {
+    let s = &cfg.storage;
+    let Some((size, free)) = fs_space(&s.path) else {
+        return Line::new(
+            "disk",
+            false,
+            format!("cannot read the file system of {}", s.path.display()),
+        );
+    };
+    let store = used(&s.path);
+    let usable = match s.budget {
+        Budget::MaxBytes(n) => n.min(free + store),
+        Budget::ReserveFree(r) => (free + store).saturating_sub(r),
+    } as f64;
+    let head = format!(
+        "{}: {} file system, {} free, the store may use {}",
+        s.path.display(),
+        gib(size as f64),
+        gib(free as f64),
+        gib(usable)
+    );
+    if bits_per_sec <= 0.0 {
+        return Line::new(
+            "disk",
+            false,
+            format!("{head}; the days it holds cannot be measured: no camera is streaming"),
+        );
+    }
+    let per_day = bits_per_sec / 8.0 * 86_400.0;
+    let days = usable / per_day;
+    let want = f64::from(s.retention_days);
+    let detail = format!(
+        "{head}; at the measured {:.2} Mbit/s ({} a day) it holds {days:.1} days, retention_days is {}{}",
+        bits_per_sec / 1e6,
+        gib(per_day),
+        s.retention_days,
+        if all_measured {
+            ""
+        } else {
+            " (cameras not streaming are not counted)"
+        }
+    );
+    if days >= want {
+        Line::new("disk", true, detail)
+    } else {
+        Line::new(
+            "disk",
+            false,
+            format!(
+                "{detail}: too small, the oldest footage would go after {days:.1} days; {} days need {}: raise storage.max_bytes or fit a bigger disk, or lower the cameras' bitrate",
+                s.retention_days,
+                gib(per_day * want)
+            ),
+        )
+    }
+}
+
+/// For tests on machines whose clock is synchronised: `RDC_SIMULATE_UNSYNCED_CLOCK=1` makes
+/// the clock check fail as an unsynchronised clock would. It can only make the check fail.
+fn clock_line() -> Line {
+    let simulated = std::env::var_os("RDC_SIMULATE_UNSYNCED_CLOCK").is_some_and(|v| v == "1");
+    let s = crate::clockstate::read();
+    if s.synchronized && !simulated {
+        Line::new(
+            "clock",
+            true,
+            format!(
+                "synchronised (NTP), estimated error {} ms",
+                s.max_error_us.unwrap_or(0) / 1000
+            ),
+        )
+    } else {
+        Line::new(
+            "clock",
+            false,
+            format!(
+                "NOT synchronised{}: footage times cannot be relied on in court; check the unit's NTP (timedatectl; systemd-timesyncd or chrony) and that its 4G link is up",
+                if simulated { " (simulated)" } else { "" }
+            ),
+        )
+    }
+}
+
+fn uplink_lines(cfg: &Config) -> Vec<Line> {
+    let Some(u) = &cfg.uplink else {
+        return vec![Line::new(
+            "uplink",
+            false,
+            "no [uplink] in the configuration: officers cannot reach this unit",
+        )];
+    };
+    let listening = match std::net::UdpSocket::bind(u.listen) {
+        // Someone holds the port; when the recorder runs, it is the recorder.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Line::new(
+            "uplink listening",
+            true,
+            format!("UDP {} is open (QUIC)", u.listen),
+        ),
+        Err(e) => Line::new(
+            "uplink listening",
+            false,
+            format!("cannot check UDP {}: {e}", u.listen),
+        ),
+        Ok(_) => Line::new(
+            "uplink listening",
+            false,
+            format!(
+                "nothing listens on UDP {}: is the recorder running? (systemctl status rdc-recorder)",
+                u.listen
+            ),
+        ),
+    };
+    let cert = match std::fs::read_to_string(&u.cert)
+        .ok()
+        .and_then(|pem| rdc_uplink::tls::cert_der(&pem))
+    {
+        None => Line::new(
+            "uplink certificate",
+            false,
+            format!("{} is not a readable certificate", u.cert.display()),
+        ),
+        Some(der) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            match rdc_uplink::pki::not_after(&der) {
+                None => Line::new("uplink certificate", false, "its validity cannot be read"),
+                Some(end) => {
+                    let days = (end - now) as f64 / 86_400.0;
+                    let name = rdc_uplink::pki::common_name(&der).unwrap_or_default();
+                    let detail = format!(
+                        "{name}, valid until {} ({days:.0} days)",
+                        rdc_storage::clock::rfc3339(end * 1_000_000_000)
+                    );
+                    if days > 30.0 {
+                        Line::new("uplink certificate", true, detail)
+                    } else {
+                        Line::new(
+                            "uplink certificate",
+                            false,
+                            format!(
+                                "{detail}: renew it now (rdc keys unit, on the scheme's machine), before officers are locked out"
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+    };
+    vec![listening, cert]
+}
+
+/// Where the package installs the unit file, and where an administrator overrides it.
+const UNIT_FILES: [&str; 3] = [
+    "/etc/systemd/system/rdc-recorder.service",
+    "/lib/systemd/system/rdc-recorder.service",
+    "/usr/lib/systemd/system/rdc-recorder.service",
+];
+
+fn hardening_line(unit_file: Option<&Path>) -> Line {
+    let file = unit_file
+        .map(Path::to_path_buf)
+        .or_else(|| UNIT_FILES.iter().map(PathBuf::from).find(|p| p.exists()));
+    let Some(file) = file else {
+        return Line::new(
+            "service hardening",
+            false,
+            "rdc-recorder.service is not installed (install the package)",
+        );
+    };
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&file)
+        .output();
+    let text = match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => {
+            return Line::new(
+                "service hardening",
+                false,
+                format!("cannot run systemd-analyze: {e}"),
+            );
+        }
+    };
+    let score = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok());
+    match score {
+        Some(s) if s <= 2.0 => Line::new(
+            "service hardening",
+            true,
+            format!(
+                "systemd exposure {s:.1} (at most 2.0) for {}",
+                file.display()
+            ),
+        ),
+        Some(s) => Line::new(
+            "service hardening",
+            false,
+            format!(
+                "systemd exposure {s:.1} for {}, over 2.0: a drop-in weakens the shipped unit (systemctl cat rdc-recorder)",
+                file.display()
+            ),
+        ),
+        None => Line::new(
+            "service hardening",
+            false,
+            format!("systemd-analyze gave no score for {}", file.display()),
+        ),
+    }
+}
+
+/// Prints the lines for a person (or, with `json`, for tools); returns whether all passed.
+pub fn print(lines: &[Line], json: bool) -> bool {
+    let failed = lines.iter().filter(|l| !l.pass).count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "pass": failed == 0, "checks": lines })
+        );
+    } else {
+        let w = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);
+        for l in lines {
+            println!(
+                "{}  {:<w$}  {}",
+                if l.pass { "PASS" } else { "FAIL" },
+                l.check,
+                l.detail
+            );
+        }
+        if failed == 0 {
+            println!("selftest: all {} checks passed", lines.len());
+        } else {
+            println!("selftest: {failed} of {} checks FAILED", lines.len());
+        }
+    }
+    failed == 0
+}
