@@ -376,14 +376,14 @@ impl Validator {
             if let Some(Some(secret)) = &password {
                 // Read only to compare; a secret that cannot be read yet (a systemd credential
                 // outside the service) is checked when the daemon starts.
-                if let Ok(pw) = secret.read() {
-                    if let Some(why) = crate::factory_default(c.username.as_deref(), pw.expose()) {
-                        self.err(
-                            k("password_file"),
-                            secret.to_string(),
-                            format!("holds {why}: set a password of the camera's own on the camera, then here (R11: no default credentials survive deployment)"),
-                        );
-                    }
+                if let Ok(pw) = secret.read()
+                    && let Some(why) = crate::factory_default(c.username.as_deref(), pw.expose())
+                {
+                    self.err(
+                        k("password_file"),
+                        secret.to_string(),
+                        format!("holds {why}: set a password of the camera's own on the camera, then here (R11: no default credentials survive deployment)"),
+                    );
                 }
             }
             match (id, url, transport, password) {

@@ -5,5 +5,6 @@
 mod audit;
 mod export;
 mod fetch;
+mod field;
 mod harness;
 mod recording;

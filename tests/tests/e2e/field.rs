@@ -1,0 +1,298 @@
+//! The field engineer's tools: `rdc-recorder init` and `rdc keys sign-unit` (the unit's keys
+//! made on the unit), and `rdc-recorder selftest`, its lines passing and failing for what a
+//! person on a ladder must see.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::*;
+
+/// `rdc-recorder selftest` on `config`, the shipped unit file scored, the clock's failure
+/// simulated (this machine's may or may not be synchronised): exit code and JSON checks.
+fn selftest(config: &Path) -> (i32, Vec<serde_json::Value>, String) {
+    let unit_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/rdc-recorder.service");
+    let o = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["selftest", "--seconds", "3", "--json", "--config"])
+        .arg(config)
+        .arg("--unit-file")
+        .arg(&unit_file)
+        .env("RDC_SIMULATE_UNSYNCED_CLOCK", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text}{}", String::from_utf8_lossy(&o.stderr)));
+    (
+        o.status.code().unwrap_or(-1),
+        v["checks"].as_array().unwrap().clone(),
+        text,
+    )
+}
+
+fn line<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    checks
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in {checks:#?}"))
+}
+
+fn assert_line(checks: &[serde_json::Value], name: &str, pass: bool, says: &str) {
+    let l = line(checks, name);
+    assert_eq!(l["pass"], pass, "{name}: {l:#}");
+    assert!(
+        l["detail"].as_str().unwrap().contains(says),
+        "{name} does not say {says:?}: {l:#}"
+    );
+}
+
+#[test]
+fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
+    let s = Scheme::new();
+    // On the unit: its keys and a request; on the scheme's machine: the certificate.
+    let state = s.keys.path().join("state");
+    let init = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "e2e", "--dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&init.stdout).starts_with("-----BEGIN CERTIFICATE REQUEST-----")
+    );
+    for f in ["unit-signing-key.p8", "uplink.key"] {
+        let mode = std::fs::metadata(state.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    let key_before = std::fs::read(state.join("uplink.key")).unwrap();
+    let signed = rdc(&[
+        "keys",
+        "sign-unit",
+        "--ca-dir",
+        &s.path("ca"),
+        "--csr",
+        &state.join("uplink.csr").display().to_string(),
+        "--dir",
+        &s.path("unit"),
+    ]);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    // Run again: the keys are kept, a new request made for the same key.
+    let again = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "e2e", "--dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(std::fs::read(state.join("uplink.key")).unwrap(), key_before);
+    // The unit's [uplink] uses the key init made (Scheme::unit reads unit/e2e.key).
+    std::fs::copy(state.join("uplink.key"), s.keys.path().join("unit/e2e.key")).unwrap();
+
+    let cam = Camera::start(&["--credentials", "recorder:k7-Lw9q!x"]);
+    let pw = s.keys.path().join("front.pw");
+    std::fs::write(&pw, "k7-Lw9q!x\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut unit = s.unit(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: format!(
+            "username = \"recorder\"\npassword_file = \"{}\"",
+            pw.display()
+        ),
+    }]);
+    unit.start();
+    unit.wait_connected(1);
+    // The officer reaches the unit whose certificate came from the request.
+    let st = s.rdc("status", &[]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+
+    let (code, checks, text) = selftest(&unit.config());
+    assert_eq!(code, 1, "a failing check exits 1: {text}");
+    assert_line(&checks, "configuration", true, "valid");
+    assert_line(&checks, "camera front", true, "H.264 640x360");
+    assert_line(&checks, "camera front", true, "fps");
+    assert_line(&checks, "uplink listening", true, "is open");
+    assert_line(&checks, "uplink certificate", true, "e2e, valid until");
+    assert_line(&checks, "service hardening", true, "systemd exposure 1.");
+    assert_line(&checks, "clock", false, "NOT synchronised (simulated)");
+    // 2 GiB of budget at the camera's ~1 Mbit/s is hours, not the default 31 days.
+    assert_line(&checks, "disk", false, "too small");
+    assert_line(&checks, "disk", false, "retention_days is 31");
+    unit.stop();
+    // Without its recorder, nothing listens.
+    let (_, checks, _) = selftest(&unit.config());
+    assert_line(&checks, "uplink listening", false, "nothing listens");
+    // The same as lines for a person.
+    let o = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["selftest", "--seconds", "1", "--config"])
+        .arg(unit.config())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("PASS  camera front")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL  uplink listening")),
+        "{text}"
+    );
+    assert!(text.contains("checks FAILED"), "{text}");
+}
+
+#[test]
+fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificate_and_sample_credentials()
+ {
+    let s = Scheme::new();
+    // A unit certificate with 10 days left (in place of the one Scheme made).
+    for f in ["unit/e2e.key", "unit/e2e.crt"] {
+        std::fs::remove_file(s.keys.path().join(f)).unwrap();
+    }
+    let short = rdc(&[
+        "keys",
+        "unit",
+        "--ca-dir",
+        &s.path("ca"),
+        "--id",
+        "e2e",
+        "--dir",
+        &s.path("unit"),
+        "--days",
+        "10",
+    ]);
+    assert!(
+        short.status.success(),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    let cam = Camera::start(&["--credentials", "recorder:k7-Lw9q!x"]);
+    let bad = s.keys.path().join("bad.pw");
+    std::fs::write(&bad, "not-the-password\n").unwrap();
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let dead = format!("rtsp://127.0.0.1:{}/cam", free_port());
+    let unit = s.unit(&[
+        Cam {
+            id: "dead",
+            url: dead,
+            extra: String::new(),
+        },
+        Cam {
+            id: "locked",
+            url: cam.url(),
+            extra: format!(
+                "username = \"recorder\"\npassword_file = \"{}\"",
+                bad.display()
+            ),
+        },
+    ]);
+    let (code, checks, _) = selftest(&unit.config());
+    assert_eq!(code, 1);
+    assert_line(
+        &checks,
+        "camera dead",
+        false,
+        "cannot connect to the camera",
+    );
+    assert_line(&checks, "camera locked", false, "refused the credentials");
+    assert_line(&checks, "uplink certificate", false, "renew it now");
+    assert_line(&checks, "disk", false, "no camera is streaming");
+
+    // The camera's factory password: the configuration is refused, saying which.
+    let factory = s.keys.path().join("factory.pw");
+    std::fs::write(&factory, "12345\n").unwrap();
+    std::fs::set_permissions(&factory, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let unit = s.unit(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: format!(
+            "username = \"admin\"\npassword_file = \"{}\"",
+            factory.display()
+        ),
+    }]);
+    let (code, checks, _) = selftest(&unit.config());
+    assert_eq!(code, 1);
+    assert_line(&checks, "configuration", false, "factory-default password");
+    // And the daemon will not start with it.
+    let run = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["run", "--config"])
+        .arg(unit.config())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("factory-default"));
+    // Nor with the example configuration's sample recipients.
+    let sample = std::fs::read_to_string(unit.config())
+        .unwrap()
+        .replace(&s.officer_public, rdc_config::SAMPLE_RECIPIENTS[0]);
+    let p = s.keys.path().join("sample.toml");
+    std::fs::write(&p, sample).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("sample key"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The shipped unit: `systemd-analyze verify` passes (with the binary where the unit expects
+/// it: here the one built for the tests) and `systemd-analyze security` rates it 2.0 or lower.
+#[test]
+fn the_shipped_systemd_unit_verifies_and_is_hardened() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/rdc-recorder.service");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    assert!(text.contains("ExecStart=/usr/bin/rdc-recorder run"));
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("rdc-recorder.service");
+    std::fs::write(
+        &unit,
+        text.replace(
+            "/usr/bin/rdc-recorder",
+            env!("CARGO_BIN_EXE_rdc-recorder-under-test"),
+        ),
+    )
+    .unwrap();
+    let v = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success() && v.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let sec = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&sec.stdout);
+    let score: f64 = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {out}"));
+    assert!(score <= 2.0, "exposure {score}");
+}
