@@ -122,6 +122,32 @@ pub(crate) enum Cmd {
         #[arg(long)]
         identity: Option<PathBuf>,
     },
+    /// Commissioning (field engineers, before the unit is in service): a live still of each
+    /// camera to set its view (PNG files in --out), or with --done, mark the unit in service.
+    Commission {
+        #[command(flatten)]
+        target: Target,
+        /// Cameras (default: all the unit has).
+        #[arg(long = "camera")]
+        cameras: Vec<Id>,
+        /// Mark the unit in service: from then on engineers see no footage.
+        #[arg(long)]
+        done: bool,
+        /// Why, with --done (recorded in the unit's audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Where the stills go.
+        #[arg(long, short, default_value = ".")]
+        out: PathBuf,
+    },
+    /// The unit's selftest, run by the unit: cameras, disk, clock, uplink, configuration,
+    /// hardening. One PASS/FAIL line each; exit 1 on any failure.
+    Selftest {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
     /// Holds on footage (managers): keep footage past retention for a case.
     Holds {
         #[command(flatten)]

@@ -72,6 +72,7 @@ mod export;
 mod fetch;
 mod keys;
 pub mod mp4;
+mod still;
 mod time;
 mod units;
 mod verify;
@@ -174,6 +175,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         } => fetch(&target, &footage, identity.as_deref(), &out).await,
         Cmd::Export { target, export } => export::export(&target, &export).await,
+        Cmd::Commission {
+            target,
+            cameras,
+            done,
+            reason,
+            out,
+        } => {
+            if done && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                bail!("--done needs --reason (e.g. the installation's job number)");
+            }
+            still::commission(&target, &cameras, reason.as_deref().filter(|_| done), &out).await
+        }
+        Cmd::Selftest { target, json } => still::selftest(&target, json).await,
         Cmd::Verify { dir, ca, identity } => {
             verify::verify(&dir, ca.as_deref(), identity.as_deref())
         }

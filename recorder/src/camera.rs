@@ -17,7 +17,7 @@ use rdc_storage::{Clocks, Frame, Store, TimeSource};
 use crate::clockstate;
 use crate::ingest::{AuFrame, CameraSpec, Event, Session};
 use crate::timing::{Stamper, TimeMap, choose_wall};
-use crate::tsmux::{TsMuxer, ns_to_90k};
+use crate::tsmux::{Codec, TsMuxer, ns_to_90k};
 
 /// How often a camera's supervisor looks at its session (ended? silent?).
 const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
@@ -54,7 +54,18 @@ pub struct CameraState {
     pub dropped: AtomicU64,
     pub segments: AtomicU64,
     pub last_cause: Mutex<Option<String>>,
+    /// Bytes and keyframes received (for the selftest's bitrate and keyframe spacing).
+    pub bytes: AtomicU64,
+    pub keyframes: AtomicU64,
+    /// The stream as the camera set it up: codec and size.
+    pub stream: Mutex<Option<StreamShape>>,
+    /// The newest keyframe (Annex B with its parameter sets) and its wall-clock time: the
+    /// commissioning still.
+    pub last_keyframe: Mutex<Option<(Codec, Vec<u8>, i64)>>,
 }
+
+/// A camera's stream as it set it up: codec, and width and height when known.
+pub type StreamShape = (Codec, Option<(u32, u32)>);
 
 /// A running camera.
 #[derive(Debug)]
@@ -263,8 +274,11 @@ fn write_loop(
         }
         match ev {
             Event::Started {
-                codec, frame_ns, ..
+                codec,
+                frame_ns,
+                size,
             } => {
+                *state.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some((codec, size));
                 tracing::info!(
                     camera = id,
                     ?codec,
@@ -354,6 +368,16 @@ fn push_frame(
         times.source = source;
     }
     writer.set_times(source);
+    state
+        .bytes
+        .fetch_add(f.data.len() as u64, Ordering::Relaxed);
+    if f.keyframe {
+        state.keyframes.fetch_add(1, Ordering::Relaxed);
+        *state
+            .last_keyframe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((mux.codec(), f.data.clone(), wall));
+    }
     let (pts90, dts90) = (ns_to_90k(pts), ns_to_90k(dts));
     ts.clear();
     mux.mux(&f.data, pts90, dts90, f.keyframe, ts);

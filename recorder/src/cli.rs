@@ -43,6 +43,20 @@ enum Cmd {
         #[arg(long, default_value = "rdc")]
         user: String,
     },
+    /// Commissioning: `--done` marks the unit in service (from then on nobody sees a live still;
+    /// audited); without it, says whether the unit is in service.
+    Commission {
+        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(long)]
+        done: bool,
+        /// Who marks it (recorded in the audit log).
+        #[arg(long, default_value = "field engineer (on the unit)")]
+        by: String,
+        /// Why (e.g. the installation's job number), for the audit log.
+        #[arg(long, required_if_eq("done", "true"))]
+        reason: Option<String>,
+    },
     /// Check a configuration file: print the effective configuration, or every problem in it.
     CheckConfig {
         #[arg(default_value = rdc_config::DEFAULT_PATH)]
@@ -129,6 +143,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { path } => Ok(check_config(&path)),
+        Cmd::Commission {
+            config,
+            done,
+            by,
+            reason,
+        } => {
+            let Some(cfg) = load(&config) else {
+                return Ok(ExitCode::from(1));
+            };
+            let p = crate::commission::path(&cfg);
+            if done {
+                let reason = reason.unwrap_or_default();
+                if reason.trim().is_empty() {
+                    anyhow::bail!("--reason: say why (e.g. the installation's job number)");
+                }
+                let now = rdc_storage::Clocks::wall_ns(&RealClocks);
+                let m = crate::commission::mark(&p, &by, &reason, now)?;
+                println!(
+                    "in service since {} (marked by {}: {}); engineers see no footage from now on. The recorder puts this in the audit log within a second (or at its next start).",
+                    rfc3339(m.since_ns),
+                    m.by,
+                    m.reason
+                );
+            } else {
+                match crate::commission::read(&p) {
+                    Some(m) => println!(
+                        "in service since {} (marked by {}: {})",
+                        rfc3339(m.since_ns),
+                        m.by,
+                        m.reason
+                    ),
+                    None => println!(
+                        "being commissioned: engineers may see a live still of each camera (rdc commission); mark it in service with --done when the views are set"
+                    ),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Init { id, dir, user } => {
             let m = crate::init::init(&id, &dir, &user)?;
             for p in &m.created {
@@ -158,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &crate::selftest::Options {
                     watch: std::time::Duration::from_secs(seconds.clamp(1, 60)),
                     unit_file,
+                    live: None,
                 },
             );
             Ok(if crate::selftest::print(&lines, json) {

@@ -90,12 +90,18 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let states: Vec<(String, Arc<crate::camera::CameraState>)> = cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.state.clone()))
+        .collect();
+    let hooks = Arc::new(crate::hooks::Hooks::new(
+        config_path.to_owned(),
+        crate::commission::path(&cfg),
+        states.clone(),
+        &store,
+    ));
     let uplink = match &cfg.uplink {
         Some(u) => {
-            let states: Vec<(String, Arc<crate::camera::CameraState>)> = cameras
-                .iter()
-                .map(|c| (c.id.clone(), c.state.clone()))
-                .collect();
             let live: rdc_uplink::server::LiveStatus = Arc::new(move || live_status(&states));
             let about = rdc_uplink::protocol::UnitInfo {
                 operator: cfg.unit.operator.clone(),
@@ -103,11 +109,13 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
                 purpose: cfg.unit.purpose.clone(),
                 site: cfg.unit.site.clone(),
             };
-            Some(rt.block_on(async { start_uplink(u, &store, live, about) })?)
+            let server =
+                rt.block_on(async { start_uplink(u, &store, live, about, hooks.clone()) })?;
+            Some(server)
         }
         None => None,
     };
-    rt.block_on(housekeeping(&store, &cameras))?;
+    rt.block_on(housekeeping(&store, &cameras, &hooks))?;
     if let Some(server) = uplink {
         server.close();
     }
@@ -132,7 +140,11 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
 
 /// The daemon's own loop until SIGTERM/SIGINT: the systemd watchdog every second, retention
 /// every minute, STATUS every 10 s.
-async fn housekeeping(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
+async fn housekeeping(
+    store: &Store,
+    cameras: &[Camera],
+    hooks: &crate::hooks::Hooks,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -150,6 +162,7 @@ async fn housekeeping(store: &Store, cameras: &[Camera]) -> anyhow::Result<()> {
         if watchdog.is_some() {
             notify::notify("WATCHDOG=1");
         }
+        hooks.audit_local_mark(store);
         if n % 60 == 1 {
             match store.enforce_retention() {
                 Ok(r) if r.expired + r.over_budget > 0 => tracing::info!(
@@ -204,6 +217,7 @@ fn start_uplink(
     store: &Store,
     live: rdc_uplink::server::LiveStatus,
     about: rdc_uplink::protocol::UnitInfo,
+    hooks: Arc<crate::hooks::Hooks>,
 ) -> anyhow::Result<std::sync::Arc<rdc_uplink::server::Server>> {
     use rdc_uplink::tls;
     let key = u
@@ -228,7 +242,8 @@ fn start_uplink(
         rdc_uplink::server::Server::bind(u.listen, server_tls, u.users.clone(), store.clone())
             .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
             .with_live_status(live)
-            .with_unit_info(about);
+            .with_unit_info(about)
+            .with_hooks(hooks);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
     let server = std::sync::Arc::new(server);
     tokio::spawn(server.clone().serve_shared());

@@ -9,7 +9,9 @@
 pub mod camera;
 pub mod cli;
 pub mod clockstate;
+pub mod commission;
 pub mod daemon;
+pub mod hooks;
 pub mod ingest;
 pub mod init;
 pub mod logging;

@@ -42,6 +42,8 @@ pub struct Options {
     pub watch: Duration,
     /// The installed systemd unit to score (default: where the package installs it).
     pub unit_file: Option<PathBuf>,
+    /// Inside the daemon: measure the cameras it is recording, not new sessions.
+    pub live: Option<Vec<(String, Arc<crate::camera::CameraState>)>>,
 }
 
 /// What a camera's stream looked like.
@@ -51,7 +53,9 @@ struct Measured {
     size: Option<(u32, u32)>,
     frames: u64,
     bytes: u64,
-    keyframes: Vec<Instant>,
+    keyframes: u64,
+    /// Seconds since the newest keyframe, when one came.
+    last_keyframe_ago: Option<f64>,
     secs: f64,
 }
 
@@ -82,7 +86,10 @@ pub fn run(config: &Path, opts: &Options) -> Vec<Line> {
     };
     let (first, cfg) = cfg.into_iter().next().expect("one");
     let mut lines = vec![first];
-    let measured = watch_cameras(&cfg, opts.watch);
+    let measured = match &opts.live {
+        Some(states) => measure_live(states, opts.watch),
+        None => watch_cameras(&cfg, opts.watch),
+    };
     let mut bits_per_sec = 0.0;
     let mut all_measured = true;
     for (id, m) in &measured {
@@ -147,6 +154,7 @@ fn watch_camera(spec: &CameraSpec, watch: Duration) -> Result<Measured, String> 
     let give_up = Instant::now() + watch + Duration::from_secs(10);
     let mut m = Measured::default();
     let mut started: Option<Instant> = None;
+    let mut last_key: Option<Instant> = None;
     let result = loop {
         if started.is_some_and(|s| s.elapsed() >= watch) {
             break Ok(());
@@ -172,7 +180,8 @@ fn watch_camera(spec: &CameraSpec, watch: Duration) -> Result<Measured, String> 
                 m.frames += 1;
                 m.bytes += f.data.len() as u64;
                 if f.keyframe {
-                    m.keyframes.push(now);
+                    m.keyframes += 1;
+                    last_key = Some(now);
                 }
             }
             Ok(Event::Gap { cause }) => break Err(cause),
@@ -185,8 +194,64 @@ fn watch_camera(spec: &CameraSpec, watch: Duration) -> Result<Measured, String> 
         }
     };
     m.secs = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    m.last_keyframe_ago = last_key.map(|k| k.elapsed().as_secs_f64());
     session.stop();
     result.map(|()| m)
+}
+
+/// The daemon's own cameras, measured over `watch` from its counters.
+fn measure_live(
+    states: &[(String, Arc<crate::camera::CameraState>)],
+    watch: Duration,
+) -> Vec<(String, Result<Measured, String>)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let snap = |s: &crate::camera::CameraState| {
+        (
+            s.frames.load(Relaxed),
+            s.bytes.load(Relaxed),
+            s.keyframes.load(Relaxed),
+        )
+    };
+    let before: Vec<_> = states.iter().map(|(_, s)| snap(s)).collect();
+    let t = Instant::now();
+    std::thread::sleep(watch);
+    let secs = t.elapsed().as_secs_f64();
+    let now_wall = rdc_storage::Clocks::wall_ns(&rdc_storage::RealClocks);
+    states
+        .iter()
+        .zip(before)
+        .map(|((id, s), b)| {
+            let a = snap(s);
+            let stream = *s.stream.lock().unwrap_or_else(|p| p.into_inner());
+            let r = if !s.recording.load(Relaxed) && a.0 == b.0 {
+                Err(s
+                    .last_cause
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+                    .map_or(
+                        "not recording: no stream from the camera yet".to_owned(),
+                        |c| format!("not recording: {c}"),
+                    ))
+            } else {
+                Ok(Measured {
+                    codec: stream.map(|x| x.0),
+                    size: stream.and_then(|x| x.1),
+                    frames: a.0 - b.0,
+                    bytes: a.1 - b.1,
+                    keyframes: a.2 - b.2,
+                    last_keyframe_ago: s
+                        .last_keyframe
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                        .map(|k| (now_wall - k.2) as f64 / 1e9),
+                    secs,
+                })
+            };
+            (id.clone(), r)
+        })
+        .collect()
 }
 
 fn camera_line(id: &str, m: &Measured) -> (Line, f64) {
@@ -202,24 +267,20 @@ fn camera_line(id: &str, m: &Measured) -> (Line, f64) {
     let size = m
         .size
         .map_or("size unknown".to_owned(), |(w, h)| format!("{w}x{h}"));
-    let gop = match m.keyframes.as_slice() {
-        [a, .., b] => format!(
-            "a keyframe every {:.1} s",
-            b.duration_since(*a).as_secs_f64() / (m.keyframes.len() - 1) as f64
-        ),
-        [_] => "one keyframe seen".to_owned(),
-        [] => String::new(),
+    let gop = match m.keyframes {
+        0 => String::new(),
+        1 => "one keyframe seen".to_owned(),
+        n => format!("a keyframe every {:.1} s", secs / n as f64),
     };
     let last = m
-        .keyframes
-        .last()
-        .map(|k| format!("last {:.1} s ago", k.elapsed().as_secs_f64()))
+        .last_keyframe_ago
+        .map(|a| format!("last {a:.1} s ago"))
         .unwrap_or_default();
     let detail = format!(
         "{codec} {size}, {fps:.1} fps, {:.2} Mbit/s, {gop}, {last}",
         bps / 1e6
     );
-    if m.keyframes.is_empty() {
+    if m.keyframes == 0 {
         return (
             Line::new(
                 check,

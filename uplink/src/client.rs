@@ -10,7 +10,8 @@ use rdc_format::SegmentEntry;
 use rdc_format::chain::Entry;
 
 use crate::protocol::{
-    self, Answer, AuditAnswer, Justification, Refusal, Request, Response, StatusAnswer,
+    self, Answer, AuditAnswer, CheckLine, Justification, Refusal, Request, Response, StatusAnswer,
+    StillInfo,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +183,53 @@ impl Client {
         match self.call(&Request::Audit { from_seq }).await? {
             Answer::Audit(a) => Ok(a),
             other => Err(unexpected("audit", &other)),
+        }
+    }
+
+    /// A live still from `camera` while the unit is being commissioned: what it is, and the
+    /// keyframe's bytes.
+    pub async fn still(&self, camera: &Id) -> Result<(StillInfo, Vec<u8>), ClientError> {
+        let (resp, mut recv) = self
+            .request(&Request::Still {
+                camera: camera.clone(),
+            })
+            .await?;
+        let (info, len) = match resp {
+            Response::Ok {
+                answer: Answer::Still(info),
+                len: Some(len),
+            } => (info, len),
+            Response::Ok { answer, .. } => return Err(unexpected("still", &answer)),
+            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
+        };
+        let bytes = recv.read_to_end(16 << 20).await.map_err(|e| self.link(e))?;
+        if bytes.len() as u64 != len {
+            return Err(ClientError::Link(format!(
+                "received {} of {len} bytes",
+                bytes.len()
+            )));
+        }
+        Ok((info, bytes))
+    }
+
+    /// Marks the unit in service; returns since when (ns).
+    pub async fn commission_done(&self, reason: &str) -> Result<i64, ClientError> {
+        match self
+            .call(&Request::CommissionDone {
+                reason: reason.to_owned(),
+            })
+            .await?
+        {
+            Answer::InService { since_ns } => Ok(since_ns),
+            other => Err(unexpected("commission done", &other)),
+        }
+    }
+
+    /// The unit's selftest.
+    pub async fn selftest(&self) -> Result<Vec<CheckLine>, ClientError> {
+        match self.call(&Request::SelfTest).await? {
+            Answer::SelfTest(lines) => Ok(lines),
+            other => Err(unexpected("selftest", &other)),
         }
     }
 

@@ -87,6 +87,18 @@ pub enum Request {
     Audit {
         from_seq: u64,
     },
+    /// A live still from a camera, to set its view while the unit is being commissioned
+    /// (engineers and managers; refused once the unit is in service). The keyframe's bytes
+    /// (Annex B, with its parameter sets) follow the answer; `rdc` decodes it.
+    Still {
+        camera: Id,
+    },
+    /// Marks the unit in service: from then on engineers see no footage at all.
+    CommissionDone {
+        reason: String,
+    },
+    /// The unit's selftest, as `rdc-recorder selftest` runs it on the unit.
+    SelfTest,
     /// Records an export of footage already fetched (`rdc export`) in the audit log and answers
     /// with the signed entry, which the bundle carries as its receipt. `digest` is
     /// [`rdc_format::export::segments_digest`] of the exported segments, so the receipt names
@@ -116,6 +128,9 @@ impl Request {
             Request::HoldRelease { .. } => "hold_release",
             Request::Audit { .. } => "audit",
             Request::ExportReceipt { .. } => "export",
+            Request::Still { .. } => "commission_still",
+            Request::CommissionDone { .. } => "commission_done",
+            Request::SelfTest => "selftest",
         }
     }
 
@@ -173,6 +188,12 @@ pub enum Refusal {
         offset: u64,
         len: u64,
     },
+    #[error(
+        "the unit has been in service since {since}: nobody sees a live still any more (a camera's view is set during commissioning; 001 §5.12)"
+    )]
+    InService { since: String },
+    #[error("there is no still from camera {camera} yet: it is not streaming; run `rdc selftest`")]
+    NoStill { camera: String },
     #[error("there is no active hold {id}: `rdc holds list` shows the active holds")]
     NoSuchHold { id: u64 },
     #[error("the hold was refused: {detail}")]
@@ -251,6 +272,35 @@ pub enum Answer {
     Audit(AuditAnswer),
     /// For `export_receipt`: the unit's signed audit entry recording the export.
     Receipt(Entry),
+    /// For `still`: the keyframe whose bytes follow.
+    Still(StillInfo),
+    /// For `commission_done`: in service since (ns).
+    InService {
+        since_ns: i64,
+    },
+    /// For `selftest`: one line per check.
+    SelfTest(Vec<CheckLine>),
+}
+
+/// The `detail` of the audit entry that records the unit going into service.
+pub fn in_service_detail(since_ns: i64) -> String {
+    format!("in service since {}", rdc_format::time::rfc3339(since_ns))
+}
+
+/// A still: which camera, its codec (`h264` or `h265`), when the keyframe was captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StillInfo {
+    pub camera: String,
+    pub codec: String,
+    pub wall_ns: i64,
+}
+
+/// One line of a selftest: a check, whether it passed, what was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckLine {
+    pub check: String,
+    pub pass: bool,
+    pub detail: String,
 }
 
 /// The unit's answer header.
@@ -330,6 +380,11 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 missing: "a release needs a reason".into(),
             });
         }
+        Request::CommissionDone { reason } if reason.trim().is_empty() => {
+            return Err(Refusal::Unjustified {
+                missing: "marking the unit in service needs a reason (e.g. the installation's job number)".into(),
+            });
+        }
         Request::ExportReceipt { why, .. } if why.purpose != Purpose::Export => {
             return Err(Refusal::Unjustified {
                 missing: "an export receipt needs the purpose export".into(),
@@ -394,6 +449,10 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
             (role.may_manage_holds(), "manager")
         }
         Request::Audit { .. } => (role.may_read_audit(), "manager or auditor"),
+        Request::Still { .. } | Request::CommissionDone { .. } | Request::SelfTest => (
+            matches!(role, Role::Engineer | Role::Manager),
+            "field engineer or manager",
+        ),
     };
     if allowed {
         Ok(())

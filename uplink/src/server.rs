@@ -18,7 +18,8 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::pki;
 use crate::protocol::{
-    self, Answer, AuditAnswer, LiveState, Refusal, Request, Response, StatusAnswer, UnitInfo,
+    self, Answer, AuditAnswer, CheckLine, LiveState, Refusal, Request, Response, StatusAnswer,
+    StillInfo, UnitInfo,
 };
 use crate::strangers::{Attempt, Strangers};
 use crate::tls::{PresentedLog, ServerTls};
@@ -41,11 +42,26 @@ pub struct Server {
     refused: Arc<Refused>,
 }
 
-/// What the daemon adds to every status answer.
+/// What the daemon adds to every status answer, and does for requests beyond the store.
 #[derive(Clone, Default)]
 struct Extra {
     live: Option<LiveStatus>,
     about: Option<UnitInfo>,
+    hooks: Option<Arc<dyn UnitHooks>>,
+}
+
+/// What the daemon does for the uplink beyond the store: stills while the unit is being
+/// commissioned, the in-service mark, the selftest.
+pub trait UnitHooks: Send + Sync {
+    /// The latest keyframe of `camera`: its codec (`h264`, `h265`), its bytes (Annex B, with
+    /// parameter sets) and when it was captured (ns).
+    fn still(&self, camera: &str) -> Option<(String, Vec<u8>, i64)>;
+    /// Since when the unit is in service (ns), if it is.
+    fn in_service(&self) -> Option<i64>;
+    /// Marks the unit in service now (an earlier mark stands); returns since when.
+    fn mark_in_service(&self, by: &str, reason: &str) -> Result<i64, String>;
+    /// The unit's selftest.
+    fn selftest(&self) -> Vec<CheckLine>;
 }
 
 /// Refused connections: the certificates they presented and the per-source tallies.
@@ -126,6 +142,12 @@ impl Server {
     /// Adds the daemon's live state to status answers.
     pub fn with_live_status(mut self, live: LiveStatus) -> Self {
         self.extra.live = Some(live);
+        self
+    }
+
+    /// Serves stills, the in-service mark and the selftest through `hooks`.
+    pub fn with_hooks(mut self, hooks: Arc<dyn UnitHooks>) -> Self {
+        self.extra.hooks = Some(hooks);
         self
     }
 
@@ -380,6 +402,20 @@ async fn serve_stream(
             audit(store, &rec).await?;
             respond(&mut send, &Response::Ok { answer, len: None }).await?;
         }
+        Ok(Handled::Blob(answer, bytes)) => {
+            rec.outcome = "granted".into();
+            rec.bytes = Some(bytes.len() as u64);
+            audit(store, &rec).await?;
+            respond(
+                &mut send,
+                &Response::Ok {
+                    answer,
+                    len: Some(bytes.len() as u64),
+                },
+            )
+            .await?;
+            send.write_all(&bytes).await?;
+        }
         Ok(Handled::Receipt) => {
             // The audit entry is the answer: written durably, then sent as it was signed.
             rec.outcome = "granted".into();
@@ -431,6 +467,8 @@ async fn audit(
 
 enum Handled {
     Answer(Answer),
+    /// An answer and bytes from memory (a still).
+    Blob(Answer, Vec<u8>),
     /// Answered with the audit entry of the request itself (an export receipt).
     Receipt,
     Bytes {
@@ -593,6 +631,36 @@ fn handle(
                     .map_err(refusal)?,
             ))
         }
+        Request::Still { camera } => {
+            rec.camera = Some(camera.to_string());
+            let h = hooks(extra)?;
+            if let Some(since) = h.in_service() {
+                return Err(Refusal::InService {
+                    since: rdc_format::time::rfc3339(since),
+                });
+            }
+            let (codec, bytes, wall_ns) = h.still(camera.as_str()).ok_or(Refusal::NoStill {
+                camera: camera.to_string(),
+            })?;
+            rec.from_ns = Some(wall_ns);
+            Ok(Handled::Blob(
+                Answer::Still(StillInfo {
+                    camera: camera.to_string(),
+                    codec,
+                    wall_ns,
+                }),
+                bytes,
+            ))
+        }
+        Request::CommissionDone { reason } => {
+            rec.reason = Some(reason.clone());
+            let since = hooks(extra)?
+                .mark_in_service(&peer.name, reason)
+                .map_err(|detail| Refusal::Failed { detail })?;
+            rec.detail = Some(protocol::in_service_detail(since));
+            answer(Answer::InService { since_ns: since })
+        }
+        Request::SelfTest => answer(Answer::SelfTest(hooks(extra)?.selftest())),
         Request::ExportReceipt {
             camera,
             from_ns,
@@ -626,6 +694,12 @@ fn handle(
                 .collect(),
         })),
     }
+}
+
+fn hooks(extra: &Extra) -> Result<&Arc<dyn UnitHooks>, Refusal> {
+    extra.hooks.as_ref().ok_or_else(|| Refusal::Failed {
+        detail: "this unit's uplink serves no stills, commissioning or selftest (it runs without its recorder)".into(),
+    })
 }
 
 async fn send_file(

@@ -296,3 +296,160 @@ fn the_shipped_systemd_unit_verifies_and_is_hardened() {
         .unwrap_or_else(|| panic!("no score in {out}"));
     assert!(score <= 2.0, "exposure {score}");
 }
+
+/// Commissioning: the engineer sees a still of each camera (H.264 and H.265) until the unit is
+/// marked in service, then none; the officer never through this; every request audited; a
+/// mark made on the unit is audited when the recorder sees it. And the remote selftest.
+#[test]
+fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
+    let s = Scheme::new();
+    let eng = rdc(&[
+        "keys",
+        "user",
+        "--ca-dir",
+        &s.path("ca"),
+        "--name",
+        "eng",
+        "--role",
+        "engineer",
+        "--dir",
+        &s.path("users"),
+    ]);
+    assert!(eng.status.success());
+    let mut users = std::fs::read_to_string(s.keys.path().join("user.toml")).unwrap();
+    users.push_str(&String::from_utf8_lossy(&eng.stdout));
+    std::fs::write(s.keys.path().join("user.toml"), users).unwrap();
+    let eng_units = s.keys.path().join("units-eng.toml");
+    std::fs::write(
+        &eng_units,
+        std::fs::read_to_string(s.keys.path().join("units.toml"))
+            .unwrap()
+            .replace("j.smith", "eng"),
+    )
+    .unwrap();
+    let eng_rdc = |args: &[&str]| {
+        let units = eng_units.display().to_string();
+        let mut all = vec![args[0], "--unit", "e2e", "--units", &units];
+        all.extend_from_slice(&args[1..]);
+        rdc(&all)
+    };
+    let front = Camera::start(&[]);
+    let rear = Camera::start(&["--codec", "h265"]);
+    let mut unit = s.unit(&[
+        Cam {
+            id: "front",
+            url: front.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "rear",
+            url: rear.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.start();
+    unit.wait_connected(2);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stills = s.keys.path().join("stills");
+    let o = eng_rdc(&["commission", "--out", &stills.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for cam in ["front", "rear"] {
+        let p = ffprobe(&["-show_streams"], &stills.join(format!("{cam}.png")));
+        assert_eq!(p["streams"][0]["codec_name"], "png", "{cam}: {p:#}");
+        assert_eq!(p["streams"][0]["width"], 640, "{cam}");
+        assert_eq!(p["streams"][0]["height"], 360, "{cam}");
+    }
+    // The officer gets no still (their footage goes through fetch, with a case and reason).
+    let o = s.rdc("commission", &["--out", &stills.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("field engineer or manager"));
+    // The remote selftest: the unit measures its own cameras.
+    let o = eng_rdc(&["selftest"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS  camera front") && l.contains("H.264 640x360")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS  camera rear") && l.contains("H.265")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS  uplink listening")),
+        "{text}"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the disk check fails (2 GiB): {text}"
+    );
+    // In service: no more stills, for anyone.
+    let o = eng_rdc(&["commission", "--done", "--reason", "installation job 42"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = eng_rdc(&[
+        "commission",
+        "--camera",
+        "front",
+        "--out",
+        &stills.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in service since"));
+    let audit = std::fs::read_to_string(unit.dir.path().join("store/logs/audit.jsonl")).unwrap();
+    let n = |action: &str, outcome: &str| {
+        audit
+            .lines()
+            .filter(|l| l.contains(&format!("\"action\":\"{action}\"")) && l.contains(outcome))
+            .count()
+    };
+    assert_eq!(
+        n("commission_still", "\"outcome\":\"granted\""),
+        2,
+        "{audit}"
+    );
+    assert_eq!(n("commission_still", "in service since"), 1, "{audit}");
+    assert_eq!(n("commission_done", "installation job 42"), 1, "{audit}");
+    assert!(
+        n("commission_still", "field engineer or manager") >= 1,
+        "{audit}"
+    );
+
+    // A mark made on the unit itself, while the recorder is stopped: audited at its start.
+    unit.stop();
+    std::fs::remove_file(unit.dir.path().join("store/in-service.json")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["commission", "--done", "--reason", "job 43", "--config"])
+        .arg(unit.config())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    unit.start();
+    wait_for(
+        "the local mark in the audit log",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(unit.dir.path().join("store/logs/audit.jsonl"))
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("commission_done") && l.contains("job 43"))
+        },
+    );
+    let o = eng_rdc(&[
+        "commission",
+        "--camera",
+        "front",
+        "--out",
+        &stills.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    unit.stop();
+    let audit = std::fs::read_to_string(unit.dir.path().join("store/logs/audit.jsonl")).unwrap();
+    assert_eq!(
+        audit.lines().filter(|l| l.contains("job 43")).count(),
+        1,
+        "the local mark is logged once: {audit}"
+    );
+}
