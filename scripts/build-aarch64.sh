@@ -4,7 +4,8 @@
 # (target/sysroot-arm64). Nothing arm64 is installed on the host: Debian 12's GStreamer -dev
 # packages are not co-installable across architectures, and installing the arm64 ones would
 # remove the host's own. Idempotent; as root (or with sudo).
-# Output: target/aarch64-unknown-linux-gnu/release/rdc-recorder
+# Output: target/aarch64-unknown-linux-gnu/release/rdc-recorder and rdc (other packages: pass
+# cargo's -p arguments, e.g. `--workspace`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
@@ -41,6 +42,12 @@ if [ ! -f "$sysroot/.complete" ]; then
   touch "$sysroot/.complete"
 fi
 
+# glibc's linker scripts (libc.so, libm.so, ...) name their libraries by absolute path: point
+# them into the sysroot too, or the linker looks for them on the host. Idempotent.
+grep -lsI "GNU ld script" "$sysroot"/usr/lib/aarch64-linux-gnu/*.so 2>/dev/null | while read -r f; do
+  sed -i -E "s#([ (])(/usr)?/lib/aarch64-linux-gnu/#\1$sysroot\2/lib/aarch64-linux-gnu/#g; s#([ (])/lib/ld-linux-aarch64#\1$sysroot/lib/ld-linux-aarch64#g" "$f"
+done
+
 lib=$sysroot/usr/lib/aarch64-linux-gnu
 export PKG_CONFIG_ALLOW_CROSS=1
 export PKG_CONFIG_SYSROOT_DIR=$sysroot
@@ -48,5 +55,7 @@ export PKG_CONFIG_LIBDIR=$lib/pkgconfig:$sysroot/usr/share/pkgconfig
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-rpath-link,$lib -C link-arg=-Wl,-rpath-link,$sysroot/lib/aarch64-linux-gnu"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-cargo build --locked --release --target aarch64-unknown-linux-gnu --workspace --bins
-file target/aarch64-unknown-linux-gnu/release/rdc-recorder target/aarch64-unknown-linux-gnu/release/rdc-fake-camera
+# What is shipped (the recorder and rdc) unless other cargo arguments are given.
+if [ $# -eq 0 ]; then set -- -p rdc-recorder -p rdc-cli; fi
+cargo build --locked --release --target aarch64-unknown-linux-gnu --bins "$@"
+file target/aarch64-unknown-linux-gnu/release/rdc-recorder target/aarch64-unknown-linux-gnu/release/rdc
