@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every check CI runs: formatting, clippy, the declared
-# rust-version, the docs, all tests.
-# Ends with one line summing every test binary: "tests: N passed, M failed".
+# rust-version, the docs, all tests, then the packages (scripts/test-packages.sh: both .deb
+# built, the amd64 one installed on a clean Debian 12 chroot, the arm64 binaries under qemu).
+# Ends with the line summing every test binary: "tests: N passed, M failed" (and, after it,
+# "packages: ok").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -16,6 +18,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --locked --workspace 2>&1 | tee "$log" || status=$?
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
-exit $status
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log")
+[ "$status" = 0 ] || { echo "$summary"; exit "$status"; }
+scripts/test-packages.sh
+echo "$summary"

@@ -428,26 +428,17 @@ fn uplink_lines(cfg: &Config) -> Vec<Line> {
             "no [uplink] in the configuration: officers cannot reach this unit",
         )];
     };
-    let listening = match std::net::UdpSocket::bind(u.listen) {
-        // Someone holds the port; when the recorder runs, it is the recorder.
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Line::new(
-            "uplink listening",
-            true,
-            format!("UDP {} is open (QUIC)", u.listen),
-        ),
-        Err(e) => Line::new(
-            "uplink listening",
-            false,
-            format!("cannot check UDP {}: {e}", u.listen),
-        ),
-        Ok(_) => Line::new(
+    let listening = if u.listen.port() == 0 {
+        Line::new(
             "uplink listening",
             false,
             format!(
-                "nothing listens on UDP {}: is the recorder running? (systemctl status rdc-recorder)",
+                "uplink.listen {} has port 0, so the port changes at every start: set a fixed one officers can reach",
                 u.listen
             ),
-        ),
+        )
+    } else {
+        listen_line(u.listen)
     };
     let cert = match std::fs::read_to_string(&u.cert)
         .ok()
@@ -487,6 +478,30 @@ fn uplink_lines(cfg: &Config) -> Vec<Line> {
         }
     };
     vec![listening, cert]
+}
+
+fn listen_line(listen: std::net::SocketAddr) -> Line {
+    match std::net::UdpSocket::bind(listen) {
+        // Someone holds the port; when the recorder runs, it is the recorder.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Line::new(
+            "uplink listening",
+            true,
+            format!("UDP {} is open (QUIC)", listen),
+        ),
+        Err(e) => Line::new(
+            "uplink listening",
+            false,
+            format!("cannot check UDP {}: {e}", listen),
+        ),
+        Ok(_) => Line::new(
+            "uplink listening",
+            false,
+            format!(
+                "nothing listens on UDP {}: is the recorder running? (systemctl status rdc-recorder)",
+                listen
+            ),
+        ),
+    }
 }
 
 /// Where the package installs the unit file, and where an administrator overrides it.
