@@ -6,6 +6,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use rdc_uplink::protocol::CheckLine;
+
 use crate::*;
 
 /// Decodes one keyframe (Annex B, with parameter sets) of `codec` (`h264`, `h265`) into a PNG.
@@ -122,22 +124,7 @@ pub(crate) async fn selftest(target: &Target, json: bool) -> anyhow::Result<()> 
     let lines = c.selftest().await?;
     c.close();
     let failed = lines.iter().filter(|l| !l.pass).count();
-    if json {
-        outln!(
-            "{}",
-            serde_json::json!({ "pass": failed == 0, "checks": lines })
-        );
-    } else {
-        let w = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);
-        for l in &lines {
-            outln!(
-                "{}  {:<w$}  {}",
-                if l.pass { "PASS" } else { "FAIL" },
-                l.check,
-                l.detail
-            );
-        }
-    }
+    outln!("{}", CheckLine::render(&lines, json).trim_end());
     if failed > 0 {
         return Err(CheckFailed(format!(
             "{failed} of {} checks of unit {} failed",

@@ -114,12 +114,5 @@ impl rdc_uplink::server::UnitHooks for Hooks {
                 live: Some(self.states.clone()),
             },
         )
-        .into_iter()
-        .map(|l| CheckLine {
-            check: l.check,
-            pass: l.pass,
-            detail: l.detail,
-        })
-        .collect()
     }
 }

@@ -13,27 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdc_config::{Budget, Config};
-use serde::Serialize;
 
 use crate::ingest::{CameraSpec, Event, Session};
 
-/// One check's outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct Line {
-    pub check: String,
-    pub pass: bool,
-    pub detail: String,
-}
-
-impl Line {
-    fn new(check: impl Into<String>, pass: bool, detail: impl Into<String>) -> Line {
-        Line {
-            check: check.into(),
-            pass,
-            detail: detail.into(),
-        }
-    }
-}
+/// One check's outcome: the line `rdc/1` carries too.
+pub use rdc_uplink::protocol::CheckLine as Line;
 
 /// What to check beyond the configuration file.
 #[derive(Debug, Clone)]
@@ -569,27 +553,6 @@ fn hardening_line(unit_file: Option<&Path>) -> Line {
 
 /// Prints the lines for a person (or, with `json`, for tools); returns whether all passed.
 pub fn print(lines: &[Line], json: bool) -> bool {
-    let failed = lines.iter().filter(|l| !l.pass).count();
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "pass": failed == 0, "checks": lines })
-        );
-    } else {
-        let w = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);
-        for l in lines {
-            println!(
-                "{}  {:<w$}  {}",
-                if l.pass { "PASS" } else { "FAIL" },
-                l.check,
-                l.detail
-            );
-        }
-        if failed == 0 {
-            println!("selftest: all {} checks passed", lines.len());
-        } else {
-            println!("selftest: {failed} of {} checks FAILED", lines.len());
-        }
-    }
-    failed == 0
+    print!("{}", Line::render(lines, json));
+    lines.iter().all(|l| l.pass)
 }

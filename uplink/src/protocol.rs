@@ -303,6 +303,40 @@ pub struct CheckLine {
     pub detail: String,
 }
 
+impl CheckLine {
+    pub fn new(check: impl Into<String>, pass: bool, detail: impl Into<String>) -> CheckLine {
+        CheckLine {
+            check: check.into(),
+            pass,
+            detail: detail.into(),
+        }
+    }
+
+    /// A selftest as people read it (`PASS  check  detail` a line, then a summary) or, with
+    /// `json`, for tools; the same on the unit and from `rdc selftest`.
+    pub fn render(lines: &[CheckLine], json: bool) -> String {
+        let failed = lines.iter().filter(|l| !l.pass).count();
+        if json {
+            return format!(
+                "{}\n",
+                serde_json::json!({ "pass": failed == 0, "checks": lines })
+            );
+        }
+        let w = lines.iter().map(|l| l.check.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for l in lines {
+            let mark = if l.pass { "PASS" } else { "FAIL" };
+            out.push_str(&format!("{mark}  {:<w$}  {}\n", l.check, l.detail));
+        }
+        out.push_str(&if failed == 0 {
+            format!("selftest: all {} checks passed\n", lines.len())
+        } else {
+            format!("selftest: {failed} of {} checks FAILED\n", lines.len())
+        });
+        out
+    }
+}
+
 /// The unit's answer header.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]

@@ -10,80 +10,29 @@ use crate::harness::*;
 
 #[test]
 fn officer_fetches_footage_with_rdc_over_quic() {
-    let keys = tempfile::tempdir().unwrap();
-    let k = |p: &str| keys.path().join(p).display().to_string();
-    assert!(
-        rdc(&["keys", "ca", "--scheme", "Test Housing", "--dir", &k("ca")])
-            .status
-            .success()
-    );
-    assert!(
-        rdc(&[
-            "keys",
-            "unit",
-            "--ca-dir",
-            &k("ca"),
-            "--id",
-            "e2e",
-            "--dir",
-            &k("unit")
-        ])
-        .status
-        .success()
-    );
-    let user = rdc(&[
-        "keys",
-        "user",
-        "--ca-dir",
-        &k("ca"),
-        "--name",
-        "j.smith",
-        "--dir",
-        &k("users"),
-    ]);
-    assert!(user.status.success());
-    let user_toml = String::from_utf8(user.stdout).unwrap();
-    let id = rdc(&["keys", "identity", "--out", &k("officer.key")]);
-    let officer_public = String::from_utf8(id.stdout).unwrap().trim().to_owned();
-    assert!(officer_public.starts_with("age1"));
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let uplink = format!(
-        "\n[uplink]\nlisten = \"127.0.0.1:{port}\"\ncert = \"{}\"\nkey_file = \"{}\"\nca = \"{}\"\n{}",
-        k("unit/e2e.crt"),
-        k("unit/e2e.key"),
-        k("ca/ca.crt"),
-        user_toml.replace("name = \"j.smith\"", "name = \"J. Smith\"")
-    );
+    let s = Scheme::new();
+    let keys = &s.keys;
+    let k = |p: &str| s.path(p);
+    assert!(s.officer_public.starts_with("age1"));
+    // The unit's configuration names the officer as a person would.
+    let user = std::fs::read_to_string(keys.path().join("user.toml")).unwrap();
+    std::fs::write(
+        keys.path().join("user.toml"),
+        user.replace("name = \"j.smith\"", "name = \"J. Smith\""),
+    )
+    .unwrap();
     let cam = Camera::start(&["--audio"]);
-    let mut unit = Unit::with(
-        &[Cam {
-            id: "front",
-            url: cam.url(),
-            extra: String::new(),
-        }],
-        Some(&officer_public),
-        &uplink,
-    );
+    let mut unit = s.unit(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
     unit.start();
     // A minute of footage: six closed 10 s segments.
     wait_for("a minute of footage", Duration::from_secs(100), || {
         segment_files(&unit, "front") >= 7
     });
     let units = keys.path().join("units.toml");
-    std::fs::write(
-        &units,
-        format!(
-            "[unit.e2e]\naddress = \"127.0.0.1:{port}\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
-            k("ca/ca.crt"),
-            k("users/j.smith.crt"),
-            k("users/j.smith.key")
-        ),
-    )
-    .unwrap();
     let out = keys.path().join("footage");
     let units_s = units.display().to_string();
     let out_s = out.display().to_string();
