@@ -8,6 +8,7 @@
 //! and the subtitle says why there is no footage.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, anyhow, bail};
 use gstreamer as gst;
@@ -52,6 +53,9 @@ pub fn cue_text(ns: i64, camera: &str, gap: Option<&Gap>) -> String {
     }
     t
 }
+
+/// The decode time and duration the last frame must have after the parser.
+type LastFrame = Arc<Mutex<Option<(gst::ClockTime, gst::ClockTime)>>>;
 
 /// A frame ready to be pushed: wall-clock decode time, presentation offset, bytes.
 struct Frame {
@@ -122,6 +126,22 @@ pub fn working_copy(
         .ok_or_else(|| anyhow!("appsrc without a src pad"))?
         .link(&sub_pad)
         .map_err(|e| anyhow!("linking the time track: {e:?}"))?;
+    // The parser gives every frame the stream's frame duration; the last one must keep the
+    // duration `feed` gave it (see there), so it is set again after the parser.
+    let last: LastFrame = Arc::new(Mutex::new(None));
+    let l = last.clone();
+    parse
+        .static_pad("src")
+        .ok_or_else(|| anyhow!("{parser} without a src pad"))?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let want = *l.lock().unwrap_or_else(|p| p.into_inner());
+            if let (Some((dts, dur)), Some(gst::PadProbeData::Buffer(b))) = (want, &mut info.data)
+                && b.dts() == Some(dts)
+            {
+                b.make_mut().set_duration(dur);
+            }
+            gst::PadProbeReturn::Ok
+        });
     pipeline.set_state(gst::State::Playing)?;
 
     let result = feed(
@@ -130,8 +150,8 @@ pub fn working_copy(
         (from_ns, to_ns),
         camera,
         gaps,
-        &vsrc,
-        &tsrc,
+        (&vsrc, &tsrc),
+        &last,
     );
     let _ = vsrc.end_of_stream();
     let _ = tsrc.end_of_stream();
@@ -196,8 +216,8 @@ fn feed(
     (from_ns, to_ns): (i64, i64),
     camera: &str,
     gaps: &[Gap],
-    vsrc: &gst_app::AppSrc,
-    tsrc: &gst_app::AppSrc,
+    (vsrc, tsrc): (&gst_app::AppSrc, &gst_app::AppSrc),
+    last: &LastFrame,
 ) -> anyhow::Result<Made> {
     let codec = first_video.codec;
     let mut first = frames_of(first_video, pieces[0].start_ns);
@@ -215,6 +235,7 @@ fn feed(
     let mut frames = 0u64;
     let mut pending: Option<Frame> = None;
     let mut end_ns = t0;
+    let mut max_pts_rel = 0i64;
 
     // A frame's wall time is its decode time plus the stream's first presentation offset (how
     // the recorder dates frames), so the time track runs that much behind the decode times.
@@ -275,6 +296,7 @@ fn feed(
             if let Some(l) = last_dts {
                 f.dts_wall = f.dts_wall.max(l + 1_000_000);
             }
+            max_pts_rel = max_pts_rel.max(f.dts_wall - t0 + f.pts_offset);
             if let Some(p) = pending.take() {
                 let d = f.dts_wall - p.dts_wall;
                 if d < 1_000_000_000 {
@@ -305,7 +327,17 @@ fn feed(
         }
     }
     if let Some(p) = pending.take() {
-        push(p, last_dur, &mut cue_at)?;
+        // With B-frames the frame shown last is not the one decoded last: the last sample lasts
+        // until the end of the frame shown last, or a player drops that frame (the track ends
+        // where the last sample does).
+        let rel = p.dts_wall - t0;
+        let dur = last_dur.max(max_pts_rel + last_dur - shift - rel);
+        end_ns = p.dts_wall + dur;
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = Some((
+            gst::ClockTime::from_nseconds(rel as u64),
+            gst::ClockTime::from_nseconds(dur as u64),
+        ));
+        push(p, dur, &mut cue_at)?;
         frames += 1;
     }
     push_cues_until(&mut cue_at, end_ns, Some(end_ns))?;
