@@ -437,6 +437,19 @@ pub enum ConfigError {
     },
 }
 
+impl Problem {
+    /// Whether this is a sample key or a default credential (R11): what `init` refuses before
+    /// it makes a unit's identity, when other problems (a certificate not issued yet) are
+    /// expected.
+    pub fn is_sample_or_default(&self) -> bool {
+        self.message
+            .contains("sample key from recorder.example.toml")
+            || self
+                .message
+                .contains("no default credentials survive deployment")
+    }
+}
+
 impl ConfigError {
     /// The individual problems (empty for read and syntax errors).
     pub fn problems(&self) -> &[Problem] {

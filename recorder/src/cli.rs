@@ -42,6 +42,10 @@ enum Cmd {
         /// The account the service runs as: owns the keys, when it exists.
         #[arg(long, default_value = "rdc")]
         user: String,
+        /// The unit's configuration, if written yet: refused if it holds the example's sample
+        /// keys or a camera's default credentials.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Commissioning: `--done` marks the unit in service (from then on nobody sees a live still;
     /// audited); without it, says whether the unit is in service.
@@ -181,7 +185,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Init { id, dir, user } => {
+        Cmd::Init {
+            id,
+            dir,
+            user,
+            config,
+        } => {
+            if let Some(c) = &config {
+                crate::init::refuse_samples(c)?;
+            }
             let m = crate::init::init(&id, &dir, &user)?;
             for p in &m.created {
                 eprintln!("created {} (mode 600)", p.display());

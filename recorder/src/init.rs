@@ -37,6 +37,29 @@ fn private(p: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a configuration that holds sample keys or default credentials (R11). Its other
+/// problems are expected while a unit is being set up (its certificate is not issued yet) and
+/// are left to `check-config`.
+pub fn refuse_samples(config: &Path) -> anyhow::Result<()> {
+    let Err(e) = rdc_config::Config::load(config) else {
+        return Ok(());
+    };
+    let bad: Vec<String> = e
+        .problems()
+        .iter()
+        .filter(|p| p.is_sample_or_default())
+        .map(|p| format!("  - {p}"))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} holds sample keys or default credentials; nothing was created:\n{}",
+        config.display(),
+        bad.join("\n")
+    )
+}
+
 /// Creates what is missing in `dir` for unit `id`; keeps existing keys (a new request is made
 /// for the same TLS key). Files are mode 600, owned by `user` when that account exists.
 pub fn init(id: &str, dir: &Path, user: &str) -> anyhow::Result<Made> {

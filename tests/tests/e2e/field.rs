@@ -252,6 +252,22 @@ fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificat
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // init refuses it too, and makes nothing.
+    let state = s.keys.path().join("state");
+    let init = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "e2e", "--dir"])
+        .arg(&state)
+        .arg("--config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(!init.status.success());
+    let err = String::from_utf8_lossy(&init.stderr);
+    assert!(
+        err.contains("sample key") && err.contains("nothing was created"),
+        "{err}"
+    );
+    assert!(!state.join("unit-signing-key.p8").exists());
 }
 
 /// The shipped unit: `systemd-analyze verify` passes (with the binary where the unit expects
