@@ -74,10 +74,24 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
-    /// The unit's cameras, storage, clock and the days of footage its disk really holds.
+    /// The unit's cameras, storage, clock and the days of footage its disk really holds. With
+    /// --activity (and a case and reason: it shows when things happened, and is audited), a
+    /// chart of each camera's bytes per minute over the last --hours: where to look first.
     Status {
         #[command(flatten)]
         target: Target,
+        #[arg(long)]
+        activity: bool,
+        /// Hours back from now, with --activity.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        /// Cameras to chart (default: all the unit has).
+        #[arg(long = "camera")]
+        cameras: Vec<Id>,
+        #[arg(long = "case")]
+        case_ref: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Segments of a camera in a time range.
     List {

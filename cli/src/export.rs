@@ -143,9 +143,14 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
     eprintln!("building the working copy (MP4) ...");
     let pieces: Vec<mp4::Piece> = fetched
         .iter()
-        .map(|f| mp4::Piece {
+        .enumerate()
+        .map(|(i, f)| mp4::Piece {
             ts: f.ts.clone().expect("decrypted with the identity"),
             start_ns: f.manifest.start_ns,
+            continues: i > 0 && {
+                let p = &fetched[i - 1].manifest;
+                p.seq + 1 == f.manifest.seq && p.ended == rdc_format::Ended::Cut
+            },
         })
         .collect();
     let mp4_path = a.out.join(WORKING_COPY);

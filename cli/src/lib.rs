@@ -66,6 +66,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if refused_or_failed { 1 } else { 2 }
 }
 
+mod activity;
 mod args;
 mod audit;
 mod export;
@@ -116,11 +117,30 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Keys { cmd } => keys(cmd),
-        Cmd::Status { target } => {
+        Cmd::Status {
+            target,
+            activity: false,
+            ..
+        } => {
             let c = connect(&target).await?;
             let v = c.status().await?;
             outln!("{}", serde_json::to_string_pretty(&v)?);
             Ok(())
+        }
+        Cmd::Status {
+            target,
+            hours,
+            cameras,
+            case_ref,
+            reason,
+            ..
+        } => {
+            let why = Justification {
+                purpose: Purpose::View,
+                case_ref: case_ref.unwrap_or_default(),
+                reason: reason.unwrap_or_default(),
+            };
+            activity::activity(&target, &cameras, hours, &why).await
         }
         Cmd::Holds { target, cmd } => {
             let c = connect(&target).await?;

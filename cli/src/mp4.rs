@@ -22,6 +22,10 @@ use rdc_format::ts::{self, Codec};
 pub struct Piece {
     pub ts: PathBuf,
     pub start_ns: i64,
+    /// The segment follows the previous piece without a gap (the previous one was cut, in the
+    /// same camera session): its frames continue the previous one's decode times, so the
+    /// timeline has no jitter at the cut. Otherwise they are placed by `start_ns`.
+    pub continues: bool,
 }
 
 /// What was written.
@@ -60,6 +64,7 @@ type LastFrame = Arc<Mutex<Option<(gst::ClockTime, gst::ClockTime)>>>;
 /// A frame ready to be pushed: wall-clock decode time, presentation offset, bytes.
 struct Frame {
     dts_wall: i64,
+    dts90: u64,
     pts_offset: i64,
     keyframe: bool,
     data: Vec<u8>,
@@ -185,17 +190,20 @@ fn read_piece(p: &Piece) -> anyhow::Result<ts::Video> {
 }
 
 /// Frames of one segment on the wall clock.
-fn frames_of(video: ts::Video, start_ns: i64) -> Vec<Frame> {
-    let Some(d0) = video.units.first().map(|u| u.dts) else {
-        return Vec::new();
-    };
+/// Frames of one segment on the wall clock: from `anchor` (a wall time and the 90 kHz decode
+/// time it belongs to), each frame after the one before it, so a 33-bit wrap is harmless.
+fn frames_of(video: ts::Video, anchor: (i64, u64)) -> Vec<Frame> {
+    let (mut wall, mut prev) = anchor;
     video
         .units
         .into_iter()
         .map(|u| {
             let off = ts::ticks_since(u.pts, u.dts);
+            wall += ticks_to_ns(ts::ticks_since(u.dts, prev));
+            prev = u.dts;
             Frame {
-                dts_wall: start_ns + ticks_to_ns(ts::ticks_since(u.dts, d0)),
+                dts_wall: wall,
+                dts90: u.dts,
                 // A PTS before its DTS (damaged timing) is shown at its decode time.
                 pts_offset: if off < 90_000 * 10 {
                     ticks_to_ns(off)
@@ -220,7 +228,8 @@ fn feed(
     last: &LastFrame,
 ) -> anyhow::Result<Made> {
     let codec = first_video.codec;
-    let mut first = frames_of(first_video, pieces[0].start_ns);
+    let d0 = first_video.units.first().map_or(0, |u| u.dts);
+    let mut first = frames_of(first_video, (pieces[0].start_ns, d0));
     // Start at the last keyframe at or before the requested start (or the first keyframe).
     let start_i = first
         .iter()
@@ -236,6 +245,10 @@ fn feed(
     let mut pending: Option<Frame> = None;
     let mut end_ns = t0;
     let mut max_pts_rel = 0i64;
+    // The newest frame's wall and 90 kHz decode times: where a continuing segment goes on.
+    let mut last_frame: Option<(i64, u64)> = None;
+    // The next frame starts a new session (a piece placed by its own start time).
+    let mut join = false;
 
     // A frame's wall time is its decode time plus the stream's first presentation offset (how
     // the recorder dates frames), so the time track runs that much behind the decode times.
@@ -292,10 +305,19 @@ fn feed(
             if f.dts_wall >= to_ns && last_dts.is_some() {
                 break 'outer;
             }
-            // Decode times strictly increase across segments, whatever the wall clock did.
+            // Decode times strictly increase: where a new session starts, by at least a frame
+            // (whatever the wall clock did between the two); inside one, as the camera timed
+            // its frames.
             if let Some(l) = last_dts {
-                f.dts_wall = f.dts_wall.max(l + 1_000_000);
+                let step = if join {
+                    last_dur.max(1_000_000)
+                } else {
+                    1_000_000
+                };
+                f.dts_wall = f.dts_wall.max(l + step);
             }
+            join = false;
+            last_frame = Some((f.dts_wall, f.dts90));
             max_pts_rel = max_pts_rel.max(f.dts_wall - t0 + f.pts_offset);
             if let Some(p) = pending.take() {
                 let d = f.dts_wall - p.dts_wall;
@@ -321,7 +343,14 @@ fn feed(
                         codec
                     );
                 }
-                video = Some(frames_of(v, p.start_ns));
+                let anchor = match (p.continues, last_frame) {
+                    (true, Some(a)) => a,
+                    _ => {
+                        join = true;
+                        (p.start_ns, v.units.first().map_or(0, |u| u.dts))
+                    }
+                };
+                video = Some(frames_of(v, anchor));
             }
             None => break,
         }

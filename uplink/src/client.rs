@@ -225,6 +225,27 @@ impl Client {
         }
     }
 
+    /// Bytes `camera` recorded in each `bucket_ns` of `[from_ns, to_ns)`.
+    pub async fn activity(
+        &self,
+        camera: &Id,
+        (from_ns, to_ns): (i64, i64),
+        bucket_ns: i64,
+        why: &Justification,
+    ) -> Result<Vec<u64>, ClientError> {
+        let req = Request::Activity {
+            camera: camera.clone(),
+            from_ns,
+            to_ns,
+            bucket_ns,
+            why: why.clone(),
+        };
+        match self.call(&req).await? {
+            Answer::Activity { bytes, .. } => Ok(bytes),
+            other => Err(unexpected("activity", &other)),
+        }
+    }
+
     /// The unit's selftest.
     pub async fn selftest(&self) -> Result<Vec<CheckLine>, ClientError> {
         match self.call(&Request::SelfTest).await? {

@@ -21,6 +21,8 @@ pub const ALPN: &[u8] = b"rdc/1";
 pub const CLOSE_UNKNOWN_USER: u32 = 0x101;
 /// The largest header either side accepts.
 pub const MAX_HEADER: usize = 64 * 1024;
+/// The most buckets one activity answer holds (a week of minutes).
+pub const MAX_ACTIVITY_BUCKETS: i64 = 7 * 24 * 60;
 /// Longest case reference and reason accepted.
 pub const MAX_CASE_REF: usize = 100;
 pub const MAX_REASON: usize = 1000;
@@ -99,6 +101,16 @@ pub enum Request {
     },
     /// The unit's selftest, as `rdc-recorder selftest` runs it on the unit.
     SelfTest,
+    /// How many bytes a camera recorded in each `bucket_ns` of `[from_ns, to_ns)`: for a
+    /// passthrough recorder, a motion proxy that shows an officer where to look first. It tells
+    /// when things happened, so it is asked for and audited like footage.
+    Activity {
+        camera: Id,
+        from_ns: i64,
+        to_ns: i64,
+        bucket_ns: i64,
+        why: Justification,
+    },
     /// Records an export of footage already fetched (`rdc export`) in the audit log and answers
     /// with the signed entry, which the bundle carries as its receipt. `digest` is
     /// [`rdc_format::export::segments_digest`] of the exported segments, so the receipt names
@@ -131,6 +143,7 @@ impl Request {
             Request::Still { .. } => "commission_still",
             Request::CommissionDone { .. } => "commission_done",
             Request::SelfTest => "selftest",
+            Request::Activity { .. } => "activity",
         }
     }
 
@@ -140,7 +153,8 @@ impl Request {
             Request::List { why, .. }
             | Request::Fetch { why, .. }
             | Request::Manifests { why, .. }
-            | Request::ExportReceipt { why, .. } => Some(why),
+            | Request::ExportReceipt { why, .. }
+            | Request::Activity { why, .. } => Some(why),
             _ => None,
         }
     }
@@ -280,6 +294,13 @@ pub enum Answer {
     },
     /// For `selftest`: one line per check.
     SelfTest(Vec<CheckLine>),
+    /// For `activity`: bytes recorded in each bucket from `from_ns`.
+    Activity {
+        camera: String,
+        from_ns: i64,
+        bucket_ns: i64,
+        bytes: Vec<u64>,
+    },
 }
 
 /// The `detail` of the audit entry that records the unit going into service.
@@ -414,6 +435,21 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 missing: "a release needs a reason".into(),
             });
         }
+        Request::Activity {
+            from_ns,
+            to_ns,
+            bucket_ns,
+            ..
+        } if *bucket_ns < 1_000_000_000
+            || from_ns >= to_ns
+            || (to_ns.saturating_sub(*from_ns)) / bucket_ns > MAX_ACTIVITY_BUCKETS =>
+        {
+            return Err(Refusal::Malformed {
+                detail: format!(
+                    "activity: from before to, buckets of at least a second, at most {MAX_ACTIVITY_BUCKETS} of them"
+                ),
+            });
+        }
         Request::CommissionDone { reason } if reason.trim().is_empty() => {
             return Err(Refusal::Unjustified {
                 missing: "marking the unit in service needs a reason (e.g. the installation's job number)".into(),
@@ -476,9 +512,8 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
         Request::List { .. }
         | Request::Fetch { .. }
         | Request::Manifests { .. }
-        | Request::ExportReceipt { .. } => {
-            (role.may_see_footage(), "case support officer or manager")
-        }
+        | Request::ExportReceipt { .. }
+        | Request::Activity { .. } => (role.may_see_footage(), "case support officer or manager"),
         Request::HoldCreate { .. } | Request::HoldList | Request::HoldRelease { .. } => {
             (role.may_manage_holds(), "manager")
         }
@@ -772,6 +807,18 @@ mod tests {
                 (any::<u64>(), any::<String>())
                     .prop_map(|(id, reason)| Request::HoldRelease { id, reason }),
                 any::<u64>().prop_map(|from_seq| Request::Audit { from_seq }),
+                id().prop_map(|camera| Request::Still { camera }),
+                any::<String>().prop_map(|reason| Request::CommissionDone { reason }),
+                Just(Request::SelfTest),
+                (id(), any::<(i64, i64, i64)>(), why()).prop_map(
+                    |(camera, (from_ns, to_ns, bucket_ns), why)| Request::Activity {
+                        camera,
+                        from_ns,
+                        to_ns,
+                        bucket_ns,
+                        why,
+                    }
+                ),
                 (
                     id(),
                     any::<(i64, i64, u64, u64, u64)>(),

@@ -661,6 +661,27 @@ fn handle(
             answer(Answer::InService { since_ns: since })
         }
         Request::SelfTest => answer(Answer::SelfTest(hooks(extra)?.selftest())),
+        Request::Activity {
+            camera,
+            from_ns,
+            to_ns,
+            bucket_ns,
+            ..
+        } => {
+            rec.camera = Some(camera.to_string());
+            rec.from_ns = Some(*from_ns);
+            rec.to_ns = Some(*to_ns);
+            known_camera(store, camera)?;
+            let segments = store
+                .list(camera.as_str(), *from_ns, *to_ns)
+                .map_err(refusal)?;
+            answer(Answer::Activity {
+                camera: camera.to_string(),
+                from_ns: *from_ns,
+                bucket_ns: *bucket_ns,
+                bytes: rdc_format::activity(&segments, *from_ns, *to_ns, *bucket_ns),
+            })
+        }
         Request::ExportReceipt {
             camera,
             from_ns,

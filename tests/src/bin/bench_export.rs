@@ -213,7 +213,11 @@ fn write_segments(dir: &Path, aus: &[Au], n: usize) -> anyhow::Result<Vec<mp4::P
         let start_ns = START_NS + i as i64 * SEG_NS;
         let p = dir.join(format!("{i:010}-{start_ns}.ts"));
         std::fs::write(&p, &out)?;
-        pieces.push(mp4::Piece { ts: p, start_ns });
+        pieces.push(mp4::Piece {
+            ts: p,
+            start_ns,
+            continues: i > 0,
+        });
     }
     Ok(pieces)
 }

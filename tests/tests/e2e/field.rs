@@ -402,6 +402,46 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
         Some(1),
         "the disk check fails (2 GiB): {text}"
     );
+    // Activity (bytes per minute): the officer's chart, with a case and reason; the engineer
+    // is refused; both audited. (It counts finished segments.)
+    wait_for(
+        "a segment of each camera",
+        std::time::Duration::from_secs(30),
+        || {
+            ["front", "rear"]
+                .iter()
+                .all(|c| !manifests_in_log(&unit, c).is_empty())
+        },
+    );
+    let o = s.rdc(
+        "status",
+        &[
+            "--activity",
+            "--hours",
+            "1",
+            "--case",
+            "ASB/1",
+            "--reason",
+            "where to look",
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for cam in ["front", "rear"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(cam))
+            .unwrap_or_else(|| panic!("no {cam} in {text}"));
+        assert!(line.contains('█') && line.contains("MB/min"), "{line}");
+    }
+    let o = s.rdc(
+        "status",
+        &["--activity", "--hours", "1", "--case", "", "--reason", "x"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let o = eng_rdc(&["status", "--activity", "--case", "ASB/1", "--reason", "r"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("case support officer or manager"));
     // In service: no more stills, for anyone.
     let o = eng_rdc(&["commission", "--done", "--reason", "installation job 42"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -430,6 +470,11 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
     assert_eq!(n("commission_done", "installation job 42"), 1, "{audit}");
     assert!(
         n("commission_still", "field engineer or manager") >= 1,
+        "{audit}"
+    );
+    assert_eq!(n("activity", "\"outcome\":\"granted\""), 2, "{audit}");
+    assert!(
+        n("activity", "case support officer or manager") >= 1,
         "{audit}"
     );
 
