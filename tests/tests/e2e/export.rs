@@ -107,6 +107,45 @@ fn first_master(dir: &Path, ext: &str) -> PathBuf {
     v.remove(0)
 }
 
+/// What a recipient's player sees of the working copy `mp4` (its manifest entry `wc`): one
+/// video stream and the time track, no audio; as long as its footage; every frame the manifest
+/// counts decodes, without an error.
+fn assert_plays(mp4: &Path, wc: &serde_json::Value) {
+    let p = ffprobe(&["-show_format", "-count_frames", "-show_streams"], mp4);
+    let kinds: Vec<&str> = p["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["video", "subtitle"], "{p:#}");
+    assert_eq!(p["streams"][1]["codec_name"], "mov_text");
+    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    let want = (wc["to_ns"].as_i64().unwrap() - wc["from_ns"].as_i64().unwrap()) as f64 / 1e9;
+    assert!((dur - want).abs() < 0.3, "MP4 {dur} s, footage {want} s");
+    let frames: u64 = p["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        frames,
+        wc["frames"].as_u64().unwrap(),
+        "every frame decodes"
+    );
+    let decode = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mp4)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        decode.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+}
+
 #[test]
 fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_tampering_is_named()
 {
@@ -271,29 +310,7 @@ fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_
     );
     // ffprobe: one video stream and the time track, no audio, the right duration.
     let mp4 = out.join("working-copy.mp4");
-    let p = ffprobe(&["-show_streams", "-show_format"], &mp4);
-    let kinds: Vec<&str> = p["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["codec_type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["video", "subtitle"], "{p:#}");
-    assert_eq!(p["streams"][1]["codec_name"], "mov_text");
-    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
-    let want = (wc["to_ns"].as_i64().unwrap() - wc["from_ns"].as_i64().unwrap()) as f64 / 1e9;
-    assert!((dur - want).abs() < 0.3, "MP4 {dur} s, footage {want} s");
-    let decode = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&mp4)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        decode.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
+    assert_plays(&mp4, wc);
     // The time track: the first second's UTC time, the camera, and the gap said as such.
     let srt = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
@@ -477,32 +494,6 @@ fn the_working_copy_of_a_b_frame_camera_decodes_cleanly() {
     unit.stop();
     let (code, text) = verify(&s, &out);
     assert_eq!(code, 0, "{text}");
-    let mp4 = out.join("working-copy.mp4");
-    let decode = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(&mp4)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        decode.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&decode.stderr)
-    );
     let b = bundle(&out)["bundle"].clone();
-    let wc = &b["working_copy"];
-    let p = ffprobe(&["-show_format", "-count_frames", "-show_streams"], &mp4);
-    let dur: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
-    let want = (wc["to_ns"].as_i64().unwrap() - wc["from_ns"].as_i64().unwrap()) as f64 / 1e9;
-    assert!((dur - want).abs() < 0.3, "MP4 {dur} s, footage {want} s");
-    let frames: u64 = p["streams"][0]["nb_read_frames"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(
-        frames,
-        wc["frames"].as_u64().unwrap(),
-        "every frame decodes"
-    );
+    assert_plays(&out.join("working-copy.mp4"), &b["working_copy"]);
 }
