@@ -55,6 +55,22 @@ fn verify(s: &Scheme, dir: &Path) -> (i32, String) {
     )
 }
 
+/// An emulated camera started with `camera_args`, recorded by the scheme's unit as "front"
+/// until three segments are finished.
+fn recording(s: &Scheme, camera_args: &[&str]) -> (Camera, Unit) {
+    let cam = Camera::start(camera_args);
+    let mut unit = s.unit(&[Cam {
+        id: "front",
+        url: cam.url(),
+        extra: String::new(),
+    }]);
+    unit.start();
+    wait_for("three segments", Duration::from_secs(60), || {
+        manifests_in_log(&unit, "front").len() >= 3
+    });
+    (cam, unit)
+}
+
 fn bundle(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
@@ -150,16 +166,7 @@ fn assert_plays(mp4: &Path, wc: &serde_json::Value) {
 fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_tampering_is_named()
 {
     let s = Scheme::new();
-    let mut cam = Camera::start(&["--audio"]);
-    let mut unit = s.unit(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
-    unit.start();
-    wait_for("three segments", Duration::from_secs(60), || {
-        manifests_in_log(&unit, "front").len() >= 3
-    });
+    let (mut cam, mut unit) = recording(&s, &["--audio"]);
     // The camera dies for 12 s, then comes back.
     cam.kill();
     wait_for(
@@ -488,16 +495,7 @@ fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_
 #[test]
 fn the_working_copy_of_a_b_frame_camera_decodes_cleanly() {
     let s = Scheme::new();
-    let cam = Camera::start(&["--bframes", "2", "--gop", "50"]);
-    let mut unit = s.unit(&[Cam {
-        id: "front",
-        url: cam.url(),
-        extra: String::new(),
-    }]);
-    unit.start();
-    wait_for("three segments", Duration::from_secs(60), || {
-        manifests_in_log(&unit, "front").len() >= 3
-    });
+    let (_cam, mut unit) = recording(&s, &["--bframes", "2", "--gop", "50"]);
     let ms = manifests_in_log(&unit, "front");
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("bundle");

@@ -30,6 +30,18 @@ fn selftest(config: &Path) -> (i32, Vec<serde_json::Value>, String) {
     )
 }
 
+/// A camera's credentials for its configuration section: `password` in a file of mode 600 in
+/// the scheme's folder (named after `name`).
+fn credentials(s: &Scheme, name: &str, user: &str, password: &str) -> String {
+    let pw = s.keys.path().join(format!("{name}.pw"));
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "username = \"{user}\"\npassword_file = \"{}\"",
+        pw.display()
+    )
+}
+
 fn line<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
     checks
         .iter()
@@ -99,16 +111,10 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
     std::fs::copy(state.join("uplink.key"), s.keys.path().join("unit/e2e.key")).unwrap();
 
     let cam = Camera::start(&["--credentials", "recorder:k7-Lw9q!x"]);
-    let pw = s.keys.path().join("front.pw");
-    std::fs::write(&pw, "k7-Lw9q!x\n").unwrap();
-    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut unit = s.unit(&[Cam {
         id: "front",
         url: cam.url(),
-        extra: format!(
-            "username = \"recorder\"\npassword_file = \"{}\"",
-            pw.display()
-        ),
+        extra: credentials(&s, "front", "recorder", "k7-Lw9q!x"),
     }]);
     unit.start();
     unit.wait_connected(1);
@@ -181,9 +187,6 @@ fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificat
         String::from_utf8_lossy(&short.stderr)
     );
     let cam = Camera::start(&["--credentials", "recorder:k7-Lw9q!x"]);
-    let bad = s.keys.path().join("bad.pw");
-    std::fs::write(&bad, "not-the-password\n").unwrap();
-    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
     let dead = format!("rtsp://127.0.0.1:{}/cam", free_port());
     let unit = s.unit(&[
         Cam {
@@ -194,10 +197,7 @@ fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificat
         Cam {
             id: "locked",
             url: cam.url(),
-            extra: format!(
-                "username = \"recorder\"\npassword_file = \"{}\"",
-                bad.display()
-            ),
+            extra: credentials(&s, "locked", "recorder", "not-the-password"),
         },
     ]);
     let (code, checks, _) = selftest(&unit.config());
@@ -213,16 +213,10 @@ fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificat
     assert_line(&checks, "disk", false, "no camera is streaming");
 
     // The camera's factory password: the configuration is refused, saying which.
-    let factory = s.keys.path().join("factory.pw");
-    std::fs::write(&factory, "12345\n").unwrap();
-    std::fs::set_permissions(&factory, std::fs::Permissions::from_mode(0o600)).unwrap();
     let unit = s.unit(&[Cam {
         id: "front",
         url: cam.url(),
-        extra: format!(
-            "username = \"admin\"\npassword_file = \"{}\"",
-            factory.display()
-        ),
+        extra: credentials(&s, "factory", "admin", "12345"),
     }]);
     let (code, checks, _) = selftest(&unit.config());
     assert_eq!(code, 1);
