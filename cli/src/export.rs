@@ -188,7 +188,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         requested: Range::new(from_ns, to_ns),
         footage: Range::new(first.start_ns, last.end_ns),
         gaps,
-        clock: clock_summary(fetched.iter().map(|f| &f.manifest)),
+        clock: ClockSummary::of(fetched.iter().map(|f| &f.manifest)),
         working_copy: Some(WorkingCopy {
             file: WORKING_COPY.into(),
             codec: made.codec,
@@ -302,22 +302,6 @@ async fn nothing_there(
         ));
     }
     anyhow!(msg)
-}
-
-pub(crate) fn clock_summary<'a>(ms: impl Iterator<Item = &'a Manifest>) -> ClockSummary {
-    let mut c = ClockSummary {
-        synchronized_throughout: true,
-        unsynchronized_segments: Vec::new(),
-        wall_steps: 0,
-    };
-    for m in ms {
-        if !m.clock_synced_throughout {
-            c.synchronized_throughout = false;
-            c.unsynchronized_segments.push(m.seq);
-        }
-        c.wall_steps += m.wall_steps;
-    }
-    c
 }
 
 fn bundle_segment(out: &Path, f: &Fetched) -> BundleSegment {

@@ -346,7 +346,7 @@ fn run(
             ),
         );
     }
-    let clock = crate::export::clock_summary(exported.iter().copied());
+    let clock = export::ClockSummary::of(exported.iter().copied());
     r.check(
         clock == b.clock,
         if clock.synchronized_throughout {

@@ -97,6 +97,25 @@ pub struct ClockSummary {
     pub wall_steps: u32,
 }
 
+impl ClockSummary {
+    /// The clock's state over these segments' signed manifests.
+    pub fn of<'a>(ms: impl Iterator<Item = &'a Manifest>) -> ClockSummary {
+        let mut c = ClockSummary {
+            synchronized_throughout: true,
+            unsynchronized_segments: Vec::new(),
+            wall_steps: 0,
+        };
+        for m in ms {
+            if !m.clock_synced_throughout {
+                c.synchronized_throughout = false;
+                c.unsynchronized_segments.push(m.seq);
+            }
+            c.wall_steps += m.wall_steps;
+        }
+        c
+    }
+}
+
 /// The person who exported, as their certificate says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Exporter {
