@@ -278,7 +278,12 @@ pub struct Storage {
     pub segment_secs: u32,
     /// Written footage is made durable (fdatasync) at least this often.
     pub sync_interval: Duration,
+    /// Each camera's preview track keeps one keyframe this often; `None`: no previews.
+    pub preview_interval: Option<Duration>,
 }
+
+/// The preview track's default spacing.
+pub const DEFAULT_PREVIEW_INTERVAL: Duration = Duration::from_secs(10);
 
 /// An age X25519 recipient: every segment is encrypted to all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]

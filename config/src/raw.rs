@@ -77,6 +77,8 @@ pub struct Storage {
     pub segment_secs: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

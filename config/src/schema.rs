@@ -96,6 +96,11 @@ const STORAGE: &[Field] = &[
         Kind::Str,
         "a duration such as \"1s\" or \"500ms\" (100 ms to 10 s)",
     ),
+    opt(
+        "preview_interval",
+        Kind::Str,
+        "a duration such as \"10s\" (1 s to 10 min), or \"off\"",
+    ),
 ];
 
 const CAMERA: &[Field] = &[

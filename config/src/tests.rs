@@ -86,8 +86,38 @@ fn defaults() {
     assert_eq!(c.storage.retention_days, DEFAULT_RETENTION_DAYS);
     assert_eq!(c.storage.segment_secs, 60);
     assert_eq!(c.storage.sync_interval, Duration::from_secs(1));
+    assert_eq!(c.storage.preview_interval, Some(Duration::from_secs(10)));
     assert_eq!(c.cameras[0].transport, Transport::Tcp);
     assert!(c.to_toml().contains("retention_days = 31"));
+    assert!(c.to_toml().contains("preview_interval = \"10s\""));
+}
+
+#[test]
+fn preview_interval() {
+    let with = |v: &str| {
+        base().replace(
+            "[storage]\n",
+            &format!("[storage]\npreview_interval = {v}\n"),
+        )
+    };
+    let c = |v: &str| {
+        Config::from_toml(&with(v), "t")
+            .unwrap()
+            .config
+            .storage
+            .preview_interval
+    };
+    assert_eq!(c("\"2s\""), Some(Duration::from_secs(2)));
+    assert_eq!(c("\"1min\""), Some(Duration::from_secs(60)));
+    assert_eq!(c("\"off\""), None);
+    for (bad, says) in [
+        ("\"0s\"", "1s to 10min"),
+        ("\"500ms\"", "1s to 10min"),
+        ("\"2h\"", "1s to 10min"),
+        ("\"often\"", "or \"off\""),
+    ] {
+        has(&problems(&with(bad)), "storage.preview_interval", bad, says);
+    }
 }
 
 #[test]

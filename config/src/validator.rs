@@ -230,12 +230,37 @@ impl Validator {
                 None
             }
         };
+        let pi = s
+            .preview_interval
+            .get_or_insert_with(|| "10s".into())
+            .clone();
+        let preview_interval = match parse_duration(&pi) {
+            _ if pi.trim() == "off" => Some(None),
+            Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(600) => Some(Some(d)),
+            Ok(_) => {
+                self.err(
+                    "storage.preview_interval",
+                    format!("{pi:?}"),
+                    "must be 1s to 10min (one keyframe of each camera kept this often), or \"off\"",
+                );
+                None
+            }
+            Err(m) => {
+                self.err(
+                    "storage.preview_interval",
+                    format!("{pi:?}"),
+                    format!("{m}, or \"off\""),
+                );
+                None
+            }
+        };
         Some(Storage {
             path: path?,
             budget: budget?,
             retention_days: retention_days?,
             segment_secs: segment_secs?,
             sync_interval: sync_interval?,
+            preview_interval: preview_interval?,
         })
     }
 

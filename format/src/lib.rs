@@ -10,12 +10,15 @@ pub mod export;
 pub mod manifest;
 pub mod records;
 pub mod time;
+pub mod track;
 pub mod ts;
 
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use records::{
-    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, SegmentEntry, SegmentFile, Status,
+    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, PreviewStatus, SegmentEntry,
+    SegmentFile, Status,
 };
+pub use track::Track;
 
 /// Bytes recorded in each `bucket_ns` of `[from_ns, to_ns)`, each segment's bytes spread
 /// evenly over its span: how busy a camera's scene was, for a passthrough recorder whose

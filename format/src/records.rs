@@ -126,7 +126,9 @@ impl Hold {
     pub fn covers(&self, camera: &str, start_ns: i64, end_ns: i64, now_ns: i64) -> bool {
         let r = &self.request;
         r.review_ns > now_ns
-            && (r.cameras.is_empty() || r.cameras.iter().any(|c| c == camera))
+            // A camera's hold keeps its preview track too.
+            && (r.cameras.is_empty()
+                || r.cameras.iter().any(|c| c == crate::track::camera_of(camera)))
             && start_ns < r.to_ns
             && end_ns > r.from_ns
     }
@@ -166,6 +168,19 @@ pub struct CameraStatus {
     pub bytes: u64,
     /// The first frame of its oldest footage still on the unit (absent from older units).
     #[serde(default)]
+    pub oldest_start_ns: Option<i64>,
+    pub newest_end_ns: Option<i64>,
+    /// Its preview track: segments, bytes and the newest preview's time (absent from older
+    /// units and cameras without previews).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previews: Option<PreviewStatus>,
+}
+
+/// A camera's preview track in the status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewStatus {
+    pub segments: u64,
+    pub bytes: u64,
     pub oldest_start_ns: Option<i64>,
     pub newest_end_ns: Option<i64>,
 }

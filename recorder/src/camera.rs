@@ -241,11 +241,29 @@ fn write_loop(
             return;
         }
     };
+    let mut previews = match store.preview_writer(id) {
+        Ok(p) => p.map(|w| Previews {
+            writer: w,
+            mux: None,
+            ts: Vec::new(),
+        }),
+        Err(e) => {
+            tracing::error!(camera = id, error = %e, "cannot keep this camera's previews; recording without them");
+            None
+        }
+    };
     let mut mux: Option<TsMuxer> = None;
     let mut times = TimeMap::default();
     let mut stamper = Stamper::default();
     let mut ts = Vec::with_capacity(1 << 20);
     let mut last_clock_check = 0u64;
+    let close_previews = |p: &mut Option<Previews>, cause: &str| {
+        if let Some(p) = p
+            && let Err(e) = p.writer.close(cause)
+        {
+            tracing::error!(track = %p.writer.track(), error = %e, "cannot close the preview segment; it is recovered at the next start");
+        }
+    };
     let close = |w: &mut rdc_storage::SegmentWriter, cause: &str, state: &CameraState| match w
         .close(cause)
     {
@@ -263,13 +281,20 @@ fn write_loop(
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
                 let _ = writer.sync();
+                if let Some(p) = &mut previews {
+                    let _ = p.writer.sync();
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => Event::Stop,
         };
         let now = clocks.mono_ns();
         if now.saturating_sub(last_clock_check) > 10_000_000_000 {
-            writer.set_clock(clockstate::read());
+            let clock = clockstate::read();
+            writer.set_clock(clock);
+            if let Some(p) = &mut previews {
+                p.writer.set_clock(clock);
+            }
             last_clock_check = now;
         }
         match ev {
@@ -286,23 +311,25 @@ fn write_loop(
                     "camera connected; recording"
                 );
                 mux = Some(TsMuxer::new(codec));
+                if let Some(p) = &mut previews {
+                    p.mux = Some(TsMuxer::new(codec));
+                }
                 times = TimeMap::default();
                 stamper = Stamper::with_frame_duration(frame_ns);
             }
             Event::Frame(f) => {
                 let Some(m) = mux.as_mut() else { continue };
                 if f.dropped_before > 0 && writer.is_recording() {
-                    close(
-                        &mut writer,
-                        &format!(
-                            "{} frames dropped: the disk could not keep up",
-                            f.dropped_before
-                        ),
-                        &state,
+                    let cause = format!(
+                        "{} frames dropped: the disk could not keep up",
+                        f.dropped_before
                     );
+                    close(&mut writer, &cause, &state);
+                    close_previews(&mut previews, &cause);
                 }
                 push_frame(
                     &mut writer,
+                    previews.as_mut(),
                     m,
                     &mut times,
                     &mut stamper,
@@ -317,11 +344,13 @@ fn write_loop(
             }
             Event::Gap { cause } => {
                 close(&mut writer, &cause, &state);
+                close_previews(&mut previews, &cause);
                 mux = None;
                 state.recording.store(false, Ordering::Relaxed);
             }
             Event::Stop => {
                 close(&mut writer, "the recorder stopped", &state);
+                close_previews(&mut previews, "the recorder stopped");
                 state.recording.store(false, Ordering::Relaxed);
                 return;
             }
@@ -329,9 +358,17 @@ fn write_loop(
     }
 }
 
+/// A camera's preview track and the muxer of its own TS (so its continuity counters run on).
+struct Previews {
+    writer: rdc_storage::PreviewWriter,
+    mux: Option<TsMuxer>,
+    ts: Vec<u8>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn push_frame(
     writer: &mut rdc_storage::SegmentWriter,
+    previews: Option<&mut Previews>,
     mux: &mut TsMuxer,
     times: &mut TimeMap,
     stamper: &mut Stamper,
@@ -399,6 +436,23 @@ fn push_frame(
         Err(e) => {
             tracing::error!(camera = %writer.camera(), error = %e, "cannot write footage");
             let _ = writer.close(&format!("storage error: {e}"));
+        }
+    }
+    if let Some(p) = previews
+        && p.writer.wants(f.keyframe, wall)
+        && let Some(pm) = p.mux.as_mut()
+    {
+        p.writer.set_times(source);
+        p.ts.clear();
+        pm.mux(&f.data, pts90, dts90, true, &mut p.ts);
+        if let Err(e) = p.writer.push(&Frame {
+            data: &p.ts,
+            keyframe: true,
+            wall_ns: wall,
+            mono_ns: mono,
+        }) {
+            tracing::error!(track = %p.writer.track(), error = %e, "cannot write the preview");
+            let _ = p.writer.close(&format!("storage error: {e}"));
         }
     }
 }

@@ -17,6 +17,7 @@ mod index;
 pub mod manifest {
     pub use rdc_format::manifest::*;
 }
+mod preview;
 pub mod retention;
 pub mod signing;
 mod store;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
+pub use preview::{PREVIEW_SEGMENT_NS, PreviewWriter};
 pub use rdc_format::SegmentEntry;
 pub use retention::Hold;
 pub use signing::UnitKey;

@@ -889,3 +889,122 @@ fn retention_over_35_days_with_4_cameras() {
         .unwrap();
     assert!(now - oldest_unheld < 11 * DAY_NS);
 }
+
+/// A camera's preview track: one keyframe in each slot of the interval, in its own signed,
+/// encrypted segments, grouped under the camera in the status, verified like footage, deleted
+/// by retention with the footage and kept by the camera's hold.
+#[test]
+fn previews_keep_one_keyframe_a_slot_under_the_same_rules() {
+    let mut fx = Fixture::new();
+    fx.cfg.preview_interval_ns = Some(10_000_000_000);
+    fx.cfg.retention_days = 1;
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    let mut p = store.preview_writer("front").unwrap().expect("previews on");
+    assert_eq!(p.track(), "front.preview");
+    // Another track of the same name cannot be opened while this one is.
+    assert!(store.writer("front.preview").is_err());
+    // The clock starts on a slot boundary; 30 simulated minutes, a keyframe every 3 s.
+    let mut kept = Vec::new();
+    for i in 0..(30 * 60 * 25) {
+        let (wall, mono) = (fx.clocks.wall_ns(), fx.clocks.mono_ns());
+        let data = frame_bytes(wall);
+        let f = Frame {
+            data: &data,
+            keyframe: i % 75 == 0,
+            wall_ns: wall,
+            mono_ns: mono,
+        };
+        w.push(&f).unwrap();
+        if p.wants(f.keyframe, wall) {
+            p.push(&f).unwrap();
+            kept.push(wall);
+        }
+        fx.clocks.advance(Duration::from_nanos(FRAME_NS as u64));
+    }
+    p.close("test").unwrap();
+    w.close("test").unwrap();
+    // 180 slots of 10 s, the first keyframe in each (keyframes at 0, 3, 6, 9, 12 s ... so a
+    // slot's first is 0-2 s into it).
+    assert_eq!(kept.len(), 180);
+    for (k, t) in kept.iter().enumerate() {
+        let into = t - (BASE + k as i64 * 10_000_000_000);
+        assert!(
+            (0..3_000_000_000).contains(&into),
+            "preview {k} {into} ns into its slot"
+        );
+    }
+    // Three 10-minute preview segments, decrypting to exactly the kept keyframes.
+    let segs = store.list("front.preview", 0, i64::MAX).unwrap();
+    assert_eq!(segs.len(), 3, "{segs:#?}");
+    let mut plain = Vec::new();
+    for e in &segs {
+        plain.extend(fx.decrypt(&store.segment_path("front.preview", e.segment.seq).unwrap()));
+    }
+    let want: Vec<u8> = kept.iter().flat_map(|t| frame_bytes(*t)).collect();
+    assert_eq!(plain, want);
+    let m = store.manifests("front.preview", 0, u64::MAX).unwrap();
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0].body["camera"], "front.preview");
+    assert_eq!(m[0].body["frames"], 60);
+    // The status shows one camera, with its previews.
+    let st = store.status().unwrap();
+    assert_eq!(st.cameras.len(), 1, "{:#?}", st.cameras);
+    let pv = st.cameras[0]
+        .previews
+        .clone()
+        .expect("previews in the status");
+    assert_eq!(pv.segments, 3);
+    let footage: u64 = st.cameras[0].bytes;
+    assert!(pv.bytes * 10 < footage, "{} of {footage}", pv.bytes);
+    assert_eq!(store.verify(true).unwrap(), Vec::<String>::new());
+    // A hold on the camera keeps its previews; retention deletes the rest with the footage.
+    store
+        .create_hold(HoldRequest {
+            cameras: vec!["front".into()],
+            from_ns: BASE,
+            to_ns: BASE + 60_000_000_000,
+            case_ref: "POL/9".into(),
+            reason: "the first minute".into(),
+            who: "m.manager".into(),
+            review_ns: BASE + 30 * DAY_NS,
+        })
+        .unwrap();
+    fx.clocks.advance(Duration::from_secs(2 * 86_400));
+    store.enforce_retention().unwrap();
+    let left = store.list("front.preview", 0, i64::MAX).unwrap();
+    assert_eq!(
+        left.len(),
+        1,
+        "the held first preview segment only: {left:#?}"
+    );
+    assert_eq!(left[0].segment.seq, segs[0].segment.seq);
+    assert_eq!(store.verify(true).unwrap(), Vec::<String>::new());
+    // Reopened (the index rebuilt from the logs), the track is still there and still valid.
+    drop((w, p, store));
+    std::fs::remove_dir_all(fx.cfg.root.join("index")).unwrap();
+    let (store, _) = fx.open();
+    assert_eq!(store.list("front.preview", 0, i64::MAX).unwrap().len(), 1);
+    assert!(store.writer("front.previews").is_err());
+    assert!(store.writer("../front").is_err());
+}
+
+#[test]
+fn track_names_follow_the_id_rule() {
+    for s in [
+        "front",
+        "a",
+        "cam_2",
+        "-x",
+        "Front",
+        "",
+        "a b",
+        &"x".repeat(33),
+    ] {
+        assert_eq!(
+            rdc_format::track::is_camera_id(s),
+            rdc_config::Id::parse(s).is_ok(),
+            "{s:?}"
+        );
+    }
+}

@@ -67,6 +67,9 @@ pub struct SegmentWriter {
     pub(crate) orphan: Option<(PathBuf, String, u64)>,
     /// Recording stopped at this wall time for this cause: recorded when it resumes.
     pub(crate) gap: Option<(i64, String)>,
+    /// Segments are cut at the first keyframe this long after their start (the store's
+    /// `segment_ns` unless the track says otherwise).
+    pub(crate) segment_ns: u64,
 }
 
 pub(crate) struct OpenSegment {
@@ -101,6 +104,12 @@ pub(crate) struct OpenSegment {
 impl SegmentWriter {
     pub fn camera(&self) -> &str {
         &self.camera
+    }
+
+    /// Cuts this writer's segments at the first keyframe `ns` after their start, instead of the
+    /// store's segment length (a preview track keeps fewer, longer segments).
+    pub fn set_segment_ns(&mut self, ns: u64) {
+        self.segment_ns = ns.max(1);
     }
 
     /// Records the clock-sync state; it goes into the manifest of every segment it touches.
@@ -168,10 +177,7 @@ impl SegmentWriter {
 
     fn push_inner(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
         let mut out = Pushed::default();
-        let (segment_ns, sync_ns) = (
-            self.store.config().segment_ns,
-            self.store.config().sync_interval_ns,
-        );
+        let (segment_ns, sync_ns) = (self.segment_ns, self.store.config().sync_interval_ns);
         if let Some(o) = &self.open
             && f.keyframe
             && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns

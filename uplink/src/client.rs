@@ -11,7 +11,7 @@ use rdc_format::chain::Entry;
 
 use crate::protocol::{
     self, Answer, AuditAnswer, CheckLine, Justification, Refusal, Request, Response, StatusAnswer,
-    StillInfo,
+    StillInfo, TrackRef,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -138,16 +138,19 @@ impl Client {
         }
     }
 
-    /// Segments of `camera` overlapping `[from_ns, to_ns)`.
+    /// Segments of a camera's track (footage, or with [`TrackRef::previews`] its previews)
+    /// overlapping `[from_ns, to_ns)`.
     pub async fn list(
         &self,
-        camera: &Id,
+        of: impl Into<TrackRef<'_>>,
         from_ns: i64,
         to_ns: i64,
         why: &Justification,
     ) -> Result<Vec<SegmentEntry>, ClientError> {
+        let of = of.into();
         let req = Request::List {
-            camera: camera.clone(),
+            camera: of.camera.clone(),
+            track: of.track,
             from_ns,
             to_ns,
             why: why.clone(),
@@ -161,13 +164,15 @@ impl Client {
     /// Signed manifest entries of `camera` for `from_seq <= seq < to_seq`.
     pub async fn manifests(
         &self,
-        camera: &Id,
+        of: impl Into<TrackRef<'_>>,
         from_seq: u64,
         to_seq: u64,
         why: &Justification,
     ) -> Result<Vec<Entry>, ClientError> {
+        let of = of.into();
         let req = Request::Manifests {
-            camera: camera.clone(),
+            camera: of.camera.clone(),
+            track: of.track,
             from_seq,
             to_seq,
             why: why.clone(),
@@ -268,14 +273,16 @@ impl Client {
     /// from `offset + written`.
     pub async fn fetch(
         &self,
-        camera: &Id,
+        of: impl Into<TrackRef<'_>>,
         seq: u64,
         offset: u64,
         why: &Justification,
         out: &mut (impl tokio::io::AsyncWrite + Unpin),
     ) -> Result<u64, ClientError> {
+        let of = of.into();
         let req = Request::Fetch {
-            camera: camera.clone(),
+            camera: of.camera.clone(),
+            track: of.track,
             seq,
             offset,
             why: why.clone(),

@@ -11,6 +11,7 @@
 //! allows it. A bad request gets an error on its own stream; the connection carries on.
 
 use rdc_config::{Id, Role};
+pub use rdc_format::Track;
 use rdc_format::chain::Entry;
 use rdc_format::{Hold, SegmentEntry};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,32 @@ pub struct Justification {
     pub reason: String,
 }
 
+/// A camera's track, as the client's list, manifests and fetch take it: a bare `&Id` means
+/// its footage.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackRef<'a> {
+    pub camera: &'a Id,
+    pub track: Track,
+}
+
+impl<'a> TrackRef<'a> {
+    pub fn previews(camera: &'a Id) -> Self {
+        TrackRef {
+            camera,
+            track: Track::Preview,
+        }
+    }
+}
+
+impl<'a> From<&'a Id> for TrackRef<'a> {
+    fn from(camera: &'a Id) -> Self {
+        TrackRef {
+            camera,
+            track: Track::Footage,
+        }
+    }
+}
+
 /// A request, one per stream. Every camera id is an [`Id`], checked as the request is parsed:
 /// `../audit` or `a/b` never reaches the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +84,9 @@ pub enum Request {
         from_ns: i64,
         to_ns: i64,
         why: Justification,
+        /// The camera's footage (the default) or its preview track.
+        #[serde(default, skip_serializing_if = "Track::is_footage")]
+        track: Track,
     },
     /// A segment's ciphertext from `offset` (resumable).
     Fetch {
@@ -64,6 +94,9 @@ pub enum Request {
         seq: u64,
         offset: u64,
         why: Justification,
+        /// The camera's footage (the default) or its preview track.
+        #[serde(default, skip_serializing_if = "Track::is_footage")]
+        track: Track,
     },
     /// Signed manifests of a camera, `from_seq <= seq < to_seq`.
     Manifests {
@@ -71,6 +104,9 @@ pub enum Request {
         from_seq: u64,
         to_seq: u64,
         why: Justification,
+        /// The camera's footage (the default) or its preview track.
+        #[serde(default, skip_serializing_if = "Track::is_footage")]
+        track: Track,
     },
     HoldCreate {
         cameras: Vec<Id>,
@@ -132,6 +168,18 @@ impl Request {
     pub fn action(&self) -> &'static str {
         match self {
             Request::Status => "status",
+            Request::List {
+                track: Track::Preview,
+                ..
+            } => "list_previews",
+            Request::Fetch {
+                track: Track::Preview,
+                ..
+            } => "fetch_preview",
+            Request::Manifests {
+                track: Track::Preview,
+                ..
+            } => "preview_manifests",
             Request::List { .. } => "list",
             Request::Fetch { .. } => "fetch",
             Request::Manifests { .. } => "manifests",
@@ -455,6 +503,25 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 missing: "marking the unit in service needs a reason (e.g. the installation's job number)".into(),
             });
         }
+        Request::List {
+            track: Track::Preview,
+            why,
+            ..
+        }
+        | Request::Fetch {
+            track: Track::Preview,
+            why,
+            ..
+        }
+        | Request::Manifests {
+            track: Track::Preview,
+            why,
+            ..
+        } if why.purpose != Purpose::View => {
+            return Err(Refusal::Unjustified {
+                missing: "previews are asked for with the purpose view".into(),
+            });
+        }
         Request::ExportReceipt { why, .. } if why.purpose != Purpose::Export => {
             return Err(Refusal::Unjustified {
                 missing: "an export receipt needs the purpose export".into(),
@@ -553,11 +620,38 @@ mod tests {
             seq: 7,
             offset: 1 << 20,
             why: why("ASB/2026/114", "doorstep incident"),
+            track: Track::Footage,
         };
         let bytes = encode(&r);
         let n = header_len(bytes[..4].try_into().unwrap()).unwrap();
         assert_eq!(n, bytes.len() - 4);
         assert_eq!(decode_request(&bytes[4..]).unwrap(), r);
+        // The footage track is not named on the wire (units before previews read it still).
+        assert!(!String::from_utf8_lossy(&bytes).contains("track"));
+    }
+
+    #[test]
+    fn previews_are_asked_for_to_view_and_audited_as_previews() {
+        let mut r = Request::List {
+            camera: Id::parse("front").unwrap(),
+            from_ns: 0,
+            to_ns: 1,
+            why: why("ASB/1", "Tuesday evening"),
+            track: Track::Preview,
+        };
+        assert_eq!(decode_request(&encode(&r)[4..]).unwrap(), r);
+        assert_eq!(r.action(), "list_previews");
+        if let Request::List { why, .. } = &mut r {
+            why.purpose = Purpose::Export;
+        }
+        match decode_request(&encode(&r)[4..]) {
+            Err(Refusal::Unjustified { missing }) => assert!(missing.contains("view"), "{missing}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_request(br#"{"op":"fetch","camera":"front","seq":1,"offset":0,"track":"sideways","why":{"purpose":"view","case_ref":"a","reason":"b"}}"#),
+            Err(Refusal::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -668,6 +762,7 @@ mod tests {
             from_ns: 0,
             to_ns: 1,
             why: why("", "  "),
+            track: Track::Footage,
         };
         match decode_request(&encode(&r)[4..]) {
             Err(Refusal::Unjustified { missing }) => {
@@ -697,6 +792,7 @@ mod tests {
             seq: 0,
             offset: 0,
             why: why("C1", "r"),
+            track: Track::Preview,
         };
         let hold = Request::HoldList;
         let audit = Request::Audit { from_seq: 0 };
@@ -754,34 +850,43 @@ mod tests {
                 })
         }
 
+        fn track() -> impl Strategy<Value = Track> {
+            prop_oneof![Just(Track::Footage), Just(Track::Preview)]
+        }
+
         fn request() -> impl Strategy<Value = Request> {
             prop_oneof![
                 Just(Request::Status),
                 Just(Request::HoldList),
-                (id(), any::<i64>(), any::<i64>(), why()).prop_map(
-                    |(camera, from_ns, to_ns, why)| {
+                (id(), any::<i64>(), any::<i64>(), why(), track()).prop_map(
+                    |(camera, from_ns, to_ns, why, track)| {
                         Request::List {
                             camera,
                             from_ns,
                             to_ns,
                             why,
+                            track,
                         }
                     }
                 ),
-                (id(), any::<u64>(), any::<u64>(), why()).prop_map(|(camera, seq, offset, why)| {
-                    Request::Fetch {
-                        camera,
-                        seq,
-                        offset,
-                        why,
+                (id(), any::<u64>(), any::<u64>(), why(), track()).prop_map(
+                    |(camera, seq, offset, why, track)| {
+                        Request::Fetch {
+                            camera,
+                            seq,
+                            offset,
+                            why,
+                            track,
+                        }
                     }
-                }),
-                (id(), any::<u64>(), any::<u64>(), why()).prop_map(
-                    |(camera, from_seq, to_seq, why)| Request::Manifests {
+                ),
+                (id(), any::<u64>(), any::<u64>(), why(), track()).prop_map(
+                    |(camera, from_seq, to_seq, why, track)| Request::Manifests {
                         camera,
                         from_seq,
                         to_seq,
-                        why
+                        why,
+                        track,
                     }
                 ),
                 (

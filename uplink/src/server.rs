@@ -505,7 +505,9 @@ fn retired_hex(store: &Store) -> Vec<String> {
 
 /// Refuses a request for a camera the unit has never had.
 fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
-    let known = store.known_cameras().map_err(refusal)?;
+    // Cameras, not their preview tracks (which are asked for by camera and track).
+    let mut known = store.known_cameras().map_err(refusal)?;
+    known.retain(|c| rdc_format::track::parse_store_name(c).is_some_and(|(_, t)| t.is_footage()));
     if known.iter().any(|c| camera == c.as_str()) {
         Ok(())
     } else {
@@ -538,6 +540,7 @@ fn handle(
             camera,
             from_ns,
             to_ns,
+            track,
             ..
         } => {
             rec.camera = Some(camera.to_string());
@@ -546,7 +549,7 @@ fn handle(
             known_camera(store, camera)?;
             answer(Answer::Segments(
                 store
-                    .list(camera.as_str(), *from_ns, *to_ns)
+                    .list(&track.store_name(camera.as_str()), *from_ns, *to_ns)
                     .map_err(refusal)?,
             ))
         }
@@ -554,13 +557,14 @@ fn handle(
             camera,
             from_seq,
             to_seq,
+            track,
             ..
         } => {
             rec.camera = Some(camera.to_string());
             known_camera(store, camera)?;
             answer(Answer::Manifests(
                 store
-                    .manifests(camera.as_str(), *from_seq, *to_seq)
+                    .manifests(&track.store_name(camera.as_str()), *from_seq, *to_seq)
                     .map_err(refusal)?,
             ))
         }
@@ -568,12 +572,14 @@ fn handle(
             camera,
             seq,
             offset,
+            track,
             ..
         } => {
             rec.camera = Some(camera.to_string());
             rec.seq = Some(*seq);
             known_camera(store, camera)?;
-            let r = store.open_segment(camera.as_str(), *seq).map_err(refusal)?;
+            let name = track.store_name(camera.as_str());
+            let r = store.open_segment(&name, *seq).map_err(refusal)?;
             if *offset > r.len() {
                 return Err(Refusal::OffsetPastEnd {
                     camera: camera.to_string(),

@@ -8,7 +8,7 @@ use rdc_storage::{Budget, Frame, RealClocks, Store, StoreConfig, UnitKey};
 
 use crate::client::{Client, ClientError};
 use crate::pki::{self, Kind, Pem};
-use crate::protocol::{Answer, Justification, Purpose, Refusal, Request};
+use crate::protocol::{Answer, Justification, Purpose, Refusal, Request, Track};
 use crate::server::Server;
 use crate::tls::{self, Identity};
 use rdc_config::Id;
@@ -442,6 +442,7 @@ async fn every_refusal_reaches_the_officer() {
             from_ns: 0,
             to_ns: i64::MAX,
             why: why("C/1"),
+            track: Track::Footage,
         })
         .await,
     ) {

@@ -60,6 +60,8 @@ pub struct StoreConfig {
     pub max_held_fraction: f64,
     /// The configured cameras: `verify` accounts for each (with every camera seen anywhere).
     pub cameras: Vec<String>,
+    /// Each camera's preview track keeps a keyframe this often; `None`: no previews.
+    pub preview_interval_ns: Option<u64>,
 }
 
 impl StoreConfig {
@@ -77,6 +79,7 @@ impl StoreConfig {
             index_cache_bytes: 2 << 20,
             max_held_fraction: 0.5,
             cameras: Vec::new(),
+            preview_interval_ns: None,
         }
     }
 
@@ -87,6 +90,7 @@ impl StoreConfig {
             segment_ns: u64::from(c.storage.segment_secs) * 1_000_000_000,
             sync_interval_ns: c.storage.sync_interval.as_nanos() as u64,
             cameras: c.cameras.iter().map(|c| c.id.to_string()).collect(),
+            preview_interval_ns: c.storage.preview_interval.map(|d| d.as_nanos() as u64),
             ..StoreConfig::new(
                 c.storage.path.clone(),
                 c.unit.id.as_str(),
@@ -255,6 +259,18 @@ fn private_dir(p: &Path) -> Result<(), Error> {
 
 fn idx_err(e: sled::Error) -> Error {
     Error::Index(e.to_string())
+}
+
+/// Refuses a store name that is neither a camera id nor a camera's preview track: no name that
+/// could reach a path (`../audit`, `a/b`, `.`) gets to the file system.
+fn track_name(name: &str) -> Result<(), Error> {
+    match rdc_format::track::parse_store_name(name) {
+        Some(_) => Ok(()),
+        None => Err(Error::BadCamera(
+            name.to_owned(),
+            rdc_config::IdError.to_string(),
+        )),
+    }
 }
 
 fn manifest_log_name(camera: &str) -> String {

@@ -82,7 +82,7 @@ impl Store {
             let ent = ent.map_err(io_err("list", &mdir))?;
             let name = ent.file_name().to_string_lossy().into_owned();
             if let Some(cam) = name.strip_suffix(".jsonl")
-                && rdc_config::Id::parse(cam).is_ok()
+                && rdc_format::track::parse_store_name(cam).is_some()
             {
                 manifests.insert(cam.to_owned(), open_log(&ent.path())?);
             }

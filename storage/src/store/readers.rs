@@ -27,8 +27,7 @@ impl Store {
     }
 
     pub fn segment(&self, camera: &str, seq: u64) -> Result<SegmentEntry, Error> {
-        rdc_config::Id::parse(camera)
-            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
+        track_name(camera)?;
         self.inner
             .index
             .get(camera, seq)
@@ -64,8 +63,7 @@ impl Store {
         from_seq: u64,
         to_seq: u64,
     ) -> Result<Vec<chainlog::Entry>, Error> {
-        rdc_config::Id::parse(camera)
-            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
+        track_name(camera)?;
         let p = self.manifest_log_path(camera);
         Ok(chainlog::read_all::<serde_json::Value>(&p)?
             .into_iter()

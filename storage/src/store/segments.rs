@@ -6,8 +6,7 @@ use super::*;
 impl Store {
     /// The writer for one camera. Only one may exist per camera at a time.
     pub fn writer(&self, camera: &str) -> Result<SegmentWriter, Error> {
-        rdc_config::Id::parse(camera)
-            .map_err(|m| Error::BadCamera(camera.to_owned(), m.to_string()))?;
+        track_name(camera)?;
         if !lock(&self.inner.writers).insert(camera.to_owned()) {
             return Err(Error::WriterBusy(camera.to_owned()));
         }
@@ -20,6 +19,7 @@ impl Store {
             dropped_before_keyframe: 0,
             orphan: None,
             gap: None,
+            segment_ns: self.inner.cfg.segment_ns,
         })
     }
 

@@ -12,13 +12,29 @@ impl Store {
         let mut cameras = Vec::new();
         let (mut oldest, mut newest): (Option<i64>, Option<i64>) = (None, None);
         let (mut segments, mut recent_bytes, mut recent_from) = (0u64, 0u64, now);
+        let mut previews: BTreeMap<String, rdc_format::PreviewStatus> = BTreeMap::new();
         for cam in self.cameras()? {
+            let Some((camera, track)) = rdc_format::track::parse_store_name(&cam) else {
+                continue;
+            };
+            if !track.is_footage() {
+                let p = previews.entry(camera.to_owned()).or_default();
+                for e in self.inner.index.oldest_first(&cam) {
+                    let e = e.map_err(idx_err)?;
+                    p.segments += 1;
+                    p.bytes += e.segment.bytes;
+                    p.oldest_start_ns.get_or_insert(e.segment.start_ns);
+                    p.newest_end_ns = p.newest_end_ns.max(Some(e.segment.end_ns));
+                }
+                continue;
+            }
             let mut cs = CameraStatus {
                 camera: cam.clone(),
                 segments: 0,
                 bytes: 0,
                 oldest_start_ns: None,
                 newest_end_ns: None,
+                previews: None,
             };
             for e in self.inner.index.oldest_first(&cam) {
                 let e = e.map_err(idx_err)?;
@@ -41,6 +57,9 @@ impl Store {
             }
             segments += cs.segments;
             cameras.push(cs);
+        }
+        for cs in &mut cameras {
+            cs.previews = previews.remove(&cs.camera);
         }
         let span = (now - recent_from).max(0);
         // An hour of footage is the least that gives a useful rate.
