@@ -122,6 +122,16 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         export: crate::export::ExportArgs,
     },
+    /// A contact sheet of a camera's previews (one keyframe every few seconds, which the unit
+    /// keeps for a few percent of the footage's bytes): a grid of pictures, each with its time,
+    /// gaps shown as gaps, to find the minutes to fetch or export. Asked for and audited as
+    /// viewing (a case and reason).
+    Preview {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        preview: crate::preview::PreviewArgs,
+    },
     /// Checks an evidence bundle offline: every hash, the unit's signatures and chain, the
     /// gaps, the audit receipt, the exporter's signature and certificate. Exit 0 only if all
     /// hold.

@@ -100,7 +100,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
     let (log, fetched) = fetch_segments(
         &mut client,
         target,
-        camera,
+        (camera, Track::Footage),
         &entries,
         (lo.saturating_sub(1), hi + 1),
         &unit_keys,

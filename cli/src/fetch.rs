@@ -50,7 +50,7 @@ pub(crate) async fn fetch(
     fetch_segments(
         &mut client,
         target,
-        camera,
+        (camera, Track::Footage),
         &entries,
         seqs,
         &unit_keys,
@@ -89,15 +89,15 @@ pub(crate) struct Fetched {
     pub(crate) ts: Option<PathBuf>,
 }
 
-/// Fetches `entries` into `dir`, resuming what is there, two segments in flight; checks the
-/// chain of the camera's manifests `manifest_seqs` (which must cover the entries) and every
+/// Fetches `entries` of a camera's track into `dir`, resuming what is there, two segments in
+/// flight; checks the chain of the track's manifests `manifest_seqs` (which must cover the entries) and every
 /// file against its manifest; decrypts with `identities`. Returns the checked manifest log
 /// entries and the segments, in the order of `entries`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn fetch_segments(
     client: &mut Client,
     target: &Target,
-    camera: &Id,
+    (camera, track): (&Id, Track),
     entries: &[SegmentEntry],
     manifest_seqs: (u64, u64),
     unit_keys: &[[u8; 32]],
@@ -106,6 +106,7 @@ pub(crate) async fn fetch_segments(
     identities: Option<&[Box<dyn age::Identity>]>,
 ) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
     std::fs::create_dir_all(dir)?;
+    let of = TrackRef { camera, track };
     let total: u64 = entries.iter().map(|e| e.segment.bytes).sum();
     let progress = Arc::new(Mutex::new(Progress::new(
         camera.as_str(),
@@ -128,14 +129,14 @@ pub(crate) async fn fetch_segments(
         bar().resumed(e.segment.seq, on_disk);
     }
     let (manifests, ()) = tokio::join!(
-        client.manifests(camera, manifest_seqs.0, manifest_seqs.1, just),
-        prefetch(client, camera, entries, dir, just, &progress)
+        client.manifests(of, manifest_seqs.0, manifest_seqs.1, just),
+        prefetch(client, of, entries, dir, just, &progress)
     );
     let manifests: Vec<Entry> = manifests?;
     check_chain(&manifests, unit_keys, "manifest")?;
     let mut fetched = Vec::with_capacity(entries.len());
     for e in entries {
-        let m = verified_manifest(&manifests, camera, e.segment.seq)?;
+        let m = verified_manifest(&manifests, of, e.segment.seq)?;
         let stem = local_stem(m.seq, m.start_ns);
         let fin = dir.join(format!("{stem}.age"));
         let part = part_path(dir, m.seq);
@@ -147,9 +148,7 @@ pub(crate) async fn fetch_segments(
                     break;
                 }
                 let mut f = open_part(&part, e.segment.seq, &progress).await?;
-                let r = client
-                    .fetch(camera, e.segment.seq, have, just, &mut f)
-                    .await;
+                let r = client.fetch(of, e.segment.seq, have, just, &mut f).await;
                 drop(f);
                 match r {
                     Ok(_) => {}
@@ -206,8 +205,13 @@ pub(crate) async fn fetch_segments(
     Ok((manifests, fetched))
 }
 
-/// The signed manifest of segment `seq` of `camera`, checked to be about that segment.
-pub(crate) fn verified_manifest(ms: &[Entry], camera: &Id, seq: u64) -> anyhow::Result<Manifest> {
+/// The signed manifest of segment `seq` of a camera's track, checked to be about that segment.
+pub(crate) fn verified_manifest(
+    ms: &[Entry],
+    of: TrackRef<'_>,
+    seq: u64,
+) -> anyhow::Result<Manifest> {
+    let camera = of.track.store_name(of.camera.as_str());
     let Some(entry) = ms.iter().find(|x| x.body["seq"].as_u64() == Some(seq)) else {
         check_failed!("the unit sent no manifest for segment {seq}");
     };
@@ -216,7 +220,7 @@ pub(crate) fn verified_manifest(ms: &[Entry], camera: &Id, seq: u64) -> anyhow::
             "the manifest of segment {seq} is not readable: {e}"
         ))
     })?;
-    if m.camera != camera.as_str() || m.seq != seq {
+    if m.camera != camera || m.seq != seq {
         check_failed!(
             "the manifest sent for {camera}/{seq} describes {}/{}",
             m.camera,
@@ -231,7 +235,7 @@ pub(crate) fn verified_manifest(ms: &[Entry], camera: &Id, seq: u64) -> anyhow::
 /// checked, resuming pass that follows.
 pub(crate) async fn prefetch(
     client: &Client,
-    camera: &Id,
+    of: TrackRef<'_>,
     entries: &[SegmentEntry],
     dir: &Path,
     just: &Justification,
@@ -254,9 +258,7 @@ pub(crate) async fn prefetch(
         let Ok(mut f) = open_part(&part, e.segment.seq, progress).await else {
             return;
         };
-        let _ = client
-            .fetch(camera, e.segment.seq, have, just, &mut f)
-            .await;
+        let _ = client.fetch(of, e.segment.seq, have, just, &mut f).await;
     })
     .buffer_unordered(2)
     .collect::<()>()

@@ -23,7 +23,7 @@ use rdc_format::chain::{self as chainlog, Entry};
 use rdc_format::{Manifest, SegmentEntry};
 use rdc_uplink::client::{Client, ClientError};
 use rdc_uplink::pki::{self, Kind, Pem};
-use rdc_uplink::protocol::{Justification, Purpose, Request};
+use rdc_uplink::protocol::{Justification, Purpose, Request, Track, TrackRef};
 use rdc_uplink::tls::{self, Identity};
 
 pub mod progress;
@@ -71,8 +71,10 @@ mod args;
 mod audit;
 mod export;
 mod fetch;
+mod font;
 mod keys;
 pub mod mp4;
+mod preview;
 mod still;
 mod time;
 mod units;
@@ -195,6 +197,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         } => fetch(&target, &footage, identity.as_deref(), &out).await,
         Cmd::Export { target, export } => export::export(&target, &export).await,
+        Cmd::Preview { target, preview } => preview::preview(&target, &preview).await,
         Cmd::Commission {
             target,
             cameras,
