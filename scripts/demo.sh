@@ -43,6 +43,8 @@ path = "$demo/store"
 max_bytes = "1 GiB"
 retention_days = 28
 segment_secs = 10
+# A preview every 2 s (10 s on a real unit), for the contact sheet below.
+preview_interval = "2s"
 
 [[camera]]
 id = "front"
@@ -120,6 +122,17 @@ $bin/rdc-recorder store -c "$demo/recorder.toml" status
 $bin/rdc-recorder store -c "$demo/recorder.toml" list
 $bin/rdc-recorder store -c "$demo/recorder.toml" verify --deep
 grep -o '"action":"[a-z_]*"[^}]*"case_ref":"[^"]*"[^}]*"outcome":"[^"]*"' "$demo/store/logs/audit.jsonl" | head -4 | sed 's/^/   audit: /'
+
+echo; echo "== previews: the recorder kept a keyframe of each camera every 2 s; restarted (it serves its store),"
+echo "   the officer draws a contact sheet of the front camera's (rdc preview) to find the moment to fetch"
+$bin/rdc-recorder run --config "$demo/recorder.toml" >> "$demo/recorder.log" 2>&1 &
+rec=$!; pids+=($rec)
+for _ in $(seq 50); do $bin/rdc status --unit demo-unit --units "$demo/units.toml" >/dev/null 2>&1 && break; sleep 0.2; done
+$bin/rdc preview --unit demo-unit --units "$demo/units.toml" --camera front --from now-2m --to now \
+  --every 4s --case "ASB/2026/0042" --reason "when was the front door damaged?" \
+  --identity "$demo/keys/officer.key" --out "$demo/front-sheet.png" | sed 's/^/   /'
+echo "   $(file -b "$demo/front-sheet.png" 2>/dev/null || ls -l "$demo/front-sheet.png")"
+kill -TERM "$rec"; wait "$rec" || true
 
 echo; echo "== the stock age tool decrypts a segment too"
 seg=$(ls "$demo/store/segments/rear/"*.age | tail -1)

@@ -22,7 +22,7 @@ pub(crate) struct PreviewArgs {
     #[command(flatten)]
     pub(crate) footage: Footage,
     /// One tile per this much time, e.g. 10s, 1m (default: 10s, or wider so that the sheet
-    /// has at most 720 tiles). Tiles start at --from.
+    /// has at most 720 tiles). Tiles start at whole multiples of it (18:00:00, 18:00:10 ...).
     #[arg(long)]
     pub(crate) every: Option<String>,
     /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the previews.
@@ -168,7 +168,10 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
         just.case_ref
     );
     let sheet = tokio::task::spawn_blocking(move || {
-        let (tiles, chosen) = lay_out((from_ns, to_ns), every_ns, &pictures, &gaps);
+        // Tiles start on whole multiples of the spacing (18:00:00, 18:00:10 ...), as the unit
+        // keeps its previews, so each finds one.
+        let first = from_ns - from_ns.rem_euclid(every_ns);
+        let (tiles, chosen) = lay_out((first, to_ns), every_ns, &pictures, &gaps);
         let (w, h) = draw_sheet(&tiles, &chosen, &pictures, columns, &title, &out)?;
         anyhow::Ok(Sheet {
             camera: cam,
@@ -291,7 +294,7 @@ fn none_there(
         None => msg.push_str(&format!(" The unit has no footage of {camera} at all.")),
         Some(c) => match &c.previews {
             Some(p) if p.segments > 0 => msg.push_str(&format!(
-                " The unit has {camera}'s previews from {} to {}. Previews become available when their 10-minute segment closes.",
+                " The unit has {camera}'s previews from {} to {}. Previews are served once their segment (60 of them) closes, or the recorder stops.",
                 p.oldest_start_ns.map_or_else(|| "?".into(), t),
                 p.newest_end_ns.map_or_else(|| "?".into(), t),
             )),
@@ -346,7 +349,11 @@ fn lay_out(
 
 /// A gap's cause in a few words for its tile.
 fn short_cause(cause: &str) -> &'static str {
-    if cause.starts_with("recording stopped") {
+    if cause.starts_with("recording stopped: the recorder stopped") {
+        "RECORDER STOPPED"
+    } else if cause.starts_with("recording stopped") && cause.contains("disk") {
+        "DISK TROUBLE"
+    } else if cause.starts_with("recording stopped") {
         "CAMERA STOPPED"
     } else if cause.starts_with("the unit lost power") {
         "POWER CUT"

@@ -439,7 +439,7 @@ fn push_frame(
         }
     }
     if let Some(p) = previews
-        && p.writer.wants(f.keyframe, wall)
+        && p.writer.wants(f.keyframe, wall, mono)
         && let Some(pm) = p.mux.as_mut()
     {
         p.writer.set_times(source);

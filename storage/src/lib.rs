@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use clock::{Clocks, RealClocks, SimulatedClocks};
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
-pub use preview::{PREVIEW_SEGMENT_NS, PreviewWriter};
+pub use preview::{PREVIEWS_PER_SEGMENT, PreviewWriter};
 pub use rdc_format::SegmentEntry;
 pub use retention::Hold;
 pub use signing::UnitKey;

@@ -12,9 +12,10 @@ use crate::manifest::{ClockState, Manifest, TimeSource};
 use crate::writer::{Frame, Pushed, SegmentWriter};
 use crate::{Error, Store};
 
-/// A preview segment is cut at the first preview this long after its start: an hour of
-/// previews at 10 s is six segments of 60 pictures, a day 144.
-pub const PREVIEW_SEGMENT_NS: u64 = 600_000_000_000;
+/// A preview segment holds this many previews (it is cut at the first preview `interval` times
+/// this after its start): at 10 s, ten minutes a segment, six an hour, 144 a day. A segment is
+/// served once it is closed, so the newest previews wait for that (or for the recorder to stop).
+pub const PREVIEWS_PER_SEGMENT: u64 = 60;
 
 /// Writes one camera's preview track. Obtained from [`Store::preview_writer`].
 #[derive(Debug)]
@@ -22,20 +23,26 @@ pub struct PreviewWriter {
     writer: SegmentWriter,
     interval_ns: i64,
     last_slot: Option<i64>,
+    /// The footage's newest frame (wall, monotonic): where a preview segment closed with the
+    /// footage ends.
+    last_seen: Option<(i64, u64)>,
 }
 
 impl PreviewWriter {
     pub(crate) fn new(mut writer: SegmentWriter, interval_ns: u64) -> Self {
-        writer.set_segment_ns(PREVIEW_SEGMENT_NS.max(interval_ns));
+        writer.set_segment_ns(PREVIEWS_PER_SEGMENT * interval_ns);
         PreviewWriter {
             writer,
             interval_ns: interval_ns.max(1) as i64,
             last_slot: None,
+            last_seen: None,
         }
     }
 
-    /// Whether a keyframe at `wall_ns` is to be kept: the first in its slot.
-    pub fn wants(&self, keyframe: bool, wall_ns: i64) -> bool {
+    /// Told of every frame of the footage: whether this one is to be kept (a keyframe, the
+    /// first in its slot).
+    pub fn wants(&mut self, keyframe: bool, wall_ns: i64, mono_ns: u64) -> bool {
+        self.last_seen = Some((wall_ns, mono_ns));
         keyframe && self.last_slot != Some(wall_ns.div_euclid(self.interval_ns))
     }
 
@@ -50,9 +57,10 @@ impl PreviewWriter {
         Ok(p)
     }
 
-    /// Ends the open preview segment with the footage's, for the same cause.
+    /// Ends the open preview segment with the footage's, for the same cause, at the footage's
+    /// last frame (so the preview track's gaps are the footage's).
     pub fn close(&mut self, cause: &str) -> Result<Option<Manifest>, Error> {
-        self.writer.close(cause)
+        self.writer.close_at(cause, self.last_seen.take())
     }
 
     pub fn sync(&mut self) -> Result<(), Error> {

@@ -916,7 +916,7 @@ fn previews_keep_one_keyframe_a_slot_under_the_same_rules() {
             mono_ns: mono,
         };
         w.push(&f).unwrap();
-        if p.wants(f.keyframe, wall) {
+        if p.wants(f.keyframe, wall, mono) {
             p.push(&f).unwrap();
             kept.push(wall);
         }

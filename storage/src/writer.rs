@@ -240,14 +240,25 @@ impl SegmentWriter {
 
     /// Ends the open segment (if any) because recording stops or pauses: a gap follows.
     pub fn close(&mut self, cause: &str) -> Result<Option<Manifest>, Error> {
-        if self.open.is_none() {
+        self.close_at(cause, None)
+    }
+
+    /// [`SegmentWriter::close`], the segment ending at `end` (wall, monotonic) instead of its
+    /// last frame: a preview segment ends where the footage it was taken from ends.
+    pub(crate) fn close_at(
+        &mut self,
+        cause: &str,
+        end: Option<(i64, u64)>,
+    ) -> Result<Option<Manifest>, Error> {
+        let Some(o) = &self.open else {
             return Ok(None);
-        }
+        };
+        let end = end.filter(|(w, m)| *w >= o.last_wall && *m >= o.last_mono);
         self.finish(
             Ended::Stopped {
                 cause: cause.to_owned(),
             },
-            None,
+            end,
         )
         .map(Some)
     }

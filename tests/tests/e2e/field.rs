@@ -313,36 +313,8 @@ fn the_shipped_systemd_unit_verifies_and_is_hardened() {
 #[test]
 fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
     let s = Scheme::new();
-    let eng = rdc(&[
-        "keys",
-        "user",
-        "--ca-dir",
-        &s.path("ca"),
-        "--name",
-        "eng",
-        "--role",
-        "engineer",
-        "--dir",
-        &s.path("users"),
-    ]);
-    assert!(eng.status.success());
-    let mut users = std::fs::read_to_string(s.keys.path().join("user.toml")).unwrap();
-    users.push_str(&String::from_utf8_lossy(&eng.stdout));
-    std::fs::write(s.keys.path().join("user.toml"), users).unwrap();
-    let eng_units = s.keys.path().join("units-eng.toml");
-    std::fs::write(
-        &eng_units,
-        std::fs::read_to_string(s.keys.path().join("units.toml"))
-            .unwrap()
-            .replace("j.smith", "eng"),
-    )
-    .unwrap();
-    let eng_rdc = |args: &[&str]| {
-        let units = eng_units.display().to_string();
-        let mut all = vec![args[0], "--unit", "e2e", "--units", &units];
-        all.extend_from_slice(&args[1..]);
-        rdc(&all)
-    };
+    s.add_user("eng", "engineer");
+    let eng_rdc = |args: &[&str]| s.rdc_as("eng", args[0], &args[1..]);
     let front = Camera::start(&[]);
     let rear = Camera::start(&["--codec", "h265"]);
     let mut unit = s.unit(&[

@@ -159,6 +159,13 @@ level = "info,rdc_recorder=debug"
         self.dir.path().join("recorder.toml")
     }
 
+    /// Adds `line` (`key = value`) to the configuration's [storage].
+    pub(crate) fn set_storage(&self, line: &str) {
+        let c = std::fs::read_to_string(self.config()).unwrap();
+        let c = c.replacen("[storage]\n", &format!("[storage]\n{line}\n"), 1);
+        std::fs::write(self.config(), c).unwrap();
+    }
+
     pub(crate) fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -519,10 +526,47 @@ impl Scheme {
 
     /// `rdc <cmd> --unit e2e --units <units file> <args>`.
     pub(crate) fn rdc(&self, cmd: &str, args: &[&str]) -> std::process::Output {
-        let units = self.path("units.toml");
+        self.rdc_as("j.smith", cmd, args)
+    }
+
+    /// `rdc` as the person `who` (j.smith, or one made by [`Scheme::add_user`]).
+    pub(crate) fn rdc_as(&self, who: &str, cmd: &str, args: &[&str]) -> std::process::Output {
+        let units = if who == "j.smith" {
+            self.path("units.toml")
+        } else {
+            self.path(&format!("units-{who}.toml"))
+        };
         let mut all = vec![cmd, "--unit", "e2e", "--units", &units];
         all.extend_from_slice(args);
         rdc(&all)
+    }
+
+    /// Another person with `role`, listed in the units made from now on; [`Scheme::rdc_as`]
+    /// runs `rdc` as them.
+    pub(crate) fn add_user(&self, name: &str, role: &str) {
+        let o = rdc(&[
+            "keys",
+            "user",
+            "--ca-dir",
+            &self.path("ca"),
+            "--name",
+            name,
+            "--role",
+            role,
+            "--dir",
+            &self.path("users"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut users = std::fs::read_to_string(self.keys.path().join("user.toml")).unwrap();
+        users.push_str(&String::from_utf8_lossy(&o.stdout));
+        std::fs::write(self.keys.path().join("user.toml"), users).unwrap();
+        std::fs::write(
+            self.keys.path().join(format!("units-{name}.toml")),
+            std::fs::read_to_string(self.keys.path().join("units.toml"))
+                .unwrap()
+                .replace("j.smith", name),
+        )
+        .unwrap();
     }
 }
 

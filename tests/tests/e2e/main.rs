@@ -7,4 +7,5 @@ mod export;
 mod fetch;
 mod field;
 mod harness;
+mod preview;
 mod recording;
