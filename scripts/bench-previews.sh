@@ -66,3 +66,4 @@ TOML
       printf "%-4d %-9s %14.3f %14s %15.2f%%\n", r, m, 100*c/1e9/n/s, k " segs", (fb > pb ? 100*pb/(fb-pb) : 0) }'
   done
 done
+exit 0
