@@ -73,7 +73,9 @@ fn main() -> anyhow::Result<()> {
             preview_interval_ns: Some(a.every * 1_000_000_000),
             ..StoreConfig::new(root.clone(), "bench", vec![[7u8; 32]])
         };
-        let key = Arc::new(UnitKey::load_or_create(&tmp.path().join(format!("key-{i}")))?);
+        let key = Arc::new(UnitKey::load_or_create(
+            &tmp.path().join(format!("key-{i}")),
+        )?);
         let (store, _) = Store::open(cfg, key, Arc::new(RealClocks))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
         let len = a.minutes * 60_000_000_000;
