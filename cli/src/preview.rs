@@ -621,19 +621,10 @@ fn write_png(img: &[u8], (w, h): (usize, usize), out: &Path) -> anyhow::Result<(
         .set_pts(gst::ClockTime::ZERO);
     let pushed = src.push_buffer(b);
     let _ = src.end_of_stream();
-    let mut failure = pushed.err().map(|e| format!("{e:?}"));
-    if let Some(bus) = pipeline.bus() {
-        for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
-            match msg.view() {
-                gst::MessageView::Eos(..) => break,
-                gst::MessageView::Error(e) => {
-                    failure = Some(e.error().to_string());
-                    break;
-                }
-                _ => {}
-            }
-        }
-    }
+    let failure = pushed
+        .err()
+        .map(|e| format!("{e:?}"))
+        .or_else(|| crate::still::run_to_eos(&pipeline, 60));
     pipeline.set_state(gst::State::Null)?;
     if let Some(f) = failure {
         let _ = std::fs::remove_file(&tmp);

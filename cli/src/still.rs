@@ -45,20 +45,10 @@ pub fn keyframe_to_png(codec: &str, data: Vec<u8>, out: &Path) -> anyhow::Result
         .set_pts(gst::ClockTime::ZERO);
     let pushed = src.push_buffer(b);
     let _ = src.end_of_stream();
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| anyhow!("pipeline without a bus"))?;
-    let mut failure = pushed.err().map(|e| format!("{e:?}"));
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(20)) {
-        match msg.view() {
-            gst::MessageView::Eos(..) => break,
-            gst::MessageView::Error(e) => {
-                failure = Some(e.error().to_string());
-                break;
-            }
-            _ => {}
-        }
-    }
+    let failure = pushed
+        .err()
+        .map(|e| format!("{e:?}"))
+        .or_else(|| run_to_eos(&pipeline, 20));
     pipeline.set_state(gst::State::Null)?;
     if let Some(f) = failure {
         bail!("the still could not be decoded: {f}");
@@ -67,6 +57,21 @@ pub fn keyframe_to_png(codec: &str, data: Vec<u8>, out: &Path) -> anyhow::Result
         bail!("the still could not be decoded: no picture came out");
     }
     Ok(())
+}
+
+/// Waits up to `secs` for a playing pipeline's end of stream; its error, if it fails.
+pub(crate) fn run_to_eos(pipeline: &gst::Pipeline, secs: u64) -> Option<String> {
+    let Some(bus) = pipeline.bus() else {
+        return Some("pipeline without a bus".into());
+    };
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(secs)) {
+        match msg.view() {
+            gst::MessageView::Eos(..) => return None,
+            gst::MessageView::Error(e) => return Some(e.error().to_string()),
+            _ => {}
+        }
+    }
+    Some(format!("no end of stream within {secs} s"))
 }
 
 /// `rdc commission`: a still of each camera named (or `--done`: the unit in service).

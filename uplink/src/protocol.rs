@@ -814,7 +814,7 @@ mod tests {
         let msg = authorize(Role::Engineer, &fetch).unwrap_err().to_string();
         assert_eq!(
             msg,
-            "your role (engineer) may not fetch: ask a case support officer or manager"
+            "your role (engineer) may not fetch preview: ask a case support officer or manager"
         );
     }
 

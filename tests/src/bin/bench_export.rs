@@ -16,8 +16,6 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use gstreamer as gst;
-use gstreamer::prelude::*;
 use rdc_cli::mp4;
 use rdc_recorder::tsmux::{Codec, TsMuxer, ns_to_90k};
 
@@ -47,7 +45,14 @@ fn main() -> anyhow::Result<()> {
     let dir = a.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     eprintln!("encoding 10 s of 1080p H.264 at {} kbit/s ...", a.kbps);
-    let aus = encode_ten_seconds(a.kbps)?;
+    let aus = rdc_tests::footage::encode_h264(
+        "videotestsrc num-buffers=250 pattern=snow ! video/x-raw,width=1920,height=1080,framerate=25/1",
+        250,
+        25,
+        a.kbps,
+        25,
+    )?
+    .aus;
     let n = (a.minutes * 6) as usize;
     let pieces = write_segments(&dir, &aus, n)?;
     let bytes: u64 = pieces
@@ -152,47 +157,11 @@ fn check(out: &Path, frames: u64, secs: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Au {
-    data: Vec<u8>,
-    pts_ns: u64,
-    dts_ns: u64,
-    key: bool,
-}
-
-fn encode_ten_seconds(kbps: u32) -> anyhow::Result<Vec<Au>> {
-    gst::init()?;
-    let p = gst::parse::launch(&format!(
-        "videotestsrc num-buffers=250 pattern=snow ! video/x-raw,width=1920,height=1080,framerate=25/1 \
-         ! x264enc bitrate={kbps} key-int-max=25 speed-preset=ultrafast tune=zerolatency \
-         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
-         ! appsink name=sink sync=false"
-    ))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow::anyhow!("not a pipeline"))?;
-    let sink = p
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gstreamer_app::AppSink>().ok())
-        .context("no appsink")?;
-    p.set_state(gst::State::Playing)?;
-    let mut aus = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        let b = s.buffer().context("sample without buffer")?;
-        let m = b.map_readable()?;
-        aus.push(Au {
-            data: m.to_vec(),
-            pts_ns: b.pts().map_or(0, |t| t.nseconds()),
-            dts_ns: b.dts().or(b.pts()).map_or(0, |t| t.nseconds()),
-            key: !b.flags().contains(gst::BufferFlags::DELTA_UNIT),
-        });
-    }
-    p.set_state(gst::State::Null)?;
-    if aus.len() < 250 || !aus[0].key {
-        bail!("the encoder gave {} frames", aus.len());
-    }
-    Ok(aus)
-}
-
-fn write_segments(dir: &Path, aus: &[Au], n: usize) -> anyhow::Result<Vec<mp4::Piece>> {
+fn write_segments(
+    dir: &Path,
+    aus: &[rdc_tests::footage::Au],
+    n: usize,
+) -> anyhow::Result<Vec<mp4::Piece>> {
     let mut mux = TsMuxer::new(Codec::H264);
     let mut pieces = Vec::with_capacity(n);
     let mut ts = Vec::new();
