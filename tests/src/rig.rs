@@ -213,3 +213,161 @@ impl UplinkRig {
         }
     }
 }
+
+/// The rig's store served by a real `rdc-recorder run` that records emulated cameras at the
+/// same time, as a unit in the field is busy while an officer fetches: for the link benchmark
+/// and the lossy-link test. The recorder and the camera are stopped on drop.
+#[allow(missing_debug_implementations)]
+pub struct RecordingUnit {
+    pub dir: tempfile::TempDir,
+    /// The uplink's UDP port (on every address of this namespace).
+    pub port: u16,
+    recorder: std::process::Child,
+    camera: std::process::Child,
+}
+
+/// What [`UplinkRig::into_recording_unit`] runs.
+#[derive(Debug)]
+pub struct Busy<'a> {
+    /// `rdc-recorder` (or a binary that runs it), and the arguments before `run`'s own.
+    pub recorder: (&'a Path, &'a [&'a str]),
+    /// `rdc-fake-camera`.
+    pub camera: &'a Path,
+    /// Arguments for the camera: size, bitrate, GOP.
+    pub camera_args: &'a [&'a str],
+    /// How many cameras record it (one encoded stream, served to each).
+    pub cameras: usize,
+    /// The age recipient the footage is encrypted to.
+    pub recipient: &'a str,
+}
+
+impl UplinkRig {
+    /// Stops serving in-process and hands the store to a real recorder that records
+    /// `busy.cameras` emulated cameras while it serves the officer (`officer.crt`).
+    pub fn into_recording_unit(self, busy: &Busy<'_>) -> anyhow::Result<RecordingUnit> {
+        use anyhow::{Context as _, bail};
+        let fp = rdc_uplink::pki::fingerprint_text(
+            &rdc_uplink::tls::Identity::from_files(
+                &self.dir.path().join("officer.crt"),
+                &self.dir.path().join("officer.key"),
+            )?
+            .chain[0],
+        );
+        let dir = self.into_dir();
+        let d = dir.path();
+        let cam_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut camera = Command::new(busy.camera)
+            .args(["--port", &cam_port.to_string()])
+            .args(busy.camera_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("the emulated camera (build with --bins)")?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(camera.stdout.take().context("camera stdout")?),
+            &mut line,
+        )?;
+        if !line.starts_with("READY") {
+            bail!("the emulated camera did not start: {line:?}");
+        }
+        let port = std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port();
+        let mut toml = format!(
+            r#"[unit]
+id = "relay-unit"
+operator = "test"
+contact = "test@example.org"
+purpose = "testing"
+site = "loopback"
+signing_key = "{d}/unit-signing.key"
+[storage]
+path = "{d}/store"
+max_bytes = "16 GiB"
+segment_secs = 20
+[[recipient]]
+name = "officer"
+public_key = "{pk}"
+[uplink]
+listen = "0.0.0.0:{port}"
+cert = "{d}/unit.crt"
+key_file = "{d}/unit.key"
+ca = "{d}/ca.crt"
+[[uplink.user]]
+name = "J. Smith"
+role = "officer"
+fingerprint = "{fp}"
+[logging]
+level = "info"
+"#,
+            d = d.display(),
+            pk = busy.recipient
+        );
+        for i in 0..busy.cameras {
+            toml.push_str(&format!(
+                "[[camera]]\nid = \"c{i}\"\nurl = \"rtsp://127.0.0.1:{cam_port}/cam\"\n"
+            ));
+        }
+        std::fs::write(d.join("recorder.toml"), toml)?;
+        let log = std::fs::File::create(d.join("recorder.log"))?;
+        let mut recorder = Command::new(busy.recorder.0)
+            .args(busy.recorder.1)
+            .args(["run", "--config"])
+            .arg(d.join("recorder.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let t = std::time::Instant::now();
+        let log = || std::fs::read_to_string(d.join("recorder.log")).unwrap_or_default();
+        while log().matches("camera connected").count() < busy.cameras {
+            if t.elapsed() > std::time::Duration::from_secs(30) || recorder.try_wait()?.is_some() {
+                let _ = recorder.kill();
+                let _ = camera.kill();
+                bail!("the recorder did not start its cameras: {}", log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        Ok(RecordingUnit {
+            dir,
+            port,
+            recorder,
+            camera,
+        })
+    }
+}
+
+impl RecordingUnit {
+    /// How many segments the recorder has finished of its own cameras since it started.
+    pub fn recorded_segments(&self) -> usize {
+        let seg = self.dir.path().join("store/segments");
+        std::fs::read_dir(seg)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|d| d.file_name() != "front")
+                    .filter_map(|d| std::fs::read_dir(d.path()).ok())
+                    .flat_map(|r| r.flatten())
+                    .filter(|f| f.file_name().to_string_lossy().ends_with(".age"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RecordingUnit {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.recorder.id().to_string()])
+            .status();
+        let t = std::time::Instant::now();
+        while self.recorder.try_wait().ok().flatten().is_none()
+            && t.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.recorder.kill();
+        let _ = self.recorder.wait();
+        let _ = self.camera.kill();
+        let _ = self.camera.wait();
+    }
+}

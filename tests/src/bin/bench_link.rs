@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rdc_tests::relay::{Link, Relay};
-use rdc_tests::rig::UplinkRig;
+use rdc_tests::rig::{Busy, UplinkRig};
 use rdc_tests::tunlink::TunLink;
 use rdc_uplink::protocol::{Justification, Purpose};
 
@@ -275,100 +275,24 @@ fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
             ))
         })
         .collect::<anyhow::Result<_>>()?;
-    let fp = rdc_uplink::pki::fingerprint_text(
-        &rdc_uplink::tls::Identity::from_files(
-            &rig.dir.path().join("officer.crt"),
-            &rig.dir.path().join("officer.key"),
-        )?
-        .chain[0],
-    );
-    let dir = rig.into_dir();
-    let d = dir.path();
     let exe = std::env::current_exe()?;
-    let cam_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut camera = std::process::Command::new(exe.with_file_name("rdc-fake-camera"))
-        .args([
-            "--port",
-            &cam_port.to_string(),
-            "--width",
-            "1920",
-            "--height",
-            "1080",
-        ])
-        .args(["--kbps", "4000", "--gop", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("the emulated camera (build with --bins)")?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(camera.stdout.take().context("camera stdout")?),
-        &mut line,
-    )?;
-    let port = std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port();
     // The officer's age recipient, made as an officer makes it.
+    let id_dir = tempfile::tempdir()?;
     let keys = std::process::Command::new(&exe)
         .args(["rdc", "keys", "identity", "--out"])
-        .arg(d.join("officer-age.key"))
+        .arg(id_dir.path().join("officer-age.key"))
         .output()?;
     let recipient = String::from_utf8(keys.stdout)?.trim().to_owned();
-    let mut toml = format!(
-        r#"[unit]
-id = "relay-unit"
-operator = "bench"
-contact = "bench@example.org"
-purpose = "benchmark"
-site = "loopback"
-signing_key = "{d}/unit-signing.key"
-[storage]
-path = "{d}/store"
-max_bytes = "16 GiB"
-segment_secs = 20
-[[recipient]]
-name = "bench"
-public_key = "{pk}"
-[uplink]
-listen = "0.0.0.0:{port}"
-cert = "{d}/unit.crt"
-key_file = "{d}/unit.key"
-ca = "{d}/ca.crt"
-[[uplink.user]]
-name = "J. Smith"
-role = "officer"
-fingerprint = "{fp}"
-[logging]
-level = "info"
-"#,
-        d = d.display(),
-        pk = recipient
-    );
-    for i in 0..args.busy_cameras {
-        toml.push_str(&format!(
-            "[[camera]]\nid = \"c{i}\"\nurl = \"rtsp://127.0.0.1:{cam_port}/cam\"\n"
-        ));
-    }
-    std::fs::write(d.join("recorder.toml"), toml)?;
-    let log = std::fs::File::create(d.join("recorder.log"))?;
-    let mut recorder = std::process::Command::new(&exe)
-        .args(["recorder", "run", "--config"])
-        .arg(d.join("recorder.toml"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let t = Instant::now();
-    while std::fs::read_to_string(d.join("recorder.log"))?
-        .matches("camera connected")
-        .count()
-        < args.busy_cameras
-    {
-        if t.elapsed() > Duration::from_secs(30) || recorder.try_wait()?.is_some() {
-            bail!(
-                "the recorder did not start its cameras: {}",
-                std::fs::read_to_string(d.join("recorder.log"))?
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let unit = rig.into_recording_unit(&Busy {
+        recorder: (&exe, &["recorder"]),
+        camera: &exe.with_file_name("rdc-fake-camera"),
+        camera_args: &[
+            "--width", "1920", "--height", "1080", "--kbps", "4000", "--gop", "50",
+        ],
+        cameras: args.busy_cameras,
+        recipient: &recipient,
+    })?;
+    let (d, port) = (unit.dir.path(), unit.port);
     println!(
         "footage {footage} bytes in {} segments, served by rdc-recorder recording {} cameras (1080p, 4 Mbit/s); link {} Mbit/s, {} ms RTT, {} % loss each way, {} ms queue; {} run(s)",
         files.len(),
@@ -413,11 +337,6 @@ level = "info"
         runs.len(),
         worst_share * 100.0
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &recorder.id().to_string()])
-        .status();
-    let _ = recorder.wait();
-    let _ = camera.kill();
-    let _ = camera.wait();
+    drop(unit);
     Ok(ExitCode::SUCCESS)
 }
