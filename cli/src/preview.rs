@@ -92,6 +92,9 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
         bail!("--to must be after --from");
     }
     let every_ns = every(a.every.as_deref(), to_ns - from_ns)?;
+    // Tiles start on whole multiples of the spacing (18:00:00, 18:00:10 ...), as the unit keeps
+    // its previews, so each finds one: the sheet starts at the tile --from falls in.
+    let from_ns = from_ns - from_ns.rem_euclid(every_ns);
     if a.columns == 0 || a.columns > 50 {
         bail!("--columns must be 1 to 50");
     }
@@ -168,10 +171,7 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
         just.case_ref
     );
     let sheet = tokio::task::spawn_blocking(move || {
-        // Tiles start on whole multiples of the spacing (18:00:00, 18:00:10 ...), as the unit
-        // keeps its previews, so each finds one.
-        let first = from_ns - from_ns.rem_euclid(every_ns);
-        let (tiles, chosen) = lay_out((first, to_ns), every_ns, &pictures, &gaps);
+        let (tiles, chosen) = lay_out((from_ns, to_ns), every_ns, &pictures, &gaps);
         let (w, h) = draw_sheet(&tiles, &chosen, &pictures, columns, &title, &out)?;
         anyhow::Ok(Sheet {
             camera: cam,
