@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Benchmark (issue 11): `rdc fetch` from a unit recording 4 emulated 1080p cameras (a real
+# rdc-recorder process) through the packet-level emulated 4G link, RUNS runs per setting, the
+# worst run of each: wire bytes per footage byte, and goodput as a share of the link rate.
+# As root (TUN devices and network namespaces). Usage: scripts/bench-link-matrix.sh [RUNS]
+# Each line of SETTINGS: Mbit/s, RTT ms, loss % each way, queue ms, frames of 40 kB (a 16-18 s
+# fetch at each rate).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+RUNS=${1:-10}
+cargo build --locked --release -q -p rdc-tests --bins
+SETTINGS="
+10 60 0 200 500
+10 60 2 200 500
+10 150 0 200 500
+10 150 2 200 500
+10 60 1 50 500
+10 60 1 1000 500
+5 100 1 200 250
+2 60 0 200 100
+2 60 2 200 100
+2 150 0 200 100
+2 150 2 200 100
+2 150 2 50 100
+"
+printf "| link | RTT | loss each way | queue | runs | worst wire/footage | worst goodput |\n|---|---|---|---|---|---|---|\n"
+echo "$SETTINGS" | while read -r m r l q f; do
+  [ -z "$m" ] && continue
+  out=$(target/release/rdc-bench-link --busy-cameras 4 --runs "$RUNS" --mbit "$m" --rtt-ms "$r" \
+        --loss-pct "$l" --queue-ms "$q" --frames "$f" 2>&1 | tail -1)
+  ratio=$(echo "$out" | sed -n 's/.*wire\/footage \([0-9.]*\).*/\1/p')
+  good=$(echo "$out" | sed -n 's/.*goodput \([0-9.]*\) %.*/\1/p')
+  echo "| $m Mbit/s | $r ms | $l % | $q ms | $RUNS | ${ratio:-?} | ${good:-?} % |"
+done
