@@ -287,7 +287,7 @@ fn fetch_survives_a_cut_link_and_resumes() {
 
 /// An officer on another network (a network namespace of its own) fetches over a packet-level
 /// 4G link (10 Mbit/s, 60 ms RTT, 1 % random loss each way, a 50 ms queue) that also goes dead
-/// for 5 s, from a unit that is recording two cameras meanwhile (the real recorder, serving its
+/// for 5 s, from a unit that is recording a camera meanwhile (the real recorder, serving its
 /// store): every IP packet crosses the emulated link, as on a real carrier.
 #[test]
 fn fetch_over_a_lossy_4g_link_from_a_busy_unit() {
@@ -314,8 +314,10 @@ fn fetch_over_a_lossy_4g_link_from_a_busy_unit() {
                 &[],
             ),
             camera: Path::new(env!("CARGO_BIN_EXE_rdc-fake-camera")),
-            camera_args: &["--kbps", "2000", "--gop", "50"],
-            cameras: 2,
+            // One camera: gst-rtsp-server 1.22 can abort when two clients start a shared
+            // media at once, and one recording is what makes the unit busy.
+            camera_args: &["--kbps", "4000", "--gop", "50"],
+            cameras: 1,
             recipient: &recipient,
         })
         .unwrap();
