@@ -187,6 +187,13 @@ fn timed_fetch(
     if !o.status.success() {
         bail!("rdc fetch failed: {}", String::from_utf8_lossy(&o.stderr));
     }
+    // A fetch that had to resume says so: it explains a slow run.
+    for l in String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("resuming"))
+    {
+        println!("        rdc: {}", l.trim());
+    }
     Ok(secs)
 }
 
