@@ -247,6 +247,18 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
 }
 
 /// The refusal of a range with no footage, saying what the unit has near it.
+/// What the unit's status says of `camera`.
+pub(crate) fn camera_status<'a>(
+    status: &'a rdc_uplink::protocol::StatusAnswer,
+    camera: &Id,
+) -> Option<&'a rdc_format::CameraStatus> {
+    status
+        .store
+        .cameras
+        .iter()
+        .find(|c| c.camera == camera.as_str())
+}
+
 async fn nothing_there(
     client: &Client,
     status: &rdc_uplink::protocol::StatusAnswer,
@@ -261,12 +273,7 @@ async fn nothing_there(
         t(from_ns),
         t(to_ns)
     );
-    match status
-        .store
-        .cameras
-        .iter()
-        .find(|c| c.camera == camera.as_str())
-    {
+    match camera_status(status, camera) {
         Some(c) => {
             if let (Some(o), Some(n)) = (c.oldest_start_ns, c.newest_end_ns) {
                 msg.push_str(&format!(

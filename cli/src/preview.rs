@@ -285,12 +285,7 @@ fn none_there(
         t(from_ns),
         t(to_ns)
     );
-    match status
-        .store
-        .cameras
-        .iter()
-        .find(|c| c.camera == camera.as_str())
-    {
+    match crate::export::camera_status(status, camera) {
         None => msg.push_str(&format!(" The unit has no footage of {camera} at all.")),
         Some(c) => match &c.previews {
             Some(p) if p.segments > 0 => msg.push_str(&format!(
@@ -614,18 +609,7 @@ fn write_png(img: &[u8], (w, h): (usize, usize), out: &Path) -> anyhow::Result<(
     let pipeline = gst::Pipeline::new();
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
-    pipeline.set_state(gst::State::Playing)?;
-    let mut b = gst::Buffer::from_mut_slice(img.to_vec());
-    b.get_mut()
-        .expect("a new buffer is writable")
-        .set_pts(gst::ClockTime::ZERO);
-    let pushed = src.push_buffer(b);
-    let _ = src.end_of_stream();
-    let failure = pushed
-        .err()
-        .map(|e| format!("{e:?}"))
-        .or_else(|| crate::still::run_to_eos(&pipeline, 60));
-    pipeline.set_state(gst::State::Null)?;
+    let failure = crate::still::push_one_to_eos(&pipeline, &src, img.to_vec(), 60)?;
     if let Some(f) = failure {
         let _ = std::fs::remove_file(&tmp);
         bail!("cannot write the sheet {}: {f}", out.display());

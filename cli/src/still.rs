@@ -38,6 +38,24 @@ pub fn keyframe_to_png(codec: &str, data: Vec<u8>, out: &Path) -> anyhow::Result
     let pipeline = gst::Pipeline::new();
     pipeline.add_many([src.upcast_ref(), &parse, &dec, &conv, &enc, &sink])?;
     gst::Element::link_many([src.upcast_ref(), &parse, &dec, &conv, &enc, &sink])?;
+    let failure = push_one_to_eos(&pipeline, &src, data, 20)?;
+    if let Some(f) = failure {
+        bail!("the still could not be decoded: {f}");
+    }
+    if std::fs::metadata(out).map_or(0, |m| m.len()) == 0 {
+        bail!("the still could not be decoded: no picture came out");
+    }
+    Ok(())
+}
+
+/// Plays `pipeline`, pushes `data` as one buffer into its `src` and waits up to `secs` for
+/// the end of stream; stops the pipeline. Its error, if it failed.
+pub(crate) fn push_one_to_eos(
+    pipeline: &gst::Pipeline,
+    src: &gst_app::AppSrc,
+    data: Vec<u8>,
+    secs: u64,
+) -> anyhow::Result<Option<String>> {
     pipeline.set_state(gst::State::Playing)?;
     let mut b = gst::Buffer::from_mut_slice(data);
     b.get_mut()
@@ -48,19 +66,13 @@ pub fn keyframe_to_png(codec: &str, data: Vec<u8>, out: &Path) -> anyhow::Result
     let failure = pushed
         .err()
         .map(|e| format!("{e:?}"))
-        .or_else(|| run_to_eos(&pipeline, 20));
+        .or_else(|| run_to_eos(pipeline, secs));
     pipeline.set_state(gst::State::Null)?;
-    if let Some(f) = failure {
-        bail!("the still could not be decoded: {f}");
-    }
-    if std::fs::metadata(out).map_or(0, |m| m.len()) == 0 {
-        bail!("the still could not be decoded: no picture came out");
-    }
-    Ok(())
+    Ok(failure)
 }
 
 /// Waits up to `secs` for a playing pipeline's end of stream; its error, if it fails.
-pub(crate) fn run_to_eos(pipeline: &gst::Pipeline, secs: u64) -> Option<String> {
+fn run_to_eos(pipeline: &gst::Pipeline, secs: u64) -> Option<String> {
     let Some(bus) = pipeline.bus() else {
         return Some("pipeline without a bus".into());
     };

@@ -22,12 +22,23 @@ fn preview(
     every: &str,
     out: &Path,
 ) -> std::process::Output {
+    preview_of(s, who, "front", (from, to), every, out)
+}
+
+fn preview_of(
+    s: &Scheme,
+    who: &str,
+    camera: &str,
+    (from, to): (i64, i64),
+    every: &str,
+    out: &Path,
+) -> std::process::Output {
     s.rdc_as(
         who,
         "preview",
         &[
             "--camera",
-            "front",
+            camera,
             "--from",
             &rfc3339(from),
             "--to",
@@ -328,27 +339,13 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
     );
     assert!(ffprobe(&["-show_streams"], &sheet)["streams"][0]["width"].as_u64() > Some(0));
     // An H.265 camera's previews decode too.
-    let o = s.rdc(
-        "preview",
-        &[
-            "--camera",
-            "rear",
-            "--from",
-            &rfc3339(t0),
-            "--to",
-            &rfc3339(t0 + 15 * S),
-            "--every",
-            "3s",
-            "--case",
-            CASE,
-            "--reason",
-            REASON,
-            "--identity",
-            &s.path("officer.key"),
-            "--out",
-            &dir.path().join("rear.png").display().to_string(),
-            "--json",
-        ],
+    let o = preview_of(
+        &s,
+        "j.smith",
+        "rear",
+        (t0, t0 + 15 * S),
+        "3s",
+        &dir.path().join("rear.png"),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
