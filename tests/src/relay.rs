@@ -42,6 +42,22 @@ pub struct Stats {
     pub dropped: AtomicU64,
     pub down: AtomicBool,
     stop: AtomicBool,
+    /// When set, every packet offered is recorded in `trace` (for benchmarks that look for
+    /// stalls).
+    pub tracing: AtomicBool,
+    pub trace: Mutex<Vec<Offered>>,
+}
+
+/// A packet offered to the link, as traced.
+#[derive(Debug, Clone, Copy)]
+pub struct Offered {
+    pub at: Instant,
+    pub up: bool,
+    pub bytes: u32,
+    /// When it arrives at the far end; `None` if it was lost or dropped.
+    pub arrives: Option<Instant>,
+    /// It was dropped because the queue was full (not lost at random or to an outage).
+    pub queue_full: bool,
 }
 
 impl Stats {
@@ -175,6 +191,26 @@ impl Shaper {
     /// A packet of `n` bytes offered to the link at `now`: `None` if it is lost (random loss,
     /// an outage, or a full queue), else the time it arrives. Arrival times never go backwards.
     pub fn admit(&mut self, n: usize, now: Instant, stats: &Stats) -> Option<Instant> {
+        let fate = self.decide(n, now, stats);
+        let arrives = fate.ok();
+        if stats.tracing.load(Ordering::Relaxed) {
+            stats
+                .trace
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Offered {
+                    at: now,
+                    up: self.up,
+                    bytes: n as u32,
+                    arrives,
+                    queue_full: fate == Err(true),
+                });
+        }
+        arrives
+    }
+
+    /// When the packet arrives, or whether dropping it was the queue's doing.
+    fn decide(&mut self, n: usize, now: Instant, stats: &Stats) -> Result<Instant, bool> {
         stats.bytes_offered.fetch_add(n as u64, Ordering::Relaxed);
         let rng = &mut self.rng;
         *rng ^= *rng << 13;
@@ -183,7 +219,7 @@ impl Shaper {
         let lost = self.link.loss > 0.0 && (*rng % 1_000_000) as f64 / 1_000_000.0 < self.link.loss;
         if stats.down.load(Ordering::SeqCst) || lost {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(false);
         }
         let start = self.free_at.max(now);
         let tx = Duration::from_nanos(
@@ -195,7 +231,7 @@ impl Shaper {
         // A link with a queue: beyond its backlog, packets are dropped (tail drop).
         if (start + tx).saturating_duration_since(now) > self.link.queue {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return Err(true);
         }
         self.free_at = start + tx;
         // Counted once the link carries it (not when lost or tail-dropped).
@@ -205,7 +241,7 @@ impl Shaper {
             &stats.bytes_down
         })
         .fetch_add(n as u64, Ordering::Relaxed);
-        Some(self.free_at + self.link.delay)
+        Ok(self.free_at + self.link.delay)
     }
 }
 

@@ -110,8 +110,8 @@ pub fn transport() -> quinn::TransportConfig {
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     // 4G loses packets to radio, not only to queues: a loss-based controller (Cubic) reads 1 %
     // random loss as congestion and collapses; quinn's BBR overfills small queues when the
-    // unit's CPU is busy. `congestion::RateWindow` keeps a window just over the measured
-    // bandwidth-delay product (see its module).
+    // unit's CPU is busy. `congestion::RateWindow` keeps the bandwidth-delay product and a
+    // short standing queue, measured as delay (see its module).
     t.congestion_controller_factory(Arc::new(crate::congestion::RateWindowConfig));
     // ACKs stay at QUIC's default (every second packet): asking the officer to acknowledge only
     // every tenth (the ACK-frequency extension) saved 1.7 % of the bytes on the air but cost 2 %

@@ -52,6 +52,10 @@ struct Args {
     /// many emulated 1080p 4 Mbit/s cameras while the officer fetches (as root; no TCP rows).
     #[arg(long, default_value_t = 0)]
     busy_cameras: usize,
+    /// (with --busy-cameras) print where each fetch's time went on the link, and write every
+    /// packet of run N to DIR/run-N.csv (offered at, direction, bytes, arrives at; ms).
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
     #[command(subcommand)]
     role: Option<Role>,
 }
@@ -322,7 +326,31 @@ fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
         let units =
             rdc_tests::rig::units_file_in(d, "officer", SocketAddr::from((net.unit_ip, port)));
         let out = tempfile::tempdir()?;
+        net.stats
+            .tracing
+            .store(args.trace.is_some(), std::sync::atomic::Ordering::SeqCst);
+        let started = Instant::now();
         let secs = timed_fetch(&net, &units, out.path())?;
+        if let Some(dir) = &args.trace {
+            let trace = std::mem::take(&mut *net.stats.trace.lock().unwrap());
+            print_trace(started, secs, &trace);
+            std::fs::create_dir_all(dir)?;
+            let mut f = std::io::BufWriter::new(std::fs::File::create(
+                dir.join(format!("run-{}.csv", run + 1)),
+            )?);
+            let ms = |t: Instant| t.saturating_duration_since(started).as_secs_f64() * 1e3;
+            for o in &trace {
+                writeln!(
+                    f,
+                    "{:.3},{},{},{},{}",
+                    ms(o.at),
+                    if o.up { "up" } else { "down" },
+                    o.bytes,
+                    o.arrives.map_or(String::new(), |a| format!("{:.3}", ms(a))),
+                    if o.queue_full { "full" } else { "" }
+                )?;
+            }
+        }
         for (name, path) in &files {
             if std::fs::read(out.path().join("front").join(name))? != std::fs::read(path)? {
                 bail!("segment {name} differs");
@@ -346,4 +374,47 @@ fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
     );
     drop(unit);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a fetch's time went on the link: the first and last footage-sized packet to reach
+/// the officer, the longest pause between two of them, and what the link dropped.
+fn print_trace(started: Instant, secs: f64, trace: &[rdc_tests::relay::Offered]) {
+    let ms = |t: Instant| t.saturating_duration_since(started).as_secs_f64() * 1e3;
+    let mut arrivals: Vec<f64> = trace
+        .iter()
+        .filter(|o| !o.up && o.bytes > 1000)
+        .filter_map(|o| o.arrives.map(ms))
+        .collect();
+    arrivals.sort_by(f64::total_cmp);
+    let (Some(first), Some(last)) = (arrivals.first(), arrivals.last()) else {
+        println!("        trace: nothing reached the officer");
+        return;
+    };
+    let mut gaps: Vec<(f64, f64)> = arrivals.windows(2).map(|w| (w[1] - w[0], w[0])).collect();
+    gaps.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let dropped = trace
+        .iter()
+        .filter(|o| !o.up && o.arrives.is_none())
+        .count();
+    let full: Vec<f64> = trace
+        .iter()
+        .filter(|o| !o.up && o.queue_full)
+        .map(|o| ms(o.at))
+        .collect();
+    let sent = trace.iter().filter(|o| !o.up).count();
+    let up_dropped = trace.iter().filter(|o| o.up && o.arrives.is_none()).count();
+    println!(
+        "        trace: first data {first:.0} ms, last {last:.0} ms, exit {:.0} ms; longest pauses {}; down {dropped} of {sent} packets lost ({} to the full queue{}), up {up_dropped} lost",
+        secs * 1e3,
+        gaps.iter()
+            .take(3)
+            .map(|(g, at)| format!("{g:.0} ms at {at:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        full.len(),
+        match (full.first(), full.last()) {
+            (Some(a), Some(b)) => format!(", from {a:.0} to {b:.0} ms"),
+            _ => String::new(),
+        }
+    );
 }
