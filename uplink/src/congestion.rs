@@ -32,7 +32,9 @@
 //!   queue at its emptiest). While it outlasts the target with the link full, the trim grows
 //!   by half the excess each interval; a shorter queue gives it back. It takes at most the two
 //!   allowances, never the bandwidth-delay product, so a delay that is not a queue (ACKs
-//!   handled late by a busy unit) cannot shrink the window to nothing.
+//!   handled late by a busy unit) cannot shrink the window to nothing;
+//! - a path that becomes longer (a handover) looks like a queue that never drains: one over
+//!   twice the target through [`STARVED`] intervals in a row moves the base RTT up.
 //!
 //! More bandwidth appearing drains the queue and raises the delivery rate past the estimate
 //! (the window holds a target's worth more than the pipe), and the estimate follows; less
@@ -61,6 +63,9 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const STARTUP_GAIN: f64 = 2.0;
 /// Startup ends after this many ACKs in a row that show a queue longer than the target.
 pub const QUEUED_ACKS: u32 = 8;
+/// After this many intervals in a row with a queue over twice the target, the base RTT is
+/// taken to have grown (more than [`SAMPLES`]: a stale estimate ages out first).
+pub const STARVED: u32 = 15;
 /// The bandwidth estimate is the largest delivery rate of the last this many intervals.
 pub const SAMPLES: usize = 10;
 /// The window before anything is measured, and its floor in packets.
@@ -109,6 +114,9 @@ pub struct RateWindow {
     extra_acked: u64,
     /// Bytes taken off the allowances while the queue outlasts the target.
     trim: u64,
+    /// Intervals in a row with a queue over the target, and their least RTT (see
+    /// [`RateWindow::rebase`]).
+    starved: Option<(u32, Duration)>,
     startup: bool,
     /// ACKs in a row, in startup, that took longer than the base RTT and the target queue.
     queued_acks: u32,
@@ -134,6 +142,7 @@ impl RateWindow {
             extra: std::collections::VecDeque::from([0]),
             extra_acked: 0,
             trim: 0,
+            starved: None,
             startup: true,
             queued_acks: 0,
             queued: None,
@@ -201,6 +210,7 @@ impl RateWindow {
         // trimming lowers the rate, the delay was not a queue, and the trim is given back.
         let full = this as f64 >= 0.9 * bw;
         if !self.startup && !iv.limited {
+            self.rebase(target, iv.rtt_lo);
             if !full {
                 self.trim /= 2;
             } else if self.queue > target {
@@ -239,6 +249,39 @@ impl RateWindow {
             "congestion interval"
         );
         self.window = self.window.max(MIN_PACKETS * self.mtu);
+    }
+
+    /// The base RTT is the least any packet took, so a path that becomes longer (a handover, a
+    /// route change) looks like a queue that never drains: the trim takes the allowances, the
+    /// window `bandwidth × old base RTT` delivers less than the estimate, which then ages down,
+    /// and so on. A queue of our own cannot outlast the trim, and a stale estimate (the link
+    /// slowed) ages out in [`SAMPLES`] intervals; a delay over twice the target through
+    /// [`STARVED`] intervals in a row is neither, and the base RTT becomes the least RTT of
+    /// those intervals less the target. (A path longer by less than that is left to the trim:
+    /// the window may then run a little short of the pipe.)
+    fn rebase(&mut self, target: Duration, rtt_lo: Duration) {
+        // Our own queue stays about the target; twice that for so long is not ours.
+        if self.queue <= 2 * target {
+            self.starved = None;
+            return;
+        }
+        let (n, lo) = self.starved.get_or_insert((0, rtt_lo));
+        *n += 1;
+        *lo = (*lo).min(rtt_lo);
+        if *n >= STARVED {
+            let lo = *lo;
+            tracing::debug!(
+                from_us = self.base_rtt.map_or(0, |b| b.as_micros() as u64),
+                to_us = lo.as_micros() as u64,
+                "congestion: the path's base RTT grew"
+            );
+            // Less the target: whatever of the run's delay was our own queue stays measured as
+            // one.
+            let lo = lo.saturating_sub(target);
+            self.base_rtt = Some(self.base_rtt.map_or(lo, |b| b.max(lo)));
+            self.starved = None;
+            self.trim = 0;
+        }
     }
 
     /// Startup: the window grows by what each ACK acknowledges (doubling each round trip), until
@@ -694,6 +737,46 @@ mod tests {
             29,
         );
         assert_eq!(o.queue_drops, 0, "after 10 then 2 Mbit/s: {o:?}");
+        assert!(o.utilisation >= 0.95, "{o:?}");
+    }
+
+    #[test]
+    fn a_path_that_becomes_longer_is_followed() {
+        // A handover doubles the RTT: without a new base RTT the window would stay a 60 ms
+        // pipe's and the estimate would age down with it.
+        let mut c = RateWindow::new(MTU);
+        let mut clock = Instant::now();
+        simulate(
+            &mut c,
+            &mut clock,
+            Path::new(10.0, 60, 200, 0.0),
+            5.0,
+            0.0,
+            37,
+        );
+        let o = simulate(
+            &mut c,
+            &mut clock,
+            Path::new(10.0, 120, 200, 0.0),
+            15.0,
+            5.0,
+            41,
+        );
+        assert!(o.utilisation >= 0.95, "{o:?}");
+        assert!(
+            c.base_rtt()
+                .is_some_and(|b| b >= Duration::from_millis(105))
+        );
+        // And back: the shorter path is the base at once, and the queue stays short.
+        let o = simulate(
+            &mut c,
+            &mut clock,
+            Path::new(10.0, 60, 50, 0.0),
+            10.0,
+            2.0,
+            43,
+        );
+        assert_eq!(o.queue_drops, 0, "{o:?}");
         assert!(o.utilisation >= 0.95, "{o:?}");
     }
 
