@@ -49,7 +49,9 @@ echo "$SETTINGS" | while read -r m r l q f; do
           --loss-pct "$l" --queue-ms "$q" --frames "$f" 2>&1); then
       out=$(echo "$out" | tail -1); break
     fi
-    echo "  ($m Mbit/s $r ms $l % $q ms, try $try failed: $(echo "$out" | tail -1))" >&2
+    fail="/tmp/rdc-bench-link-failed-$m-$r-$l-$q-$try.txt"
+    echo "$out" > "$fail"
+    echo "  ($m Mbit/s $r ms $l % $q ms, try $try failed: $(grep -m1 -E 'panicked|Error|failed' "$fail" || echo "$out" | tail -1); all of it in $fail)" >&2
     out=""
   done
   ratio=$(echo "$out" | sed -n 's/.*wire\/footage \([0-9.]*\).*/\1/p')
