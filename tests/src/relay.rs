@@ -48,6 +48,15 @@ pub struct Stats {
     pub trace: Mutex<Vec<Offered>>,
 }
 
+/// Why the link did not deliver a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dropped {
+    /// Random loss, or an outage.
+    Lost,
+    /// The queue was full (tail drop).
+    QueueFull,
+}
+
 /// A packet offered to the link, as traced.
 #[derive(Debug, Clone, Copy)]
 pub struct Offered {
@@ -203,14 +212,14 @@ impl Shaper {
                     up: self.up,
                     bytes: n as u32,
                     arrives,
-                    queue_full: fate == Err(true),
+                    queue_full: fate == Err(Dropped::QueueFull),
                 });
         }
         arrives
     }
 
-    /// When the packet arrives, or whether dropping it was the queue's doing.
-    fn decide(&mut self, n: usize, now: Instant, stats: &Stats) -> Result<Instant, bool> {
+    /// When the packet arrives, or why it does not.
+    fn decide(&mut self, n: usize, now: Instant, stats: &Stats) -> Result<Instant, Dropped> {
         stats.bytes_offered.fetch_add(n as u64, Ordering::Relaxed);
         let rng = &mut self.rng;
         *rng ^= *rng << 13;
@@ -219,7 +228,7 @@ impl Shaper {
         let lost = self.link.loss > 0.0 && (*rng % 1_000_000) as f64 / 1_000_000.0 < self.link.loss;
         if stats.down.load(Ordering::SeqCst) || lost {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return Err(false);
+            return Err(Dropped::Lost);
         }
         let start = self.free_at.max(now);
         let tx = Duration::from_nanos(
@@ -231,7 +240,7 @@ impl Shaper {
         // A link with a queue: beyond its backlog, packets are dropped (tail drop).
         if (start + tx).saturating_duration_since(now) > self.link.queue {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return Err(true);
+            return Err(Dropped::QueueFull);
         }
         self.free_at = start + tx;
         // Counted once the link carries it (not when lost or tail-dropped).

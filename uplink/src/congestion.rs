@@ -51,6 +51,7 @@
 //! [`RateWindowConfig`] plugs it into quinn.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,7 +102,7 @@ pub struct RateWindow {
     /// The previous interval: (span, bytes acked).
     previous: Option<(Duration, u64)>,
     /// Delivery rates (bytes per second) over two intervals, of the last [`SAMPLES`] intervals.
-    samples: std::collections::VecDeque<u64>,
+    samples: VecDeque<u64>,
     /// The bandwidth estimate: the largest of `samples`.
     bandwidth: u64,
     /// The queueing delay seen at the least loaded moment of the last interval.
@@ -110,7 +111,7 @@ pub struct RateWindow {
     epoch: Option<(Instant, u64)>,
     /// How far ACKs ran ahead of the bandwidth estimate, the most of each of the last
     /// [`SAMPLES`] intervals (bytes).
-    extra: std::collections::VecDeque<u64>,
+    extra: VecDeque<u64>,
     extra_acked: u64,
     /// Bytes taken off the allowances while the queue outlasts the target.
     trim: u64,
@@ -139,7 +140,7 @@ impl RateWindow {
             bandwidth: 0,
             queue: Duration::ZERO,
             epoch: None,
-            extra: std::collections::VecDeque::from([0]),
+            extra: VecDeque::from([0]),
             extra_acked: 0,
             trim: 0,
             starved: None,
@@ -329,7 +330,7 @@ impl RateWindow {
             self.startup = false;
             // What ACKs ran ahead of a bandwidth estimate that lagged the growth is no measure
             // of aggregation.
-            self.extra = std::collections::VecDeque::from([0]);
+            self.extra = VecDeque::from([0]);
             self.extra_acked = 0;
             self.samples.push_back(rate);
             self.bandwidth = self.bandwidth.max(rate);
@@ -465,7 +466,6 @@ impl ControllerFactory for RateWindowConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::VecDeque;
 
     const MTU: u16 = 1452;
 
@@ -523,6 +523,26 @@ mod tests {
     /// second packet (or after 25 ms), each ACK covering everything received (as QUIC's ranges
     /// do, so a lost ACK's news comes with the next); a packet three behind the largest acked is
     /// declared lost. Counts what the bottleneck did after `warmup` seconds.
+    /// A controller and the simulated clock it has reached, so that a test can change the path
+    /// under a running controller.
+    struct Sim {
+        c: RateWindow,
+        clock: Instant,
+    }
+
+    impl Sim {
+        fn new() -> Sim {
+            Sim {
+                c: RateWindow::new(MTU),
+                clock: Instant::now(),
+            }
+        }
+
+        fn run(&mut self, path: Path, secs: f64, warmup: f64, seed: u64) -> Outcome {
+            simulate(&mut self.c, &mut self.clock, path, secs, warmup, seed)
+        }
+    }
+
     fn simulate(
         c: &mut RateWindow,
         clock: &mut Instant,
@@ -660,14 +680,13 @@ mod tests {
     fn a_slow_link_is_filled_with_a_short_queue() {
         // 2 Mbit/s, 60 ms: the first design left this link 14 % idle.
         let path = Path::new(2.0, 60, 200, 0.0);
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        let o = simulate(&mut c, &mut clock, path, 20.0, 3.0, 7);
-        assert!(!c.in_startup());
+        let mut s = Sim::new();
+        let o = s.run(path, 20.0, 3.0, 7);
+        assert!(!s.c.in_startup());
         assert!(o.utilisation >= 0.97, "{o:?}");
         assert!(o.max_queue <= Duration::from_millis(40), "{o:?}");
         assert_eq!(o.queue_drops, 0, "{o:?}");
-        let w = c.window() as f64 / path.bdp();
+        let w = s.c.window() as f64 / path.bdp();
         assert!((1.0..=1.6).contains(&w), "window {w:.2} x BDP");
     }
 
@@ -675,17 +694,15 @@ mod tests {
     fn random_loss_does_not_shrink_the_window_and_a_small_queue_is_not_overfilled() {
         // 2 Mbit/s, 150 ms, 2 % loss each way, a 50 ms queue: the hardest setting of issue 11.
         let path = Path::new(2.0, 150, 50, 0.02);
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        let o = simulate(&mut c, &mut clock, path, 30.0, 4.0, 11);
+        let mut s = Sim::new();
+        let o = s.run(path, 30.0, 4.0, 11);
         assert!(o.dropped() <= 0.001, "{o:?}");
         // 2 % of what is sent is lost before the queue: the link carries the rest.
         assert!(o.utilisation >= 0.93, "{o:?}");
         // 10 Mbit/s, 60 ms, 1 % loss, 50 ms queue.
         let path = Path::new(10.0, 60, 50, 0.01);
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        let o = simulate(&mut c, &mut clock, path, 20.0, 3.0, 13);
+        let mut s = Sim::new();
+        let o = s.run(path, 20.0, 3.0, 13);
         assert_eq!(o.queue_drops, 0, "{o:?}");
         assert!(o.utilisation >= 0.95, "{o:?}");
     }
@@ -697,45 +714,22 @@ mod tests {
             ack_bunch: Duration::from_millis(10),
             ..Path::new(10.0, 60, 50, 0.01)
         };
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        let o = simulate(&mut c, &mut clock, path, 20.0, 3.0, 17);
+        let mut s = Sim::new();
+        let o = s.run(path, 20.0, 3.0, 17);
         assert!(o.dropped() <= 0.002, "{o:?}");
         assert!(o.utilisation >= 0.9, "{o:?}");
-        let w = c.window() as f64 / path.bdp();
+        let w = s.c.window() as f64 / path.bdp();
         assert!(w <= 1.8, "window {w:.2} x BDP");
     }
 
     #[test]
     fn more_bandwidth_is_found_and_less_is_followed() {
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        simulate(
-            &mut c,
-            &mut clock,
-            Path::new(2.0, 60, 200, 0.0),
-            5.0,
-            0.0,
-            19,
-        );
-        let o = simulate(
-            &mut c,
-            &mut clock,
-            Path::new(10.0, 60, 200, 0.0),
-            10.0,
-            5.0,
-            23,
-        );
+        let mut s = Sim::new();
+        s.run(Path::new(2.0, 60, 200, 0.0), 5.0, 0.0, 19);
+        let o = s.run(Path::new(10.0, 60, 200, 0.0), 10.0, 5.0, 23);
         assert!(o.utilisation >= 0.95, "after 2 then 10 Mbit/s: {o:?}");
         // Back to 2 Mbit/s with a 50 ms queue: the window comes down within two seconds.
-        let o = simulate(
-            &mut c,
-            &mut clock,
-            Path::new(2.0, 60, 50, 0.0),
-            10.0,
-            2.0,
-            29,
-        );
+        let o = s.run(Path::new(2.0, 60, 50, 0.0), 10.0, 2.0, 29);
         assert_eq!(o.queue_drops, 0, "after 10 then 2 Mbit/s: {o:?}");
         assert!(o.utilisation >= 0.95, "{o:?}");
     }
@@ -744,61 +738,31 @@ mod tests {
     fn a_path_that_becomes_longer_is_followed() {
         // A handover doubles the RTT: without a new base RTT the window would stay a 60 ms
         // pipe's and the estimate would age down with it.
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        simulate(
-            &mut c,
-            &mut clock,
-            Path::new(10.0, 60, 200, 0.0),
-            5.0,
-            0.0,
-            37,
-        );
-        let o = simulate(
-            &mut c,
-            &mut clock,
-            Path::new(10.0, 120, 200, 0.0),
-            15.0,
-            5.0,
-            41,
-        );
+        let mut s = Sim::new();
+        s.run(Path::new(10.0, 60, 200, 0.0), 5.0, 0.0, 37);
+        let o = s.run(Path::new(10.0, 120, 200, 0.0), 15.0, 5.0, 41);
         assert!(o.utilisation >= 0.95, "{o:?}");
         assert!(
-            c.base_rtt()
+            s.c.base_rtt()
                 .is_some_and(|b| b >= Duration::from_millis(105))
         );
         // And back: the shorter path is the base at once, and the queue stays short.
-        let o = simulate(
-            &mut c,
-            &mut clock,
-            Path::new(10.0, 60, 50, 0.0),
-            10.0,
-            2.0,
-            43,
-        );
+        let o = s.run(Path::new(10.0, 60, 50, 0.0), 10.0, 2.0, 43);
         assert_eq!(o.queue_drops, 0, "{o:?}");
         assert!(o.utilisation >= 0.95, "{o:?}");
     }
 
     #[test]
     fn an_outage_starts_over_and_random_loss_does_not() {
-        let mut c = RateWindow::new(MTU);
-        let mut clock = Instant::now();
-        simulate(
-            &mut c,
-            &mut clock,
-            Path::new(10.0, 60, 200, 0.0),
-            5.0,
-            0.0,
-            31,
-        );
-        let w = c.window();
-        c.on_loss(false);
-        assert_eq!(c.window(), w);
-        c.on_loss(true);
-        assert!(c.in_startup());
-        assert_eq!(c.window(), INITIAL_PACKETS * u64::from(MTU));
-        assert!(c.base_rtt().is_some(), "the path's base RTT is kept");
+        let mut s = Sim::new();
+        s.run(Path::new(10.0, 60, 200, 0.0), 5.0, 0.0, 31);
+        let w = s.c.window();
+        s.c.on_loss(false);
+        assert_eq!(s.c.window(), w);
+        s.c.on_loss(true);
+        assert!(s.c.in_startup());
+        assert_eq!(s.c.window(), INITIAL_PACKETS * u64::from(MTU));
+        assert!(s.c.base_rtt().is_some(), "the path's base RTT is kept");
     }
 
     #[test]
