@@ -8,11 +8,15 @@
 # CPU is the time every thread of the process ran over the measured window (the scheduler's own
 # count, /proc/PID/task/*/schedstat, in ns: finer than the 10 ms ticks of utime+stime), memory is
 # peak RSS (VmHWM).
-# Usage: scripts/bench-recorder.sh [SECS]   (release build; figures go in BENCHMARKS.md)
+# Usage: scripts/bench-recorder.sh [SECS] [STREAMS...]   (default 30 s; 1 4 16 streams)
+#   (release build; figures go in BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 SECS=${1:-30}
+shift || true
+COUNTS=("$@")
+[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(1 4 16)
 cargo build --locked --release -q -p rdc-recorder -p rdc-tests --bins
 bin=target/release
 work=$(mktemp -d /tmp/rdc-bench.XXXXXX)
@@ -33,7 +37,7 @@ hz=1000000000
 camera_alive() { kill -0 $cam 2>/dev/null || { echo "the emulated camera died:"; tail -20 "$work/cam.log"; exit 1; }; }
 
 printf "%-8s %-8s %12s %12s %14s %14s\n" tool streams "cpu_s/stream" "cpu_%/stream" "peak_MiB" "MiB/stream"
-for n in 1 4 16; do
+for n in "${COUNTS[@]}"; do
   # rdc-recorder: one process, n cameras.
   rm -rf "$work/store"
   {

@@ -27,6 +27,7 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat};
 
+use crate::lowat::{self, Mark};
 use crate::tsmux::Codec;
 
 /// What the session sends to the writer.
@@ -219,7 +220,15 @@ async fn run(
         .creds(creds)
         .user_agent("rdc-recorder".into())
         .teardown(TeardownPolicy::Auto);
-    let mut session = answer("DESCRIBE", retina::client::Session::describe(url, opts)).await?;
+    // Over TCP, a low-water mark on the connection: the thread wakes per burst, not per packet.
+    let peers = match spec.transport {
+        Transport::Tcp | Transport::Auto => camera_addrs(&spec.url).await,
+        Transport::Udp => Vec::new(),
+    };
+    let describe = answer("DESCRIBE", retina::client::Session::describe(url, opts));
+    let (described, socket) = lowat::opened_by(&peers, describe).await;
+    let mut mark = Mark::new(socket);
+    let mut session = described?;
     let mut video = None;
     for (i, s) in session.streams().iter().enumerate() {
         if s.media() != "video" {
@@ -283,7 +292,18 @@ async fn run(
     }
     let mut gate = DropGate::default();
     let mut camera_clock = CameraClock::default();
-    while let Some(item) = frames.next().await {
+    let quiet = tokio::time::sleep(lowat::QUIET);
+    tokio::pin!(quiet);
+    loop {
+        let item = tokio::select! {
+            biased;
+            item = frames.next() => item,
+            () = &mut quiet, if mark.is_set() => {
+                mark.quiet();
+                continue;
+            }
+        };
+        let Some(item) = item else { break };
         match item.map_err(|e| explain(&e))? {
             CodecItem::VideoFrame(f) => {
                 let now = clocks.mono_ns();
@@ -291,6 +311,12 @@ async fn run(
                 counters.frames.fetch_add(1, Ordering::Relaxed);
                 let ts = f.timestamp();
                 let mut data = f.into_data();
+                if mark.has_socket() {
+                    mark.frame(now, data.len());
+                    quiet
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + lowat::QUIET);
+                }
                 let Some(keyframe) = to_annex_b(codec, &mut data) else {
                     return Err(
                         "the camera sent a malformed access unit (its NAL lengths do not add up)"
@@ -341,6 +367,20 @@ async fn run(
         }
     }
     Ok(())
+}
+
+/// The addresses the camera's URL names (retina connects to one of them).
+async fn camera_addrs(url: &str) -> Vec<std::net::SocketAddr> {
+    let Some((host, port)) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| Some((u.host_str()?.to_owned(), u.port().unwrap_or(554))))
+    else {
+        return Vec::new();
+    };
+    match tokio::net::lookup_host((host.trim_matches(['[', ']']), port)).await {
+        Ok(addrs) => addrs.collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Awaits one RTSP request, with the camera given [`ANSWER_TIMEOUT`] to answer.

@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod ingest;
 pub mod init;
 pub mod logging;
+pub mod lowat;
 pub mod notify;
 pub mod selftest;
 pub mod timing;
