@@ -16,7 +16,7 @@ use rdc_format::export::{
     UnitFacts, WorkingCopy,
 };
 
-use crate::fetch::{Fetched, fetch_segments, seq_span};
+use crate::fetch::{Fetched, fetch_segments, seq_span, status_and_list};
 use crate::*;
 
 /// The working copy's file name in a bundle.
@@ -88,15 +88,14 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
     };
     let camera = &a.camera;
     let mut client = connect(target).await?;
-    let (status, entries) =
-        tokio::join!(client.status(), client.list(camera, from_ns, to_ns, &just));
-    let (status, entries) = (status?, entries?);
+    let master = a.out.join("master");
+    let (status, entries, lead) =
+        status_and_list(&client, camera.into(), (from_ns, to_ns), &just, &master).await?;
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
         return Err(nothing_there(&client, &status, camera, (from_ns, to_ns), &just).await);
     }
     let (lo, hi) = seq_span(&entries);
-    let master = a.out.join("master");
     let (log, fetched) = fetch_segments(
         &mut client,
         target,
@@ -107,6 +106,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         &master,
         &just,
         Some(&identities),
+        lead,
     )
     .await?;
     let run: Vec<Manifest> = log

@@ -35,17 +35,16 @@ pub(crate) async fn fetch(
     let identities = identity.map(crate::export::read_identities).transpose()?;
     let just = footage.why.justification()?;
     let mut client = connect(target).await?;
-    // Round trips cost 60-150 ms on 4G: the status (for the unit's signing key) and the list
-    // go together, then the manifests with the first segments' bytes.
-    let (status, entries) = tokio::join!(client.status(), list(&client, footage));
-    let (status, entries) = (status?, entries?);
+    // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
+    let dir = out.join(camera.as_str());
+    let range = (parse_time(&footage.from)?, parse_time(&footage.to)?);
+    let (status, entries, lead) =
+        status_and_list(&client, camera.into(), range, &just, &dir).await?;
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
         eprintln!("no footage from {camera} in that range");
         return Ok(());
     }
-    // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
-    let dir = out.join(camera.as_str());
     let seqs = seq_span(&entries);
     fetch_segments(
         &mut client,
@@ -57,6 +56,7 @@ pub(crate) async fn fetch(
         &dir,
         &just,
         identities.as_deref(),
+        lead,
     )
     .await?;
     eprintln!(
@@ -71,6 +71,46 @@ pub(crate) async fn fetch(
     );
     client.close();
     Ok(())
+}
+
+/// The range's first segment, asked for with the list: its bytes, still to be read.
+#[derive(Debug)]
+pub(crate) struct Lead {
+    seq: u64,
+    body: rdc_uplink::client::Body,
+}
+
+/// The unit's status (for its signing key) and the segments of `of` in `range`, asked for
+/// together: round trips cost 60-150 ms on 4G. When nothing of the range is in `dir` yet, the
+/// range's first segment is asked for with them, so its bytes start arriving with the list, a
+/// round trip before the first fetch could be sent ([`Lead`]; anything already in `dir` is
+/// resumed instead, from where it stopped).
+pub(crate) async fn status_and_list(
+    client: &Client,
+    of: TrackRef<'_>,
+    (from_ns, to_ns): (i64, i64),
+    just: &Justification,
+    dir: &Path,
+) -> anyhow::Result<(
+    rdc_uplink::protocol::StatusAnswer,
+    Vec<SegmentEntry>,
+    Option<Lead>,
+)> {
+    let fresh = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
+    let lead = async {
+        if !fresh {
+            return None;
+        }
+        // Refused (nothing in the range) or failed: the list says what there is.
+        let (entry, body) = client.fetch_first(of, from_ns, to_ns, just).await.ok()?;
+        Some(Lead {
+            seq: entry.segment.seq,
+            body,
+        })
+    };
+    let (status, entries, lead) =
+        tokio::join!(client.status(), client.list(of, from_ns, to_ns, just), lead);
+    Ok((status?, entries?, lead))
 }
 
 /// The segment numbers `lo..hi` that the listed `entries` span.
@@ -104,6 +144,7 @@ pub(crate) async fn fetch_segments(
     dir: &Path,
     just: &Justification,
     identities: Option<&[Box<dyn age::Identity>]>,
+    lead: Option<Lead>,
 ) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
     std::fs::create_dir_all(dir)?;
     let of = TrackRef { camera, track };
@@ -128,9 +169,23 @@ pub(crate) async fn fetch_segments(
         };
         bar().resumed(e.segment.seq, on_disk);
     }
-    let (manifests, ()) = tokio::join!(
+    // The lead, if it is one of the entries, goes on into its `.part` file, beside the
+    // prefetch of the others.
+    let lead = lead.filter(|l| entries.iter().any(|e| e.segment.seq == l.seq));
+    let lead_seq = lead.as_ref().map(|l| l.seq);
+    let lead = async {
+        let Some(Lead { seq, body }) = lead else {
+            return;
+        };
+        if let Ok(mut f) = open_part(&part_path(dir, seq), seq, &progress).await {
+            // Whatever does not arrive is fetched again, resuming, by the checked pass.
+            let _ = body.copy_to(&mut f).await;
+        }
+    };
+    let (manifests, (), ()) = tokio::join!(
         client.manifests(of, manifest_seqs.0, manifest_seqs.1, just),
-        prefetch(client, of, entries, dir, just, &progress)
+        prefetch(client, of, entries, dir, just, &progress, lead_seq),
+        lead
     );
     let manifests: Vec<Entry> = manifests?;
     check_chain(&manifests, unit_keys, "manifest")?;
@@ -230,8 +285,8 @@ pub(crate) fn verified_manifest(
     Ok(m)
 }
 
-/// The first pass over the segments not yet on disk, two at a time so that the link does not
-/// idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
+/// The first pass over the segments not yet on disk (but the lead's, which arrives beside it),
+/// two at a time so that the link does not idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
 /// checked, resuming pass that follows.
 pub(crate) async fn prefetch(
     client: &Client,
@@ -240,14 +295,17 @@ pub(crate) async fn prefetch(
     dir: &Path,
     just: &Justification,
     progress: &Arc<Mutex<Progress>>,
+    lead: Option<u64>,
 ) {
     use futures_util::StreamExt as _;
     futures_util::stream::iter(entries.iter().filter(|e| {
-        !dir.join(format!(
-            "{}.age",
-            local_stem(e.segment.seq, e.segment.start_ns)
-        ))
-        .exists()
+        Some(e.segment.seq) != lead
+            && !dir
+                .join(format!(
+                    "{}.age",
+                    local_stem(e.segment.seq, e.segment.start_ns)
+                ))
+                .exists()
     }))
     .map(|e| async move {
         let part = part_path(dir, e.segment.seq);

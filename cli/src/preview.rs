@@ -13,7 +13,7 @@ use rdc_format::export::Gap;
 use rdc_format::ts::{self, Codec};
 use serde::Serialize;
 
-use crate::fetch::{fetch_segments, seq_span};
+use crate::fetch::{fetch_segments, seq_span, status_and_list};
 use crate::font;
 use crate::*;
 
@@ -103,13 +103,19 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
     let camera = &a.footage.camera;
     let mut client = connect(target).await?;
     let of = TrackRef::previews(camera);
-    let (status, entries) = tokio::join!(client.status(), client.list(of, from_ns, to_ns, &just));
-    let (status, entries) = (status?, entries?);
+    let work = work_dir(&a.out);
+    let (status, entries, lead) = status_and_list(
+        &client,
+        of,
+        (from_ns, to_ns),
+        &just,
+        &work.join(camera.as_str()),
+    )
+    .await?;
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
         bail!(none_there(&status, camera, (from_ns, to_ns)));
     }
-    let work = work_dir(&a.out);
     let (lo, hi) = seq_span(&entries);
     let (log, fetched) = fetch_segments(
         &mut client,
@@ -121,6 +127,7 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
         &work.join(camera.as_str()),
         &just,
         Some(&identities),
+        lead,
     )
     .await?;
     client.close();

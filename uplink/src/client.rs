@@ -116,10 +116,7 @@ impl Client {
     /// A failed stream: what the connection's close says (a refusal at the handshake or of the
     /// user), else a dropped link.
     fn link(&self, e: impl std::fmt::Display) -> ClientError {
-        self.conn
-            .close_reason()
-            .and_then(|c| classify(&c))
-            .unwrap_or_else(|| ClientError::Link(e.to_string()))
+        link_error(&self.conn, e)
     }
 
     /// A request, answered.
@@ -287,30 +284,64 @@ impl Client {
             offset,
             why: why.clone(),
         };
-        let (resp, mut recv) = self.request(&req).await?;
-        let len = match resp {
-            Response::Ok { len: Some(len), .. } => len,
-            Response::Ok { len: None, .. } => {
-                return Err(ClientError::Protocol(
-                    "a fetch answer without a length".into(),
-                ));
-            }
-            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
+        let (resp, recv) = self.request(&req).await?;
+        let (_, body) = self.body(resp, recv)?;
+        body.copy_to(out).await
+    }
+
+    /// Fetches the first segment of `of` overlapping `from_ns..to_ns`, whole, before its number
+    /// is known: its entry, and its bytes to read. Sent with [`Client::list`], it saves a round
+    /// trip before the first footage arrives.
+    pub async fn fetch_first(
+        &self,
+        of: impl Into<TrackRef<'_>>,
+        from_ns: i64,
+        to_ns: i64,
+        why: &Justification,
+    ) -> Result<(SegmentEntry, Body), ClientError> {
+        let of = of.into();
+        let req = Request::FetchFirst {
+            camera: of.camera.clone(),
+            track: of.track,
+            from_ns,
+            to_ns,
+            why: why.clone(),
         };
-        let mut got = 0u64;
-        while let Some(chunk) = recv
-            .read_chunk(64 * 1024, true)
-            .await
-            .map_err(|e| self.link(e))?
-        {
-            out.write_all(&chunk.bytes).await?;
-            got += chunk.bytes.len() as u64;
+        let (resp, recv) = self.request(&req).await?;
+        match self.body(resp, recv)? {
+            (Some(entry), body) => Ok((entry, body)),
+            (None, _) => Err(ClientError::Protocol(
+                "a fetch answer without the segment's entry".into(),
+            )),
         }
-        out.flush().await?;
-        if got != len {
-            return Err(ClientError::Link(format!("received {got} of {len} bytes")));
+    }
+
+    /// The bytes that follow a fetch's answer.
+    fn body(
+        &self,
+        resp: Response,
+        recv: quinn::RecvStream,
+    ) -> Result<(Option<SegmentEntry>, Body), ClientError> {
+        match resp {
+            Response::Ok {
+                len: Some(len),
+                answer,
+            } => Ok((
+                match answer {
+                    Answer::Segment(e) => Some(e),
+                    _ => None,
+                },
+                Body {
+                    conn: self.conn.clone(),
+                    recv,
+                    len,
+                },
+            )),
+            Response::Ok { len: None, .. } => Err(ClientError::Protocol(
+                "a fetch answer without a length".into(),
+            )),
+            Response::Refused { refusal } => Err(ClientError::Refused(refusal)),
         }
-        Ok(got)
     }
 
     /// Sends raw bytes as a request (tests of the unit's handling of garbage).
@@ -325,6 +356,58 @@ impl Client {
     pub fn close(&self) {
         self.conn.close(0u32.into(), b"done");
     }
+}
+
+/// A segment's bytes, as a fetch's answer announced them.
+#[derive(Debug)]
+pub struct Body {
+    conn: quinn::Connection,
+    recv: quinn::RecvStream,
+    len: u64,
+}
+
+impl Body {
+    /// Bytes the answer announced.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the answer announced no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the bytes to `out` as they arrive; an error if fewer arrive than were announced.
+    pub async fn copy_to(
+        mut self,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ClientError> {
+        let mut got = 0u64;
+        while let Some(chunk) = self
+            .recv
+            .read_chunk(64 * 1024, true)
+            .await
+            .map_err(|e| link_error(&self.conn, e))?
+        {
+            out.write_all(&chunk.bytes).await?;
+            got += chunk.bytes.len() as u64;
+        }
+        out.flush().await?;
+        if got != self.len {
+            return Err(ClientError::Link(format!(
+                "received {got} of {} bytes",
+                self.len
+            )));
+        }
+        Ok(got)
+    }
+}
+
+/// A failed stream of `conn`: what the connection's close says, else a dropped link.
+fn link_error(conn: &quinn::Connection, e: impl std::fmt::Display) -> ClientError {
+    conn.close_reason()
+        .and_then(|c| classify(&c))
+        .unwrap_or_else(|| ClientError::Link(e.to_string()))
 }
 
 fn unexpected(asked: &str, got: &Answer) -> ClientError {

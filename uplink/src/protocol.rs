@@ -98,6 +98,19 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Track::is_footage")]
         track: Track,
     },
+    /// The first segment of a camera's track that overlaps a time range, whole: a
+    /// [`Request::Fetch`] of it, asked for before its number is known. `rdc fetch` sends it with
+    /// the [`Request::List`] of the same range, so the first footage arrives a round trip
+    /// sooner. Audited as a fetch of that segment; refused if the range holds none.
+    FetchFirst {
+        camera: Id,
+        from_ns: i64,
+        to_ns: i64,
+        why: Justification,
+        /// The camera's footage (the default) or its preview track.
+        #[serde(default, skip_serializing_if = "Track::is_footage")]
+        track: Track,
+    },
     /// Signed manifests of a camera, `from_seq <= seq < to_seq`.
     Manifests {
         camera: Id,
@@ -176,12 +189,16 @@ impl Request {
                 track: Track::Preview,
                 ..
             } => "fetch_preview",
+            Request::FetchFirst {
+                track: Track::Preview,
+                ..
+            } => "fetch_preview",
             Request::Manifests {
                 track: Track::Preview,
                 ..
             } => "preview_manifests",
             Request::List { .. } => "list",
-            Request::Fetch { .. } => "fetch",
+            Request::Fetch { .. } | Request::FetchFirst { .. } => "fetch",
             Request::Manifests { .. } => "manifests",
             Request::HoldCreate { .. } => "hold_create",
             Request::HoldList => "hold_list",
@@ -200,6 +217,7 @@ impl Request {
         match self {
             Request::List { why, .. }
             | Request::Fetch { why, .. }
+            | Request::FetchFirst { why, .. }
             | Request::Manifests { why, .. }
             | Request::ExportReceipt { why, .. }
             | Request::Activity { why, .. } => Some(why),
@@ -241,6 +259,14 @@ pub enum Refusal {
         "segment {camera}/{seq} is not on the unit: it was never recorded, or retention has deleted it since it was listed (the destruction log says when); list again"
     )]
     NoSuchSegment { camera: String, seq: u64 },
+    #[error(
+        "camera {camera} has no footage from {from_ns} to {to_ns} (ns since 1970): list the camera to see what it holds"
+    )]
+    NoFootage {
+        camera: String,
+        from_ns: i64,
+        to_ns: i64,
+    },
     #[error(
         "offset {offset} is past the end of segment {camera}/{seq} ({len} bytes): delete the local .part file and fetch again"
     )]
@@ -513,6 +539,11 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
             why,
             ..
         }
+        | Request::FetchFirst {
+            track: Track::Preview,
+            why,
+            ..
+        }
         | Request::Manifests {
             track: Track::Preview,
             why,
@@ -578,6 +609,7 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
         Request::Status => (role != Role::Auditor, "officer, manager or engineer"),
         Request::List { .. }
         | Request::Fetch { .. }
+        | Request::FetchFirst { .. }
         | Request::Manifests { .. }
         | Request::ExportReceipt { .. }
         | Request::Activity { .. } => (role.may_see_footage(), "case support officer or manager"),
@@ -740,6 +772,11 @@ mod tests {
                 seq: 3,
                 offset: 9,
                 len: 5,
+            },
+            Refusal::NoFootage {
+                camera: "front".into(),
+                from_ns: 1,
+                to_ns: 2,
             },
             Refusal::NoSuchHold { id: 4 },
             Refusal::HoldRefused { detail: "d".into() },

@@ -504,6 +504,43 @@ fn retired_hex(store: &Store) -> Vec<String> {
 }
 
 /// Refuses a request for a camera the unit has never had.
+/// A segment's bytes from `offset`, for a fetch.
+fn segment_bytes(
+    store: &Store,
+    rec: &mut AuditRecord,
+    camera: &rdc_config::Id,
+    track: crate::protocol::Track,
+    seq: u64,
+    offset: u64,
+) -> Result<Handled, Refusal> {
+    rec.camera = Some(camera.to_string());
+    rec.seq = Some(seq);
+    known_camera(store, camera)?;
+    let name = track.store_name(camera.as_str());
+    let r = store.open_segment(&name, seq).map_err(refusal)?;
+    if offset > r.len() {
+        return Err(Refusal::OffsetPastEnd {
+            camera: camera.to_string(),
+            seq,
+            offset,
+            len: r.len(),
+        });
+    }
+    let len = r.len() - offset;
+    let entry = r.entry.clone();
+    rec.from_ns = Some(entry.segment.start_ns);
+    rec.to_ns = Some(entry.segment.end_ns);
+    let file = r.into_file_at(offset).map_err(|e| Refusal::Failed {
+        detail: format!("cannot read segment {camera}/{seq}: {e}"),
+    })?;
+    Ok(Handled::Bytes {
+        entry,
+        file,
+        offset,
+        len,
+    })
+}
+
 fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
     // Cameras, not their preview tracks (which are asked for by camera and track).
     let mut known = store.known_cameras().map_err(refusal)?;
@@ -574,33 +611,26 @@ fn handle(
             offset,
             track,
             ..
+        } => segment_bytes(store, rec, camera, *track, *seq, *offset),
+        Request::FetchFirst {
+            camera,
+            from_ns,
+            to_ns,
+            track,
+            ..
         } => {
-            rec.camera = Some(camera.to_string());
-            rec.seq = Some(*seq);
             known_camera(store, camera)?;
-            let name = track.store_name(camera.as_str());
-            let r = store.open_segment(&name, *seq).map_err(refusal)?;
-            if *offset > r.len() {
-                return Err(Refusal::OffsetPastEnd {
+            let first = store
+                .list(&track.store_name(camera.as_str()), *from_ns, *to_ns)
+                .map_err(refusal)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Refusal::NoFootage {
                     camera: camera.to_string(),
-                    seq: *seq,
-                    offset: *offset,
-                    len: r.len(),
-                });
-            }
-            let len = r.len() - offset;
-            let entry = r.entry.clone();
-            rec.from_ns = Some(entry.segment.start_ns);
-            rec.to_ns = Some(entry.segment.end_ns);
-            let file = r.into_file_at(*offset).map_err(|e| Refusal::Failed {
-                detail: format!("cannot read segment {camera}/{seq}: {e}"),
-            })?;
-            Ok(Handled::Bytes {
-                entry,
-                file,
-                offset: *offset,
-                len,
-            })
+                    from_ns: *from_ns,
+                    to_ns: *to_ns,
+                })?;
+            segment_bytes(store, rec, camera, *track, first.segment.seq, 0)
         }
         Request::HoldCreate {
             cameras,

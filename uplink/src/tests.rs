@@ -196,6 +196,63 @@ async fn officer_lists_and_fetches_and_it_is_audited() {
     assert!(a.bytes.unwrap() > 0);
 }
 
+/// The first segment of a range, asked for before its number is known: the bytes of the
+/// segment the list names first, audited as a fetch of that segment; an empty range or an
+/// engineer is refused and nothing leaves.
+#[tokio::test]
+async fn the_first_segment_of_a_range_is_fetched_with_the_list() {
+    let s = scheme().await;
+    let c = connect(&s, &s.officer, &s.ca).await.unwrap();
+    let entries = c
+        .list(&id("front"), 0, i64::MAX, &why("ASB/114"))
+        .await
+        .unwrap();
+    // From inside the second segment: that one comes first.
+    let second = &entries[1].segment;
+    let from = (second.start_ns + second.end_ns) / 2;
+    let (front, w) = (id("front"), why("ASB/114"));
+    let (list, first) = tokio::join!(
+        c.list(&front, from, i64::MAX, &w),
+        c.fetch_first(&front, from, i64::MAX, &w)
+    );
+    assert_eq!(list.unwrap()[0].segment.seq, second.seq);
+    let (entry, body) = first.unwrap();
+    assert_eq!(entry.segment.seq, second.seq);
+    let on_disk = std::fs::read(s.store.segment_path("front", second.seq).unwrap()).unwrap();
+    assert_eq!(body.len() as usize, on_disk.len());
+    let mut got = Vec::new();
+    body.copy_to(&mut got).await.unwrap();
+    assert_eq!(got, on_disk);
+    let audit = s.store.audit_entries(0).unwrap();
+    let (_, a) = audit
+        .iter()
+        .rfind(|(_, a)| a.action == "fetch")
+        .expect("the fetch is audited");
+    assert_eq!(a.outcome, "granted");
+    assert_eq!(a.seq, Some(second.seq));
+    assert_eq!(a.case_ref.as_deref(), Some("ASB/114"));
+    assert_eq!(a.bytes, Some(on_disk.len() as u64));
+
+    // A range with nothing in it says so.
+    let last = &entries.last().unwrap().segment;
+    match c
+        .fetch_first(&id("front"), last.end_ns + 1, i64::MAX, &why("ASB/114"))
+        .await
+    {
+        Err(ClientError::Refused(Refusal::NoFootage { camera, .. })) => assert_eq!(camera, "front"),
+        other => panic!("{other:?}"),
+    }
+    // An engineer sees no footage this way either.
+    let e = connect(&s, &s.engineer, &s.ca).await.unwrap();
+    match e.fetch_first(&id("front"), 0, i64::MAX, &why("X/1")).await {
+        Err(ClientError::Refused(Refusal::Forbidden {
+            role: Role::Engineer,
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn refusals_are_clear_and_audited() {
     let s = scheme().await;
