@@ -188,6 +188,12 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         .filter(|(_, a)| a.action == "fetch" && a.outcome == "granted")
         .collect();
     assert!(fetches.len() >= checked);
+    // Each segment once: the first, asked for with the list, is not fetched again beside it.
+    let mut seqs: Vec<u64> = fetches.iter().filter_map(|(_, a)| a.seq).collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a segment was fetched twice: {fetches:#?}");
     assert!(
         fetches
             .iter()
