@@ -262,7 +262,7 @@ impl UplinkRig {
             .args(["--port", &cam_port.to_string()])
             .args(busy.camera_args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(d.join("camera.log"))?)
             .spawn()
             .context("the emulated camera (build with --bins)")?;
         let mut line = String::new();
@@ -323,8 +323,17 @@ level = "info"
         while log().matches("camera connected").count() < busy.cameras {
             if t.elapsed() > std::time::Duration::from_secs(30) || recorder.try_wait()?.is_some() {
                 let _ = recorder.kill();
+                // Cameras refused one after another: the emulated camera itself may have died.
+                let cam = match camera.try_wait()? {
+                    Some(status) => format!("the emulated camera exited ({status})"),
+                    None => "the emulated camera was still running".to_owned(),
+                };
                 let _ = camera.kill();
-                bail!("the recorder did not start its cameras: {}", log());
+                let cam_log = std::fs::read_to_string(d.join("camera.log")).unwrap_or_default();
+                bail!(
+                    "the recorder did not start its cameras; {cam}; its log:\n{cam_log}\nthe recorder's log:\n{}",
+                    log()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
