@@ -222,7 +222,7 @@ async fn run(
         .teardown(TeardownPolicy::Auto);
     // Over TCP, a low-water mark on the connection: the thread wakes per burst, not per packet.
     let peers = match spec.transport {
-        Transport::Tcp | Transport::Auto => camera_addrs(&spec.url).await,
+        Transport::Tcp | Transport::Auto => camera_addrs(&url).await,
         Transport::Udp => Vec::new(),
     };
     let describe = answer("DESCRIBE", retina::client::Session::describe(url, opts));
@@ -370,13 +370,11 @@ async fn run(
 }
 
 /// The addresses the camera's URL names (retina connects to one of them).
-async fn camera_addrs(url: &str) -> Vec<std::net::SocketAddr> {
-    let Some((host, port)) = url::Url::parse(url)
-        .ok()
-        .and_then(|u| Some((u.host_str()?.to_owned(), u.port().unwrap_or(554))))
-    else {
+async fn camera_addrs(url: &url::Url) -> Vec<std::net::SocketAddr> {
+    let Some(host) = url.host_str() else {
         return Vec::new();
     };
+    let port = url.port().unwrap_or(554);
     match tokio::net::lookup_host((host.trim_matches(['[', ']']), port)).await {
         Ok(addrs) => addrs.collect(),
         Err(_) => Vec::new(),
