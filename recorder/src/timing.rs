@@ -20,12 +20,28 @@ pub(crate) fn choose_wall(camera_wall: Option<i64>, unit_wall: i64) -> (i64, Tim
     }
 }
 
+/// How far a frame's mapped time may be from its arrival before the map is in doubt.
+const DRIFT_LIMIT_NS: u64 = 2_000_000_000;
+/// How long frames must keep arriving that late before the map is re-anchored: longer than
+/// any hiccup a camera recovers from without the session ending (the stall timeout is 5 s).
+const LATE_FOR_NS: u64 = 10_000_000_000;
+
 /// Maps a camera's decode timestamps onto the unit's monotonic clock, re-anchoring when the
 /// two drift apart (a camera clock running fast or slow, or a camera restart).
+///
+/// A frame that arrives late was still captured at its timestamp: a camera that froze for
+/// 3 s and then sends its backlog, or a unit too busy to read for a moment, must not move its
+/// frames' times (nor a segment's cut). So a frame mapped more than 2 s before its arrival
+/// keeps the map's time, and only lateness that lasts `LATE_FOR_NS` (a slow camera clock,
+/// timestamps that jumped) re-anchors. A frame mapped more than 2 s after its arrival cannot
+/// have been captured then (the anchor frame itself came late, or the timestamps jumped
+/// forward), and re-anchors at once.
 #[derive(Debug)]
 pub(crate) struct TimeMap {
     anchor: Option<(u64, u64)>,
     last_mono: u64,
+    /// Arrival of the first frame of a run of frames arriving over 2 s late.
+    late_since: Option<u64>,
     /// Where the last frame's wall time came from (to log changes).
     pub(crate) source: TimeSource,
     /// PTS minus DTS of the session's first frame.
@@ -37,6 +53,7 @@ impl Default for TimeMap {
         TimeMap {
             anchor: None,
             last_mono: 0,
+            late_since: None,
             source: TimeSource::UnitArrival,
             lag0: None,
         }
@@ -48,12 +65,23 @@ impl TimeMap {
         let mono = match (ts_ns, self.anchor) {
             (Some(ts), Some((t0, m0))) if ts >= t0 => {
                 let m = m0 + (ts - t0);
-                if m.abs_diff(arrival_mono) > 2_000_000_000 {
+                let late = arrival_mono.saturating_sub(m) > DRIFT_LIMIT_NS;
+                let early = m.saturating_sub(arrival_mono) > DRIFT_LIMIT_NS;
+                if late {
+                    self.late_since.get_or_insert(arrival_mono);
+                } else {
+                    self.late_since = None;
+                }
+                let late_too_long = self
+                    .late_since
+                    .is_some_and(|s| arrival_mono - s >= LATE_FOR_NS);
+                if early || late_too_long {
                     tracing::info!(
                         drift_ms = (m as i64 - arrival_mono as i64) / 1_000_000,
                         "camera timestamps drifted from the unit clock; re-anchoring"
                     );
                     self.anchor = Some((ts, arrival_mono));
+                    self.late_since = None;
                     arrival_mono
                 } else {
                     m
@@ -61,6 +89,7 @@ impl TimeMap {
             }
             (Some(ts), _) => {
                 self.anchor = Some((ts, arrival_mono));
+                self.late_since = None;
                 arrival_mono
             }
             (None, _) => arrival_mono,
@@ -243,12 +272,62 @@ mod tests {
         // A camera restart (timestamps back to 0): re-anchored, still increasing.
         let m = t.mono_for(Some(0), 90_000_000);
         assert_eq!(m, 90_000_000);
-        // Drift beyond 2 s: re-anchored on arrival.
+        // Timestamps 2 s and more ahead of arrival: re-anchored on arrival at once.
         assert_eq!(
             t.mono_for(Some(10_000_000_000), 1_000_000_000),
             1_000_000_000
         );
         // Never backwards.
         assert!(t.mono_for(None, 5) > 1_000_000_000);
+    }
+
+    #[test]
+    fn late_frames_keep_their_times_until_lateness_lasts() {
+        const S: u64 = 1_000_000_000;
+        const F: u64 = 40_000_000;
+        let mut t = TimeMap::default();
+        assert_eq!(t.mono_for(Some(0), 100 * S), 100 * S);
+        // A 3 s freeze, then the backlog in a burst: every frame keeps its capture time.
+        for i in 1..=150u64 {
+            // Frames 25 to 99 are captured during the freeze (1 s to 4 s) and sent at 4 s.
+            let arrival = if (25..100).contains(&i) {
+                104 * S + (i - 25) * 2_000_000
+            } else {
+                100 * S + i * F
+            };
+            assert_eq!(
+                t.mono_for(Some(i * F), arrival),
+                100 * S + i * F,
+                "frame {i}"
+            );
+        }
+        // Then on time again.
+        assert_eq!(
+            t.mono_for(Some(200 * F), 100 * S + 200 * F + 5),
+            100 * S + 200 * F
+        );
+        // A camera clock that falls 3 s behind and stays there: kept for 10 s, then
+        // re-anchored on arrival.
+        let base = 100 * S + 200 * F;
+        let mut re_anchored = None;
+        for i in 1..=400u64 {
+            let ts = 200 * F + i * F;
+            let arrival = base + 3 * S + i * F;
+            let m = t.mono_for(Some(ts), arrival);
+            if m == arrival {
+                re_anchored = Some(i);
+                break;
+            }
+            assert_eq!(m, base + i * F);
+        }
+        assert_eq!(
+            re_anchored,
+            Some(251),
+            "re-anchored after 10 s late, at frame 251"
+        );
+        assert_eq!(
+            t.mono_for(Some(200 * F + 252 * F), base + 3 * S + 252 * F),
+            base + 3 * S + 252 * F
+        );
     }
 }

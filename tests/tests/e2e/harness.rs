@@ -166,6 +166,8 @@ level = "info,rdc_recorder=debug"
         std::fs::write(self.config(), c).unwrap();
     }
 
+    /// Starts the recorder, logging to `recorder.log` at `RDC_E2E_LOG` (a `RUST_LOG` filter;
+    /// `info,rdc_recorder=debug,rdc_recorder::camera=trace` logs every access unit).
     pub(crate) fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -175,7 +177,10 @@ level = "info,rdc_recorder=debug"
         let child = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
             .args(["run", "--config"])
             .arg(self.config())
-            .env("RUST_LOG", "info,rdc_recorder=debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("RDC_E2E_LOG").unwrap_or_else(|_| "info,rdc_recorder=debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -237,6 +237,61 @@ fn a_stalled_camera_is_noticed_and_recording_resumes() {
 }
 
 #[test]
+fn a_camera_that_hiccups_keeps_its_frame_times() {
+    let cam = Camera::start(&[]);
+    let mut unit = Unit::single(cam.url());
+    unit.start();
+    unit.wait_connected(1);
+    std::thread::sleep(Duration::from_secs(3));
+    // Frozen for 3 s, less than the stall timeout: the connection stays, and the camera then
+    // sends what it captured meanwhile, late. Those frames were captured at their RTP times;
+    // arriving late must not move them, nor the cut.
+    for sig in ["-STOP", "-CONT"] {
+        Command::new("kill")
+            .arg(sig)
+            .arg(cam.child.id().to_string())
+            .status()
+            .unwrap();
+        if sig == "-STOP" {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    wait_for("two segments", Duration::from_secs(40), || {
+        segment_files(&unit, "front") >= 2
+    });
+    unit.stop();
+    let log = unit.log();
+    assert_eq!(
+        log.matches("camera connected").count(),
+        1,
+        "the hiccup ended the session:\n{log}"
+    );
+    let store = unit.store();
+    let ms = unit.manifests(&store, "front");
+    assert_eq!(ms[0].ended, Ended::Cut, "{:?}", ms[0].ended);
+    let secs = (ms[0].end_mono_ns - ms[0].start_mono_ns) as f64 / 1e9;
+    assert!(
+        (secs - 10.0).abs() < 0.002,
+        "cut after {secs:.3} s of the camera's time, not at its keyframe on 10 s:\n{log}"
+    );
+    // Its wall times too (within the camera's and the unit's disagreement: the first frames'
+    // times are the unit's, until the camera's first sender report).
+    let wall = (ms[0].end_ns - ms[0].start_ns) as f64 / 1e9;
+    assert!(
+        (wall - 10.0).abs() < 0.1,
+        "the segment spans {wall:.3} s of wall time"
+    );
+    assert_eq!(ms[0].end_ns, ms[1].start_ns, "the segments do not meet");
+    let p = probe(&unit.decrypt(&store, "front", ms[0].seq));
+    p.assert_exact_timing("front/0", 40.0);
+    assert!(
+        p.frames + 2 >= 250,
+        "{} frames of the camera's 250 in its first 10 s",
+        p.frames
+    );
+}
+
+#[test]
 fn recorder_killed_nothing_synced_lost() {
     let cam = Camera::start(&[]);
     let mut unit = Unit::single(cam.url());
