@@ -31,6 +31,18 @@ pub(crate) struct Camera {
 }
 
 impl Camera {
+    /// Sends the camera's process a signal: `-STOP` freezes it with its connections open (no
+    /// data flows), `-CONT` lets it run on.
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} of the emulated camera failed");
+    }
+
     pub(crate) fn start(args: &[&str]) -> Camera {
         Self::start_on(free_port(), args.iter().map(|s| s.to_string()).collect())
     }

@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use rdc_storage::{Ended, TimeSource};
@@ -208,17 +207,9 @@ fn a_stalled_camera_is_noticed_and_recording_resumes() {
     unit.wait_connected(1);
     std::thread::sleep(Duration::from_secs(4));
     // Freeze the camera: its connection stays open but no data flows.
-    Command::new("kill")
-        .arg("-STOP")
-        .arg(cam.child.id().to_string())
-        .status()
-        .unwrap();
+    cam.signal("-STOP");
     std::thread::sleep(Duration::from_secs(9));
-    Command::new("kill")
-        .arg("-CONT")
-        .arg(cam.child.id().to_string())
-        .status()
-        .unwrap();
+    cam.signal("-CONT");
     let back = now_ns();
     unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(3));
@@ -246,16 +237,9 @@ fn a_camera_that_hiccups_keeps_its_frame_times() {
     // Frozen for 3 s, less than the stall timeout: the connection stays, and the camera then
     // sends what it captured meanwhile, late. Those frames were captured at their RTP times;
     // arriving late must not move them, nor the cut.
-    for sig in ["-STOP", "-CONT"] {
-        Command::new("kill")
-            .arg(sig)
-            .arg(cam.child.id().to_string())
-            .status()
-            .unwrap();
-        if sig == "-STOP" {
-            std::thread::sleep(Duration::from_secs(3));
-        }
-    }
+    cam.signal("-STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    cam.signal("-CONT");
     wait_for("two segments", Duration::from_secs(40), || {
         segment_files(&unit, "front") >= 2
     });
