@@ -286,8 +286,8 @@ pub(crate) fn verified_manifest(
 }
 
 /// The first pass over the segments not yet on disk (but the lead's, which arrives beside it),
-/// two at a time so that the link does not idle for a round trip between segments. Whatever fails here stays in its `.part` file for the
-/// checked, resuming pass that follows.
+/// two at a time so that the link does not idle for a round trip between segments. Whatever
+/// fails here stays in its `.part` file for the checked, resuming pass that follows.
 pub(crate) async fn prefetch(
     client: &Client,
     of: TrackRef<'_>,

@@ -503,8 +503,8 @@ fn retired_hex(store: &Store) -> Vec<String> {
         .collect()
 }
 
-/// Refuses a request for a camera the unit has never had.
-/// A segment's bytes from `offset`, for a fetch.
+/// A segment's bytes from `offset`, for a fetch of a camera known to the unit, audited as a
+/// fetch of that segment.
 fn segment_bytes(
     store: &Store,
     rec: &mut AuditRecord,
@@ -513,9 +513,7 @@ fn segment_bytes(
     seq: u64,
     offset: u64,
 ) -> Result<Handled, Refusal> {
-    rec.camera = Some(camera.to_string());
     rec.seq = Some(seq);
-    known_camera(store, camera)?;
     let name = track.store_name(camera.as_str());
     let r = store.open_segment(&name, seq).map_err(refusal)?;
     if offset > r.len() {
@@ -541,6 +539,7 @@ fn segment_bytes(
     })
 }
 
+/// Refuses a request for a camera the unit has never had.
 fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
     // Cameras, not their preview tracks (which are asked for by camera and track).
     let mut known = store.known_cameras().map_err(refusal)?;
@@ -611,7 +610,12 @@ fn handle(
             offset,
             track,
             ..
-        } => segment_bytes(store, rec, camera, *track, *seq, *offset),
+        } => {
+            rec.camera = Some(camera.to_string());
+            rec.seq = Some(*seq);
+            known_camera(store, camera)?;
+            segment_bytes(store, rec, camera, *track, *seq, *offset)
+        }
         Request::FetchFirst {
             camera,
             from_ns,
@@ -619,6 +623,10 @@ fn handle(
             track,
             ..
         } => {
+            // Audited with the range asked for until the segment is known (a refusal keeps it).
+            rec.camera = Some(camera.to_string());
+            rec.from_ns = Some(*from_ns);
+            rec.to_ns = Some(*to_ns);
             known_camera(store, camera)?;
             let first = store
                 .list(&track.store_name(camera.as_str()), *from_ns, *to_ns)

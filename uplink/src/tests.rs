@@ -242,6 +242,18 @@ async fn the_first_segment_of_a_range_is_fetched_with_the_list() {
         Err(ClientError::Refused(Refusal::NoFootage { camera, .. })) => assert_eq!(camera, "front"),
         other => panic!("{other:?}"),
     }
+    // And the refusal is audited with the camera and the range asked for.
+    let audit = s.store.audit_entries(0).unwrap();
+    let (_, a) = audit
+        .iter()
+        .rfind(|(_, a)| a.action == "fetch")
+        .expect("the refusal is audited");
+    assert!(a.outcome.starts_with("refused"), "{}", a.outcome);
+    assert_eq!(a.camera.as_deref(), Some("front"));
+    assert_eq!(
+        (a.from_ns, a.to_ns),
+        (Some(last.end_ns + 1), Some(i64::MAX))
+    );
     // An engineer sees no footage this way either.
     let e = connect(&s, &s.engineer, &s.ca).await.unwrap();
     match e.fetch_first(&id("front"), 0, i64::MAX, &why("X/1")).await {
