@@ -34,6 +34,11 @@ use progress::{Counting, Progress};
 #[error("check failed: {0}")]
 struct CheckFailed(String);
 
+/// A bundle holds together, but who made it was checked only against a CA it carries.
+#[derive(Debug, thiserror::Error)]
+#[error("origin unproven: {0}")]
+struct Unproven(String);
+
 macro_rules! check_failed {
     ($($arg:tt)*) => {
         return Err(CheckFailed(format!($($arg)*)).into())
@@ -54,8 +59,12 @@ macro_rules! outln {
     }};
 }
 
-/// 1 when the unit refused or a check failed (the officer must act), 2 for anything else.
+/// 1 when the unit refused or a check failed (the officer must act), 3 when a bundle is
+/// self-consistent but its origin is unproven (no scheme CA given), 2 for anything else.
 fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.is::<Unproven>()) {
+        return 3;
+    }
     let refused_or_failed = e.chain().any(|c| {
         c.is::<CheckFailed>()
             || matches!(

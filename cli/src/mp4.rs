@@ -58,6 +58,43 @@ pub fn cue_text(ns: i64, camera: &str, gap: Option<&Gap>) -> String {
     t
 }
 
+/// The time track's next cue from `cue_at`: the second it names, where it stops and the gap it
+/// is in. A cue runs to the next whole second, or to where a gap starts or ends if sooner, so
+/// every gap the manifest lists has a cue of its own however short, even inside one second.
+/// Without `end`, only cues that end by `until` (the video has reached them); with it, the
+/// rest up to `end`.
+pub fn next_cue(
+    cue_at: i64,
+    until: i64,
+    end: Option<i64>,
+    gaps: &[Gap],
+) -> Option<(i64, i64, Option<&Gap>)> {
+    if cue_at >= until {
+        return None;
+    }
+    let second = cue_at.div_euclid(1_000_000_000) * 1_000_000_000;
+    let mut stop = second + 1_000_000_000;
+    for g in gaps {
+        for edge in [g.range.from_ns, g.range.to_ns] {
+            if edge > cue_at && edge < stop {
+                stop = edge;
+            }
+        }
+    }
+    if let Some(e) = end {
+        stop = stop.min(e);
+    } else if stop > until {
+        return None;
+    }
+    if stop <= cue_at {
+        return None;
+    }
+    let gap = gaps
+        .iter()
+        .find(|g| g.range.from_ns <= cue_at && cue_at < g.range.to_ns);
+    Some((second, stop, gap))
+}
+
 /// The decode time and duration the last frame must have after the parser.
 type LastFrame = Arc<Mutex<Option<(gst::ClockTime, gst::ClockTime)>>>;
 
@@ -256,16 +293,7 @@ fn feed(
     // Pushes the whole-second cues that end by `until` (the video has reached their end, so
     // none is longer than the footage), or with `end`, all the rest, the last cut at `end`.
     let push_cues_until = |cue_at: &mut i64, until: i64, end: Option<i64>| -> anyhow::Result<()> {
-        while *cue_at < until {
-            let second = cue_at.div_euclid(1_000_000_000) * 1_000_000_000;
-            let next = second + 1_000_000_000;
-            let stop = end.map_or(next, |e| next.min(e));
-            if stop <= *cue_at || (end.is_none() && next > until) {
-                break;
-            }
-            let gap = gaps
-                .iter()
-                .find(|g| g.range.from_ns <= *cue_at && *cue_at < g.range.to_ns);
+        while let Some((second, stop, gap)) = next_cue(*cue_at, until, end, gaps) {
             let text = cue_text(second, camera, gap);
             let mut b = gst::Buffer::from_mut_slice(text.into_bytes());
             {
@@ -376,4 +404,60 @@ fn feed(
         end_ns,
         frames,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdc_format::export::Range;
+
+    fn gap(from_ns: i64, to_ns: i64) -> Gap {
+        Gap {
+            range: Range::new(from_ns, to_ns),
+            cause: "power cut".into(),
+        }
+    }
+
+    /// The cues from `from` to `end`, as (start, stop, in a gap).
+    fn cues(from: i64, end: i64, gaps: &[Gap]) -> Vec<(i64, i64, bool)> {
+        let mut at = from;
+        let mut v = Vec::new();
+        while let Some((_, stop, g)) = next_cue(at, end, Some(end), gaps) {
+            v.push((at, stop, g.is_some()));
+            at = stop;
+        }
+        v
+    }
+
+    #[test]
+    fn a_gap_inside_one_second_has_its_own_no_footage_cue() {
+        const S: i64 = 1_000_000_000;
+        // A power cut from 5.3 s to 5.7 s: inside one wall-clock second.
+        let g = [gap(5 * S + 300_000_000, 5 * S + 700_000_000)];
+        let c = cues(4 * S, 7 * S, &g);
+        assert_eq!(
+            c,
+            vec![
+                (4 * S, 5 * S, false),
+                (5 * S, 5 * S + 300_000_000, false),
+                (5 * S + 300_000_000, 5 * S + 700_000_000, true),
+                (5 * S + 700_000_000, 6 * S, false),
+                (6 * S, 7 * S, false),
+            ]
+        );
+        // Every gap, however short, shows.
+        for len in [1, 40_000_000, 999_999_999, 2 * S + 1] {
+            let g = [gap(3 * S + 123, 3 * S + 123 + len)];
+            let c = cues(2 * S + 500, 9 * S, &g);
+            assert!(c.iter().any(|x| x.2), "a gap of {len} ns has no cue");
+            // Cues tile the range with no hole and no overlap.
+            assert!(c.windows(2).all(|w| w[0].1 == w[1].0));
+            assert_eq!((c[0].0, c.last().unwrap().1), (2 * S + 500, 9 * S));
+        }
+        // Without an end, only cues the video has passed.
+        assert_eq!(
+            next_cue(5 * S + 800_000_000, 5 * S + 900_000_000, None, &[]),
+            None
+        );
+    }
 }

@@ -49,7 +49,17 @@ pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> 
         outln!("FAILED  {l}");
     }
     result?;
-    if r.failed.is_empty() {
+    if r.failed.is_empty() && ca.is_none() {
+        outln!(
+            "\nThe bundle in {} is self-consistent, but its ORIGIN IS UNPROVEN: the exporter's certificate was checked only against the CA the bundle carries, which anyone can make. Run again with --ca and the scheme's CA certificate.",
+            dir.display()
+        );
+        Err(Unproven(format!(
+            "the bundle in {} is self-consistent but not checked against the scheme's CA (give --ca)",
+            dir.display()
+        ))
+        .into())
+    } else if r.failed.is_empty() {
         outln!(
             "\nThe bundle in {} is complete and unaltered: every check above holds.",
             dir.display()
@@ -115,6 +125,7 @@ fn run(
     }
 
     // The exporter's signature, and who they are.
+    let mut signer: Option<String> = None;
     let cert_der = tls::cert_der(&b.exporter.certificate);
     let sig = {
         use base64::Engine as _;
@@ -122,6 +133,7 @@ fn run(
     };
     match (&cert_der, sig) {
         (Some(der), Ok(sig)) => {
+            signer = Some(pki::fingerprint_text(der));
             let good = pki::verify(der, &export::canonical(&signed.bundle), &sig);
             r.check(
                 good.is_ok(),
@@ -185,9 +197,17 @@ fn run(
             files_ok = false;
             continue;
         };
-        match std::fs::metadata(&p) {
+        match std::fs::symlink_metadata(&p) {
             Err(_) => {
                 r.fail(format!("{} is missing", f.path));
+                files_ok = false;
+            }
+            Ok(md) if !md.file_type().is_file() => {
+                r.fail(format!(
+                    "{} is not a regular file (a {}): a bundle holds only the files it lists, each a regular file inside it",
+                    f.path,
+                    kind_of(&md)
+                ));
                 files_ok = false;
             }
             Ok(md) => {
@@ -361,7 +381,8 @@ fn run(
     );
 
     // The unit's receipt: it logged this export, of these segments, for this case.
-    check_receipt(&b, &keys, &digest_items, r);
+    check_receipt(&b, &keys, &digest_items, signer.as_deref(), r);
+    check_frame_times(dir, &b, &run_manifests, r);
 
     if let Some(id) = identity {
         let ids = crate::export::read_identities(id)?;
@@ -398,7 +419,13 @@ fn run(
     Ok(())
 }
 
-fn check_receipt(b: &Bundle, keys: &[[u8; 32]], items: &[(u64, String)], r: &mut Report) {
+fn check_receipt(
+    b: &Bundle,
+    keys: &[[u8; 32]],
+    items: &[(u64, String)],
+    signer: Option<&str>,
+    r: &mut Report,
+) {
     if let Err(e) = chainlog::verify_entry_by(&b.receipt, keys) {
         r.fail(format!("the unit's audit receipt: {e}"));
         return;
@@ -438,6 +465,17 @@ fn check_receipt(b: &Bundle, keys: &[[u8; 32]], items: &[(u64, String)], r: &mut
     }
     if rec.detail.as_deref() != Some(want.as_str()) {
         wrong.push("it names other segments than those in the bundle".into());
+    }
+    // The unit names whom it served as `name (sha256:…)`, from the certificate it checked:
+    // the person who signed the bundle must be that person.
+    let served = receipt_fingerprint(&rec.who);
+    if signer.is_none() || served != signer {
+        wrong.push(format!(
+            "the unit served {}, but {MANIFEST} is signed by {} ({})",
+            rec.who,
+            b.exporter.name,
+            signer.unwrap_or("an unreadable certificate")
+        ));
     }
     r.check(
         wrong.is_empty(),
@@ -508,8 +546,29 @@ fn check_sums(dir: &Path, b: &Bundle, r: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Files in the folder that are not part of the export: noted, not failed (they alter
-/// nothing the export holds), so the recipient knows.
+/// What a directory entry is, in words.
+fn kind_of(md: &std::fs::Metadata) -> &'static str {
+    let t = md.file_type();
+    if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_dir() {
+        "folder"
+    } else if t.is_file() {
+        "file"
+    } else {
+        "special file"
+    }
+}
+
+/// The fingerprint in an audit entry's `who` (`name (sha256:…)`).
+fn receipt_fingerprint(who: &str) -> Option<&str> {
+    let (_, fp) = who.rsplit_once(" (")?;
+    fp.strip_suffix(')')
+}
+
+/// The bundle is a closed set of regular files: anything else in the folder (an extra file, a
+/// symbolic link, a folder the export did not make) fails, named, since a recipient cannot
+/// tell an added copy of a segment from footage the unit released.
 fn extra_files(dir: &Path, b: &Bundle, r: &mut Report) {
     let known: BTreeSet<&str> = b
         .files
@@ -524,15 +583,67 @@ fn extra_files(dir: &Path, b: &Bundle, r: &mut Report) {
         };
         for e in rd.flatten() {
             let p = rel.join(e.file_name());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(p);
-            } else if !known.contains(p.to_string_lossy().as_ref()) {
-                r.notes.push(format!(
-                    "{} is in the folder but not part of the export",
+            let Ok(md) = std::fs::symlink_metadata(dir.join(&p)) else {
+                continue;
+            };
+            let listed = known.contains(p.to_string_lossy().as_ref());
+            if md.file_type().is_dir() {
+                if known.iter().any(|k| Path::new(k).starts_with(&p)) {
+                    stack.push(p);
+                } else {
+                    r.fail(format!(
+                        "{} is a folder the export did not make: a bundle holds only the files it lists",
+                        p.display()
+                    ));
+                }
+            } else if md.file_type().is_symlink() && !listed {
+                r.fail(format!(
+                    "{} is a symbolic link added to the bundle: a bundle holds only regular files",
                     p.display()
+                ));
+            } else if !listed {
+                r.fail(format!(
+                    "{} is in the bundle but not part of the export (a {} the manifest does not list)",
+                    p.display(),
+                    kind_of(&md)
                 ));
             }
         }
+    }
+}
+
+/// Each segment's decrypted `.ts`: its frames' decode times strictly increasing, and the time
+/// they span that of the segment's signed range (a camera whose timestamps jumped must not
+/// leave frames sharing a time, or a segment shorter than the unit says).
+fn check_frame_times(dir: &Path, b: &Bundle, manifests: &[Manifest], r: &mut Report) {
+    let mut ok = true;
+    for s in &b.segments {
+        let Some(p) = inside(dir, &s.decrypted) else {
+            continue;
+        };
+        if !std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_file()) {
+            continue; // named above
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let signed = manifests
+            .iter()
+            .find(|m| m.seq == s.seq)
+            .map(|m| m.end_ns - m.start_ns);
+        let problem = match rdc_format::ts::read_video(&bytes) {
+            Ok(v) => rdc_format::ts::frame_time_problem(&v, signed),
+            Err(e) => Some(format!("its TS cannot be read: {e}")),
+        };
+        if let Some(why) = problem {
+            ok = false;
+            r.fail(format!("segment {} ({}): {why}", s.seq, s.decrypted));
+        }
+    }
+    if ok {
+        r.ok.push(
+            "every segment's frame times increase strictly and span its signed range".to_owned(),
+        );
     }
 }
 

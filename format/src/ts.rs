@@ -64,6 +64,65 @@ pub fn ticks_since(later: u64, earlier: u64) -> u64 {
     later.wrapping_sub(earlier) & (TS_WRAP - 1)
 }
 
+/// How far the time a segment's frames span may be from its signed range before the two are
+/// said to disagree: a camera clock switched for the unit's mid-segment moves a frame's wall
+/// time by up to a second.
+pub const SPAN_TOLERANCE_NS: i64 = 2_000_000_000;
+
+/// What is wrong with the frame times of `video`, if anything: a decode time that does not
+/// increase strictly (frames sharing a time, or going back), a presentation time before its
+/// decode time, or, given the segment's signed duration (`end_ns - start_ns`), decode times
+/// spanning a different length of time (beyond [`SPAN_TOLERANCE_NS`] and a frame).
+pub fn frame_time_problem(video: &Video, signed_ns: Option<i64>) -> Option<String> {
+    let units = &video.units;
+    let mut bad = 0usize;
+    let mut first_bad = None;
+    for (i, w) in units.windows(2).enumerate() {
+        let step = ticks_since(w[1].dts, w[0].dts);
+        // A step of more than half the 33-bit clock is a step back.
+        if step == 0 || step >= TS_WRAP / 2 {
+            bad += 1;
+            first_bad.get_or_insert(i + 1);
+        }
+    }
+    if let Some(i) = first_bad {
+        return Some(format!(
+            "its frame times do not increase strictly: {bad} of {} frames have a decode time at or before the previous frame's (first: frame {i})",
+            units.len()
+        ));
+    }
+    if let Some(i) = units
+        .iter()
+        .position(|u| ticks_since(u.pts, u.dts) >= TS_WRAP / 2)
+    {
+        return Some(format!(
+            "frame {i} is presented before it is decoded (PTS before DTS)"
+        ));
+    }
+    let (Some(signed), Some(first), Some(last)) = (signed_ns, units.first(), units.last()) else {
+        return None;
+    };
+    let span = ticks_since(last.dts, first.dts) as i64 * 100_000 / 9;
+    let frame = if units.len() > 1 {
+        span / (units.len() as i64 - 1)
+    } else {
+        0
+    };
+    if signed < 0 {
+        return Some(format!(
+            "its signed range is negative ({:.3} s)",
+            signed as f64 / 1e9
+        ));
+    }
+    ((span - signed).abs() > SPAN_TOLERANCE_NS + frame).then(|| {
+        format!(
+            "its frames span {:.3} s, but its signed range is {:.3} s",
+            span as f64 / 1e9,
+            signed as f64 / 1e9
+        )
+    })
+}
+
 /// Demuxes the video access units of `ts`.
 pub fn read_video(ts: &[u8]) -> Result<Video, TsError> {
     if !ts.len().is_multiple_of(PACKET) {
@@ -217,6 +276,56 @@ mod tests {
     #[test]
     fn ticks_wrap() {
         assert_eq!(ticks_since(5, TS_WRAP - 5), 10);
+    }
+
+    fn video(times: &[(u64, u64)]) -> Video {
+        Video {
+            codec: Codec::H264,
+            units: times
+                .iter()
+                .map(|&(pts, dts)| AccessUnit {
+                    data: Vec::new(),
+                    pts,
+                    dts,
+                    keyframe: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn frame_times_that_stall_go_back_or_disagree_with_the_signed_range_are_named() {
+        // 25 frames a second for 10 s, across the 33-bit wrap: good.
+        let good: Vec<(u64, u64)> = (0..250u64)
+            .map(|i| {
+                let d = (TS_WRAP - 500 + i * 3600) % TS_WRAP;
+                ((d + 3600) % TS_WRAP, d)
+            })
+            .collect();
+        assert_eq!(
+            frame_time_problem(&video(&good), Some(10_000_000_000)),
+            None
+        );
+        // Frames sharing one time (the collapse of a camera whose timestamps jumped back).
+        let mut stuck = good.clone();
+        let held = stuck[99];
+        for f in &mut stuck[100..150] {
+            *f = held;
+        }
+        let why = frame_time_problem(&video(&stuck), None).unwrap();
+        assert!(why.contains("50 of 250"), "{why}");
+        // A step back.
+        let mut back = good.clone();
+        back[10].1 = back[5].1;
+        assert!(frame_time_problem(&video(&back), None).is_some());
+        // A TS of 2 s signed as 10.2 s, and a negative range.
+        let short: Vec<(u64, u64)> = good[..51].to_vec();
+        let why = frame_time_problem(&video(&short), Some(10_200_000_000)).unwrap();
+        assert!(
+            why.contains("span 2.000 s") && why.contains("10.200 s"),
+            "{why}"
+        );
+        assert!(frame_time_problem(&video(&short), Some(-1_040_000_000)).is_some());
         assert_eq!(ticks_since(100, 40), 60);
     }
 }

@@ -391,11 +391,20 @@ fn push_frame(
     let camera_wall = f
         .camera_wall_ns
         .map(|w| w - (pts - dts) as i64 + lag0 as i64);
-    let (wall, source) = choose_wall(camera_wall, unit_wall);
+    let (chosen, source) = choose_wall(camera_wall, unit_wall);
+    let wall = times.wall_for(chosen, mono, clocks.wall_ns() - clocks.mono_ns() as i64);
+    // The stream's own times follow the frame times too (from the session's first frame's
+    // decode time), so a segment's TS spans what its manifest signs, whatever the camera's
+    // timestamps did.
+    let (m0, d0) = *times.stream0.get_or_insert((mono, dts));
+    let (pts, dts) = {
+        let d = d0 + (mono - m0);
+        (d + (pts - dts), d)
+    };
     if source != times.source {
         match (source, camera_wall) {
             (TimeSource::CameraRtcp, _) => {
-                tracing::info!(camera = %writer.camera(), offset_ms = (unit_wall - wall) / 1_000_000, "frame times now from the camera's clock (RTCP sender reports)")
+                tracing::info!(camera = %writer.camera(), offset_ms = (unit_wall - chosen) / 1_000_000, "frame times now from the camera's clock (RTCP sender reports)")
             }
             (_, Some(c)) => {
                 tracing::warn!(camera = %writer.camera(), camera_ahead_ms = (c - unit_wall) / 1_000_000, "the camera's clock disagrees with the unit's by more than a second: frame times are the unit's; set the camera's NTP server to the unit's")

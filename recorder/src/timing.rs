@@ -40,12 +40,20 @@ const LATE_FOR_NS: u64 = 10_000_000_000;
 pub(crate) struct TimeMap {
     anchor: Option<(u64, u64)>,
     last_mono: u64,
+    /// The last frame's timestamp (what `last_mono` was mapped from).
+    last_ts: Option<u64>,
+    /// The last frame's wall time and the unit clock's wall-minus-monotonic offset then.
+    last_wall: Option<(i64, i64)>,
+    last_wall_mono: u64,
     /// Arrival of the first frame of a run of frames arriving over 2 s late.
     late_since: Option<u64>,
     /// Where the last frame's wall time came from (to log changes).
     pub(crate) source: TimeSource,
     /// PTS minus DTS of the session's first frame.
     pub(crate) lag0: Option<u64>,
+    /// The session's first frame's monotonic time and decode time: where the stream's times
+    /// start.
+    pub(crate) stream0: Option<(u64, u64)>,
 }
 
 impl Default for TimeMap {
@@ -53,15 +61,35 @@ impl Default for TimeMap {
         TimeMap {
             anchor: None,
             last_mono: 0,
+            last_ts: None,
+            last_wall: None,
+            last_wall_mono: 0,
             late_since: None,
             source: TimeSource::UnitArrival,
             lag0: None,
+            stream0: None,
         }
     }
 }
 
 impl TimeMap {
+    /// The monotonic time of a frame with decode timestamp `ts_ns` that arrived at
+    /// `arrival_mono`. Strictly increasing, by at least the timestamps' own step: a re-anchor
+    /// never lands before the previous frame (which could be up to 2 s ahead of its arrival),
+    /// so frames never share a time however the camera's timestamps jump.
     pub(crate) fn mono_for(&mut self, ts_ns: Option<u64>, arrival_mono: u64) -> u64 {
+        // Where a re-anchored frame goes: its arrival, but never at or before the last frame,
+        // which it follows by its timestamp's step (or one 90 kHz tick).
+        // (A step up to a few frames: a jump forward is no step to keep.)
+        let step = match (ts_ns, self.last_ts) {
+            (Some(ts), Some(l)) if ts > l => (ts - l).clamp(MIN_STEP_NS, MAX_FLOOR_STEP_NS),
+            _ => MIN_STEP_NS,
+        };
+        let floor = if self.last_ts.is_some() || self.last_mono > 0 {
+            self.last_mono + step
+        } else {
+            0
+        };
         let mono = match (ts_ns, self.anchor) {
             (Some(ts), Some((t0, m0))) if ts >= t0 => {
                 let m = m0 + (ts - t0);
@@ -76,29 +104,62 @@ impl TimeMap {
                     .late_since
                     .is_some_and(|s| arrival_mono - s >= LATE_FOR_NS);
                 if early || late_too_long {
+                    let at = arrival_mono.max(floor);
                     tracing::info!(
                         drift_ms = (m as i64 - arrival_mono as i64) / 1_000_000,
                         "camera timestamps drifted from the unit clock; re-anchoring"
                     );
-                    self.anchor = Some((ts, arrival_mono));
+                    self.anchor = Some((ts, at));
                     self.late_since = None;
-                    arrival_mono
+                    at
                 } else {
                     m
                 }
             }
             (Some(ts), _) => {
-                self.anchor = Some((ts, arrival_mono));
+                let at = arrival_mono.max(floor);
+                if self.anchor.is_some() {
+                    tracing::info!("camera timestamps went back; re-anchoring");
+                }
+                self.anchor = Some((ts, at));
                 self.late_since = None;
-                arrival_mono
+                at
             }
-            (None, _) => arrival_mono,
+            (None, _) => arrival_mono.max(floor),
         };
-        let mono = mono.max(self.last_mono + 1);
+        let mono = mono.max(floor);
         self.last_mono = mono;
+        self.last_ts = ts_ns;
         mono
     }
+
+    /// A frame's wall time, given the one chosen for it (`choose_wall`), its monotonic time and
+    /// the unit clock's wall-minus-monotonic offset now: strictly increasing, advancing by the
+    /// monotonic step where the chosen time would not (a camera clock that moved back, or the
+    /// switch from the camera's clock to the unit's). A step of the unit's own clock (its offset
+    /// moved over a second) is taken as it is: the segment writer signs it as a wall step.
+    pub(crate) fn wall_for(&mut self, wall: i64, mono: u64, unit_offset: i64) -> i64 {
+        let w = match self.last_wall {
+            Some((last, off)) if wall <= last && (unit_offset - off).abs() <= CLOCK_STEP_NS => {
+                last + (mono.saturating_sub(self.last_wall_mono)).max(1) as i64
+            }
+            _ => wall,
+        };
+        self.last_wall = Some((w, unit_offset));
+        self.last_wall_mono = mono;
+        w
+    }
 }
+
+/// The smallest step between two frames' times: one tick of MPEG-TS's 90 kHz clock (rounded
+/// up), so no two frames share a time in the stream either.
+pub(crate) const MIN_STEP_NS: u64 = 11_112;
+/// The most a re-anchored frame is kept after the previous one (a few frames).
+const MAX_FLOOR_STEP_NS: u64 = 100_000_000;
+/// A change of the unit clock's wall-minus-monotonic offset beyond this is a clock step.
+const CLOCK_STEP_NS: i64 = 1_000_000_000;
+/// How far a camera's timestamps may go back before it is a jump, not B-frame reordering.
+const JUMP_BACK_NS: u64 = 1_000_000_000;
 
 /// Gives every access unit a presentation and a decode time that MPEG-TS accepts.
 ///
@@ -111,6 +172,11 @@ impl TimeMap {
 pub(crate) struct Stamper {
     last_dts: Option<u64>,
     last_pts: Option<u64>,
+    /// Added to the camera's presentation times: moved when they jump back (an encoder that
+    /// restarts its timestamps), so the stream goes on from where it was.
+    offset: u64,
+    /// The highest presentation time so far (after `offset`).
+    max_pts: u64,
     recent: Vec<u64>,
     dur: u64,
 }
@@ -141,10 +207,27 @@ impl Stamper {
         keyframe: bool,
     ) -> (u64, u64) {
         let dur = self.frame_duration();
+        // A presentation time more than a second before the latest is no B-frame: the camera's
+        // timestamps jumped back. Go on one frame after the latest instead.
+        let mut pts = pts.map(|p| p + self.offset);
+        if let Some(p) = pts
+            && self.last_pts.is_some()
+            && p + JUMP_BACK_NS < self.max_pts
+        {
+            let to = self.max_pts + dur;
+            tracing::info!(
+                jump_ms = (p as i64 - self.max_pts as i64) / 1_000_000,
+                "the camera's timestamps jumped back; its frames go on from the last"
+            );
+            self.offset += to - p;
+            self.recent.clear();
+            pts = Some(to);
+        }
         // RTP depayloaders stamp only the first buffer of an RTP timestamp: no PTS means the
         // previous buffer's.
         let pts = pts.or(self.last_pts).unwrap_or(REORDER * dur);
         self.last_pts = Some(pts);
+        self.max_pts = self.max_pts.max(pts);
         // Learn the frame duration from the smallest gap between recent presentation times:
         // with B-frames the smallest shows only after a few frames, so until then it may only
         // shrink.
@@ -173,7 +256,7 @@ impl Stamper {
                 if keyframe {
                     d = d.max(pts.saturating_sub(REORDER * dur));
                 }
-                d.max(last + 1)
+                d.max(last + MIN_STEP_NS)
             }
         };
         self.last_dts = Some(dts);
@@ -329,5 +412,95 @@ mod tests {
             t.mono_for(Some(200 * F + 252 * F), base + 3 * S + 252 * F),
             base + 3 * S + 252 * F
         );
+    }
+
+    /// A camera's frames through the stamper and the map, as the writer gives them: (raw
+    /// presentation time, arrival) in, (dts, mono) out.
+    fn run(frames: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let mut s = Stamper::with_frame_duration(Some(40_000_000));
+        let mut t = TimeMap::default();
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, &(pts, arrival))| {
+                let (_, dts) = s.stamp(Some(pts), None, i % 25 == 0);
+                (dts, t.mono_for(Some(dts), arrival))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn timestamps_that_jump_back_never_make_frames_share_a_time() {
+        const S: u64 = 1_000_000_000;
+        const F: u64 = 40_000_000;
+        // An encoder that restarts its timestamps every 8 s (200 frames), and one that jumps
+        // back 14.669 s once (a second client on the camera), for 60 s of arrivals.
+        let restarts: Vec<(u64, u64)> = (0..1500u64)
+            .map(|i| (S + (i % 200) * F, 100 * S + i * F))
+            .collect();
+        let once: Vec<(u64, u64)> = (0..1500u64)
+            .map(|i| {
+                let pts = 20 * S + i * F;
+                (
+                    if i >= 400 { pts - 14_669_000_000 } else { pts },
+                    100 * S + i * F,
+                )
+            })
+            .collect();
+        for (what, frames) in [("restarts", restarts), ("one jump", once)] {
+            let out = run(&frames);
+            for (i, w) in out.windows(2).enumerate() {
+                let (d, m) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+                assert!(
+                    (F / 2..=2 * F).contains(&d) && (F / 2..=2 * F).contains(&m),
+                    "{what}: frame {}: decode step {d}, mono step {m}",
+                    i + 1
+                );
+            }
+            for (i, ((_, m), (_, arrival))) in out.iter().zip(&frames).enumerate() {
+                assert!(
+                    m.abs_diff(*arrival) <= DRIFT_LIMIT_NS,
+                    "{what}: frame {i} at {m}, arrived {arrival}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_re_anchor_never_lands_at_or_before_the_last_frame() {
+        const S: u64 = 1_000_000_000;
+        const F: u64 = 40_000_000;
+        let mut t = TimeMap::default();
+        t.mono_for(Some(0), 100 * S);
+        // Frames mapped 1.9 s ahead of their arrival (they arrive early: the anchor came late).
+        let mut last = 0;
+        for i in 1..50u64 {
+            last = t.mono_for(Some(i * F), 100 * S + i * F - 1_900_000_000);
+        }
+        // Timestamps jump 5 s ahead: re-anchored, yet after the last frame by a frame's step.
+        let m = t.mono_for(Some(50 * F + 5 * S), 100 * S + 50 * F - 1_900_000_000);
+        assert_eq!(m, last + 100_000_000);
+    }
+
+    #[test]
+    fn wall_times_increase_strictly_unless_the_units_clock_steps() {
+        const S: i64 = 1_000_000_000;
+        let mut t = TimeMap::default();
+        let off = 1_800_000_000 * S;
+        assert_eq!(t.wall_for(off + 10 * S, 10 * S as u64, off), off + 10 * S);
+        // The camera's clock moved back 14.669 s: the frame goes on by its monotonic step.
+        let w = t.wall_for(
+            off + 10 * S - 14_669_000_000,
+            10 * S as u64 + 40_000_000,
+            off,
+        );
+        assert_eq!(w, off + 10 * S + 40_000_000);
+        // Back on the unit's clock (0.5 s behind the camera's): still forward.
+        let w2 = t.wall_for(off + 10 * S - 500_000_000, 10 * S as u64 + 80_000_000, off);
+        assert_eq!(w2, off + 10 * S + 80_000_000);
+        // The unit's own clock stepped back an hour: taken as it is (the writer signs the step).
+        let back = off - 3600 * S;
+        let w3 = t.wall_for(back + 10 * S, 10 * S as u64 + 120_000_000, back);
+        assert_eq!(w3, back + 10 * S);
     }
 }

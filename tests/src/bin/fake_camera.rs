@@ -55,6 +55,10 @@ struct Args {
     /// garbage).
     #[arg(long)]
     corrupt: Option<f64>,
+    /// Restart the video's timestamps every this many seconds (an encoder whose RTP clock
+    /// jumps back).
+    #[arg(long)]
+    jump_back_every: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,6 +128,45 @@ fn main() -> anyhow::Result<()> {
             .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
             .build();
         factory.add_role_from_structure(&role);
+    }
+    if let Some(every) = a.jump_back_every.filter(|s| *s > 0) {
+        let every = gst::ClockTime::from_seconds(every);
+        factory.connect_media_configure(move |_, media| {
+            let Some(pay) = media
+                .element()
+                .downcast::<gst::Bin>()
+                .ok()
+                .and_then(|b| b.by_name_recurse_up("pay0").or_else(|| b.by_name("pay0")))
+            else {
+                return;
+            };
+            let Some(pad) = pay.static_pad("sink") else {
+                return;
+            };
+            // Back by whole periods since the first frame, so no time falls before the
+            // stream's start (the payloader would clip it).
+            let first = std::sync::Mutex::new(None::<gst::ClockTime>);
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let Some(gst::PadProbeData::Buffer(b)) = info.data.as_mut() {
+                    let b = b.make_mut();
+                    if let Some(pts) = b.pts() {
+                        let p0 = *first
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(pts);
+                        let since = pts.saturating_sub(p0).nseconds();
+                        let back = gst::ClockTime::from_nseconds(
+                            since / every.nseconds() * every.nseconds(),
+                        );
+                        b.set_pts(pts - back);
+                        if let Some(dts) = b.dts() {
+                            b.set_dts(dts.saturating_sub(back));
+                        }
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        });
     }
     mounts.add_factory(&a.path, factory);
     let main_loop = gst::glib::MainLoop::new(None, false);

@@ -306,6 +306,16 @@ fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("complete and unaltered"), "{text}");
     assert!(!text.contains("FAILED"), "{text}");
+    assert!(text.contains("frame times increase strictly"), "{text}");
+    // Without the scheme's CA, the bundle only vouches for itself: a distinct exit code, and
+    // no "complete and unaltered".
+    let o = rdc(&["verify", &out.display().to_string()]);
+    let t = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("ORIGIN IS UNPROVEN") && !t.contains("complete and unaltered"),
+        "{t}"
+    );
     // The stock tools: sha256sum -c, age -d.
     let sums = Command::new("sha256sum")
         .args(["--quiet", "-c", "SHA256SUMS"])
@@ -370,6 +380,8 @@ fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_
 
     // Each tampering: verify exits 1 and names the problem.
     let key = s.path("users/j.smith.key");
+    // Another officer of the same scheme, whose certificate the scheme's CA issued.
+    s.add_user("a.jones", "officer");
     let ms_age = first_master(&out, "age");
     let age_name = ms_age.file_name().unwrap().to_string_lossy().into_owned();
     type Tamper<'a> = Box<dyn Fn(&Path) + 'a>;
@@ -437,6 +449,45 @@ fn an_export_across_an_outage_and_a_power_cut_lists_the_gaps_verifies_and_every_
                 });
             }),
             "the exporter's certificate",
+        ),
+        (
+            "a manifest re-signed by another officer of the scheme",
+            Box::new(|d: &Path| {
+                let cert = std::fs::read_to_string(s.path("users/a.jones.crt")).unwrap();
+                let fp =
+                    rdc_uplink::pki::fingerprint_text(&rdc_uplink::tls::cert_der(&cert).unwrap());
+                resign(d, &s.path("users/a.jones.key"), |b| {
+                    b["exporter"]["name"] = "a.jones".into();
+                    b["exporter"]["certificate"] = cert.into();
+                    b["exporter"]["fingerprint"] = fp.into();
+                });
+            }),
+            "but manifest.json is signed by a.jones",
+        ),
+        (
+            "an extra copy of a segment in master/",
+            Box::new(|d: &Path| {
+                std::fs::copy(d.join("master").join(&age_name), d.join("master/extra.age"))
+                    .unwrap();
+            }),
+            "master/extra.age is in the bundle but not part of the export",
+        ),
+        (
+            "a symbolic link added to the bundle",
+            Box::new(|d: &Path| {
+                std::os::unix::fs::symlink("/etc/hostname", d.join("notes.txt")).unwrap();
+            }),
+            "notes.txt is a symbolic link added to the bundle",
+        ),
+        (
+            "a master segment replaced by a link to an identical file outside",
+            Box::new(|d: &Path| {
+                let outside = d.with_extension("outside.age");
+                let m = d.join("master").join(&age_name);
+                std::fs::rename(&m, &outside).unwrap();
+                std::os::unix::fs::symlink(&outside, &m).unwrap();
+            }),
+            "is not a regular file (a symbolic link)",
         ),
         (
             "reordered segments",
