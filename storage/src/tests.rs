@@ -1008,3 +1008,36 @@ fn track_names_follow_the_id_rule() {
         );
     }
 }
+
+/// A segment whose frames' times went back (a writer handed times that collapsed, as a camera
+/// whose timestamps jumped back once made the recorder do) is named by verify: its signed range
+/// is not positive.
+#[test]
+fn verify_names_a_segment_whose_frame_times_went_back() {
+    let fx = Fixture::new();
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    let start = fx.clocks.wall_ns();
+    let mono = fx.clocks.mono_ns();
+    for i in 0..50i64 {
+        // 2 s of frames, each dated 40 ms before the previous.
+        let data = frame_bytes(start + i * FRAME_NS);
+        w.push(&Frame {
+            data: &data,
+            keyframe: i % 25 == 0,
+            wall_ns: start - i * FRAME_NS,
+            mono_ns: mono,
+        })
+        .unwrap();
+    }
+    let closed = w.close("test ends").unwrap();
+    let m = closed.unwrap();
+    let problems = store.verify(true).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("segment {} of 50 frames", m.seq))
+                && p.contains("did not increase")),
+        "{problems:?}"
+    );
+}

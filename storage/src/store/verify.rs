@@ -200,6 +200,19 @@ impl Store {
                         m.seq, m.camera
                     ));
                 }
+                // Frame times go forward: a segment of more than one frame spans a positive
+                // time. (The unit cannot see the times inside the ciphertext; `rdc verify` and
+                // `rdc fetch` check every frame's.)
+                if m.frames > 1 && (m.end_ns <= m.start_ns || m.end_mono_ns <= m.start_mono_ns) {
+                    problems.push(format!(
+                        "{cam}/{}: segment {} of {} frames has a signed range of {:.3} s ({:.3} s on the monotonic clock): its frame times did not increase",
+                        m.file,
+                        m.seq,
+                        m.frames,
+                        (m.end_ns - m.start_ns) as f64 / 1e9,
+                        (m.end_mono_ns as i128 - m.start_mono_ns as i128) as f64 / 1e9
+                    ));
+                }
                 // A lost segment has no file: its discarded bytes, if any, are in the
                 // destruction log (chained, so a removed entry shows there).
                 if let Ended::Lost { .. } = m.ended {

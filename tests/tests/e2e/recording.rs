@@ -476,3 +476,84 @@ fn cameras_sending_garbage_do_not_disturb_the_others() {
     assert!(unit.manifests(&store, "junk").is_empty());
     assert!(store.verify(true).unwrap().is_empty());
 }
+
+/// Frame times a camera's timestamps cannot break: one camera gets a second viewer (ffmpeg
+/// copying its stream for 10 s from 8 s in, as a visit's `selftest` or a neighbour's NVR
+/// would), the other restarts its timestamps every 8 s. Every segment's frames have strictly
+/// increasing decode times that span its signed range, segments follow on, ffmpeg decodes
+/// them without a complaint, and the recording reaches the stop.
+#[test]
+fn a_second_viewer_and_timestamps_that_jump_back_keep_frame_times_increasing() {
+    let viewed = Camera::start(&[]);
+    let jumping = Camera::start(&["--jump-back-every", "8"]);
+    let mut unit = Unit::new(&[
+        Cam {
+            id: "front",
+            url: viewed.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "rear",
+            url: jumping.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.start();
+    unit.wait_connected(2);
+    std::thread::sleep(Duration::from_secs(8));
+    let copy = unit.dir.path().join("viewer.ts");
+    let viewer = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-i", &viewed.url()])
+        .args(["-t", "10", "-c", "copy", "-f", "mpegts", "-y"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        viewer.status.success(),
+        "the second viewer: {}",
+        String::from_utf8_lossy(&viewer.stderr)
+    );
+    wait_for(
+        "three segments of each camera",
+        Duration::from_secs(60),
+        || segment_files(&unit, "front") >= 3 && segment_files(&unit, "rear") >= 3,
+    );
+    let stopped = now_ns();
+    unit.stop();
+    let log = unit.log();
+    let store = unit.store();
+    for camera in ["front", "rear"] {
+        let ms = unit.manifests(&store, camera);
+        let mut last_dts: Option<u64> = None;
+        for m in &ms {
+            let what = format!("{camera}/{}", m.seq);
+            assert!(
+                m.end_ns > m.start_ns,
+                "{what}: its signed range is not positive"
+            );
+            let ts = unit.decrypt(&store, camera, m.seq);
+            let v = rdc_format::ts::read_video(&std::fs::read(&ts).unwrap()).unwrap();
+            assert_eq!(
+                rdc_format::ts::frame_time_problem(&v, Some(m.end_ns - m.start_ns)),
+                None,
+                "{what}:\n{log}"
+            );
+            let p = probe(&ts);
+            assert!(p.decode_errors.is_empty(), "{what}: {:?}", p.decode_errors);
+            if let (Some(l), Some(first)) = (last_dts, v.units.first()) {
+                let step = rdc_format::ts::ticks_since(first.dts, l);
+                assert!(
+                    step > 0 && step < rdc_format::ts::TS_WRAP / 2,
+                    "{what}: its first frame is not after the previous segment's last"
+                );
+            }
+            last_dts = (m.ended == Ended::Cut).then(|| v.units.last().unwrap().dts);
+        }
+        let end = ms.last().unwrap().end_ns;
+        assert!(
+            (stopped - end).abs() < 2_500_000_000,
+            "{camera}: the recording ends {:.3} s before the stop",
+            (stopped - end) as f64 / 1e9
+        );
+    }
+}
