@@ -176,57 +176,41 @@ fn sockets_to(peers: &[SocketAddr]) -> Vec<(RawFd, u64)> {
     found
 }
 
+/// Runs `f` on descriptor `fd` of this process, borrowed for the call.
+fn with_fd<T>(fd: RawFd, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> T) -> T {
+    // SAFETY: the borrow lasts only for `f`. The descriptor was listed in /proc/self/fd; if
+    // another thread closed it meanwhile, or it was reused, the calls made with it (getsockopt,
+    // getpeername, setsockopt: none reads or writes data, none closes) fail or answer for
+    // another socket, which the callers tolerate (sockets are matched by inode and peer).
+    f(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+}
+
 fn is_tcp(fd: RawFd) -> bool {
-    let mut ty: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: ty and len are valid for writes and len is ty's size; a closed or reused fd
-    // only makes the call fail or answer for another socket, which the caller tolerates.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TYPE,
-            (&raw mut ty).cast(),
-            &mut len,
-        )
-    };
-    r == 0 && ty == libc::SOCK_STREAM
+    with_fd(fd, |b| {
+        rustix::net::sockopt::socket_type(b).is_ok_and(|t| t == rustix::net::SocketType::STREAM)
+    })
 }
 
 fn peer_of(fd: RawFd) -> Option<SocketAddr> {
-    // SAFETY: sockaddr_storage is plain data, for which all zeroes is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: ss and len are valid for writes and len is ss's size.
-    if unsafe { libc::getpeername(fd, (&raw mut ss).cast(), &mut len) } != 0 {
-        return None;
-    }
-    match libc::c_int::from(ss.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the kernel wrote a sockaddr_in.
-            let a: &libc::sockaddr_in = unsafe { &*(&raw const ss).cast() };
-            Some(SocketAddr::new(
-                IpAddr::from(u32::from_be(a.sin_addr.s_addr).to_be_bytes()),
-                u16::from_be(a.sin_port),
-            ))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the kernel wrote a sockaddr_in6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(&raw const ss).cast() };
-            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            // A v4 camera reached over a dual-stack socket shows as ::ffff:a.b.c.d.
-            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
-            Some(SocketAddr::new(ip, u16::from_be(a.sin6_port)))
-        }
-        _ => None,
-    }
+    let addr = with_fd(fd, |b| rustix::net::getpeername(b)).ok()??;
+    let a = SocketAddr::try_from(addr).ok()?;
+    // A v4 camera reached over a dual-stack socket shows as ::ffff:a.b.c.d.
+    Some(match a {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => a,
+        },
+        SocketAddr::V4(_) => a,
+    })
 }
 
-/// Sets the low-water mark of socket `fd`; false if the kernel refused.
+/// Sets the low-water mark of socket `fd`; false if the kernel refused. (rustix has no
+/// wrapper for SO_RCVLOWAT: this is the module's one raw call.)
 fn set(fd: RawFd, bytes: u64) -> bool {
     let v = bytes.clamp(1, MAX_BYTES) as libc::c_int;
-    // SAFETY: v lives across the call and its size is given. Linux wakes a reader that the
-    // new mark satisfies (tcp_set_rcvlowat), which is what `Mark::quiet` relies on.
+    // SAFETY: v lives across the call and its size is given; a closed or reused fd only makes
+    // the call fail or set another socket's mark. Linux wakes a reader that the new mark
+    // satisfies (tcp_set_rcvlowat), which is what `Mark::quiet` relies on.
     unsafe {
         libc::setsockopt(
             fd,

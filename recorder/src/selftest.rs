@@ -280,20 +280,12 @@ fn camera_line(id: &str, m: &Measured) -> (Line, f64) {
 }
 
 /// Bytes the file system at (or above) `p` has in all and free: `statvfs`.
-#[allow(unsafe_code)]
 fn fs_space(p: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt as _;
     let mut dir = p.to_path_buf();
     while !dir.exists() {
         dir = dir.parent()?.to_path_buf();
     }
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: `statvfs` is plain old data (all-zero is valid); `c` is a valid C string and the
-    // pointer to `st` is valid for the call.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
+    let st = rustix::fs::statvfs(&dir).ok()?;
     let f = st.f_frsize;
     Some((st.f_blocks * f, st.f_bavail * f))
 }
