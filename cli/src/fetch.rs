@@ -224,7 +224,12 @@ pub(crate) async fn fetch_segments(
                             "\nlink dropped at {now} of {} bytes ({err}); resuming",
                             m.ciphertext_len
                         );
-                        tokio::time::sleep(Duration::from_secs(1.min(attempts))).await;
+                        let wait = retry_delay(attempts);
+                        eprintln!(
+                            "retrying in {} s (attempt {attempts} of 30)",
+                            wait.as_secs()
+                        );
+                        tokio::time::sleep(wait).await;
                         if let Ok(c) = connect(target).await {
                             *client = c;
                         }
@@ -362,4 +367,22 @@ pub(crate) fn decrypt(
     let mut out = std::fs::File::create(dst)?;
     std::io::copy(&mut r, &mut out).with_context(|| format!("decrypting {}", src.display()))?;
     Ok(())
+}
+
+/// How long to wait before retry `attempt` (from 1) of a dropped fetch: 1 s, doubling to 16 s,
+/// so a short drop resumes at once and a long outage is not hammered (30 tries span about 7
+/// minutes).
+pub(crate) fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_secs(1 << attempt.saturating_sub(1).min(4))
+}
+
+#[cfg(test)]
+mod retry_tests {
+    #[test]
+    fn retries_back_off_from_one_second_to_sixteen() {
+        let secs: Vec<u64> = (1..=7).map(|a| super::retry_delay(a).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 16, 16]);
+        let total: u64 = (1..=30).map(|a| super::retry_delay(a).as_secs()).sum();
+        assert_eq!(total, 1 + 2 + 4 + 8 + 16 * 26);
+    }
 }

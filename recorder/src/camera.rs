@@ -50,6 +50,7 @@ impl Default for Options {
 pub struct CameraState {
     pub recording: AtomicBool,
     pub sessions: AtomicU64,
+    /// Frames handed to the writer, counted as they arrive (the selftest's frame rate).
     pub frames: AtomicU64,
     pub dropped: AtomicU64,
     pub segments: AtomicU64,
@@ -147,10 +148,6 @@ fn run_sessions(
                         break Some(c);
                     }
                 };
-                state.frames.fetch_add(
-                    session.counters.frames.load(Ordering::Relaxed),
-                    Ordering::Relaxed,
-                );
                 state.dropped.fetch_add(
                     session.counters.dropped.load(Ordering::Relaxed),
                     Ordering::Relaxed,
@@ -280,9 +277,22 @@ fn write_loop(
         let ev = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
-                let _ = writer.sync();
-                if let Some(p) = &mut previews {
-                    let _ = p.writer.sync();
+                // A quiet second: make what was received durable. A sync that fails leaves the
+                // frames since the last good one unsynced: the segment is closed at that sync
+                // (its manifest signs what is kept) and the loss is said.
+                if let Err(e) = writer.sync() {
+                    tracing::error!(camera = %writer.camera(), error = %e, "cannot sync the footage: the frames since the last sync (up to a second) are lost; closing the segment at its last sync");
+                    if let Err(e) = writer.close(&format!("storage error: {e}")) {
+                        tracing::error!(camera = %writer.camera(), error = %e, "cannot close the segment; it is recovered at the next start");
+                    }
+                }
+                if let Some(p) = &mut previews
+                    && let Err(e) = p.writer.sync()
+                {
+                    tracing::error!(track = %p.writer.track(), error = %e, "cannot sync the previews: the newest preview is lost; closing the preview segment at its last sync");
+                    if let Err(e) = p.writer.close(&format!("storage error: {e}")) {
+                        tracing::error!(track = %p.writer.track(), error = %e, "cannot close the preview segment; it is recovered at the next start");
+                    }
                 }
                 continue;
             }
@@ -414,6 +424,7 @@ fn push_frame(
         times.source = source;
     }
     writer.set_times(source);
+    state.frames.fetch_add(1, Ordering::Relaxed);
     state
         .bytes
         .fetch_add(f.data.len() as u64, Ordering::Relaxed);

@@ -46,6 +46,10 @@ enum Cmd {
         /// keys or a camera's default credentials.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The folder holds another unit's keys and this unit takes them under the new --id
+        /// (recorded in the folder's renames.log). Without it, init refuses.
+        #[arg(long)]
+        rename: bool,
     },
     /// Commissioning: `--done` marks the unit in service (from then on nobody sees a live still;
     /// audited); without it, says whether the unit is in service.
@@ -190,11 +194,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             user,
             config,
+            rename,
         } => {
             if let Some(c) = &config {
                 crate::init::refuse_samples(c)?;
             }
-            let m = crate::init::init(&id, &dir, &user)?;
+            let m = crate::init::init(&id, &dir, &user, rename)?;
             for p in &m.created {
                 eprintln!("created {} (mode 600)", p.display());
             }

@@ -60,10 +60,62 @@ pub fn refuse_samples(config: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// The id the keys in `dir` were made for: its `unit-id` file, or for a folder made before
+/// that file, the name in its certificate request. None for a folder without keys.
+fn keys_made_for(dir: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(dir.join(UNIT_ID_FILE)) {
+        Ok(id) => return Ok(Some(id.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("reading {}: {e}", dir.join(UNIT_ID_FILE).display()),
+    }
+    if !dir.join("uplink.key").exists() && !dir.join("unit-signing-key.p8").exists() {
+        return Ok(None);
+    }
+    match std::fs::read_to_string(dir.join("uplink.csr")) {
+        Ok(pem) => Ok(rdc_uplink::pki::request_unit(&pem).ok()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The file in the keys folder that names the unit they belong to.
+const UNIT_ID_FILE: &str = "unit-id";
+/// The keys folder's record of renames (time, old id, new id), appended.
+const RENAMES_FILE: &str = "renames.log";
+
 /// Creates what is missing in `dir` for unit `id`; keeps existing keys (a new request is made
 /// for the same TLS key). Files are mode 600, owned by `user` when that account exists.
-pub fn init(id: &str, dir: &Path, user: &str) -> anyhow::Result<Made> {
+///
+/// Keys made for another unit are refused: a unit that silently took over unit-0001's keys
+/// under another name would sign as both. `rename` says the unit is being renamed on purpose;
+/// the rename is recorded in the folder's `renames.log` and said on standard error.
+pub fn init(id: &str, dir: &Path, user: &str, rename: bool) -> anyhow::Result<Made> {
     rdc_config::Id::parse(id).map_err(|m| anyhow::anyhow!("--id {id:?}: {m}"))?;
+    let previous = keys_made_for(dir)?;
+    if let Some(old) = previous.as_deref().filter(|old| *old != id) {
+        if !rename {
+            bail!(
+                "{} holds the keys of unit {old}, not {id}: nothing was changed. To make a new unit, give another --dir; to rename unit {old} to {id} (its keys and signed history go with it), run again with --rename",
+                dir.display()
+            );
+        }
+        let line = format!(
+            "{} renamed unit {old} to {id}\n",
+            rdc_format::time::rfc3339(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as i64)
+            )
+        );
+        let p = dir.join(RENAMES_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        std::io::Write::write_all(&mut f, line.as_bytes())?;
+        f.sync_all()?;
+        eprintln!("renaming unit {old} to {id}: recorded in {}", p.display());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let owner = account(user);
     if let Some((uid, gid)) = owner {
@@ -100,6 +152,7 @@ pub fn init(id: &str, dir: &Path, user: &str) -> anyhow::Result<Made> {
     private(&tls_key, owner)?;
     let request = dir.join("uplink.csr");
     std::fs::write(&request, &req.cert)?;
+    std::fs::write(dir.join(UNIT_ID_FILE), format!("{id}\n"))?;
     Ok(Made {
         signing_key,
         tls_key,

@@ -264,6 +264,18 @@ fn camera_line(id: &str, m: &Measured) -> (Line, f64) {
         "{codec} {size}, {fps:.1} fps, {:.2} Mbit/s, {gop}, {last}",
         bps / 1e6
     );
+    if m.frames == 0 {
+        return (
+            Line::new(
+                check,
+                false,
+                format!(
+                    "{detail}: no frame in {secs:.0} s; check the camera is streaming (its power, cable and RTSP settings)"
+                ),
+            ),
+            0.0,
+        );
+    }
     if m.keyframes == 0 {
         return (
             Line::new(

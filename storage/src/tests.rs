@@ -704,7 +704,11 @@ fn holds_are_recorded_capped_and_lapse() {
     assert_eq!(store.holds().unwrap().len(), 1);
     // Past its review date it lapses, and that is logged.
     fx.clocks.advance(Duration::from_secs(31 * 86_400));
+    let entries = store.audit_entries(0).unwrap().len();
     assert!(store.holds().unwrap().is_empty());
+    // Looking at the holds writes nothing; the retention run logs the lapse.
+    assert_eq!(store.audit_entries(0).unwrap().len(), entries);
+    assert_eq!(store.enforce_retention().unwrap().lapsed_holds.len(), 1);
     let audit = store.audit_entries(0).unwrap();
     assert!(
         audit

@@ -138,13 +138,13 @@ pub fn unit_request(unit: &str, existing: Option<&str>) -> Result<Pem, PkiError>
     })
 }
 
-/// Issues a unit's certificate for a request made by [`unit_request`], valid for `days`. Only
-/// the request's public key and unit name are taken from it; what the certificate allows (a
-/// server, for this name, not a CA) is the scheme's choice. Returns the unit id and the PEM.
-pub fn sign_request(ca: &Pem, csr_pem: &str, days: i64) -> Result<(String, String), PkiError> {
-    let req = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
-    let name = req
-        .params
+/// The unit a request made by [`unit_request`] is for (its common name).
+pub fn request_unit(csr_pem: &str) -> Result<String, PkiError> {
+    request_name(&rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?)
+}
+
+fn request_name(req: &rcgen::CertificateSigningRequestParams) -> Result<String, PkiError> {
+    req.params
         .distinguished_name
         .get(&DnType::CommonName)
         .and_then(|v| match v {
@@ -152,7 +152,15 @@ pub fn sign_request(ca: &Pem, csr_pem: &str, days: i64) -> Result<(String, Strin
             rcgen::DnValue::PrintableString(s) => Some(s.as_str().to_owned()),
             _ => None,
         })
-        .ok_or_else(|| PkiError::NotPem("the request names no unit (no common name)".into()))?;
+        .ok_or_else(|| PkiError::NotPem("the request names no unit (no common name)".into()))
+}
+
+/// Issues a unit's certificate for a request made by [`unit_request`], valid for `days`. Only
+/// the request's public key and unit name are taken from it; what the certificate allows (a
+/// server, for this name, not a CA) is the scheme's choice. Returns the unit id and the PEM.
+pub fn sign_request(ca: &Pem, csr_pem: &str, days: i64) -> Result<(String, String), PkiError> {
+    let req = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+    let name = request_name(&req)?;
     let now = OffsetDateTime::now_utc();
     let mut p = CertificateParams::new(vec![name.clone()])?;
     let mut dn = DistinguishedName::new();

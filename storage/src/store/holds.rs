@@ -6,9 +6,16 @@ impl Store {
     // ---- holds ------------------------------------------------------------------------------
 
     /// Active holds (lapsing those past their review date first).
+    /// The holds in force now. A hold past its review date is not one, though its lapse is
+    /// logged only by the next retention run ([`Store::enforce_retention`]): looking never
+    /// writes.
     pub fn holds(&self) -> Result<Vec<Hold>, Error> {
-        self.lapse_holds()?;
-        Ok(lock(&self.inner.holds).clone())
+        let now = self.now_ns();
+        Ok(lock(&self.inner.holds)
+            .iter()
+            .filter(|h| h.request.review_ns > now)
+            .cloned()
+            .collect())
     }
 
     pub(super) fn lapse_holds(&self) -> Result<Vec<u64>, Error> {

@@ -145,9 +145,11 @@ impl Store {
                 .iter()
                 .map(|c| idx.oldest_first(c).peekable())
                 .collect();
-            let merged = MergeOldest { iters, err: None };
-            retention::plan(merged, &holds, &clock_now, days, total, budget)
+            let mut merged = MergeOldest { iters, err: None };
+            let plan = retention::plan(&mut merged, &holds, &clock_now, days, total, budget);
+            (plan, merged.err)
         };
+        let (plan, index_err) = plan;
         let mut report = RetentionReport {
             lapsed_holds,
             ..Default::default()
@@ -184,6 +186,16 @@ impl Store {
                 bytes = report.bytes_freed,
                 "retention deleted footage"
             );
+        }
+        // The index could not be read to the end: what was planned from the part read is
+        // done (oldest first, logged), but footage past it that is due or over the budget was
+        // not looked at. The caller hears it, and the next open rebuilds the index.
+        if let Some(e) = index_err {
+            return Err(Error::Index(format!(
+                "retention read it only in part: {e}; {} segment(s), {} bytes, were deleted from the part read, the rest was not checked",
+                report.expired + report.over_budget,
+                report.bytes_freed
+            )));
         }
         Ok(report)
     }
@@ -255,7 +267,6 @@ impl<I: Iterator<Item = Result<SegmentEntry, sled::Error>>> Iterator for MergeOl
                 Some(Ok(e)) => e.segment.start_ns,
                 Some(Err(_)) => {
                     if let Some(Err(e)) = self.iters[i].next() {
-                        tracing::error!(error = %e, "index error during retention; rebuilt at next open");
                         self.err = Some(e);
                     }
                     return None;

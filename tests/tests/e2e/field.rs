@@ -107,6 +107,55 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
         .unwrap();
     assert!(again.status.success());
     assert_eq!(std::fs::read(state.join("uplink.key")).unwrap(), key_before);
+    // Another id on this unit's keys: refused, nothing changed; with --rename, taken and
+    // recorded. (On a copy: the unit below is e2e.)
+    let copy = s.keys.path().join("state-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&state).unwrap().flatten() {
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    // A folder made before init wrote unit-id: the request names the unit.
+    std::fs::remove_file(copy.join("unit-id")).unwrap();
+    let csr_before = std::fs::read(copy.join("uplink.csr")).unwrap();
+    let other = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "unit-0002", "--dir"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{err}");
+    assert!(
+        err.contains("holds the keys of unit e2e, not unit-0002") && err.contains("--rename"),
+        "{err}"
+    );
+    assert!(
+        other.stdout.is_empty(),
+        "a request was printed for unit-0002"
+    );
+    assert_eq!(std::fs::read(copy.join("uplink.csr")).unwrap(), csr_before);
+    let renamed = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "unit-0002", "--rename", "--dir"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        renamed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&renamed.stderr)
+    );
+    assert_eq!(
+        rdc_uplink::pki::request_unit(&String::from_utf8_lossy(&renamed.stdout)).unwrap(),
+        "unit-0002"
+    );
+    let log = std::fs::read_to_string(copy.join("renames.log")).unwrap();
+    assert!(log.contains("renamed unit e2e to unit-0002"), "{log}");
+    // Renamed, the folder now refuses e2e unless renamed back.
+    let back = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", "e2e", "--dir"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(!back.status.success());
     // The unit's [uplink] uses the key init made (Scheme::unit reads unit/e2e.key).
     std::fs::copy(state.join("uplink.key"), s.keys.path().join("unit/e2e.key")).unwrap();
 
@@ -358,6 +407,20 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
             .any(|l| l.starts_with("PASS  camera rear") && l.contains("H.265")),
         "{text}"
     );
+    // A pass is a camera delivering frames: each at about the 25 fps it sends, never 0.
+    for cam in ["front", "rear"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("camera {cam}")))
+            .unwrap();
+        let fps: f64 = line
+            .split(" fps")
+            .next()
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no fps in {line:?}"));
+        assert!((20.0..=30.0).contains(&fps), "{cam}: {line}");
+    }
     assert!(
         text.lines()
             .any(|l| l.starts_with("PASS  uplink listening")),
