@@ -627,9 +627,10 @@ fn check_frame_times(dir: &Path, b: &Bundle, manifests: &[Manifest], r: &mut Rep
         let Ok(bytes) = std::fs::read(&p) else {
             continue;
         };
+        // (A segment in which the unit's clock stepped, signed as such, spans another time.)
         let signed = manifests
             .iter()
-            .find(|m| m.seq == s.seq)
+            .find(|m| m.seq == s.seq && m.wall_steps == 0)
             .map(|m| m.end_ns - m.start_ns);
         let problem = match rdc_format::ts::read_video(&bytes) {
             Ok(v) => rdc_format::ts::frame_time_problem(&v, signed),

@@ -203,7 +203,12 @@ impl Store {
                 // Frame times go forward: a segment of more than one frame spans a positive
                 // time. (The unit cannot see the times inside the ciphertext; `rdc verify` and
                 // `rdc fetch` check every frame's.)
-                if m.frames > 1 && (m.end_ns <= m.start_ns || m.end_mono_ns <= m.start_mono_ns) {
+                // (A step of the unit's own clock, signed as `wall_steps`, may move the wall
+                // range; the monotonic one must still go forward.)
+                if m.frames > 1
+                    && (m.end_mono_ns <= m.start_mono_ns
+                        || (m.wall_steps == 0 && m.end_ns <= m.start_ns))
+                {
                     problems.push(format!(
                         "{cam}/{}: segment {} of {} frames has a signed range of {:.3} s ({:.3} s on the monotonic clock): its frame times did not increase",
                         m.file,
