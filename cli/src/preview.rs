@@ -333,7 +333,7 @@ fn lay_out(
                 gaps.iter()
                     .find(|g| g.range.from_ns < end && g.range.to_ns > start)
                     .map_or_else(
-                        || "no keyframe in this span (the camera's keyframes are further apart than the spacing)".to_owned(),
+                        || format!("{NO_KEYFRAME} (the camera's keyframes are further apart than the spacing; the footage is there to fetch)"),
                         |g| g.cause.clone(),
                     ),
             ),
@@ -348,6 +348,22 @@ fn lay_out(
     }
     (tiles, chosen)
 }
+
+/// What a tile without a picture says, in two lines, and its colour. Only a gap in the footage
+/// says NO FOOTAGE (dark red); a span with footage but no keyframe to show, or a picture that
+/// would not decode, says so on grey: there is footage there to fetch.
+fn tile_words(gap: Option<&str>) -> (&'static str, &'static str, [u8; 3]) {
+    const GAP: [u8; 3] = [0x50, 0x18, 0x18];
+    const FOOTAGE: [u8; 3] = [0x38, 0x38, 0x40];
+    match gap {
+        None => ("FOOTAGE RECORDED", "PICTURE UNREADABLE", FOOTAGE),
+        Some(c) if c.starts_with(NO_KEYFRAME) => ("FOOTAGE RECORDED", "NO KEYFRAME HERE", FOOTAGE),
+        Some(c) => ("NO FOOTAGE", short_cause(c), GAP),
+    }
+}
+
+/// The start of a tile's cause when its span has footage but no keyframe.
+const NO_KEYFRAME: &str = "no keyframe in this span";
 
 /// A gap's cause in a few words for its tile.
 fn short_cause(cause: &str) -> &'static str {
@@ -403,13 +419,13 @@ fn draw_sheet(
         match (&thumb, &tile.gap) {
             (Some(rgb), _) => blit(&mut img, w, (x0, y0), rgb, THUMB),
             (None, gap) => {
-                fill(&mut img, w, (x0, y0), THUMB, [0x50, 0x18, 0x18]);
-                let why = gap.as_deref().map_or("UNREADABLE", short_cause);
+                let (headline, why, colour) = tile_words(gap.as_deref());
+                fill(&mut img, w, (x0, y0), THUMB, colour);
                 font::draw(
                     &mut img,
                     w,
                     (x0 + 8, y0 + THUMB.1 / 2 - line),
-                    "NO FOOTAGE",
+                    headline,
                     CAPTION_SCALE,
                     white,
                 );
@@ -667,6 +683,13 @@ mod tests {
         // A span with no picture and no gap: the camera's keyframes are further apart.
         let (tiles, _) = lay_out((0, 20 * S), 5 * S, &[pic(1), pic(11)], &[]);
         assert!(tiles[1].gap.as_deref().unwrap().starts_with("no keyframe"));
+        // Its tile does not say there is no footage: there is, without a keyframe to show.
+        let (head, why, _) = tile_words(tiles[1].gap.as_deref());
+        assert_eq!((head, why), ("FOOTAGE RECORDED", "NO KEYFRAME HERE"));
+        // A gap's tile does, with its cause.
+        let (tiles, _) = lay_out((0, 60 * S), 10 * S, &pics, &gaps);
+        let (head, why, _) = tile_words(tiles[3].gap.as_deref());
+        assert_eq!((head, why), ("NO FOOTAGE", "CAMERA STOPPED"));
     }
 
     #[test]
