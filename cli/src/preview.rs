@@ -296,13 +296,19 @@ fn none_there(
         None => msg.push_str(&format!(" The unit has no footage of {camera} at all.")),
         Some(c) => match &c.previews {
             Some(p) if p.segments > 0 => msg.push_str(&format!(
-                " The unit has {camera}'s previews from {} to {}. Previews are served once their segment (60 of them) closes, or the recorder stops.",
+                " The unit has {camera}'s previews from {} to {}; the newest are served within one preview interval of asking.",
                 p.oldest_start_ns.map_or_else(|| "?".into(), t),
                 p.newest_end_ns.map_or_else(|| "?".into(), t),
             )),
-            _ => msg.push_str(&format!(
-                " The unit keeps no previews of {camera} (its [storage] preview_interval is \"off\", or its recorder predates previews); list and fetch the footage instead."
-            )),
+            _ => match status.store.preview_interval_ns {
+                Some(every) => msg.push_str(&format!(
+                    " The unit keeps a preview of {camera} every {} s, but none of the range is finished yet (the camera has not sent a keyframe since recording began, or it is not recording now: see `rdc status`); ask again shortly, or list and fetch the footage.",
+                    every / 1_000_000_000
+                )),
+                None => msg.push_str(&format!(
+                    " The unit keeps no previews of {camera} (its [storage] preview_interval is \"off\", or its recorder predates previews); list and fetch the footage instead."
+                )),
+            },
         },
     }
     msg

@@ -148,6 +148,10 @@ pub struct Status {
     pub holds: usize,
     pub held_bytes: u64,
     pub cameras: Vec<CameraStatus>,
+    /// How often the unit keeps a preview of each camera (`[storage] preview_interval`); None
+    /// when it keeps none (or is older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_interval_ns: Option<u64>,
 }
 
 impl Status {

@@ -52,6 +52,11 @@ pub struct CameraState {
     pub sessions: AtomicU64,
     /// Frames handed to the writer, counted as they arrive (the selftest's frame rate).
     pub frames: AtomicU64,
+    /// The uplink asks for the open preview segment to be cut at the next preview, so the
+    /// newest previews can be served.
+    pub cut_previews: AtomicBool,
+    /// The camera keeps previews (a preview writer is open for it).
+    pub previews: AtomicBool,
     pub dropped: AtomicU64,
     pub segments: AtomicU64,
     pub last_cause: Mutex<Option<String>>,
@@ -249,6 +254,7 @@ fn write_loop(
             None
         }
     };
+    state.previews.store(previews.is_some(), Ordering::SeqCst);
     let mut mux: Option<TsMuxer> = None;
     let mut times = TimeMap::default();
     let mut stamper = Stamper::default();
@@ -462,6 +468,9 @@ fn push_frame(
         && p.writer.wants(f.keyframe, wall, mono)
         && let Some(pm) = p.mux.as_mut()
     {
+        if state.cut_previews.swap(false, Ordering::SeqCst) {
+            p.writer.cut_at_next();
+        }
         p.writer.set_times(source);
         p.ts.clear();
         pm.mux(&f.data, pts90, dts90, true, &mut p.ts);

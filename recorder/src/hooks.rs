@@ -17,6 +17,8 @@ pub struct Hooks {
     pub config: PathBuf,
     pub mark: PathBuf,
     pub states: Vec<(String, Arc<CameraState>)>,
+    /// How often a preview is kept, if previews are kept.
+    preview_interval: Option<std::time::Duration>,
     /// In-service marks already in the audit log (by their time).
     audited: Mutex<Vec<i64>>,
 }
@@ -46,6 +48,10 @@ impl Hooks {
             config,
             mark,
             states,
+            preview_interval: store
+                .config()
+                .preview_interval_ns
+                .map(std::time::Duration::from_nanos),
             audited: Mutex::new(audited),
         }
     }
@@ -79,6 +85,16 @@ impl Hooks {
 }
 
 impl rdc_uplink::server::UnitHooks for Hooks {
+    fn cut_previews(&self, camera: &str) -> Option<std::time::Duration> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (_, s) = self.states.iter().find(|(id, _)| id == camera)?;
+        if !s.recording.load(SeqCst) || !s.previews.load(SeqCst) {
+            return None;
+        }
+        s.cut_previews.store(true, SeqCst);
+        self.preview_interval
+    }
+
     fn still(&self, camera: &str) -> Option<(String, Vec<u8>, i64)> {
         let (_, s) = self.states.iter().find(|(id, _)| id == camera)?;
         let k = s.last_keyframe.lock().unwrap_or_else(|p| p.into_inner());

@@ -14,7 +14,9 @@ use crate::{Error, Store};
 
 /// A preview segment holds this many previews (it is cut at the first preview `interval` times
 /// this after its start): at 10 s, ten minutes a segment, six an hour, 144 a day. A segment is
-/// served once it is closed, so the newest previews wait for that (or for the recorder to stop).
+/// served once it is closed; an officer asking for previews the open segment holds has it cut
+/// at the next preview ([`PreviewWriter::cut_at_next`]), so the newest are served within one
+/// interval.
 pub const PREVIEWS_PER_SEGMENT: u64 = 60;
 
 /// Writes one camera's preview track. Obtained from [`Store::preview_writer`].
@@ -65,6 +67,11 @@ impl PreviewWriter {
 
     pub fn sync(&mut self) -> Result<(), Error> {
         self.writer.sync()
+    }
+
+    /// Cuts the open preview segment at the next preview (someone asked for what it holds).
+    pub fn cut_at_next(&mut self) {
+        self.writer.cut_at_next_keyframe();
     }
 
     pub fn set_clock(&mut self, state: ClockState) {

@@ -70,6 +70,9 @@ pub struct SegmentWriter {
     /// Segments are cut at the first keyframe this long after their start (the store's
     /// `segment_ns` unless the track says otherwise).
     pub(crate) segment_ns: u64,
+    /// Cut the open segment at the next keyframe, however short it is (someone is waiting to
+    /// be served what it holds).
+    pub(crate) cut_next: bool,
 }
 
 pub(crate) struct OpenSegment {
@@ -104,6 +107,12 @@ pub(crate) struct OpenSegment {
 impl SegmentWriter {
     pub fn camera(&self) -> &str {
         &self.camera
+    }
+
+    /// Cuts the open segment at the next keyframe pushed, so what it holds can be served: a
+    /// [`Ended::Cut`], as at the segment length, so no gap follows.
+    pub fn cut_at_next_keyframe(&mut self) {
+        self.cut_next = self.open.is_some();
     }
 
     /// Cuts this writer's segments at the first keyframe `ns` after their start, instead of the
@@ -180,8 +189,9 @@ impl SegmentWriter {
         let (segment_ns, sync_ns) = (self.segment_ns, self.store.config().sync_interval_ns);
         if let Some(o) = &self.open
             && f.keyframe
-            && f.mono_ns.saturating_sub(o.start_mono) >= segment_ns
+            && (self.cut_next || f.mono_ns.saturating_sub(o.start_mono) >= segment_ns)
         {
+            self.cut_next = false;
             out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
         }
         if self.open.is_none() {

@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt as _;
 use crate::pki;
 use crate::protocol::{
     self, Answer, AuditAnswer, CheckLine, LiveState, Refusal, Request, Response, StatusAnswer,
-    StillInfo, UnitInfo,
+    StillInfo, Track, UnitInfo,
 };
 use crate::strangers::{Attempt, Strangers};
 use crate::tls::{PresentedLog, ServerTls};
@@ -62,6 +62,64 @@ pub trait UnitHooks: Send + Sync {
     fn mark_in_service(&self, by: &str, reason: &str) -> Result<i64, String>;
     /// The unit's selftest.
     fn selftest(&self) -> Vec<CheckLine>;
+    /// Asks for `camera`'s open preview segment to be cut at its next preview, so the previews
+    /// it holds can be served; how long that may take (the preview interval), or None when the
+    /// camera is not recording previews now.
+    fn cut_previews(&self, camera: &str) -> Option<std::time::Duration>;
+}
+
+/// The longest a preview request waits for the open preview segment to be cut.
+const PREVIEW_CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Before a preview request is answered: when it reaches past the newest closed preview
+/// segment and the camera is recording previews, has the open segment cut at the next
+/// preview and waits (at most one preview interval and a second, or [`PREVIEW_CUT_WAIT`]) for
+/// it, so the newest previews are served, not only those of segments closed by length.
+async fn wait_for_previews(req: &Request, store: &Store, extra: &Extra) {
+    let (camera, from_ns, to_ns) = match req {
+        Request::List {
+            camera,
+            from_ns,
+            to_ns,
+            track: Track::Preview,
+            ..
+        }
+        | Request::FetchFirst {
+            camera,
+            from_ns,
+            to_ns,
+            track: Track::Preview,
+            ..
+        } => (camera, *from_ns, *to_ns),
+        _ => return,
+    };
+    let Some(hooks) = &extra.hooks else { return };
+    let name = Track::Preview.store_name(camera.as_str());
+    let newest = || {
+        store
+            .list(&name, from_ns, i64::MAX)
+            .ok()
+            .and_then(|v| v.last().map(|e| e.segment.end_ns))
+    };
+    let before = newest();
+    if before.is_some_and(|n| n >= to_ns) {
+        return;
+    }
+    let Some(interval) = hooks.cut_previews(camera.as_str()) else {
+        return;
+    };
+    // The cut comes with the next preview: within the interval, or a keyframe later for a
+    // camera whose keyframes are further apart (a few seconds).
+    let limit = (interval + std::time::Duration::from_secs(1))
+        .max(std::time::Duration::from_secs(6))
+        .min(PREVIEW_CUT_WAIT);
+    let t = tokio::time::Instant::now();
+    while t.elapsed() < limit {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if newest() != before {
+            return;
+        }
+    }
 }
 
 /// Refused connections: the certificates they presented and the per-source tallies.
@@ -381,6 +439,7 @@ async fn serve_stream(
         send.finish()?;
         return Ok(());
     }
+    wait_for_previews(&req, store, extra).await;
     // The store's work (index reads, hashing, fdatasync of the audit log) runs on the
     // blocking pool, so a slow SD card never stalls the QUIC connections.
     let (result, mut rec) = {

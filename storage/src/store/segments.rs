@@ -20,6 +20,7 @@ impl Store {
             orphan: None,
             gap: None,
             segment_ns: self.inner.cfg.segment_ns,
+            cut_next: false,
         })
     }
 

@@ -80,6 +80,7 @@ impl Store {
             holds: holds.len(),
             held_bytes,
             cameras,
+            preview_interval_ns: self.inner.cfg.preview_interval_ns,
         })
     }
 

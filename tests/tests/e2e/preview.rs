@@ -405,3 +405,81 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
     );
     assert_eq!(store.verify(true).unwrap(), Vec::<String>::new());
 }
+
+/// While the unit records, with its preview segments far from full (60 previews): the newest
+/// previews are served at once, within one preview interval of asking, not when the segment
+/// closes ten minutes later. And a camera whose keyframes are 5 s apart, drawn at 2 s tiles:
+/// the tiles between its keyframes say footage was recorded, not NO FOOTAGE.
+#[test]
+fn the_newest_previews_are_served_while_recording_and_a_tile_without_a_keyframe_is_not_a_gap() {
+    let s = Scheme::new();
+    let front = Camera::start(&["--gop", "12"]);
+    let rear = Camera::start(&["--gop", "125"]);
+    let mut unit = s.unit(&[
+        Cam {
+            id: "front",
+            url: front.url(),
+            extra: String::new(),
+        },
+        Cam {
+            id: "rear",
+            url: rear.url(),
+            extra: String::new(),
+        },
+    ]);
+    unit.set_storage("preview_interval = \"1s\"");
+    unit.start();
+    unit.wait_connected(2);
+    wait_serving(&s);
+    let t0 = now_ns();
+    std::thread::sleep(Duration::from_secs(12));
+    let dir = tempfile::tempdir().unwrap();
+    let asked = now_ns();
+    let o = preview(
+        &s,
+        "j.smith",
+        (t0, asked),
+        "1s",
+        &dir.path().join("now.png"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let newest = j["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["picture_ns"].as_i64())
+        .max()
+        .expect("no preview served while recording");
+    assert!(
+        asked - newest <= 2 * S,
+        "the newest preview served is {:.1} s older than the request",
+        (asked - newest) as f64 / 1e9
+    );
+    // The rear camera at 2 s tiles: most tiles fall between its keyframes.
+    let sheet = dir.path().join("rear.png");
+    let o = preview_of(&s, "j.smith", "rear", (t0, asked), "2s", &sheet);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let tiles = r["tiles"].as_array().unwrap();
+    let w = r["width"].as_u64().unwrap() as usize;
+    let columns = w / 264;
+    let between = tiles
+        .iter()
+        .position(|t| {
+            t["gap"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("no keyframe"))
+        })
+        .unwrap_or_else(|| panic!("no tile between keyframes: {tiles:#?}"));
+    let at = (
+        (between % columns) * 264 + 4 + 128,
+        40 + (between / columns) * (144 + 2 * 18 + 8) + 4 + 72,
+    );
+    assert_ne!(
+        pixel(&sheet, w, at),
+        [0x50, 0x18, 0x18],
+        "a tile with footage is drawn as a gap"
+    );
+    unit.stop();
+}
