@@ -249,6 +249,18 @@ impl Store {
         if let Some(m) = self.close_from_tail(camera, dir, stem, seq, ended)? {
             return Ok(Some(m));
         }
+        // Nothing of it was ever synced: what reached the disk is discarded, logged first.
+        let partial = dir.join(format!("{stem}.partial"));
+        if let Ok(mut f) = File::open(&partial) {
+            self.discard_partial(
+                (camera, dir, stem, seq),
+                &mut f,
+                &format!("{cause} before the segment's first sync: nothing in it was durable, so no readable file could be made"),
+                "file unlinked by the recorder; it was encrypted and the unit holds no key to it",
+                &format!("the recorder of unit {}, on a failed write", self.inner.cfg.unit_id),
+            )?;
+            return Ok(None);
+        }
         for ext in ["partial", "tail"] {
             let p = dir.join(format!("{stem}.{ext}"));
             match std::fs::remove_file(&p) {
@@ -280,11 +292,13 @@ impl Store {
             *floor = seq + 1;
             seq
         };
+        // No file was ever written for a gap: its entry names none, so nobody looks for one
+        // (nor for its deletion in the destruction log).
         let m = Manifest::lost(
             &self.inner.cfg.unit_id,
             camera,
             seq,
-            format!("{seq:010}-{start_ns}.age"),
+            String::new(),
             (start_ns, end_ns),
             cause,
         );
@@ -311,6 +325,29 @@ impl Store {
         f: &mut File,
         report: &mut OpenReport,
     ) -> Result<(), Error> {
+        let cause = "the power failed before the segment's first sync: nothing in it was durable, so no readable file could be made (its final chunk needs the file key, which the unit never keeps)";
+        self.discard_partial(
+            (camera, dir, stem, seq),
+            f,
+            cause,
+            "file unlinked at recovery; it was encrypted and the unit holds no key to it",
+            &format!("recovery at store open on unit {}", self.inner.cfg.unit_id),
+        )?;
+        report.discarded.push(format!("{camera}/{stem}"));
+        Ok(())
+    }
+
+    /// Discards a segment's `.partial` from which no readable file can be made: the destruction
+    /// log records its bytes and hash and why, then it goes, then a signed manifest records the
+    /// segment as lost. Every deletion is logged first, even of bytes never synced.
+    fn discard_partial(
+        &self,
+        (camera, dir, stem, seq): (&str, &Path, &str, u64),
+        f: &mut File,
+        cause: &str,
+        how: &str,
+        authority: &str,
+    ) -> Result<(), Error> {
         let partial = dir.join(format!("{stem}.partial"));
         let tail = dir.join(format!("{stem}.tail"));
         let bytes = f.metadata().map_err(io_err("stat", &partial))?.len();
@@ -318,7 +355,6 @@ impl Store {
             .map_err(io_err("seek", &partial))?;
         let digest = sha256_hex(f).map_err(io_err("read", &partial))?;
         let start_ns = parse_stem(&format!("{stem}.partial")).map_or(0, |(_, s, _)| s);
-        let cause = "the power failed before the segment's first sync: nothing in it was durable, so no readable file could be made (its final chunk needs the file key, which the unit never keeps)";
         tracing::warn!(camera, stem, bytes, "{cause}; discarded and logged");
         let d = Destruction {
             segment: SegmentFile {
@@ -331,9 +367,8 @@ impl Store {
                 ciphertext_sha256: digest,
             },
             why: cause.into(),
-            how: "file unlinked at recovery; it was encrypted and the unit holds no key to it"
-                .into(),
-            authority: format!("recovery at store open on unit {}", self.inner.cfg.unit_id),
+            how: how.into(),
+            authority: authority.into(),
             clock: None,
         };
         let now = self.now_ns();
@@ -363,7 +398,6 @@ impl Store {
                 .set_position("destruction.jsonl", logs.destruction.len())
                 .map_err(idx_err)?;
         }
-        report.discarded.push(format!("{camera}/{stem}"));
         Ok(())
     }
 }

@@ -221,7 +221,36 @@ impl Store {
                 }
                 // A lost segment has no file: its discarded bytes, if any, are in the
                 // destruction log (chained, so a removed entry shows there).
-                if let Ended::Lost { .. } = m.ended {
+                if let Ended::Lost { cause } = &m.ended {
+                    // A lost segment holds no footage, and the destruction log agrees with how
+                    // it says it was lost: a gap record (recording stopped, nothing was written)
+                    // names no file and no deletion; a segment discarded before its first sync
+                    // has its discarded bytes in the destruction log.
+                    if m.frames > 0 || m.ciphertext_len > 0 {
+                        problems.push(format!(
+                            "camera {cam}: manifest {} records a lost segment yet {} frames, {} bytes",
+                            m.seq, m.frames, m.ciphertext_len
+                        ));
+                    }
+                    let gap_record = m.file.is_empty() || cause.starts_with("not recorded");
+                    let logged = destroyed.contains(&(cam.clone(), m.seq));
+                    if gap_record && logged {
+                        problems.push(format!(
+                            "camera {cam}: manifest {} records a gap (nothing written), yet the destruction log records deleting segment {}",
+                            m.seq, m.seq
+                        ));
+                    } else if !gap_record && !logged {
+                        problems.push(format!(
+                            "camera {cam}: segment {} ({}) was lost, and the destruction log does not record what was discarded of it",
+                            m.seq, m.file
+                        ));
+                    }
+                    if !m.file.is_empty() && dir.join(&m.file).exists() {
+                        problems.push(format!(
+                            "{cam}/{}: a file of a segment recorded as lost",
+                            m.file
+                        ));
+                    }
                     continue;
                 }
                 let p = dir.join(&m.file);

@@ -618,6 +618,37 @@ fn a_budget_larger_than_the_disk_and_a_disk_filled_by_others_never_stop_recordin
         assert!(e.metadata().unwrap().len() > 0, "{name} is empty");
     }
     let gone = store.destructions().unwrap();
+    // Every signed segment is accounted for: its file is on disk, or the destruction log
+    // records its deletion, or it is a gap record that says it never held footage (no file,
+    // no frames) and that the destruction log agrees nothing was deleted.
+    let destroyed: std::collections::HashSet<u64> = gone
+        .iter()
+        .filter(|(_, d)| d.segment.camera == "front")
+        .map(|(_, d)| d.segment.seq)
+        .collect();
+    let dir = fx.cfg.root.join("segments/front");
+    let mut gap_records = 0;
+    for m in &ms {
+        let on_disk = !m.file.is_empty() && dir.join(&m.file).exists();
+        let logged = destroyed.contains(&m.seq);
+        match &m.ended {
+            Ended::Lost { cause } if cause.starts_with("not recorded") => {
+                gap_records += 1;
+                assert!(
+                    m.file.is_empty() && m.frames == 0 && m.ciphertext_len == 0 && !logged,
+                    "gap record {}: {m:?}",
+                    m.seq
+                );
+            }
+            Ended::Lost { .. } => assert!(logged, "lost segment {} unlogged", m.seq),
+            _ => assert!(
+                on_disk != logged,
+                "segment {}: on disk {on_disk}, deletion logged {logged}",
+                m.seq
+            ),
+        }
+    }
+    assert!(gap_records >= 1);
     assert!(gone.iter().any(|(_, d)| d.why.contains("over its budget")));
     assert!(
         gone.iter()
