@@ -14,6 +14,9 @@ use crate::protocol::{
     StillInfo, TrackRef,
 };
 
+/// How often a throttled request is asked again before the refusal is given up to the caller.
+pub const THROTTLED_TRIES: u32 = 30;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the unit at {addr}: {detail}")]
@@ -96,8 +99,39 @@ impl Client {
         self.exchange(&protocol::encode(req)).await
     }
 
-    /// Sends `bytes` on a new stream and reads the answer header.
+    /// Sends `bytes` on a new stream and reads the answer header. A unit that says this person
+    /// is over their request rate is asked again after the wait it names (up to
+    /// [`THROTTLED_TRIES`] times), so a long fetch slows down instead of failing.
     async fn exchange(&self, bytes: &[u8]) -> Result<(Response, quinn::RecvStream), ClientError> {
+        let mut tries = 0;
+        loop {
+            let r = self.exchange_once(bytes).await?;
+            match &r.0 {
+                Response::Refused {
+                    refusal:
+                        Refusal::Throttled {
+                            retry_after_secs, ..
+                        },
+                } if tries < THROTTLED_TRIES => {
+                    tries += 1;
+                    tracing::info!(
+                        retry_after_secs,
+                        "the unit asks this person to slow down; waiting"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_secs(
+                        (*retry_after_secs).clamp(1, 60),
+                    ))
+                    .await;
+                }
+                _ => return Ok(r),
+            }
+        }
+    }
+
+    async fn exchange_once(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(Response, quinn::RecvStream), ClientError> {
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| self.link(e))?;
         send.write_all(bytes).await.map_err(|e| self.link(e))?;
         send.finish().map_err(|e| self.link(e))?;
@@ -347,7 +381,7 @@ impl Client {
     /// Sends raw bytes as a request (tests of the unit's handling of garbage).
     #[cfg(test)]
     pub(crate) async fn raw(&self, bytes: &[u8]) -> Result<Refusal, ClientError> {
-        match self.exchange(bytes).await? {
+        match self.exchange_once(bytes).await? {
             (Response::Refused { refusal }, _) => Ok(refusal),
             (other, _) => Err(ClientError::Protocol(format!("{other:?}"))),
         }

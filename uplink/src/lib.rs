@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod congestion;
+pub mod limits;
 pub mod pki;
 pub mod protocol;
 #[cfg(feature = "server")]

@@ -290,6 +290,20 @@ pub enum Refusal {
         "the unit could not answer ({detail}); try again, and if it persists ask an engineer to check the unit"
     )]
     Failed { detail: String },
+    #[error(
+        "too many requests: the unit serves each person at most {per_minute} requests a minute; wait {retry_after_secs} s and go on (rdc does so by itself)"
+    )]
+    Throttled {
+        per_minute: u64,
+        retry_after_secs: u64,
+    },
+    #[error(
+        "the unit's log space is full ({used_bytes} of the {allowance_bytes} bytes set aside): it refuses requests rather than delete footage to log them; the logs are never cut, so an engineer must give the unit a larger disk (take an `rdc audit` copy first)"
+    )]
+    LogSpaceFull {
+        used_bytes: u64,
+        allowance_bytes: u64,
+    },
 }
 
 /// The unit's status answer.

@@ -16,6 +16,7 @@ use rdc_config::{Role, User};
 use rdc_storage::{AuditRecord, HoldRequest, Store};
 use tokio::io::AsyncReadExt as _;
 
+use crate::limits::{Admit, Limits};
 use crate::pki;
 use crate::protocol::{
     self, Answer, AuditAnswer, CheckLine, LiveState, Refusal, Request, Response, StatusAnswer,
@@ -48,6 +49,89 @@ struct Extra {
     live: Option<LiveStatus>,
     about: Option<UnitInfo>,
     hooks: Option<Arc<dyn UnitHooks>>,
+    gate: Arc<Gate>,
+}
+
+/// What stands between a person's requests and the unit's disk: each identity's request rate,
+/// and the log space (a request is refused, and counted, rather than audited into a full log).
+#[derive(Debug, Default)]
+struct Gate {
+    limits: Mutex<Limits>,
+    /// When the log space was last measured, and (used, allowance) then.
+    log_space: Mutex<Option<(std::time::Instant, u64, u64)>>,
+}
+
+/// How long a measure of the log space stands.
+const LOG_SPACE_EVERY: Duration = Duration::from_secs(5);
+
+impl Gate {
+    /// (used, allowance) when the logs have used their allowance, else None.
+    fn log_space_full(&self, store: &Store) -> Option<(u64, u64)> {
+        let mut m = self.log_space.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = m.filter(|(at, ..)| at.elapsed() < LOG_SPACE_EVERY);
+        let (used, allowance) = match fresh {
+            Some((_, u, a)) => (u, a),
+            None => {
+                let (u, a) = store.log_space().ok()?;
+                *m = Some((std::time::Instant::now(), u, a));
+                (u, a)
+            }
+        };
+        (used >= allowance).then_some((used, allowance))
+    }
+
+    /// Whether `who` may make a request now; the refusal to answer with and the audit entry
+    /// to write (the identity's first refusal in an hour) if not.
+    fn admit(
+        &self,
+        store: &Store,
+        who: &str,
+        role: &str,
+    ) -> Result<(), Box<(Refusal, Option<AuditRecord>)>> {
+        let now = store.now_ns();
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Admit::Throttled {
+            retry_after_secs,
+            audit,
+        } = limits.admit(now, who, role)
+        {
+            return Err(Box::new((
+                Refusal::Throttled {
+                    per_minute: (crate::limits::PER_SECOND * 60.0) as u64,
+                    retry_after_secs,
+                },
+                audit.map(|a| *a),
+            )));
+        }
+        drop(limits);
+        if let Some((used_bytes, allowance_bytes)) = self.log_space_full(store) {
+            let audit = self
+                .limits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .log_full(now, who, role);
+            return Err(Box::new((
+                Refusal::LogSpaceFull {
+                    used_bytes,
+                    allowance_bytes,
+                },
+                audit,
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes the summary of refused requests that is due (all of it with `flush_all`).
+    async fn flush(&self, store: &Store, flush_all: bool) {
+        let due = self
+            .limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .due(store.now_ns(), flush_all);
+        if let Some(rec) = due {
+            write_audit(store, rec).await;
+        }
+    }
 }
 
 /// What the daemon does for the uplink beyond the store: stills while the unit is being
@@ -232,12 +316,17 @@ impl Server {
     async fn accept_loop(&self) {
         // The per-source tallies of refused connections are written once a minute.
         let flusher = {
-            let (refused, store) = (self.refused.clone(), self.store.clone());
+            let (refused, store, gate) = (
+                self.refused.clone(),
+                self.store.clone(),
+                self.extra.gate.clone(),
+            );
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tick.tick().await;
                     refused.flush(&store, false).await;
+                    gate.flush(&store, false).await;
                 }
             })
         };
@@ -266,6 +355,7 @@ impl Server {
         }
         flusher.abort();
         self.refused.flush(&self.store, true).await;
+        self.extra.gate.flush(&self.store, true).await;
     }
 
     /// Stops accepting and closes every connection. The tallies of refused connections are
@@ -274,9 +364,10 @@ impl Server {
         self.endpoint.close(0u32.into(), b"unit shutting down");
     }
 
-    /// Writes every pending tally of refused connections now.
+    /// Writes every pending tally of refused connections and requests now.
     pub async fn flush_refusals(&self) {
         self.refused.flush(&self.store, true).await;
+        self.extra.gate.flush(&self.store, true).await;
     }
 }
 
@@ -403,6 +494,17 @@ async fn serve_stream(
     extra: &Extra,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let who = format!("{} ({})", peer.name, peer.fingerprint);
+    // Past the identity's request rate, or with the log space full: refused and counted, not
+    // audited one by one (even a malformed request counts).
+    if let Err(refused) = extra.gate.admit(store, &who, &peer.role.to_string()) {
+        let (refusal, first) = *refused;
+        if let Some(rec) = first {
+            write_audit(store, rec).await;
+        }
+        respond(&mut send, &Response::Refused { refusal }).await?;
+        send.finish()?;
+        return Ok(());
+    }
     let req = match read_request(&mut recv).await {
         Ok(r) => r,
         Err(refusal) => {

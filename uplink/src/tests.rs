@@ -56,7 +56,11 @@ async fn scheme() -> Scheme {
 
 /// A scheme whose unit has a CRL revoking the officer's certificate, if `revoke_officer`.
 async fn scheme_revoking(revoke_officer: bool) -> Scheme {
-    let dir = tempfile::tempdir().unwrap();
+    scheme_in(revoke_officer, tempfile::tempdir().unwrap()).await
+}
+
+/// A scheme whose unit keeps its store in `dir`.
+async fn scheme_in(revoke_officer: bool, dir: tempfile::TempDir) -> Scheme {
     let ca = pki::new_ca("Test Housing", 3650).unwrap();
     let unit = pki::issue(&ca, "unit-0001", Kind::Unit, 365).unwrap();
     let officer = pki::issue(&ca, "j.smith", Kind::User, 365).unwrap();
@@ -698,4 +702,140 @@ async fn strangers_cannot_grow_the_audit_log() {
     eprintln!("10,000 refused attempts from 500 sources over 30 min: {growth} bytes of audit log");
     assert!(growth < 1 << 20, "10,000 attempts added {growth} bytes");
     assert!(s.store.verify(false).unwrap().is_empty());
+}
+
+/// One identity past its request rate: refused (not audited one by one: the first refusal at
+/// once, the rest in a summary), others still served, and rdc's own calls slowed, not failed.
+#[tokio::test]
+async fn one_identity_past_its_rate_is_refused_counted_and_slowed_down() {
+    let s = scheme().await;
+    let c = connect(&s, &s.officer, &s.ca).await.unwrap();
+    let status = crate::protocol::encode(&Request::Status);
+    let mut throttled_at = None;
+    for i in 0..2000 {
+        match c.raw(&status).await {
+            Err(ClientError::Protocol(_)) => {} // answered
+            Ok(Refusal::Throttled {
+                per_minute,
+                retry_after_secs,
+            }) => {
+                assert_eq!((per_minute, retry_after_secs), (300, 1));
+                throttled_at = Some(i);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let at = throttled_at.expect("never refused");
+    assert!(at >= crate::limits::BURST as usize, "refused after {at}");
+    let audited = |a: &[(rdc_storage::chainlog::Entry, rdc_storage::AuditRecord)]| {
+        a.iter()
+            .filter(|(_, r)| {
+                r.outcome
+                    .starts_with("refused: more than 300 requests a minute")
+            })
+            .count()
+    };
+    let before = wait_audit(&s.store, "the first refusal", |a| audited(a) == 1)
+        .await
+        .len();
+    // Fifty more: refused, and not one more entry until the summary.
+    for _ in 0..50 {
+        assert!(matches!(
+            c.raw(&status).await,
+            Ok(Refusal::Throttled { .. })
+        ));
+    }
+    assert_eq!(s.store.audit_entries(0).unwrap().len(), before);
+    // Another person is served meanwhile.
+    let m = connect(&s, &s.manager, &s.ca).await.unwrap();
+    m.status().await.unwrap();
+    s.server.flush_refusals().await;
+    let audit = s.store.audit_entries(0).unwrap();
+    let (_, sum) = audit
+        .iter()
+        .rev()
+        .find(|(_, r)| r.action == "requests_refused")
+        .expect("no summary of the refused requests");
+    assert!(sum.attempts.unwrap() >= 50, "{sum:?}");
+    assert!(sum.detail.as_deref().unwrap().contains("J. Smith"));
+    // rdc's own calls wait the second the unit asks for and go on.
+    c.status().await.unwrap();
+}
+
+/// A unit whose logs have filled the space set aside for them refuses requests (rather than
+/// log them, and let the logs eat into the footage's space), saying why, and counts them.
+#[tokio::test]
+async fn a_full_log_space_refuses_requests_instead_of_costing_footage() {
+    // A tmpfs of its own: the log space is a share of the file system.
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m,mode=0700", "rdc-small-disk"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        mounted,
+        "this test mounts a small tmpfs: run it as root (as .ci/run does)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(dir.path().to_owned());
+    let s = scheme_in(false, dir).await;
+    let c = connect(&s, &s.officer, &s.ca).await.unwrap();
+    c.status().await.unwrap();
+    let budget = s.store.budget_bytes().unwrap();
+    let filler = rdc_storage::AuditRecord {
+        who: "unit".into(),
+        role: "system".into(),
+        action: "test_filler".into(),
+        outcome: "done".into(),
+        detail: Some("x".repeat(400)),
+        ..Default::default()
+    };
+    while {
+        let (used, allowance) = s.store.log_space().unwrap();
+        used < allowance
+    } {
+        s.store.audit(&filler).unwrap();
+    }
+    // The gate measures the log space every few seconds: asked until it says so.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match c.list(&id("front"), 0, i64::MAX, &why("ASB/9")).await {
+            Err(ClientError::Refused(Refusal::LogSpaceFull {
+                used_bytes,
+                allowance_bytes,
+            })) => {
+                assert!(used_bytes >= allowance_bytes);
+                break;
+            }
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "never refused"),
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let entries = wait_audit(&s.store, "the first refusal", |a| {
+        a.iter()
+            .any(|(_, r)| r.outcome.contains("the unit's log space is full"))
+    })
+    .await
+    .len();
+    for _ in 0..20 {
+        assert!(matches!(
+            c.status().await,
+            Err(ClientError::Refused(Refusal::LogSpaceFull { .. }))
+        ));
+    }
+    // No entry for the rest until the summary.
+    assert_eq!(s.store.audit_entries(0).unwrap().len(), entries);
+    // The footage's budget is what it was before the logs grew.
+    assert!(s.store.budget_bytes().unwrap().abs_diff(budget) < 64 << 10);
 }

@@ -16,6 +16,41 @@ impl Store {
         ))
     }
 
+    /// Space set aside for the logs (audit, destruction, holds, manifests) and the index: a
+    /// fiftieth of the file system, between 2 MiB and 1 GiB (at about 600 bytes an audit
+    /// entry, a 32 GB card keeps a million entries).
+    pub fn log_allowance(size: u64) -> u64 {
+        (size / 50).clamp(2 << 20, 1 << 30)
+    }
+
+    /// Bytes the logs and the index take on disk now.
+    fn log_bytes(&self) -> u64 {
+        let root = &self.inner.cfg.root;
+        let mut total = 0;
+        let mut stack = vec![root.join("logs"), root.join("index")];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                match e.metadata() {
+                    Ok(md) if md.is_dir() => stack.push(e.path()),
+                    Ok(md) => total += md.len(),
+                    Err(_) => {}
+                }
+            }
+        }
+        total
+    }
+
+    /// The bytes the logs and the index take and their allowance. Once they take it all, the
+    /// uplink refuses requests (each would add an audit entry) rather than let the logs eat
+    /// into the footage's space.
+    pub fn log_space(&self) -> Result<(u64, u64), Error> {
+        let (size, _) = self.disk()?;
+        Ok((self.log_bytes(), Self::log_allowance(size)))
+    }
+
     /// Space kept free on the file system whatever the budget says: a twentieth of it, between
     /// 2 MiB and 256 MiB (a minute of four 4 Mbit/s cameras, for retention to catch up).
     pub(super) fn headroom(size: u64) -> u64 {
@@ -25,6 +60,11 @@ impl Store {
     /// The byte budget now: fixed, or what the file system can give while keeping its reserve;
     /// either way never more than the disk really has (less a headroom), so the store deletes
     /// its oldest footage before the disk fills rather than after.
+    ///
+    /// The logs and the index have their allowance ([`Store::log_allowance`]) set aside
+    /// whether they fill it or not: as they grow within it the budget stays where it was, so
+    /// no amount of logging costs footage. (Past it they would; the uplink refuses requests
+    /// before that, see [`Store::log_space`].)
     pub fn budget_bytes(&self) -> Result<u64, Error> {
         let (size, avail) = self.disk()?;
         let total = self.inner.total_bytes.load(Ordering::SeqCst);
@@ -32,7 +72,9 @@ impl Store {
             Budget::MaxBytes(_) => Self::headroom(size),
             Budget::ReserveFree(r) => r.max(Self::headroom(size)),
         };
-        let disk = (total + avail).saturating_sub(reserve);
+        let logs = self.log_bytes();
+        let disk =
+            (total + avail + logs).saturating_sub(reserve + Self::log_allowance(size).max(logs));
         Ok(match self.inner.cfg.budget {
             Budget::MaxBytes(b) => b.min(disk),
             Budget::ReserveFree(_) => disk,

@@ -710,3 +710,48 @@ fn a_garbled_log_line_neither_stops_the_store_nor_hides_from_verify() {
         "the readable entries are all read"
     );
 }
+
+/// Logging never costs footage: the logs have their allowance set aside, so the budget stays
+/// where it was as they grow within it; once they fill it, the store says so (the uplink then
+/// refuses requests rather than log them).
+#[test]
+fn logs_growing_within_their_allowance_leave_the_footage_budget_alone() {
+    let disk = SmallDisk::mount("24m");
+    let mut fx = Fixture::new();
+    fx.cfg.root = disk.path().join("store");
+    fx.cfg.budget = Budget::MaxBytes(1 << 40);
+    let (store, _) = fx.open();
+    let (used0, allowance) = store.log_space().unwrap();
+    assert_eq!(allowance, 2 << 20, "a fiftieth of 24 MiB, at least 2 MiB");
+    let b0 = store.budget_bytes().unwrap();
+    let entry = |i: u64| AuditRecord {
+        who: "J. Smith (sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef)"
+            .into(),
+        role: "officer".into(),
+        action: "fetch".into(),
+        camera: Some("front".into()),
+        seq: Some(i),
+        case_ref: Some("ASB/2026/0042".into()),
+        reason: Some("a script fetching in a loop".into()),
+        outcome: "granted".into(),
+        bytes: Some(1_250_000),
+        ..Default::default()
+    };
+    let mut i = 0;
+    while store.log_space().unwrap().0 < used0 + (3 << 19) {
+        store.audit(&entry(i)).unwrap();
+        i += 1;
+    }
+    let b1 = store.budget_bytes().unwrap();
+    assert!(
+        b0.abs_diff(b1) < 64 << 10,
+        "{i} audit entries moved the footage budget from {b0} to {b1}"
+    );
+    // Past the allowance, the store says the log space is full.
+    while store.log_space().unwrap().0 < allowance {
+        store.audit(&entry(i)).unwrap();
+        i += 1;
+    }
+    let (used, allowance) = store.log_space().unwrap();
+    assert!(used >= allowance);
+}
