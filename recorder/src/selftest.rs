@@ -302,25 +302,6 @@ fn fs_space(p: &Path) -> Option<(u64, u64)> {
     Some((st.f_blocks * f, st.f_bavail * f))
 }
 
-/// Bytes of the files under `p`.
-fn used(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 fn gib(b: f64) -> String {
     format!("{:.1} GiB", b / (1u64 << 30) as f64)
 }
@@ -334,7 +315,7 @@ fn disk_line(cfg: &Config, bits_per_sec: f64, all_measured: bool) -> Line {
             format!("cannot read the file system of {}", s.path.display()),
         );
     };
-    let store = used(&s.path);
+    let store = rdc_storage::bytes_under(&s.path);
     let usable = match s.budget {
         Budget::MaxBytes(n) => n.min(free + store),
         Budget::ReserveFree(r) => (free + store).saturating_sub(r),

@@ -125,3 +125,23 @@ pub mod fuzzing {
 
 #[cfg(test)]
 mod tests;
+
+/// Bytes of the files under `dir` (its folders walked, links not followed); what cannot be
+/// read counts nothing.
+pub fn bytes_under(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+                _ => {}
+            }
+        }
+    }
+    total
+}

@@ -26,21 +26,7 @@ impl Store {
     /// Bytes the logs and the index take on disk now.
     fn log_bytes(&self) -> u64 {
         let root = &self.inner.cfg.root;
-        let mut total = 0;
-        let mut stack = vec![root.join("logs"), root.join("index")];
-        while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                match e.metadata() {
-                    Ok(md) if md.is_dir() => stack.push(e.path()),
-                    Ok(md) => total += md.len(),
-                    Err(_) => {}
-                }
-            }
-        }
-        total
+        crate::bytes_under(&root.join("logs")) + crate::bytes_under(&root.join("index"))
     }
 
     /// The bytes the logs and the index take and their allowance. Once they take it all, the
