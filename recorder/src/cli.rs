@@ -317,7 +317,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         None => store.cameras()?,
                     };
                     for cam in cams {
+                        // Gap records (a signed `lost` manifest: nothing was written, or what was
+                        // could not be kept) are listed too, in their place, saying so: a
+                        // number missing from the list would look like footage deleted unlogged.
+                        let lost: Vec<rdc_storage::Manifest> = store
+                            .manifests(&cam, 0, u64::MAX)?
+                            .into_iter()
+                            .filter_map(|e| {
+                                serde_json::from_value::<rdc_storage::Manifest>(e.body).ok()
+                            })
+                            .filter(|m| matches!(m.ended, rdc_storage::Ended::Lost { .. }))
+                            .collect();
+                        let mut lost = lost.into_iter().peekable();
+                        let print_lost = |m: &rdc_storage::Manifest| {
+                            let rdc_storage::Ended::Lost { cause } = &m.ended else {
+                                return;
+                            };
+                            println!(
+                                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes  [no footage, no file: {cause}]",
+                                m.seq,
+                                rfc3339(m.start_ns),
+                                rfc3339(m.end_ns),
+                                0
+                            );
+                        };
                         for e in store.list(&cam, i64::MIN, i64::MAX)? {
+                            while let Some(m) = lost.next_if(|m| m.seq < e.segment.seq) {
+                                print_lost(&m);
+                            }
                             let end = match &e.ended {
                                 rdc_storage::Ended::Cut => String::new(),
                                 rdc_storage::Ended::Stopped { cause } => {
@@ -340,6 +367,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                     "  [clock not synchronised]"
                                 }
                             );
+                        }
+                        for m in lost {
+                            print_lost(&m);
                         }
                     }
                     Ok(ExitCode::SUCCESS)
