@@ -408,8 +408,9 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
 
 /// While the unit records, with its preview segments far from full (60 previews): the newest
 /// previews are served at once, within one preview interval of asking (here 1 s; the test
-/// allows 3 s for a loaded machine's late frames), not when the segment closes a minute later. And a camera whose keyframes are 5 s apart, drawn at 2 s tiles:
-/// the tiles between its keyframes say footage was recorded, not NO FOOTAGE.
+/// allows 3 s for a loaded machine's late frames), not when the segment closes a minute later.
+/// And a camera whose keyframes are 5 s apart, drawn at 2 s tiles: the tiles between its
+/// keyframes say footage was recorded, not NO FOOTAGE.
 #[test]
 fn the_newest_previews_are_served_while_recording_and_a_tile_without_a_keyframe_is_not_a_gap() {
     let s = Scheme::new();
