@@ -16,22 +16,24 @@ impl Store {
         ))
     }
 
-    /// Space set aside for the logs (audit, destruction, holds, manifests) and the index: a
-    /// fiftieth of the file system, between 2 MiB and 1 GiB (at about 600 bytes an audit
-    /// entry, a 32 GB card keeps a million entries).
+    /// Space set aside for the audit log, which grows with what people ask of the unit: a
+    /// fiftieth of the file system, between 2 MiB and 1 GiB (at about 600 bytes an entry, a
+    /// 32 GB card keeps a million). The other logs (manifests, destruction, holds) and the
+    /// index grow with the footage itself, about 1 KB a segment, and are counted in its
+    /// budget as they always were.
     pub fn log_allowance(size: u64) -> u64 {
         (size / 50).clamp(2 << 20, 1 << 30)
     }
 
-    /// Bytes the logs and the index take on disk now.
+    /// Bytes the audit log takes on disk now.
     fn log_bytes(&self) -> u64 {
-        let root = &self.inner.cfg.root;
-        crate::bytes_under(&root.join("logs")) + crate::bytes_under(&root.join("index"))
+        let p = lock(&self.inner.logs).audit.path().to_owned();
+        std::fs::metadata(p).map_or(0, |m| m.len())
     }
 
-    /// The bytes the logs and the index take and their allowance. Once they take it all, the
-    /// uplink refuses requests (each would add an audit entry) rather than let the logs eat
-    /// into the footage's space.
+    /// The bytes the audit log takes and its allowance. Once it takes it all, the uplink
+    /// refuses requests (each would add an entry) rather than let the log eat into the
+    /// footage's space.
     pub fn log_space(&self) -> Result<(u64, u64), Error> {
         let (size, _) = self.disk()?;
         Ok((self.log_bytes(), Self::log_allowance(size)))
@@ -47,10 +49,10 @@ impl Store {
     /// either way never more than the disk really has (less a headroom), so the store deletes
     /// its oldest footage before the disk fills rather than after.
     ///
-    /// The logs and the index have their allowance ([`Store::log_allowance`]) set aside
-    /// whether they fill it or not: as they grow within it the budget stays where it was, so
-    /// no amount of logging costs footage. (Past it they would; the uplink refuses requests
-    /// before that, see [`Store::log_space`].)
+    /// The audit log has its allowance ([`Store::log_allowance`]) set aside whether it fills it
+    /// or not: as it grows within it the budget stays where it was, so no amount of people's
+    /// requests costs footage. (Past it, it would; the uplink refuses requests before that,
+    /// see [`Store::log_space`].)
     pub fn budget_bytes(&self) -> Result<u64, Error> {
         let (size, avail) = self.disk()?;
         let total = self.inner.total_bytes.load(Ordering::SeqCst);

@@ -711,9 +711,9 @@ fn a_garbled_log_line_neither_stops_the_store_nor_hides_from_verify() {
     );
 }
 
-/// Logging never costs footage: the logs have their allowance set aside, so the budget stays
-/// where it was as they grow within it; once they fill it, the store says so (the uplink then
-/// refuses requests rather than log them).
+/// Logging people's requests never costs footage: the audit log has its allowance set aside,
+/// so the budget stays where it was as it grows within it; once it fills it, the store says so
+/// (the uplink then refuses requests rather than log them).
 #[test]
 fn logs_growing_within_their_allowance_leave_the_footage_budget_alone() {
     let disk = SmallDisk::mount("24m");
