@@ -366,18 +366,7 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
     let eng_rdc = |args: &[&str]| s.rdc_as("eng", args[0], &args[1..]);
     let front = Camera::start(&[]);
     let rear = Camera::start(&["--codec", "h265"]);
-    let mut unit = s.unit(&[
-        Cam {
-            id: "front",
-            url: front.url(),
-            extra: String::new(),
-        },
-        Cam {
-            id: "rear",
-            url: rear.url(),
-            extra: String::new(),
-        },
-    ]);
+    let mut unit = s.unit(&Cam::front_and_rear(front.url(), rear.url()));
     unit.start();
     unit.wait_connected(2);
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -98,6 +98,24 @@ pub(crate) struct Cam<'a> {
     pub(crate) extra: String,
 }
 
+impl Cam<'_> {
+    /// Two cameras, "front" and "rear", at these URLs, with nothing more in their entries.
+    pub(crate) fn front_and_rear(front: String, rear: String) -> [Cam<'static>; 2] {
+        [
+            Cam {
+                id: "front",
+                url: front,
+                extra: String::new(),
+            },
+            Cam {
+                id: "rear",
+                url: rear,
+                extra: String::new(),
+            },
+        ]
+    }
+}
+
 impl Unit {
     pub(crate) fn new(cams: &[Cam<'_>]) -> Unit {
         Self::with(cams, None, "")

@@ -292,18 +292,7 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
     let s = Scheme::new();
     let mut cam = Camera::start(&["--gop", "12"]);
     let rear = Camera::start(&["--codec", "h265", "--gop", "12"]);
-    let mut unit = s.unit(&[
-        Cam {
-            id: "front",
-            url: cam.url(),
-            extra: String::new(),
-        },
-        Cam {
-            id: "rear",
-            url: rear.url(),
-            extra: String::new(),
-        },
-    ]);
+    let mut unit = s.unit(&Cam::front_and_rear(cam.url(), rear.url()));
     unit.set_storage("preview_interval = \"1s\"");
     unit.start();
     unit.wait_connected(2);
@@ -416,18 +405,7 @@ fn the_newest_previews_are_served_while_recording_and_a_tile_without_a_keyframe_
     let s = Scheme::new();
     let front = Camera::start(&["--gop", "12"]);
     let rear = Camera::start(&["--gop", "125"]);
-    let mut unit = s.unit(&[
-        Cam {
-            id: "front",
-            url: front.url(),
-            extra: String::new(),
-        },
-        Cam {
-            id: "rear",
-            url: rear.url(),
-            extra: String::new(),
-        },
-    ]);
+    let mut unit = s.unit(&Cam::front_and_rear(front.url(), rear.url()));
     unit.set_storage("preview_interval = \"1s\"");
     unit.start();
     unit.wait_connected(2);

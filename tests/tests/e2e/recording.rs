@@ -137,18 +137,7 @@ fn three_cameras_for_a_minute() {
 fn camera_killed_and_restarted_gap_recorded_recording_resumes() {
     let mut cam = Camera::start(&[]);
     let other = Camera::start(&[]);
-    let mut unit = Unit::new(&[
-        Cam {
-            id: "front",
-            url: cam.url(),
-            extra: String::new(),
-        },
-        Cam {
-            id: "rear",
-            url: other.url(),
-            extra: String::new(),
-        },
-    ]);
+    let mut unit = Unit::new(&Cam::front_and_rear(cam.url(), other.url()));
     unit.start();
     unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(5));
@@ -486,18 +475,7 @@ fn cameras_sending_garbage_do_not_disturb_the_others() {
 fn a_second_viewer_and_timestamps_that_jump_back_keep_frame_times_increasing() {
     let viewed = Camera::start(&[]);
     let jumping = Camera::start(&["--jump-back-every", "8"]);
-    let mut unit = Unit::new(&[
-        Cam {
-            id: "front",
-            url: viewed.url(),
-            extra: String::new(),
-        },
-        Cam {
-            id: "rear",
-            url: jumping.url(),
-            extra: String::new(),
-        },
-    ]);
+    let mut unit = Unit::new(&Cam::front_and_rear(viewed.url(), jumping.url()));
     unit.start();
     unit.wait_connected(2);
     std::thread::sleep(Duration::from_secs(8));
