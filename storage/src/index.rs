@@ -183,6 +183,14 @@ impl Index {
         })
     }
 
+    /// Drops `camera`'s entry `seq` from the sequence tree only, leaving its time entry: the
+    /// index as a failing disk or an interrupted write could leave it, for tests of what
+    /// readers do then.
+    #[cfg(test)]
+    pub(crate) fn corrupt_for_test(&self, camera: &str, seq: u64) {
+        self.seq.remove(seq_key(camera, seq)).expect("sled remove");
+    }
+
     /// A camera's entries in sequence order (which is also their file names' order).
     pub(crate) fn by_seq<'a>(&'a self, camera: &str) -> impl Iterator<Item = R<SegmentEntry>> + 'a {
         let mut prefix = camera.as_bytes().to_vec();

@@ -1045,3 +1045,32 @@ fn verify_names_a_segment_whose_frame_times_went_back() {
         "{problems:?}"
     );
 }
+
+/// Retention that cannot read the index to the end says so, with what it did (item 8 of issue
+/// 24: it used to log the error and report success): the oldest segment, read before the
+/// damage, is deleted and logged; the run then fails naming the index, so the daemon logs it.
+#[test]
+fn retention_that_cannot_read_the_index_fails_and_says_what_it_did() {
+    let mut fx = Fixture::new();
+    {
+        let (store, _) = fx.open();
+        let mut w = store.writer("front").unwrap();
+        push_frames(&mut w, &fx.clocks, 25 * 45, 25);
+        w.close("test ends").unwrap();
+    }
+    // A budget of about two segments: retention must delete the older ones.
+    let (store, _) = fx.open();
+    let per = store.status().unwrap().total_bytes / 5;
+    drop(store);
+    fx.cfg.budget = Budget::MaxBytes(per * 2);
+    let (store, _) = fx.open();
+    store.corrupt_index_for_test("front", 1);
+    let err = store.enforce_retention().unwrap_err().to_string();
+    assert!(
+        err.contains("retention read it only in part") && err.contains("1 segment(s)"),
+        "{err}"
+    );
+    let gone = store.destructions().unwrap();
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].1.segment.seq, 0);
+}

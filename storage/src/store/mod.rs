@@ -227,6 +227,14 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+impl Store {
+    /// Damages the index entry of `camera`'s segment `seq` (see `Index::corrupt_for_test`).
+    #[cfg(test)]
+    pub(crate) fn corrupt_index_for_test(&self, camera: &str, seq: u64) {
+        self.inner.index.corrupt_for_test(camera, seq);
+    }
+}
+
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
