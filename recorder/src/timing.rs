@@ -42,9 +42,9 @@ pub(crate) struct TimeMap {
     last_mono: u64,
     /// The last frame's timestamp (what `last_mono` was mapped from).
     last_ts: Option<u64>,
-    /// The last frame's wall time and the unit clock's wall-minus-monotonic offset then.
-    last_wall: Option<(i64, i64)>,
-    last_wall_mono: u64,
+    /// The last frame's wall time, the unit clock's wall-minus-monotonic offset then, and the
+    /// frame's monotonic time.
+    last_wall: Option<(i64, i64, u64)>,
     /// Arrival of the first frame of a run of frames arriving over 2 s late.
     late_since: Option<u64>,
     /// Where the last frame's wall time came from (to log changes).
@@ -63,7 +63,6 @@ impl Default for TimeMap {
             last_mono: 0,
             last_ts: None,
             last_wall: None,
-            last_wall_mono: 0,
             late_since: None,
             source: TimeSource::UnitArrival,
             lag0: None,
@@ -85,11 +84,7 @@ impl TimeMap {
             (Some(ts), Some(l)) if ts > l => (ts - l).clamp(MIN_STEP_NS, MAX_FLOOR_STEP_NS),
             _ => MIN_STEP_NS,
         };
-        let floor = if self.last_ts.is_some() || self.last_mono > 0 {
-            self.last_mono + step
-        } else {
-            0
-        };
+        let floor = self.last_mono + step;
         let mono = match (ts_ns, self.anchor) {
             (Some(ts), Some((t0, m0))) if ts >= t0 => {
                 let m = m0 + (ts - t0);
@@ -140,13 +135,14 @@ impl TimeMap {
     /// moved over a second) is taken as it is: the segment writer signs it as a wall step.
     pub(crate) fn wall_for(&mut self, wall: i64, mono: u64, unit_offset: i64) -> i64 {
         let w = match self.last_wall {
-            Some((last, off)) if wall <= last && (unit_offset - off).abs() <= CLOCK_STEP_NS => {
-                last + (mono.saturating_sub(self.last_wall_mono)).max(1) as i64
+            Some((last, off, last_mono))
+                if wall <= last && (unit_offset - off).abs() <= CLOCK_STEP_NS =>
+            {
+                last + mono.saturating_sub(last_mono).max(1) as i64
             }
             _ => wall,
         };
-        self.last_wall = Some((w, unit_offset));
-        self.last_wall_mono = mono;
+        self.last_wall = Some((w, unit_offset, mono));
         w
     }
 }

@@ -149,11 +149,11 @@ pub trait UnitHooks: Send + Sync {
     /// Asks for `camera`'s open preview segment to be cut at its next preview, so the previews
     /// it holds can be served; how long that may take (the preview interval), or None when the
     /// camera is not recording previews now.
-    fn cut_previews(&self, camera: &str) -> Option<std::time::Duration>;
+    fn cut_previews(&self, camera: &str) -> Option<Duration>;
 }
 
 /// The longest a preview request waits for the open preview segment to be cut.
-const PREVIEW_CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+const PREVIEW_CUT_WAIT: Duration = Duration::from_secs(15);
 
 /// Before a preview request is answered: when it reaches past the newest closed preview
 /// segment and the camera is recording previews, has the open segment cut at the next
@@ -194,12 +194,12 @@ async fn wait_for_previews(req: &Request, store: &Store, extra: &Extra) {
     };
     // The cut comes with the next preview: within the interval, or a keyframe later for a
     // camera whose keyframes are further apart (a few seconds).
-    let limit = (interval + std::time::Duration::from_secs(1))
-        .max(std::time::Duration::from_secs(6))
+    let limit = (interval + Duration::from_secs(1))
+        .max(Duration::from_secs(6))
         .min(PREVIEW_CUT_WAIT);
     let t = tokio::time::Instant::now();
     while t.elapsed() < limit {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         if newest() != before {
             return;
         }

@@ -58,23 +58,30 @@ fn assert_line(checks: &[serde_json::Value], name: &str, pass: bool, says: &str)
     );
 }
 
+/// `rdc-recorder init --id ID [extra] --dir DIR`, as on the unit.
+fn init(id: &str, dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
+        .args(["init", "--id", id])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
     let s = Scheme::new();
     // On the unit: its keys and a request; on the scheme's machine: the certificate.
     let state = s.keys.path().join("state");
-    let init = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "e2e", "--dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let made = init("e2e", &state, &[]);
     assert!(
-        init.status.success(),
+        made.status.success(),
         "{}",
-        String::from_utf8_lossy(&init.stderr)
+        String::from_utf8_lossy(&made.stderr)
     );
     assert!(
-        String::from_utf8_lossy(&init.stdout).starts_with("-----BEGIN CERTIFICATE REQUEST-----")
+        String::from_utf8_lossy(&made.stdout).starts_with("-----BEGIN CERTIFICATE REQUEST-----")
     );
     for f in ["unit-signing-key.p8", "uplink.key"] {
         let mode = std::fs::metadata(state.join(f))
@@ -100,11 +107,7 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
         String::from_utf8_lossy(&signed.stderr)
     );
     // Run again: the keys are kept, a new request made for the same key.
-    let again = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "e2e", "--dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let again = init("e2e", &state, &[]);
     assert!(again.status.success());
     assert_eq!(std::fs::read(state.join("uplink.key")).unwrap(), key_before);
     // Another id on this unit's keys: refused, nothing changed; with --rename, taken and
@@ -117,11 +120,7 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
     // A folder made before init wrote unit-id: the request names the unit.
     std::fs::remove_file(copy.join("unit-id")).unwrap();
     let csr_before = std::fs::read(copy.join("uplink.csr")).unwrap();
-    let other = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "unit-0002", "--dir"])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let other = init("unit-0002", &copy, &[]);
     let err = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success(), "{err}");
     assert!(
@@ -133,11 +132,7 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
         "a request was printed for unit-0002"
     );
     assert_eq!(std::fs::read(copy.join("uplink.csr")).unwrap(), csr_before);
-    let renamed = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "unit-0002", "--rename", "--dir"])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let renamed = init("unit-0002", &copy, &["--rename"]);
     assert!(
         renamed.status.success(),
         "{}",
@@ -150,11 +145,7 @@ fn a_unit_made_with_init_and_sign_unit_serves_and_selftest_says_what_holds() {
     let log = std::fs::read_to_string(copy.join("renames.log")).unwrap();
     assert!(log.contains("renamed unit e2e to unit-0002"), "{log}");
     // Renamed, the folder now refuses e2e unless renamed back.
-    let back = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "e2e", "--dir"])
-        .arg(&copy)
-        .output()
-        .unwrap();
+    let back = init("e2e", &copy, &[]);
     assert!(!back.status.success());
     // The unit's [uplink] uses the key init made (Scheme::unit reads unit/e2e.key).
     std::fs::copy(state.join("uplink.key"), s.keys.path().join("unit/e2e.key")).unwrap();
@@ -297,15 +288,9 @@ fn selftest_names_an_unreachable_camera_wrong_credentials_an_expiring_certificat
     );
     // init refuses it too, and makes nothing.
     let state = s.keys.path().join("state");
-    let init = Command::new(env!("CARGO_BIN_EXE_rdc-recorder-under-test"))
-        .args(["init", "--id", "e2e", "--dir"])
-        .arg(&state)
-        .arg("--config")
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(!init.status.success());
-    let err = String::from_utf8_lossy(&init.stderr);
+    let refused = init("e2e", &state, &["--config", &p.display().to_string()]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
         err.contains("sample key") && err.contains("nothing was created"),
         "{err}"
