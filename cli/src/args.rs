@@ -13,7 +13,7 @@ pub(crate) struct Cli {
     pub(crate) cmd: Cmd,
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Target {
     /// The unit, as named in the units file.
     #[arg(long, short)]

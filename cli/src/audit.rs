@@ -65,13 +65,38 @@ pub(crate) fn anchors_path() -> PathBuf {
         .join("rdc/audit-anchors.json")
 }
 
-/// `rdc audit`: fetches the unit's audit log from the last anchor (or `from_seq`, whichever is
+/// `rdc audit`: prints what [`read_audit`] returns. It fetches the unit's audit log from the last anchor (or `from_seq`, whichever is
 /// older), checks it, prints the entries from `from_seq`, and moves the anchor to the newest.
 pub(crate) async fn audit(
     target: &Target,
     from_seq: u64,
     accept_new_key: bool,
 ) -> anyhow::Result<()> {
+    let r = read_audit(target, from_seq, accept_new_key).await?;
+    for e in &r.entries {
+        outln!("{}", serde_json::to_string(e)?);
+    }
+    eprintln!("{}", r.summary);
+    Ok(())
+}
+
+/// The unit's audit log, checked and anchored as `rdc audit` does.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRead {
+    /// The entries from the sequence number asked for.
+    pub entries: Vec<Entry>,
+    /// What was checked, in a sentence.
+    pub summary: String,
+}
+
+/// Fetches the unit's audit log from the last anchor (or `from_seq`, whichever is older),
+/// checks every signature, the chain and the anchor, moves the anchor to the newest entry, and
+/// returns the entries from `from_seq`.
+pub async fn read_audit(
+    target: &Target,
+    from_seq: u64,
+    accept_new_key: bool,
+) -> anyhow::Result<AuditRead> {
     let path = anchors_path();
     let mut anchors: std::collections::BTreeMap<String, Anchor> = match std::fs::read(&path) {
         Ok(b) => serde_json::from_slice(&b)
@@ -125,9 +150,6 @@ pub(crate) async fn audit(
             ),
         }
     }
-    for e in entries.iter().filter(|e| e.seq >= from_seq) {
-        outln!("{}", serde_json::to_string(e)?);
-    }
     if let Some(last) = entries.last() {
         anchors.insert(
             target.unit.clone(),
@@ -148,7 +170,7 @@ pub(crate) async fn audit(
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &path)?;
     }
-    eprintln!(
+    let summary = format!(
         "{} audit entries checked: each signed by the unit, the chain unbroken{}",
         entries.len(),
         match &anchor {
@@ -158,5 +180,8 @@ pub(crate) async fn audit(
                     .into(),
         }
     );
-    Ok(())
+    Ok(AuditRead {
+        entries: entries.into_iter().filter(|e| e.seq >= from_seq).collect(),
+        summary,
+    })
 }

@@ -27,8 +27,8 @@ pub(crate) const CA_FILE: &str = "scheme-ca.crt";
 pub(crate) const README: &str = "README.txt";
 
 /// What to export and why.
-#[derive(clap::Args, Debug)]
-pub(crate) struct ExportArgs {
+#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportArgs {
     /// The camera's id.
     #[arg(long)]
     pub(crate) camera: Id,
@@ -52,7 +52,45 @@ pub(crate) struct ExportArgs {
     pub(crate) out: PathBuf,
 }
 
+/// `rdc export`: the bundle, a progress bar, and what was made.
 pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()> {
+    let x = export_bundle(target, a, &Events::terminal()).await?;
+    eprintln!(
+        "exported {} segments of {} ({} to {}) into {}: {} gap(s); the unit recorded the export (audit entry {}). Check it with: rdc verify {} --ca {}",
+        x.segments,
+        a.camera,
+        x.from,
+        x.to,
+        x.dir.display(),
+        x.gaps,
+        x.receipt_seq,
+        x.dir.display(),
+        x.ca.display()
+    );
+    Ok(())
+}
+
+/// What [`export_bundle`] made.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Exported {
+    pub dir: PathBuf,
+    pub segments: usize,
+    pub from: String,
+    pub to: String,
+    pub gaps: usize,
+    /// The unit's audit entry recording the export.
+    pub receipt_seq: u64,
+    /// The scheme CA the officer's units file names (to check the bundle against).
+    pub ca: PathBuf,
+}
+
+/// Makes the evidence bundle `a` asks for, reporting progress to `events`; resumes an
+/// unfinished one in the same folder.
+pub async fn export_bundle(
+    target: &Target,
+    a: &ExportArgs,
+    events: &Events,
+) -> anyhow::Result<Exported> {
     let (from_ns, to_ns) = (parse_time(&a.from)?, parse_time(&a.to)?);
     if from_ns >= to_ns {
         bail!("--from must be before --to");
@@ -107,6 +145,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         &just,
         Some(&identities),
         lead,
+        events,
     )
     .await?;
     let run: Vec<Manifest> = log
@@ -140,7 +179,9 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         .map_err(|e| CheckFailed(format!("the unit's export receipt: {e}")))?;
     client.close();
 
-    eprintln!("building the working copy (MP4) ...");
+    events.emit(&Event::Step {
+        what: "building the working copy (MP4)".into(),
+    });
     let pieces: Vec<mp4::Piece> = fetched
         .iter()
         .enumerate()
@@ -232,18 +273,15 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         .map(|f| format!("{}  {}\n", f.sha256, f.path))
         .collect();
     std::fs::write(a.out.join(SUMS), text)?;
-    eprintln!(
-        "exported {} segments of {camera} ({} to {}) into {}: {} gap(s); the unit recorded the export (audit entry {}). Check it with: rdc verify {} --ca {}",
-        bundle.segments.len(),
-        bundle.requested.from,
-        bundle.requested.to,
-        a.out.display(),
-        bundle.gaps.len(),
-        bundle.receipt.seq,
-        a.out.display(),
-        entry.ca.display()
-    );
-    Ok(())
+    Ok(Exported {
+        dir: a.out.clone(),
+        segments: bundle.segments.len(),
+        from: bundle.requested.from.clone(),
+        to: bundle.requested.to.clone(),
+        gaps: bundle.gaps.len(),
+        receipt_seq: bundle.receipt.seq,
+        ca: entry.ca.clone(),
+    })
 }
 
 /// The refusal of a range with no footage, saying what the unit has near it.

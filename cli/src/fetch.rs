@@ -30,7 +30,8 @@ pub(crate) async fn fetch(
     footage: &Footage,
     identity: Option<&Path>,
     out: &Path,
-) -> anyhow::Result<()> {
+    events: &Events,
+) -> anyhow::Result<Fetch> {
     let camera = &footage.camera;
     let identities = identity.map(crate::export::read_identities).transpose()?;
     let just = footage.why.justification()?;
@@ -42,11 +43,15 @@ pub(crate) async fn fetch(
         status_and_list(&client, camera.into(), range, &just, &dir).await?;
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
     if entries.is_empty() {
-        eprintln!("no footage from {camera} in that range");
-        return Ok(());
+        return Ok(Fetch {
+            dir,
+            segments: 0,
+            bytes: 0,
+            decrypted: false,
+        });
     }
     let seqs = seq_span(&entries);
-    fetch_segments(
+    let (_, fetched) = fetch_segments(
         &mut client,
         target,
         (camera, Track::Footage),
@@ -57,20 +62,26 @@ pub(crate) async fn fetch(
         &just,
         identities.as_deref(),
         lead,
+        events,
     )
     .await?;
-    eprintln!(
-        "{} segments from {camera} in {}: verified against the unit's signed manifests{}",
-        entries.len(),
-        dir.display(),
-        if identities.is_some() {
-            ", decrypted"
-        } else {
-            ""
-        }
-    );
     client.close();
-    Ok(())
+    Ok(Fetch {
+        dir,
+        segments: fetched.len(),
+        bytes: entries.iter().map(|e| e.segment.bytes).sum(),
+        decrypted: identities.is_some(),
+    })
+}
+
+/// What [`fetch`] brought: `segments` files of `bytes` (ciphertext) in `dir`, each checked
+/// against the unit's signed manifest, and decrypted beside it if `decrypted`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Fetch {
+    pub dir: PathBuf,
+    pub segments: usize,
+    pub bytes: u64,
+    pub decrypted: bool,
 }
 
 /// The range's first segment, asked for with the list: its bytes, still to be read.
@@ -145,6 +156,7 @@ pub(crate) async fn fetch_segments(
     just: &Justification,
     identities: Option<&[Box<dyn age::Identity>]>,
     lead: Option<Lead>,
+    events: &Events,
 ) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
     std::fs::create_dir_all(dir)?;
     let of = TrackRef { camera, track };
@@ -152,7 +164,7 @@ pub(crate) async fn fetch_segments(
     let progress = Arc::new(Mutex::new(Progress::new(
         camera.as_str(),
         total,
-        std::io::stderr().is_terminal(),
+        events.clone(),
     )));
     let bar = || progress.lock().unwrap_or_else(|e| e.into_inner());
     for e in entries {
@@ -220,15 +232,16 @@ pub(crate) async fn fetch_segments(
                         let now = std::fs::metadata(&part).map(|md| md.len()).unwrap_or(0);
                         // What was buffered but not written is fetched again.
                         bar().set(e.segment.seq, now);
-                        eprintln!(
-                            "\nlink dropped at {now} of {} bytes ({err}); resuming",
-                            m.ciphertext_len
-                        );
                         let wait = retry_delay(attempts);
-                        eprintln!(
-                            "retrying in {} s (attempt {attempts} of 30)",
-                            wait.as_secs()
-                        );
+                        events.emit(&Event::LinkDropped {
+                            seq: m.seq,
+                            at: now,
+                            of: m.ciphertext_len,
+                            error: err.to_string(),
+                            attempt: attempts,
+                            attempts: 30,
+                            retry_in_s: wait.as_secs(),
+                        });
                         tokio::time::sleep(wait).await;
                         if let Ok(c) = connect(target).await {
                             *client = c;

@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +26,9 @@ use rdc_uplink::pki::{self, Kind, Pem};
 use rdc_uplink::protocol::{Justification, Purpose, Request, Track, TrackRef};
 use rdc_uplink::tls::{self, Identity};
 
+pub mod events;
 pub mod progress;
+use events::{Event, Events};
 use progress::{Counting, Progress};
 
 /// A check on what the unit sent failed: the footage or log is not what the unit signed.
@@ -204,7 +206,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             footage,
             identity,
             out,
-        } => fetch(&target, &footage, identity.as_deref(), &out).await,
+        } => {
+            let f = fetch(
+                &target,
+                &footage,
+                identity.as_deref(),
+                &out,
+                &Events::terminal(),
+            )
+            .await?;
+            if f.segments == 0 {
+                eprintln!("no footage from {} in that range", footage.camera);
+            } else {
+                eprintln!(
+                    "{} segments from {} in {}: verified against the unit's signed manifests{}",
+                    f.segments,
+                    footage.camera,
+                    f.dir.display(),
+                    if f.decrypted { ", decrypted" } else { "" }
+                );
+            }
+            Ok(())
+        }
         Cmd::Export { target, export } => export::export(&target, &export).await,
         Cmd::Preview { target, preview } => preview::preview(&target, &preview).await,
         Cmd::Commission {

@@ -80,10 +80,11 @@ pub(crate) struct Tile {
 }
 
 /// A keyframe of the preview track and its signed wall-clock time.
-struct Picture {
-    at_ns: i64,
-    codec: Codec,
-    data: Vec<u8>,
+#[derive(Debug)]
+pub(crate) struct Picture {
+    pub(crate) at_ns: i64,
+    pub(crate) codec: Codec,
+    pub(crate) data: Vec<u8>,
 }
 
 pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<()> {
@@ -101,72 +102,23 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
     let identities = crate::export::read_identities(&a.identity)?;
     let just = a.footage.why.justification()?;
     let camera = &a.footage.camera;
-    let mut client = connect(target).await?;
-    let of = TrackRef::previews(camera);
-    let work = work_dir(&a.out);
-    let (status, entries, lead) = status_and_list(
-        &client,
-        of,
-        (from_ns, to_ns),
-        &just,
-        &work.join(camera.as_str()),
-    )
-    .await?;
-    let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
-    if entries.is_empty() {
-        bail!(none_there(&status, camera, (from_ns, to_ns)));
-    }
-    let (lo, hi) = seq_span(&entries);
-    let (log, fetched) = fetch_segments(
-        &mut client,
+    let Previews {
+        status,
+        gaps,
+        pictures,
+        segments,
+        bytes,
+    } = previews(
         target,
-        (camera, Track::Preview),
-        &entries,
-        (lo.saturating_sub(1), hi + 1),
-        &unit_keys,
-        &work.join(camera.as_str()),
+        camera,
+        (from_ns, to_ns),
+        &identities,
         &just,
-        Some(&identities),
-        lead,
+        &work_dir(&a.out),
+        &Events::terminal(),
     )
     .await?;
-    client.close();
-    let run: Vec<Manifest> = log
-        .iter()
-        .map(|e| serde_json::from_value(e.body.clone()))
-        .collect::<Result<_, _>>()
-        .context("a preview manifest is not readable")?;
-    let present: std::collections::HashSet<u64> = entries.iter().map(|e| e.segment.seq).collect();
-    let gaps = rdc_format::export::gaps((from_ns, to_ns), &run, &|s| present.contains(&s));
-    let mut pictures = Vec::new();
-    for f in &fetched {
-        let Some(ts_path) = &f.ts else { continue };
-        let bytes = std::fs::read(ts_path)?;
-        let video = ts::read_video(&bytes).map_err(|e| {
-            CheckFailed(format!(
-                "preview segment {} decrypts but is not a video stream: {e}",
-                f.manifest.seq
-            ))
-        })?;
-        let Some(first) = video.units.first().map(|u| u.dts) else {
-            continue;
-        };
-        for u in video.units {
-            // Placed as the footage is: the segment's signed start plus 90 kHz decode times.
-            let at_ns = f.manifest.start_ns
-                + (ts::ticks_since(u.dts, first) as i128 * 1_000_000_000 / 90_000) as i64;
-            if (from_ns..to_ns).contains(&at_ns) {
-                pictures.push(Picture {
-                    at_ns,
-                    codec: video.codec,
-                    data: u.data,
-                });
-            }
-        }
-    }
-    pictures.sort_by_key(|p| p.at_ns);
-    let bytes = entries.iter().map(|e| e.segment.bytes).sum();
-    let segments = entries.len();
+
     let (out, columns, cam) = (a.out.clone(), a.columns, camera.to_string());
     let title = format!(
         "UNIT {}  CAMERA {}  {} TO {}  EVERY {}  CASE {}",
@@ -230,6 +182,98 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// A camera's previews in a range, fetched (resuming from `work`), checked and decrypted.
+#[derive(Debug)]
+pub(crate) struct Previews {
+    pub(crate) status: rdc_uplink::protocol::StatusAnswer,
+    pub(crate) gaps: Vec<Gap>,
+    /// In time order.
+    pub(crate) pictures: Vec<Picture>,
+    /// Preview segments fetched, and their bytes (ciphertext, as on the link).
+    pub(crate) segments: usize,
+    pub(crate) bytes: u64,
+}
+
+/// Fetches the preview segments of `camera` overlapping `range` into `work/<camera>`
+/// (resuming, checked against the unit's signed manifests), decrypts them and returns their
+/// keyframes in the range, with the range's gaps and their causes.
+pub(crate) async fn previews(
+    target: &Target,
+    camera: &Id,
+    (from_ns, to_ns): (i64, i64),
+    identities: &[Box<dyn age::Identity>],
+    just: &Justification,
+    work: &Path,
+    events: &Events,
+) -> anyhow::Result<Previews> {
+    let mut client = connect(target).await?;
+    let of = TrackRef::previews(camera);
+    let dir = work.join(camera.as_str());
+    let (status, entries, lead) =
+        status_and_list(&client, of, (from_ns, to_ns), just, &dir).await?;
+    let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;
+    if entries.is_empty() {
+        bail!(none_there(&status, camera, (from_ns, to_ns)));
+    }
+    let (lo, hi) = seq_span(&entries);
+    let (log, fetched) = fetch_segments(
+        &mut client,
+        target,
+        (camera, Track::Preview),
+        &entries,
+        (lo.saturating_sub(1), hi + 1),
+        &unit_keys,
+        &dir,
+        just,
+        Some(identities),
+        lead,
+        events,
+    )
+    .await?;
+    client.close();
+    let run: Vec<Manifest> = log
+        .iter()
+        .map(|e| serde_json::from_value(e.body.clone()))
+        .collect::<Result<_, _>>()
+        .context("a preview manifest is not readable")?;
+    let present: std::collections::HashSet<u64> = entries.iter().map(|e| e.segment.seq).collect();
+    let gaps = rdc_format::export::gaps((from_ns, to_ns), &run, &|s| present.contains(&s));
+    let mut pictures = Vec::new();
+    for f in &fetched {
+        let Some(ts_path) = &f.ts else { continue };
+        let bytes = std::fs::read(ts_path)?;
+        let video = ts::read_video(&bytes).map_err(|e| {
+            CheckFailed(format!(
+                "preview segment {} decrypts but is not a video stream: {e}",
+                f.manifest.seq
+            ))
+        })?;
+        let Some(first) = video.units.first().map(|u| u.dts) else {
+            continue;
+        };
+        for u in video.units {
+            // Placed as the footage is: the segment's signed start plus 90 kHz decode times.
+            let at_ns = f.manifest.start_ns
+                + (ts::ticks_since(u.dts, first) as i128 * 1_000_000_000 / 90_000) as i64;
+            if (from_ns..to_ns).contains(&at_ns) {
+                pictures.push(Picture {
+                    at_ns,
+                    codec: video.codec,
+                    data: u.data,
+                });
+            }
+        }
+    }
+    pictures.sort_by_key(|p| p.at_ns);
+    Ok(Previews {
+        status,
+        gaps,
+        pictures,
+        segments: entries.len(),
+        bytes: entries.iter().map(|e| e.segment.bytes).sum(),
+    })
 }
 
 /// The tile spacing: as asked (at least a second, at most MAX_TILES tiles), or 10 s widened

@@ -1,5 +1,5 @@
-//! The progress bar `rdc fetch` draws on a terminal while footage crosses the link, and the
-//! plain lines it writes instead when its output goes to a file.
+//! A fetch's progress, counted as bytes are written, and the bar `rdc` draws from it on a
+//! terminal.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 
-/// A fetch's progress: bytes done of the total, and the rate of this run.
+use crate::events::{Event, Events};
+
+/// A fetch's progress: bytes done of the total, and the rate of this run, sent as
+/// [`Event::Progress`] (at most four times a second) to whoever follows it.
 #[derive(Debug)]
 pub struct Progress {
     label: String,
@@ -19,12 +22,12 @@ pub struct Progress {
     /// Bytes already on disk when this run started (resumed), left out of the rate.
     resumed: u64,
     start: Instant,
-    last_draw: Option<Instant>,
-    tty: bool,
+    last_sent: Option<Instant>,
+    events: Events,
 }
 
 impl Progress {
-    pub fn new(label: &str, total: u64, tty: bool) -> Progress {
+    pub fn new(label: &str, total: u64, events: Events) -> Progress {
         Progress {
             label: label.into(),
             total,
@@ -32,8 +35,8 @@ impl Progress {
             segments: Default::default(),
             resumed: 0,
             start: Instant::now(),
-            last_draw: None,
-            tty,
+            last_sent: None,
+            events,
         }
     }
 
@@ -54,52 +57,46 @@ impl Progress {
         *self.segments.entry(seq).or_default() += n;
         self.done += n;
         let now = Instant::now();
-        if self.tty
-            && self
-                .last_draw
-                .is_none_or(|t| now - t >= Duration::from_millis(250))
+        if self
+            .last_sent
+            .is_none_or(|t| now - t >= Duration::from_millis(250))
         {
-            self.last_draw = Some(now);
-            eprint!("\r{}", self.line(80));
+            self.last_sent = Some(now);
+            self.send();
         }
     }
 
     /// A segment is complete (and verified).
     pub fn segment_done(&mut self, seq: u64) {
-        if self.tty {
-            eprint!("\r{}", self.line(80));
-        } else {
-            eprintln!(
-                "{}: segment {seq} verified, {} of {} ({:.0} %)",
-                self.label,
-                mb(self.done),
-                mb(self.total),
-                self.done as f64 * 100.0 / self.total.max(1) as f64
-            );
-        }
+        self.events.emit(&Event::SegmentVerified {
+            label: self.label.clone(),
+            seq,
+        });
+        self.send();
     }
 
-    /// Ends the bar's line.
+    /// Every segment is on hand.
     pub fn finish(&self) {
-        if self.tty {
-            eprintln!("\r{}", self.line(80));
-        }
+        self.send();
+        self.events.emit(&Event::Finished {
+            label: self.label.clone(),
+        });
     }
 
-    fn line(&self, width: usize) -> String {
-        render(
-            &self.label,
-            self.done,
-            self.total,
-            self.done.saturating_sub(self.resumed),
-            self.start.elapsed(),
-            width,
-        )
+    /// The operation's events, to report beside the progress.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
-}
 
-fn mb(b: u64) -> String {
-    format!("{:.1} MB", b as f64 / 1e6)
+    fn send(&self) {
+        self.events.emit(&Event::Progress {
+            label: self.label.clone(),
+            done: self.done.min(self.total),
+            total: self.total,
+            this_run: self.done.saturating_sub(self.resumed),
+            elapsed_ms: self.start.elapsed().as_millis() as u64,
+        });
+    }
 }
 
 /// One line of at most `width` characters: label, bar, percent, bytes, this run's rate and the
@@ -187,7 +184,7 @@ mod tests {
 
     #[test]
     fn counts_per_segment_and_corrects() {
-        let mut p = Progress::new("front", 300, false);
+        let mut p = Progress::new("front", 300, Events::ignore());
         p.resumed(1, 100);
         p.add(2, 60);
         p.add(3, 50);

@@ -14,12 +14,16 @@ use rdc_format::export::{self, Bundle, Signed};
 use crate::export::{CA_FILE, MANIFEST, SUMS};
 use crate::*;
 
-/// The outcome of the checks, printed one line each.
-#[derive(Default)]
-struct Report {
-    ok: Vec<String>,
-    failed: Vec<String>,
-    notes: Vec<String>,
+/// The outcome of the checks, a line each.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub ok: Vec<String>,
+    pub failed: Vec<String>,
+    pub notes: Vec<String>,
+    /// What the lines add up to, in a sentence.
+    pub verdict: String,
+    /// Every check held and the exporter's certificate was checked against the scheme's CA.
+    pub intact_and_proven: bool,
 }
 
 impl Report {
@@ -36,9 +40,41 @@ impl Report {
     }
 }
 
-pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> anyhow::Result<()> {
+/// Checks the bundle in `dir`: every line of the report, and its verdict; `Err` (with the
+/// lines so far) when the checks could not be run to the end.
+pub fn check_bundle(
+    dir: &Path,
+    ca: Option<&Path>,
+    identity: Option<&Path>,
+) -> (Report, anyhow::Result<()>) {
     let mut r = Report::default();
     let result = run(dir, ca, identity, &mut r);
+    r.verdict = if result.is_err() {
+        format!("The bundle in {} could not be checked to the end.", dir.display())
+    } else if !r.failed.is_empty() {
+        format!(
+            "The bundle in {} is NOT intact: {} check(s) failed (lines marked FAILED above).",
+            dir.display(),
+            r.failed.len()
+        )
+    } else if ca.is_none() {
+        format!(
+            "The bundle in {} is self-consistent, but its ORIGIN IS UNPROVEN: the exporter's certificate was checked only against the CA the bundle carries, which anyone can make. Run again with --ca and the scheme's CA certificate.",
+            dir.display()
+        )
+    } else {
+        r.intact_and_proven = true;
+        format!(
+            "The bundle in {} is complete and unaltered: every check above holds.",
+            dir.display()
+        )
+    };
+    (r, result)
+}
+
+/// `rdc verify`: the report's lines, its verdict, and an exit code to match.
+pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> anyhow::Result<()> {
+    let (r, result) = check_bundle(dir, ca, identity);
     for l in &r.ok {
         outln!("ok      {l}");
     }
@@ -49,29 +85,22 @@ pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> 
         outln!("FAILED  {l}");
     }
     result?;
-    if r.failed.is_empty() && ca.is_none() {
-        outln!(
-            "\nThe bundle in {} is self-consistent, but its ORIGIN IS UNPROVEN: the exporter's certificate was checked only against the CA the bundle carries, which anyone can make. Run again with --ca and the scheme's CA certificate.",
-            dir.display()
-        );
-        Err(Unproven(format!(
-            "the bundle in {} is self-consistent but not checked against the scheme's CA (give --ca)",
-            dir.display()
-        ))
-        .into())
-    } else if r.failed.is_empty() {
-        outln!(
-            "\nThe bundle in {} is complete and unaltered: every check above holds.",
-            dir.display()
-        );
-        Ok(())
-    } else {
+    outln!("\n{}", r.verdict);
+    if !r.failed.is_empty() {
         Err(CheckFailed(format!(
             "the bundle in {} is NOT intact: {} check(s) failed (lines marked FAILED above)",
             dir.display(),
             r.failed.len()
         ))
         .into())
+    } else if ca.is_none() {
+        Err(Unproven(format!(
+            "the bundle in {} is self-consistent but not checked against the scheme's CA (give --ca)",
+            dir.display()
+        ))
+        .into())
+    } else {
+        Ok(())
     }
 }
 

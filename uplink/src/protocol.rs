@@ -322,6 +322,9 @@ pub struct StatusAnswer {
     /// Who runs the unit, where and why, from its configuration (absent from older units).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<UnitInfo>,
+    /// The role this unit gives the caller (absent from older units): what a front end offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub your_role: Option<rdc_config::Role>,
 }
 
 /// Who runs the unit, where and why (R17): what an export names beside the footage.

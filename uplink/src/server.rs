@@ -732,6 +732,7 @@ fn handle(
             store: store.status().map_err(refusal)?,
             live: extra.live.as_ref().map(|f| f()),
             about: extra.about.clone(),
+            your_role: Some(peer.role),
         }))),
         Request::List {
             camera,

@@ -1,0 +1,122 @@
+//! What a long operation (fetch, export, preview) reports while it runs. The operations print
+//! nothing: they send [`Event`]s to an [`Events`] sink, and each front end renders them, the
+//! terminal `rdc` as a progress bar on standard error ([`Events::terminal`]), the console as
+//! a job's state that the browser follows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One thing a running operation has to say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Bytes on hand of `total` (at most four times a second, and at every segment's end).
+    /// `this_run` leaves out what an earlier run had fetched, so the rate is the link's.
+    Progress {
+        label: String,
+        done: u64,
+        total: u64,
+        this_run: u64,
+        elapsed_ms: u64,
+    },
+    /// A segment arrived whole and matches the unit's signed manifest.
+    SegmentVerified { label: String, seq: u64 },
+    /// The link dropped during segment `seq`; the fetch resumes from `at` after `retry_in_s`.
+    LinkDropped {
+        seq: u64,
+        at: u64,
+        of: u64,
+        error: String,
+        attempt: u32,
+        attempts: u32,
+        retry_in_s: u64,
+    },
+    /// Every segment of `label` is on hand and checked.
+    Finished { label: String },
+    /// The operation moved on to a step that takes a while (building the working copy ...).
+    Step { what: String },
+}
+
+impl Event {
+    /// The share done, 0 to 100, of a [`Event::Progress`].
+    pub fn percent(done: u64, total: u64) -> f64 {
+        (done as f64 * 100.0 / total.max(1) as f64).clamp(0.0, 100.0)
+    }
+}
+
+/// Where an operation's events go.
+#[derive(Clone)]
+pub struct Events(Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Events")
+    }
+}
+
+impl Events {
+    pub fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Events {
+        Events(Arc::new(f))
+    }
+
+    /// Events nobody follows.
+    pub fn ignore() -> Events {
+        Events::new(|_| {})
+    }
+
+    /// The terminal's rendering: a redrawn bar on a terminal, a line per segment otherwise.
+    pub fn terminal() -> Events {
+        use std::io::IsTerminal as _;
+        let tty = std::io::stderr().is_terminal();
+        Events::new(move |e| render_on_terminal(e, tty))
+    }
+
+    pub fn emit(&self, e: &Event) {
+        (self.0)(e)
+    }
+}
+
+fn render_on_terminal(e: &Event, tty: bool) {
+    match e {
+        Event::Progress {
+            label,
+            done,
+            total,
+            this_run,
+            elapsed_ms,
+        } => {
+            if tty {
+                let line = crate::progress::render(
+                    label,
+                    *done,
+                    *total,
+                    *this_run,
+                    Duration::from_millis(*elapsed_ms),
+                    80,
+                );
+                eprint!("\r{line}");
+            }
+        }
+        Event::SegmentVerified { .. } if tty => {}
+        Event::SegmentVerified { label, seq } => {
+            eprintln!("{label}: segment {seq} verified")
+        }
+        Event::LinkDropped {
+            at,
+            of,
+            error,
+            attempt,
+            attempts,
+            retry_in_s,
+            ..
+        } => {
+            eprintln!("\nlink dropped at {at} of {of} bytes ({error}); resuming");
+            eprintln!("retrying in {retry_in_s} s (attempt {attempt} of {attempts})");
+        }
+        Event::Finished { .. } if tty => eprintln!(),
+        Event::Finished { .. } => {}
+        Event::Step { what } => eprintln!("{what} ..."),
+    }
+}
