@@ -132,6 +132,13 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         preview: crate::preview::PreviewArgs,
     },
+    /// The officer's console in a browser: units, a camera's timeline with its pictures and
+    /// gaps, exports with live progress, the audit log, holds. Served on 127.0.0.1 only; prints
+    /// a link that signs in once.
+    Console {
+        #[command(flatten)]
+        console: crate::console::ConsoleArgs,
+    },
     /// Checks an evidence bundle offline: every hash, the unit's signatures and chain, the
     /// gaps, the audit receipt, the exporter's signature and certificate. Exit 0 only if all
     /// hold.

@@ -375,7 +375,7 @@ pub(crate) fn hash_file(dir: &Path, rel: &str) -> anyhow::Result<FileHash> {
     })
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     ::time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
 }
 
@@ -396,11 +396,33 @@ fn write_new(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn read_identities(p: &Path) -> anyhow::Result<Vec<Box<dyn age::Identity>>> {
-    let f = age::IdentityFile::from_file(p.display().to_string())
+/// An officer's age identity, which a job on another thread may hold.
+pub(crate) type Identity = Box<dyn age::Identity + Send + Sync>;
+
+/// The X25519 identities (`AGE-SECRET-KEY-1…` lines, as `rdc keys identity` and `age-keygen`
+/// write them) of an age identity file.
+pub(crate) fn read_identities(p: &Path) -> anyhow::Result<Vec<Identity>> {
+    let text = std::fs::read_to_string(p)
         .with_context(|| format!("reading the age identity {}", p.display()))?;
-    f.into_identities()
-        .with_context(|| format!("{} holds no usable age identity", p.display()))
+    let mut ids: Vec<Identity> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id: age::x25519::Identity = line.parse().map_err(|e| {
+            anyhow!(
+                "{} line {}: not an age X25519 identity (AGE-SECRET-KEY-1…): {e}",
+                p.display(),
+                n + 1
+            )
+        })?;
+        ids.push(Box::new(id));
+    }
+    if ids.is_empty() {
+        bail!("{} holds no age identity", p.display());
+    }
+    Ok(ids)
 }
 
 /// The bundle's README.txt: for whoever receives the disc.

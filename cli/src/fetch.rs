@@ -154,7 +154,7 @@ pub(crate) async fn fetch_segments(
     unit_keys: &[[u8; 32]],
     dir: &Path,
     just: &Justification,
-    identities: Option<&[Box<dyn age::Identity>]>,
+    identities: Option<&[crate::export::Identity]>,
     lead: Option<Lead>,
     events: &Events,
 ) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
@@ -316,7 +316,7 @@ pub(crate) async fn prefetch(
     lead: Option<u64>,
 ) {
     use futures_util::StreamExt as _;
-    futures_util::stream::iter(entries.iter().filter(|e| {
+    let mut todo = entries.iter().filter(|e| {
         Some(e.segment.seq) != lead
             && !dir
                 .join(format!(
@@ -324,21 +324,37 @@ pub(crate) async fn prefetch(
                     local_stem(e.segment.seq, e.segment.start_ns)
                 ))
                 .exists()
-    }))
-    .map(|e| async move {
-        let part = part_path(dir, e.segment.seq);
-        let have = std::fs::metadata(&part).map_or(0, |md| md.len());
-        if have >= e.segment.bytes {
-            return;
+    });
+    // Two in flight; a named `async fn` each, so the future is `Send` for any caller.
+    let mut inflight = futures_util::stream::FuturesUnordered::new();
+    loop {
+        while inflight.len() < 2 {
+            let Some(e) = todo.next() else { break };
+            inflight.push(prefetch_one(client, of, e, dir, just, progress));
         }
-        let Ok(mut f) = open_part(&part, e.segment.seq, progress).await else {
-            return;
-        };
-        let _ = client.fetch(of, e.segment.seq, have, just, &mut f).await;
-    })
-    .buffer_unordered(2)
-    .collect::<()>()
-    .await;
+        if inflight.next().await.is_none() {
+            break;
+        }
+    }
+}
+
+async fn prefetch_one(
+    client: &Client,
+    of: TrackRef<'_>,
+    e: &SegmentEntry,
+    dir: &Path,
+    just: &Justification,
+    progress: &Arc<Mutex<Progress>>,
+) {
+    let part = part_path(dir, e.segment.seq);
+    let have = std::fs::metadata(&part).map_or(0, |md| md.len());
+    if have >= e.segment.bytes {
+        return;
+    }
+    let Ok(mut f) = open_part(&part, e.segment.seq, progress).await else {
+        return;
+    };
+    let _ = client.fetch(of, e.segment.seq, have, just, &mut f).await;
 }
 
 /// Segment `seq`'s `.part` file, open for appending, counting what is written into `progress`.
@@ -367,11 +383,11 @@ pub(crate) fn sha256_file(p: &Path) -> anyhow::Result<String> {
 pub(crate) fn decrypt(
     src: &Path,
     dst: &Path,
-    ids: &[Box<dyn age::Identity>],
+    ids: &[crate::export::Identity],
 ) -> anyhow::Result<()> {
     let d = age::Decryptor::new(std::fs::File::open(src)?)
         .with_context(|| format!("{} is not an age file", src.display()))?;
-    let mut r = d.decrypt(ids.iter().map(|i| i.as_ref())).with_context(|| {
+    let mut r = d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).with_context(|| {
         format!(
             "your identity cannot decrypt {}: is it one of the unit's recipients?",
             src.display()

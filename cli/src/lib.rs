@@ -80,6 +80,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 mod activity;
 mod args;
 mod audit;
+mod console;
 mod export;
 mod fetch;
 mod font;
@@ -243,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             still::commission(&target, &cameras, reason.as_deref().filter(|_| done), &out).await
         }
         Cmd::Selftest { target, json } => still::selftest(&target, json).await,
+        Cmd::Console { console } => console::run(console).await,
         Cmd::Verify { dir, ca, identity } => {
             verify::verify(&dir, ca.as_deref(), identity.as_deref())
         }

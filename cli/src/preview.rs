@@ -203,7 +203,7 @@ pub(crate) async fn previews(
     target: &Target,
     camera: &Id,
     (from_ns, to_ns): (i64, i64),
-    identities: &[Box<dyn age::Identity>],
+    identities: &[crate::export::Identity],
     just: &Justification,
     work: &Path,
     events: &Events,

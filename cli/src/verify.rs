@@ -15,7 +15,7 @@ use crate::export::{CA_FILE, MANIFEST, SUMS};
 use crate::*;
 
 /// The outcome of the checks, a line each.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub ok: Vec<String>,
     pub failed: Vec<String>,
@@ -677,11 +677,11 @@ fn check_frame_times(dir: &Path, b: &Bundle, manifests: &[Manifest], r: &mut Rep
     }
 }
 
-fn decrypted_sha(src: &Path, ids: &[Box<dyn age::Identity>]) -> anyhow::Result<String> {
+fn decrypted_sha(src: &Path, ids: &[crate::export::Identity]) -> anyhow::Result<String> {
     let d = age::Decryptor::new(std::fs::File::open(src)?)
         .with_context(|| format!("{} is not an age file", src.display()))?;
     let mut rd = d
-        .decrypt(ids.iter().map(|i| i.as_ref()))
+        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
         .context("the identity cannot decrypt it")?;
     Ok(rdc_format::sha256_hex(&mut rd)?)
 }

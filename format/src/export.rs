@@ -202,29 +202,30 @@ pub fn receipt_detail(first_seq: u64, last_seq: u64, count: u64, digest: &str) -
 
 /// The gaps in `requested`, from the camera's manifests `run` (in seq order, an unbroken run
 /// around the footage) and which of them are in the bundle (`present`).
-pub fn gaps(requested: (i64, i64), run: &[Manifest], present: &dyn Fn(u64) -> bool) -> Vec<Gap> {
+pub fn gaps<S: Spanned>(requested: (i64, i64), run: &[S], present: &dyn Fn(u64) -> bool) -> Vec<Gap> {
     let (from, to) = requested;
     let mut out = Vec::new();
     let mut cursor = from;
-    let mut prev: Option<&Manifest> = None;
-    let mut absent: Vec<&Manifest> = Vec::new();
+    let mut prev: Option<&S> = None;
+    let mut absent: Vec<&S> = Vec::new();
     for m in run {
-        if !present(m.seq) {
-            if m.end_ns > cursor && m.start_ns < to {
+        let (start_ns, end_ns) = m.span();
+        if !present(m.seq()) {
+            if end_ns > cursor && start_ns < to {
                 absent.push(m);
-            } else if m.end_ns <= cursor {
+            } else if end_ns <= cursor {
                 prev = Some(m);
             }
             continue;
         }
-        if m.start_ns > cursor + GAP_TOLERANCE_NS && cursor < to {
+        if start_ns > cursor + GAP_TOLERANCE_NS && cursor < to {
             out.push(Gap {
-                range: Range::new(cursor, m.start_ns.min(to)),
+                range: Range::new(cursor, start_ns.min(to)),
                 cause: cause(prev, &absent, false),
             });
         }
         absent.clear();
-        cursor = cursor.max(m.end_ns);
+        cursor = cursor.max(end_ns);
         prev = Some(m);
     }
     if cursor + GAP_TOLERANCE_NS < to {
@@ -236,7 +237,39 @@ pub fn gaps(requested: (i64, i64), run: &[Manifest], present: &dyn Fn(u64) -> bo
     out
 }
 
-fn cause(prev: Option<&Manifest>, absent: &[&Manifest], at_end: bool) -> String {
+/// What [`gaps`] needs of a segment: a signed manifest, or a segment as the unit lists it
+/// (which knows nothing of segments already deleted: the gaps then name what ended before).
+pub trait Spanned {
+    fn seq(&self) -> u64;
+    fn span(&self) -> (i64, i64);
+    fn ended(&self) -> &Ended;
+}
+
+impl Spanned for Manifest {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn span(&self) -> (i64, i64) {
+        (self.start_ns, self.end_ns)
+    }
+    fn ended(&self) -> &Ended {
+        &self.ended
+    }
+}
+
+impl Spanned for crate::SegmentEntry {
+    fn seq(&self) -> u64 {
+        self.segment.seq
+    }
+    fn span(&self) -> (i64, i64) {
+        (self.segment.start_ns, self.segment.end_ns)
+    }
+    fn ended(&self) -> &Ended {
+        &self.ended
+    }
+}
+
+fn cause<S: Spanned>(prev: Option<&S>, absent: &[&S], at_end: bool) -> String {
     let mut causes: Vec<String> = Vec::new();
     let push = |causes: &mut Vec<String>, c: String| {
         if !causes.contains(&c) {
@@ -244,7 +277,7 @@ fn cause(prev: Option<&Manifest>, absent: &[&Manifest], at_end: bool) -> String 
         }
     };
     if let Some(p) = prev {
-        match &p.ended {
+        match p.ended() {
             Ended::Stopped { cause } => push(&mut causes, format!("recording stopped: {cause}")),
             Ended::PowerLoss => push(
                 &mut causes,
@@ -254,22 +287,22 @@ fn cause(prev: Option<&Manifest>, absent: &[&Manifest], at_end: bool) -> String 
             Ended::Lost { cause } => push(&mut causes, format!("footage lost: {cause}")),
             Ended::Cut if absent.is_empty() && at_end => push(&mut causes, format!(
                 "not yet recorded, or still being recorded: segment {} is the newest finished one",
-                p.seq
+                p.seq()
             )),
             Ended::Cut => {}
         }
     }
     for m in absent {
-        match &m.ended {
+        match m.ended() {
             Ended::Lost { cause } => push(
                 &mut causes,
-                format!("segment {} could not be kept: {cause}", m.seq),
+                format!("segment {} could not be kept: {cause}", m.seq()),
             ),
             _ => push(
                 &mut causes,
                 format!(
                     "segment {} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)",
-                    m.seq
+                    m.seq()
                 ),
             ),
         }
