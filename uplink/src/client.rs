@@ -139,7 +139,14 @@ impl Client {
         recv.read_exact(&mut prefix)
             .await
             .map_err(|e| self.link(e))?;
-        let n = protocol::header_len(prefix).map_err(|r| ClientError::Protocol(r.to_string()))?;
+        // Answers are not bound by the request limit: a day's list of segments is larger.
+        let n = u32::from_be_bytes(prefix) as usize;
+        if n > protocol::MAX_ANSWER {
+            return Err(ClientError::Protocol(format!(
+                "the answer's header is {n} bytes, over the limit of {}: ask for a shorter range",
+                protocol::MAX_ANSWER
+            )));
+        }
         let mut buf = vec![0u8; n];
         recv.read_exact(&mut buf).await.map_err(|e| self.link(e))?;
         let resp: Response =

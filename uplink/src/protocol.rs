@@ -494,6 +494,11 @@ pub fn header_len(prefix: [u8; 4]) -> Result<usize, Refusal> {
     Ok(n)
 }
 
+/// The most an answer's header may announce: a week of one-minute segments listed is about
+/// 3 MB, a day's manifests about 1.5 MB. The client reads answers only from a unit it has
+/// authenticated, so the bound is against a broken unit, not an attacker's request.
+pub const MAX_ANSWER: usize = 32 * 1024 * 1024;
+
 /// Parses and checks a request header (without the length prefix).
 pub fn decode_request(json: &[u8]) -> Result<Request, Refusal> {
     let req = parse_request(json)?;

@@ -345,7 +345,8 @@ fn harden(mut r: Response) -> Response {
     set("content-security-policy", guard::CSP);
     set("x-content-type-options", "nosniff");
     set("x-frame-options", "DENY");
-    set("referrer-policy", "no-referrer");
+    // Not no-referrer: with it, Chromium sends `Origin: null` on the console's own forms.
+    set("referrer-policy", "same-origin");
     set("cross-origin-opener-policy", "same-origin");
     set("cross-origin-resource-policy", "same-origin");
     if !keep_cache {

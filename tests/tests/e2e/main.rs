@@ -3,6 +3,7 @@
 //! implementation and probed with ffprobe/ffmpeg.
 
 mod audit;
+mod console;
 mod export;
 mod fetch;
 mod field;

@@ -1,0 +1,461 @@
+//! The officer's console in a real browser: Debian's chromium, headless, driven through
+//! WebDriver (chromedriver), against the recorder serving an hour with a camera outage over
+//! the real uplink, through a link that carries 4 Mbit/s. A manager signs in with the one-time
+//! link, finds the outage on the camera's timeline with its cause, opens a picture, exports two
+//! minutes with a case and reason, closes the console mid-export and starts it again (the
+//! export carries on), and sees the bundle checked and the export in the audit log. Requests
+//! without the session, with another Host or Origin, a link used twice and an engineer's
+//! footage pages are refused.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use rdc_format::time::rfc3339;
+
+use crate::harness::*;
+
+const S: i64 = 1_000_000_000;
+const CASE: &str = "ASB/2026/0456";
+const REASON: &str = "shouting reported at the front door";
+
+/// A running `rdc console`, and the sign-in link it printed.
+struct Console {
+    child: Child,
+    url: String,
+    port: u16,
+}
+
+impl Console {
+    fn start(units: &Path, identity: &str, state: &Path, exports: &Path) -> Console {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rdc-under-test"))
+            .arg("console")
+            .arg("--units")
+            .arg(units)
+            .args(["--identity", identity])
+            .arg("--state")
+            .arg(state)
+            .arg("--exports")
+            .arg(exports)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("rdc console: open ")
+            .unwrap_or_else(|| panic!("rdc console printed {line:?}"))
+            .to_owned();
+        let port = url
+            .split(':')
+            .nth(2)
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        Console { child, url, port }
+    }
+
+    fn token(&self) -> &str {
+        self.url.rsplit('=').next().unwrap()
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver on a free port, and a headless chromium session through it.
+struct Browser {
+    driver: Child,
+    client: Client,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (apt install chromium-driver; scripts/install-deps.sh does)");
+        wait_for("chromedriver", Duration::from_secs(30), || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,1400"]
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a chromium session");
+        Browser { driver, client }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A raw HTTP/1.1 request to the console: its status and body.
+fn http(port: u16, head: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+async fn text_of(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+/// Waits (polling the page, no fixed sleeps) until `f` holds of the text of `css`.
+async fn wait_text(b: &Client, css: &str, limit: Duration, f: impl Fn(&str) -> bool) -> String {
+    let t = Instant::now();
+    loop {
+        if let Ok(e) = b.find(Locator::Css(css)).await
+            && let Ok(s) = e.text().await
+            && f(&s)
+        {
+            return s;
+        }
+        assert!(
+            t.elapsed() < limit,
+            "timed out waiting on {css}: {}",
+            b.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn set_input(b: &Client, css: &str, v: &str) {
+    let e = b.find(Locator::Css(css)).await.unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(v).await.unwrap();
+}
+
+fn screenshot(name: &str, png: &[u8]) {
+    if let Some(dir) = std::env::var_os("RDC_SCREENSHOTS") {
+        std::fs::write(PathBuf::from(dir).join(name), png).unwrap();
+    }
+}
+
+#[test]
+fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
+    let s = Scheme::new();
+    s.add_user("boss", "manager");
+    s.add_user("eng", "engineer");
+    let mut unit = s.unit(&[Cam {
+        id: "front",
+        url: format!("rtsp://127.0.0.1:{}/cam", free_port()),
+        extra: String::new(),
+    }]);
+    // An hour of footage with a 30 s outage, written as the recorder writes it.
+    let store = unit.store();
+    let clip = rdc_tests::footage::encode_h264(
+        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
+        50,
+        5,
+        600,
+        5,
+    )
+    .unwrap();
+    let start = (now_ns() - 2 * 3600 * S) / (60 * S) * (60 * S);
+    let outage = (start + 20 * 60 * S, start + (20 * 60 + 30) * S);
+    rdc_tests::footage::record(
+        &store,
+        "front",
+        &clip,
+        (start, 3600 * S as u64),
+        &[outage],
+        "the camera closed the connection",
+    )
+    .unwrap();
+    drop(store);
+    unit.start();
+    wait_for("the uplink", Duration::from_secs(30), || {
+        s.rdc("status", &[]).status.success()
+    });
+    // The manager reaches the unit through a 4 Mbit/s link; the engineer directly.
+    let link = rdc_tests::relay::Link {
+        rate_bps: 4_000_000,
+        delay: Duration::from_millis(20),
+        loss: 0.0,
+        queue: Duration::from_secs(1),
+    };
+    let relay = rdc_tests::relay::Relay::start(
+        format!("127.0.0.1:{}", s.port).parse().unwrap(),
+        link,
+    )
+    .unwrap();
+    let boss_units = PathBuf::from(s.path("units-boss-link.toml"));
+    std::fs::write(
+        &boss_units,
+        std::fs::read_to_string(s.path("units-boss.toml"))
+            .unwrap()
+            .replace(&format!("127.0.0.1:{}", s.port), &relay.addr.to_string()),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let (state, exports) = (work.path().join("state"), work.path().join("exports"));
+    let identity = s.path("officer.key");
+    let console = Console::start(&boss_units, &identity, &state, &exports);
+    let port = console.port;
+
+    // Refused before any sign-in: no session; another Host (DNS rebinding), which does not
+    // spend the link either.
+    let (code, body) = http(port, &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}"), "");
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("not signed in"), "{body}");
+    let (code, body) = http(
+        port,
+        &format!(
+            "GET /login?token={} HTTP/1.1\r\nHost: rebind.example:{port}",
+            console.token()
+        ),
+        "",
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("answers only to"), "{body}");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let browser = Browser::start().await;
+        let b = &browser.client;
+        // Sign in with the link; the units page.
+        b.goto(&console.url).await.unwrap();
+        let units = wait_text(b, "main", Duration::from_secs(30), |t| {
+            t.contains("Unit e2e")
+        })
+        .await;
+        assert!(units.contains("manager"), "{units}");
+        assert!(units.contains("Days held"), "{units}");
+        // The link is spent.
+        let (code, body) = http(
+            port,
+            &format!(
+                "GET /login?token={} HTTP/1.1\r\nHost: 127.0.0.1:{port}",
+                console.token()
+            ),
+            "",
+        );
+        assert_eq!(code, 403, "{body}");
+        assert!(body.contains("used already"), "{body}");
+        // With the browser's session but from another site's page, or without the form's
+        // token: nothing is done.
+        let cookie = b
+            .get_all_cookies()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name() == "rdc_session")
+            .expect("the session cookie");
+        assert_eq!(cookie.http_only(), Some(true));
+        let session = format!("rdc_session={}", cookie.value());
+        let form = "case=X&reason=Y&back=/";
+        let (code, body) = http(
+            port,
+            &format!(
+                "POST /case HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {session}\r\nOrigin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded"
+            ),
+            form,
+        );
+        assert_eq!(code, 403, "{body}");
+        assert!(body.contains("did not come from the console"), "{body}");
+        let (code, body) = http(
+            port,
+            &format!(
+                "POST /case HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {session}\r\nOrigin: http://127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded"
+            ),
+            form,
+        );
+        assert_eq!(code, 403, "{body}");
+        assert!(body.contains("security token"), "{body}");
+
+        // The camera's timeline: first the case and reason.
+        b.find(Locator::LinkText("timeline of front"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        set_input(b, "input[name=case]", CASE).await;
+        set_input(b, "input[name=reason]", REASON).await;
+        b.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+        wait_text(b, "main", Duration::from_secs(30), |t| t.contains("Bytes recorded per minute")).await;
+        // The hour of footage: the outage is a gap, with its cause.
+        b.goto(&format!(
+            "http://127.0.0.1:{port}/unit/e2e/camera/front?end={}&span=1h",
+            rfc3339(start + 3600 * S)
+        ))
+        .await
+        .unwrap();
+        let gaps = wait_text(b, "#gaps", Duration::from_secs(30), |_| true).await;
+        assert!(
+            gaps.contains("recording stopped: the camera closed the connection"),
+            "{gaps}"
+        );
+        assert!(gaps.contains("30 s"), "{gaps}");
+        let gap_rects: serde_json::Value = b
+            .execute("return document.querySelectorAll('#chart rect.gap').length", vec![])
+            .await
+            .unwrap();
+        assert!(gap_rects.as_u64().unwrap() >= 1);
+        // Pictures arrive one by one: the first is the camera's 320x180 picture.
+        let t = Instant::now();
+        loop {
+            let w = b
+                .execute(
+                    "const i = document.querySelector('.tiles img'); return i.complete ? i.naturalWidth : 0",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if w.as_u64() == Some(320) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(90), "no picture: width {w}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        screenshot("console-timeline.png", &b.screenshot().await.unwrap());
+        // Click it: the picture, large.
+        b.find(Locator::Css(".tiles a")).await.unwrap().click().await.unwrap();
+        let url = b.current_url().await.unwrap();
+        assert!(url.path().ends_with("/tile"), "{url}");
+        let shown: serde_json::Value = b
+            .execute("const i = document.querySelector('img'); return i ? i.naturalWidth : 0", vec![])
+            .await
+            .unwrap();
+        assert_eq!(shown.as_u64(), Some(320));
+        b.back().await.unwrap();
+
+        // Export two minutes before the outage.
+        let (from, to) = (start + 17 * 60 * S, start + 19 * 60 * S);
+        wait_text(b, "#export-heading", Duration::from_secs(30), |_| true).await;
+        set_input(b, "#from", &rfc3339(from)).await;
+        set_input(b, "#to", &rfc3339(to)).await;
+        b.find(Locator::Css("#export")).await.unwrap().click().await.unwrap();
+        let job_url = b.current_url().await.unwrap();
+        assert!(job_url.path().starts_with("/jobs/"), "{job_url}");
+        // The bar moves while the footage crosses the 4 Mbit/s link.
+        wait_text(b, "#progress-text", Duration::from_secs(60), |t| {
+            t.contains("Mbit/s") && !t.starts_with("0 %") && !t.starts_with("100 %")
+        })
+        .await;
+        screenshot("console-export.png", &b.screenshot().await.unwrap());
+        drop(browser);
+    });
+    // The console is closed mid-export and started again: the export carries on.
+    drop(console);
+    let console = Console::start(&boss_units, &identity, &state, &exports);
+    let port = console.port;
+    rt.block_on(async {
+        let browser = Browser::start().await;
+        let b = &browser.client;
+        b.goto(&console.url).await.unwrap();
+        wait_text(b, "main", Duration::from_secs(30), |t| t.contains("Unit e2e")).await;
+        b.goto(&format!("http://127.0.0.1:{port}/jobs")).await.unwrap();
+        b.find(Locator::Css("main table a")).await.unwrap().click().await.unwrap();
+        let verify = wait_text(b, "#verify", Duration::from_secs(120), |_| true).await;
+        assert!(
+            verify.contains("complete and unaltered"),
+            "{verify}"
+        );
+        let bar: serde_json::Value = b
+            .execute("return document.getElementById('bar').value", vec![])
+            .await
+            .unwrap();
+        assert_eq!(bar.as_f64(), Some(100.0));
+        let folder = text_of(b, "#folder").await;
+        // The stock checker agrees.
+        let o = rdc(&["verify", &folder, "--ca", &s.path("ca/ca.crt")]);
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The audit log, checked, shows the export under its case.
+        b.goto(&format!("http://127.0.0.1:{port}/unit/e2e/audit?case={}", CASE.replace('/', "%2F")))
+            .await
+            .unwrap();
+        let audit = wait_text(b, "main", Duration::from_secs(60), |t| t.contains("entries shown")).await;
+        assert!(audit.contains("audit entries checked"), "{audit}");
+        let rows = text_of(b, "table.audit tbody").await;
+        assert!(
+            rows.lines().any(|l| l.contains("export") && l.contains("boss") && l.contains(CASE)),
+            "{rows}"
+        );
+        drop(browser);
+    });
+
+    // An engineer's console: units and selftest, no footage pages.
+    let eng_state = work.path().join("eng-state");
+    let eng = Console::start(
+        Path::new(&s.path("units-eng.toml")),
+        &identity,
+        &eng_state,
+        &exports,
+    );
+    let (code, body) = http(
+        eng.port,
+        &format!("GET /login?token={} HTTP/1.1\r\nHost: localhost:{}", eng.token(), eng.port),
+        "",
+    );
+    assert_eq!(code, 303, "{body}");
+    let cookie = body
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let get = |path: &str| {
+        http(
+            eng.port,
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {cookie}", eng.port),
+            "",
+        )
+    };
+    let (code, body) = get("/");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("engineer") && body.contains("Selftest of e2e"), "{body}");
+    assert!(!body.contains("timeline of front"), "{body}");
+    let (code, body) = get("/unit/e2e/camera/front");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("(engineer) may not see footage"), "{body}");
+    let (code, body) = get(&format!("/unit/e2e/camera/front/tile?at={start}&window=10000000000"));
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = get("/unit/e2e/selftest");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("checks"), "{body}");
+}
