@@ -9,6 +9,7 @@ pkgs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   age ffmpeg
+  chromium chromium-driver
   iproute2 systemd coreutils
 )
 missing=()

@@ -177,6 +177,9 @@ impl Jobs {
                 ..
             } => self.update(id, false, |j| {
                 (j.done, j.total, j.this_run, j.elapsed_ms) = (*done, *total, *this_run, *elapsed_ms);
+                if j.note.starts_with("Asking the unit") {
+                    j.note = "Fetching the footage; each segment is checked against the unit's signed manifest as it arrives.".into();
+                }
                 if j.drops > 0 && j.note.starts_with("The link dropped") && *this_run > 0 {
                     j.note = format!(
                         "Fetching again after the link dropped ({} time{}).",
