@@ -387,12 +387,14 @@ pub(crate) fn decrypt(
 ) -> anyhow::Result<()> {
     let d = age::Decryptor::new(std::fs::File::open(src)?)
         .with_context(|| format!("{} is not an age file", src.display()))?;
-    let mut r = d.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).with_context(|| {
-        format!(
-            "your identity cannot decrypt {}: is it one of the unit's recipients?",
-            src.display()
-        )
-    })?;
+    let mut r = d
+        .decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+        .with_context(|| {
+            format!(
+                "your identity cannot decrypt {}: is it one of the unit's recipients?",
+                src.display()
+            )
+        })?;
     let mut out = std::fs::File::create(dst)?;
     std::io::copy(&mut r, &mut out).with_context(|| format!("decrypting {}", src.display()))?;
     Ok(())

@@ -50,7 +50,10 @@ pub fn check_bundle(
     let mut r = Report::default();
     let result = run(dir, ca, identity, &mut r);
     r.verdict = if result.is_err() {
-        format!("The bundle in {} could not be checked to the end.", dir.display())
+        format!(
+            "The bundle in {} could not be checked to the end.",
+            dir.display()
+        )
     } else if !r.failed.is_empty() {
         format!(
             "The bundle in {} is NOT intact: {} check(s) failed (lines marked FAILED above).",

@@ -202,7 +202,11 @@ pub fn receipt_detail(first_seq: u64, last_seq: u64, count: u64, digest: &str) -
 
 /// The gaps in `requested`, from the camera's manifests `run` (in seq order, an unbroken run
 /// around the footage) and which of them are in the bundle (`present`).
-pub fn gaps<S: Spanned>(requested: (i64, i64), run: &[S], present: &dyn Fn(u64) -> bool) -> Vec<Gap> {
+pub fn gaps<S: Spanned>(
+    requested: (i64, i64),
+    run: &[S],
+    present: &dyn Fn(u64) -> bool,
+) -> Vec<Gap> {
     let (from, to) = requested;
     let mut out = Vec::new();
     let mut cursor = from;

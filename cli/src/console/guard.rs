@@ -34,8 +34,7 @@ pub fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
 /// Compares secrets in time that does not depend on where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -61,7 +60,12 @@ mod tests {
 
     #[test]
     fn only_loopback_names_with_the_port_are_the_console() {
-        for h in ["127.0.0.1:8443", "localhost:8443", "[::1]:8443", "LOCALHOST:8443"] {
+        for h in [
+            "127.0.0.1:8443",
+            "localhost:8443",
+            "[::1]:8443",
+            "LOCALHOST:8443",
+        ] {
             assert!(host_ok(Some(h), 8443), "{h}");
         }
         for h in [

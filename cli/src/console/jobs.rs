@@ -111,7 +111,10 @@ impl Jobs {
                 continue;
             }
             let job: Job = serde_json::from_slice(&std::fs::read(&p)?).with_context(|| {
-                format!("the console's job {} is damaged: move it aside", p.display())
+                format!(
+                    "the console's job {} is damaged: move it aside",
+                    p.display()
+                )
             })?;
             jobs.insert(job.id.clone(), watch::Sender::new(job));
         }
@@ -131,7 +134,11 @@ impl Jobs {
             .and_then(|b| std::fs::write(&tmp, b))
             .and_then(|()| std::fs::rename(&tmp, &p));
         if let Err(e) = r {
-            eprintln!("rdc console: cannot keep job {} in {}: {e}", job.id, p.display());
+            eprintln!(
+                "rdc console: cannot keep job {} in {}: {e}",
+                job.id,
+                p.display()
+            );
         }
         lock(&self.saved).insert(job.id.clone(), Instant::now());
     }
@@ -146,7 +153,10 @@ impl Jobs {
     }
 
     fn all(&self) -> Vec<Job> {
-        lock(&self.jobs).values().map(|t| t.borrow().clone()).collect()
+        lock(&self.jobs)
+            .values()
+            .map(|t| t.borrow().clone())
+            .collect()
     }
 
     fn subscribe(&self, id: &str) -> Option<watch::Receiver<Job>> {
@@ -332,7 +342,9 @@ pub(crate) async fn start(
             .take(40)
             .collect();
         Ok(ExportArgs {
-            out: c.exports.join(format!("{safe_case}-{camera}-{stamp}-{}", &id[..8])),
+            out: c
+                .exports
+                .join(format!("{safe_case}-{camera}-{stamp}-{}", &id[..8])),
             camera,
             // Fixed times: a job resumed tomorrow exports the same range.
             from: rdc_format::time::rfc3339(from),
@@ -492,7 +504,10 @@ pub(crate) async fn events(State(c): State<Shared>, UrlPath(id): UrlPath<String>
             })
             .unwrap_or_default()
         };
-        Some((Ok::<_, Infallible>(SseEvent::default().data(data)), (rx, false)))
+        Some((
+            Ok::<_, Infallible>(SseEvent::default().data(data)),
+            (rx, false),
+        ))
     });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())

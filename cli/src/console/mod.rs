@@ -66,6 +66,10 @@ pub(crate) struct Session {
 #[derive(Debug, Clone)]
 pub(crate) struct SessionId(pub(crate) String);
 
+/// A camera of a unit, and the start of a UTC day.
+pub(crate) type DayOf = (String, String, i64);
+type PreviewLock = Arc<tokio::sync::Mutex<()>>;
+
 /// The running console.
 pub(crate) struct Console {
     pub(crate) port: u16,
@@ -79,9 +83,9 @@ pub(crate) struct Console {
     sessions: Mutex<HashMap<String, Session>>,
     roles: Mutex<HashMap<String, Role>>,
     /// Bytes per minute of (unit, camera, UTC day start), and when they were asked for.
-    pub(crate) activity: Mutex<HashMap<(String, String, i64), (Vec<u64>, Instant)>>,
+    pub(crate) activity: Mutex<HashMap<DayOf, (Vec<u64>, Instant)>>,
     /// One fetch of previews at a time per unit and camera (they share a folder).
-    pub(crate) preview_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) preview_locks: Mutex<HashMap<(String, String), PreviewLock>>,
     pub(crate) jobs: Arc<jobs::Jobs>,
 }
 
@@ -107,7 +111,10 @@ impl Console {
     }
 
     pub(crate) fn session(&self, sid: &SessionId) -> Session {
-        lock(&self.sessions).get(&sid.0).cloned().unwrap_or_default()
+        lock(&self.sessions)
+            .get(&sid.0)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn set_case(&self, sid: &SessionId, case_ref: &str, reason: &str) {
@@ -171,7 +178,10 @@ pub(crate) async fn run(a: ConsoleArgs) -> anyhow::Result<()> {
             .join("rdc/console")
     });
     private_dir(&state)?;
-    let exports = a.exports.clone().unwrap_or_else(|| home.join("rdc-exports"));
+    let exports = a
+        .exports
+        .clone()
+        .unwrap_or_else(|| home.join("rdc-exports"));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", a.port))?;
@@ -229,7 +239,10 @@ fn router(c: Shared) -> Router {
         .route("/case", get(pages::case_page).post(pages::set_case))
         .route("/unit/{unit}/selftest", get(pages::selftest))
         .route("/unit/{unit}/audit", get(pages::audit))
-        .route("/unit/{unit}/holds", get(pages::holds).post(pages::hold_create))
+        .route(
+            "/unit/{unit}/holds",
+            get(pages::holds).post(pages::hold_create),
+        )
         .route("/unit/{unit}/holds/{id}/release", post(pages::hold_release))
         .route("/unit/{unit}/camera/{camera}", get(timeline::view))
         .route("/unit/{unit}/camera/{camera}/tile", get(timeline::tile))

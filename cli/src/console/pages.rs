@@ -241,7 +241,10 @@ async fn unit_row(c: &Console, name: &str) -> String {
         role.map_or("not said (an older unit)".into(), |r| r.to_string()),
     );
     if let Some(a) = &st.about {
-        dd("Site", h(&format!("{} ({}, {})", a.site, a.operator, a.contact)));
+        dd(
+            "Site",
+            h(&format!("{} ({}, {})", a.site, a.operator, a.contact)),
+        );
     }
     dd(
         "Unit's clock",
@@ -264,11 +267,8 @@ async fn unit_row(c: &Console, name: &str) -> String {
             st.store.effective_retention_days(),
             st.store.retention_days,
             match (st.store.oldest_ns, st.store.newest_ns) {
-                (Some(a), Some(b)) => format!(
-                    "; footage from {} to {}",
-                    both_times(a),
-                    both_times(b)
-                ),
+                (Some(a), Some(b)) =>
+                    format!("; footage from {} to {}", both_times(a), both_times(b)),
                 _ => "; no footage yet".into(),
             }
         )),
@@ -477,10 +477,7 @@ pub(crate) async fn holds(
     let s = c.session(&sid);
     let mut body = String::new();
     match list {
-        Err(e) => body.push_str(&format!(
-            r#"<p class="bad">{}</p>"#,
-            esc(&format!("{e:#}"))
-        )),
+        Err(e) => body.push_str(&format!(r#"<p class="bad">{}</p>"#, esc(&format!("{e:#}")))),
         Ok(Answer::Holds(hs)) if hs.is_empty() => {
             body.push_str("<p>No holds: all footage follows retention.</p>")
         }
@@ -581,7 +578,10 @@ pub(crate) async fn hold_release(
     if let Err(r) = may(&c, &unit, manages_holds, "manage holds", "manager").await {
         return r;
     }
-    let reason = f.get("reason").map(|s| s.trim().to_owned()).unwrap_or_default();
+    let reason = f
+        .get("reason")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
     let done = async {
         let client = connect(&c.target(&unit)).await?;
         let a = client.call(&Request::HoldRelease { id, reason }).await;

@@ -179,7 +179,9 @@ async fn activity(
         let m = match cached {
             Some(m) => m,
             None => {
-                let m = client.activity(camera, (*d, *d + DAY_NS), MINUTE, just).await?;
+                let m = client
+                    .activity(camera, (*d, *d + DAY_NS), MINUTE, just)
+                    .await?;
                 lock(&c.activity).insert(key, (m.clone(), Instant::now()));
                 m
             }
@@ -214,7 +216,9 @@ fn zoom_nav(unit: &str, camera: &str, key: &str, span: i64, end: i64) -> String 
     ));
     for (k, words, z) in ZOOMS {
         if k == key {
-            o.push_str(&format!(r#"<li><strong aria-current="page">{words}</strong></li>"#));
+            o.push_str(&format!(
+                r#"<li><strong aria-current="page">{words}</strong></li>"#
+            ));
         } else {
             o.push_str(&format!(
                 r#"<li><a href="{}">{words}</a></li>"#,
@@ -486,10 +490,8 @@ pub(crate) async fn tile(
     let tmp = png.with_extension("png.new");
     let made = {
         let tmp = tmp.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::still::keyframe_to_png(codec, first.data, &tmp)
-        })
-        .await
+        tokio::task::spawn_blocking(move || crate::still::keyframe_to_png(codec, first.data, &tmp))
+            .await
     };
     match made {
         Ok(Ok(())) => {

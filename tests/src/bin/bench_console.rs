@@ -220,7 +220,10 @@ async fn wait(b: &fantoccini::Client, script: &str) -> anyhow::Result<Duration> 
         if b.execute(script, vec![]).await?.as_bool() == Some(true) {
             return Ok(t.elapsed());
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(600), "timed out: {script}");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(600),
+            "timed out: {script}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
-use rdc_tests::browser::{Browser, ConsoleProcess};
 use rdc_format::time::rfc3339;
+use rdc_tests::browser::{Browser, ConsoleProcess};
 
 use crate::harness::*;
 
@@ -52,7 +52,12 @@ fn http(port: u16, head: &str, body: &str) -> (u16, String) {
 }
 
 async fn text_of(b: &Client, css: &str) -> String {
-    b.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// Waits (polling the page, no fixed sleeps) until `f` holds of the text of `css`.
@@ -129,11 +134,9 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         loss: 0.0,
         queue: Duration::from_secs(1),
     };
-    let relay = rdc_tests::relay::Relay::start(
-        format!("127.0.0.1:{}", s.port).parse().unwrap(),
-        link,
-    )
-    .unwrap();
+    let relay =
+        rdc_tests::relay::Relay::start(format!("127.0.0.1:{}", s.port).parse().unwrap(), link)
+            .unwrap();
     let boss_units = PathBuf::from(s.path("units-boss-link.toml"));
     std::fs::write(
         &boss_units,
@@ -150,7 +153,11 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
 
     // Refused before any sign-in: no session; another Host (DNS rebinding), which does not
     // spend the link either.
-    let (code, body) = http(port, &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}"), "");
+    let (code, body) = http(
+        port,
+        &format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}"),
+        "",
+    );
     assert_eq!(code, 401, "{body}");
     assert!(body.contains("not signed in"), "{body}");
     let (code, body) = http(
@@ -299,14 +306,21 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         let browser = Browser::start(false).await;
         let b = &browser.client;
         b.goto(&console.url).await.unwrap();
-        wait_text(b, "main", Duration::from_secs(30), |t| t.contains("Unit e2e")).await;
-        b.goto(&format!("http://127.0.0.1:{port}/jobs")).await.unwrap();
-        b.find(Locator::Css("main table a")).await.unwrap().click().await.unwrap();
+        wait_text(b, "main", Duration::from_secs(30), |t| {
+            t.contains("Unit e2e")
+        })
+        .await;
+        b.goto(&format!("http://127.0.0.1:{port}/jobs"))
+            .await
+            .unwrap();
+        b.find(Locator::Css("main table a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let verify = wait_text(b, "#verify", Duration::from_secs(120), |_| true).await;
-        assert!(
-            verify.contains("complete and unaltered"),
-            "{verify}"
-        );
+        assert!(verify.contains("complete and unaltered"), "{verify}");
         let bar: serde_json::Value = b
             .execute("return document.getElementById('bar').value", vec![])
             .await
@@ -322,9 +336,12 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
             String::from_utf8_lossy(&o.stderr)
         );
         // The audit log, checked, shows the export under its case.
-        b.goto(&format!("http://127.0.0.1:{port}/unit/e2e/audit?case={}", CASE.replace('/', "%2F")))
-            .await
-            .unwrap();
+        b.goto(&format!(
+            "http://127.0.0.1:{port}/unit/e2e/audit?case={}",
+            CASE.replace('/', "%2F")
+        ))
+        .await
+        .unwrap();
         let audit = wait_text(b, "main", Duration::from_secs(60), |t| {
             t.contains("entries shown") || t.contains("did not check out")
         })
@@ -332,7 +349,8 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         assert!(audit.contains("audit entries checked"), "{audit}");
         let rows = text_of(b, "table.audit tbody").await;
         assert!(
-            rows.lines().any(|l| l.contains("export") && l.contains("boss") && l.contains(CASE)),
+            rows.lines()
+                .any(|l| l.contains("export") && l.contains("boss") && l.contains(CASE)),
             "{rows}"
         );
         drop(browser);
@@ -348,7 +366,11 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
     );
     let (code, body) = http(
         eng.port,
-        &format!("GET /login?token={} HTTP/1.1\r\nHost: localhost:{}", eng.token(), eng.port),
+        &format!(
+            "GET /login?token={} HTTP/1.1\r\nHost: localhost:{}",
+            eng.token(),
+            eng.port
+        ),
         "",
     );
     assert_eq!(code, 303, "{body}");
@@ -361,18 +383,26 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
     let get = |path: &str| {
         http(
             eng.port,
-            &format!("GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {cookie}", eng.port),
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nCookie: {cookie}",
+                eng.port
+            ),
             "",
         )
     };
     let (code, body) = get("/");
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("engineer") && body.contains("Selftest of e2e"), "{body}");
+    assert!(
+        body.contains("engineer") && body.contains("Selftest of e2e"),
+        "{body}"
+    );
     assert!(!body.contains("timeline of front"), "{body}");
     let (code, body) = get("/unit/e2e/camera/front");
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("(engineer) may not see footage"), "{body}");
-    let (code, body) = get(&format!("/unit/e2e/camera/front/tile?at={start}&window=10000000000"));
+    let (code, body) = get(&format!(
+        "/unit/e2e/camera/front/tile?at={start}&window=10000000000"
+    ));
     assert_eq!(code, 403, "{body}");
     let (code, body) = get("/unit/e2e/selftest");
     assert_eq!(code, 200, "{body}");
