@@ -76,7 +76,7 @@ pub(crate) async fn fetch(
 
 /// What [`fetch`] brought: `segments` files of `bytes` (ciphertext) in `dir`, each checked
 /// against the unit's signed manifest, and decrypted beside it if `decrypted`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Fetch {
     pub dir: PathBuf,
     pub segments: usize,

@@ -31,10 +31,22 @@ pub(crate) enum JobState {
     Failed,
 }
 
-/// An export the console runs.
+/// What a job makes: an evidence bundle (`rdc export`), or the segments themselves, checked and
+/// decrypted, to look at (`rdc fetch`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobKind {
+    #[default]
+    Export,
+    Fetch,
+}
+
+/// An export or fetch the console runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Job {
     pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) kind: JobKind,
     pub(crate) unit: String,
     pub(crate) args: ExportArgs,
     pub(crate) created: String,
@@ -49,6 +61,8 @@ pub(crate) struct Job {
     /// Times the link dropped and the fetch resumed.
     pub(crate) drops: u32,
     pub(crate) result: Option<Exported>,
+    #[serde(default)]
+    pub(crate) fetched: Option<crate::fetch::Fetch>,
     pub(crate) verify: Option<Report>,
     pub(crate) error: Option<String>,
 }
@@ -239,7 +253,8 @@ pub(crate) fn resume_all(c: &Shared) {
     }
 }
 
-/// Runs job `id` (unless it runs already): the export, then `rdc verify`'s checks of it.
+/// Runs job `id` (unless it runs already): the fetch, or the export and then `rdc verify`'s
+/// checks of it.
 fn spawn_run(c: &Shared, id: String) {
     if !lock(&c.jobs.running).insert(id.clone()) {
         return;
@@ -256,6 +271,49 @@ fn spawn_run(c: &Shared, id: String) {
             let (jobs, id) = (c.jobs.clone(), id.clone());
             Events::new(move |e| jobs.on_event(&id, e))
         };
+        if job.kind == JobKind::Fetch {
+            let a = &job.args;
+            let footage = Footage {
+                camera: a.camera.clone(),
+                from: a.from.clone(),
+                to: a.to.clone(),
+                why: Why {
+                    purpose: "view".into(),
+                    case_ref: a.case_ref.clone(),
+                    reason: a.reason.clone(),
+                },
+            };
+            let r = crate::fetch::fetch(
+                &c.target(&job.unit),
+                &footage,
+                Some(a.identity.as_path()),
+                &a.out,
+                &events,
+            )
+            .await;
+            c.jobs.update(&id, true, |j| match r {
+                Ok(f) => {
+                    j.state = JobState::Done;
+                    j.done = j.total;
+                    j.note = if f.segments == 0 {
+                        "The range holds no footage of this camera.".into()
+                    } else {
+                        format!(
+                            "Fetched: {} segments, each checked against the unit's signed manifest and decrypted.",
+                            f.segments
+                        )
+                    };
+                    j.fetched = Some(f);
+                }
+                Err(e) => {
+                    j.state = JobState::Failed;
+                    j.error = Some(format!("{e:#}"));
+                    j.note = "The fetch stopped. What was fetched is kept: resume it to carry on from there.".into();
+                }
+            });
+            lock(&c.jobs.running).remove(&id);
+            return;
+        }
         let r = crate::export::export_bundle(&c.target(&job.unit), &job.args, &events).await;
         match r {
             Ok(x) => {
@@ -321,6 +379,11 @@ pub(crate) async fn start(
     }
     let g = |k: &str| f.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
     let id = super::guard::secret()[..16].to_owned();
+    let kind = if g("kind") == "fetch" {
+        JobKind::Fetch
+    } else {
+        JobKind::Export
+    };
     let args = (|| {
         let camera = Id::parse(&camera).map_err(|e| anyhow!("camera {camera:?}: {e}"))?;
         let from = parse_time(&g("from")).context("From")?;
@@ -342,9 +405,11 @@ pub(crate) async fn start(
             .take(40)
             .collect();
         Ok(ExportArgs {
-            out: c
-                .exports
-                .join(format!("{safe_case}-{camera}-{stamp}-{}", &id[..8])),
+            out: c.exports.join(format!(
+                "{safe_case}-{camera}-{stamp}-{}{}",
+                &id[..8],
+                if kind == JobKind::Fetch { "-fetch" } else { "" }
+            )),
             camera,
             // Fixed times: a job resumed tomorrow exports the same range.
             from: rdc_format::time::rfc3339(from),
@@ -359,13 +424,14 @@ pub(crate) async fn start(
         Err(e) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
-                &format!("Nothing was exported: {e:#}."),
+                &format!("Nothing was fetched or exported: {e:#}."),
             );
         }
     };
     c.set_case(&sid, &args.case_ref, &args.reason);
     c.jobs.add(Job {
         id: id.clone(),
+        kind,
         unit,
         args,
         created: rdc_format::time::rfc3339(crate::export::now_ns()),
@@ -377,6 +443,7 @@ pub(crate) async fn start(
         note: "Starting …".into(),
         drops: 0,
         result: None,
+        fetched: None,
         verify: None,
         error: None,
     });
@@ -390,13 +457,14 @@ pub(crate) async fn list(State(c): State<Shared>) -> Response {
     jobs.sort_by(|a, b| b.created.cmp(&a.created));
     let mut body = String::new();
     if jobs.is_empty() {
-        body.push_str("<p>No exports yet: choose a range on a camera's timeline.</p>");
+        body.push_str("<p>No exports or fetches yet: choose a range on a camera's timeline.</p>");
     } else {
-        body.push_str(r#"<table><thead><tr><th scope="col">Started</th><th scope="col">Unit</th><th scope="col">Camera</th><th scope="col">Range</th><th scope="col">Case</th><th scope="col">State</th></tr></thead><tbody>"#);
+        body.push_str(r#"<table><thead><tr><th scope="col">Started</th><th scope="col">What</th><th scope="col">Unit</th><th scope="col">Camera</th><th scope="col">Range</th><th scope="col">Case</th><th scope="col">State</th></tr></thead><tbody>"#);
         for j in &jobs {
             body.push_str(&format!(
-                r#"<tr><td><a href="/jobs/{id}">{}</a></td><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td><td>{}</td></tr>"#,
+                r#"<tr><td><a href="/jobs/{id}">{}</a></td><td>{:?}</td><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td><td>{}</td></tr>"#,
                 esc(&j.created),
+                j.kind,
                 esc(&j.unit),
                 esc(j.args.camera.as_str()),
                 esc(&j.args.from),
@@ -408,7 +476,7 @@ pub(crate) async fn list(State(c): State<Shared>) -> Response {
         }
         body.push_str("</tbody></table>");
     }
-    page("Exports", &body).into_response()
+    page("Exports and fetches", &body).into_response()
 }
 
 fn state_words(j: &Job) -> String {
@@ -456,6 +524,14 @@ pub(crate) async fn job_page(
             csrf_field(&c, &sid)
         ));
     }
+    if let Some(f) = &j.fetched {
+        body.push_str(&format!(
+            r#"<h2>The footage</h2><p id="result">{} segments ({:.1} MB) in <code>{}</code>: each <code>.age</code> file as the unit signed it, checked against its signed manifest, and its decryption beside it (<code>.ts</code>, plays in VLC or mpv).</p>"#,
+            f.segments,
+            f.bytes as f64 / 1e6,
+            esc(&f.dir.display().to_string())
+        ));
+    }
     if let Some(x) = &j.result {
         body.push_str(&format!(
             r#"<h2>The bundle</h2><p id="result">{} segments in <code>{}</code>, {} gap(s); the unit recorded the export as its audit entry {}.</p>"#,
@@ -479,7 +555,15 @@ pub(crate) async fn job_page(
         body.push_str(&format!("\n{}</pre>", esc(&r.verdict)));
     }
     page(
-        &format!("Export of {} from unit {}", j.args.camera, j.unit),
+        &format!(
+            "{} of {} from unit {}",
+            match j.kind {
+                JobKind::Export => "Export",
+                JobKind::Fetch => "Fetch",
+            },
+            j.args.camera,
+            j.unit
+        ),
         &body,
     )
     .into_response()

@@ -386,13 +386,13 @@ fn export_form(
         ""
     };
     format!(
-        r#"<h2 id="export-heading">Export a range</h2>{no_identity}<p>Click the chart twice to choose the start and end, or type them (UTC).</p>
+        r#"<h2 id="export-heading">Fetch or export a range</h2>{no_identity}<p>Click the chart twice to choose the start and end, or type them (UTC). <strong>Export</strong> makes an evidence bundle for court (signed, with a working copy and rdc verify's checks); <strong>Fetch</strong> brings the segments, checked and decrypted, to look at.</p>
 <form method="post" action="/unit/{u}/camera/{cam}/export" class="stack" aria-labelledby="export-heading">{csrf}
 <label>From (UTC) <input id="from" name="from" required value="{from}"></label>
 <label>To (UTC) <input id="to" name="to" required value="{to}"></label>
 <label>Case reference <input id="case" name="case" required value="{case}"></label>
 <label>Reason for the export <input id="reason" name="reason" required value="{reason}"></label>
-<button id="export">Export</button></form>"#,
+<p><button id="export" name="kind" value="export">Export</button> <button id="fetch" name="kind" value="fetch">Fetch</button></p></form>"#,
         u = esc(unit),
         cam = esc(camera),
         csrf = csrf_field(c, sid),

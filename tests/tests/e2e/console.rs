@@ -1,9 +1,10 @@
 //! The officer's console in a real browser: Debian's chromium, headless, driven through
 //! WebDriver (chromedriver), against the recorder serving an hour with a camera outage over
 //! the real uplink, through a link that carries 1.5 Mbit/s. A manager signs in with the one-time
-//! link, finds the outage on the camera's timeline with its cause, opens a picture, exports four
+//! link, finds the outage on the camera's timeline with its cause, opens a picture, exports nine
 //! minutes with a case and reason, closes the console mid-export and starts it again (the
-//! export carries on), and sees the bundle checked and the export in the audit log. Requests
+//! export carries on), sees the bundle checked and the export in the audit log, fetches a
+//! minute to look at, and places and releases a hold. Requests
 //! without the session, with another Host or Origin, a link used twice and an engineer's
 //! footage pages are refused.
 
@@ -96,33 +97,10 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
     let s = Scheme::new();
     s.add_user("boss", "manager");
     s.add_user("eng", "engineer");
-    let mut unit = s.unit(&[Cam {
-        id: "front",
-        url: format!("rtsp://127.0.0.1:{}/cam", free_port()),
-        extra: String::new(),
-    }]);
     // An hour of footage with a 30 s outage, written as the recorder writes it.
-    let store = unit.store();
-    let clip = rdc_tests::footage::encode_h264(
-        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
-        50,
-        5,
-        600,
-        5,
-    )
-    .unwrap();
-    let start = (now_ns() - 2 * 3600 * S) / (60 * S) * (60 * S);
-    let outage = (start + 20 * 60 * S, start + (20 * 60 + 30) * S);
-    rdc_tests::footage::record(
-        &store,
-        "front",
-        &clip,
-        (start, 3600 * S as u64),
-        &[outage],
-        "the camera closed the connection",
-    )
-    .unwrap();
-    drop(store);
+    let RecordedHour {
+        mut unit, start, ..
+    } = recorded_hour(&s, 600);
     unit.start();
     wait_for("the uplink", Duration::from_secs(30), || {
         s.rdc("status", &[]).status.success()
@@ -282,8 +260,8 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         assert_eq!(shown.as_u64(), Some(320));
         b.back().await.unwrap();
 
-        // Export four minutes before the outage (about 2 MB: ten seconds on this link).
-        let (from, to) = (start + 15 * 60 * S, start + 19 * 60 * S);
+        // Export nine minutes before the outage (about 4 MB: over 20 seconds on this link).
+        let (from, to) = (start + 10 * 60 * S, start + 19 * 60 * S);
         wait_text(b, "#export-heading", Duration::from_secs(30), |_| true).await;
         set_input(b, "#from", &rfc3339(from)).await;
         set_input(b, "#to", &rfc3339(to)).await;
@@ -353,6 +331,76 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
                 .any(|l| l.contains("export") && l.contains("boss") && l.contains(CASE)),
             "{rows}"
         );
+        // A fetch of one minute, to look at: the segments, checked and decrypted.
+        b.goto(&format!(
+            "http://127.0.0.1:{port}/unit/e2e/camera/front?end={}&span=10m",
+            rfc3339(start + 10 * 60 * S)
+        ))
+        .await
+        .unwrap();
+        // A new session (the console was restarted): the case and reason first.
+        set_input(b, "input[name=case]", CASE).await;
+        set_input(b, "input[name=reason]", REASON).await;
+        b.find(Locator::Css("form button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(b, "#export-heading", Duration::from_secs(30), |_| true).await;
+        set_input(b, "#from", &rfc3339(start + 5 * 60 * S)).await;
+        set_input(b, "#to", &rfc3339(start + 6 * 60 * S)).await;
+        b.find(Locator::Css("#fetch"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let fetched = wait_text(b, "#result", Duration::from_secs(120), |_| true).await;
+        assert!(fetched.contains("segments"), "{fetched}");
+        let ts = std::fs::read_dir(exports.as_path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-fetch"))
+            .flat_map(|e| std::fs::read_dir(e.path().join("front")).unwrap().flatten())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".ts"))
+            .count();
+        assert!(ts >= 1, "no decrypted segment fetched: {fetched}");
+        // Holds: placed, listed, released.
+        b.goto(&format!("http://127.0.0.1:{port}/unit/e2e/holds"))
+            .await
+            .unwrap();
+        set_input(b, "input[name=cameras]", "front").await;
+        set_input(b, "input[name=from]", &rfc3339(start)).await;
+        set_input(b, "input[name=to]", &rfc3339(start + 600 * S)).await;
+        set_input(
+            b,
+            "input[name=review]",
+            &rfc3339(now_ns() + 30 * 86_400 * S),
+        )
+        .await;
+        b.find(Locator::XPath("//button[text()='Place the hold']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let held = wait_text(b, "main", Duration::from_secs(30), |t| {
+            t.contains("Release")
+        })
+        .await;
+        assert!(held.contains(CASE) && held.contains("boss"), "{held}");
+        set_input(b, "table input[name=reason]", "the case is closed").await;
+        b.find(Locator::XPath("//button[text()='Release']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(b, "main", Duration::from_secs(30), |t| {
+            t.contains("No holds")
+        })
+        .await;
         drop(browser);
     });
 

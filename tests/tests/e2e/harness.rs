@@ -619,3 +619,49 @@ pub(crate) fn manifests_in_log(unit: &Unit, camera: &str) -> Vec<Manifest> {
         .filter_map(|e| serde_json::from_value(e["body"].clone()).ok())
         .collect()
 }
+
+/// A unit of `s` with camera "front" not there (its URL answers nothing): it serves an hour
+/// already in its store, written as the recorder writes it (320x180 at 5 fps, `kbps`, previews
+/// every 10 s), from `start` (two hours ago, on a minute), with a 30 s outage 20 minutes in
+/// ("the camera closed the connection"). Not yet started.
+pub(crate) struct RecordedHour {
+    pub(crate) unit: Unit,
+    pub(crate) start: i64,
+    pub(crate) outage: (i64, i64),
+    pub(crate) recorded: rdc_tests::footage::Recorded,
+}
+
+pub(crate) fn recorded_hour(s: &Scheme, kbps: u32) -> RecordedHour {
+    const S: i64 = 1_000_000_000;
+    let unit = s.unit(&[Cam {
+        id: "front",
+        url: format!("rtsp://127.0.0.1:{}/cam", free_port()),
+        extra: String::new(),
+    }]);
+    let store = unit.store();
+    let clip = rdc_tests::footage::encode_h264(
+        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
+        50,
+        5,
+        kbps,
+        5,
+    )
+    .unwrap();
+    let start = (now_ns() - 2 * 3600 * S) / (60 * S) * (60 * S);
+    let outage = (start + 20 * 60 * S, start + (20 * 60 + 30) * S);
+    let recorded = rdc_tests::footage::record(
+        &store,
+        "front",
+        &clip,
+        (start, 3600 * S as u64),
+        &[outage],
+        "the camera closed the connection",
+    )
+    .unwrap();
+    RecordedHour {
+        unit,
+        start,
+        outage,
+        recorded,
+    }
+}

@@ -109,33 +109,13 @@ fn an_hour_of_previews_is_a_sheet_of_360_with_the_gap_and_the_engineer_is_refuse
     let s = Scheme::new();
     s.add_user("eng", "engineer");
     // The camera is not there: the recorder serves the hour already in its store.
-    let mut unit = s.unit(&[Cam {
-        id: "front",
-        url: format!("rtsp://127.0.0.1:{}/cam", free_port()),
-        extra: String::new(),
-    }]);
-    let store = unit.store();
-    let clip = rdc_tests::footage::encode_h264(
-        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
-        50,
-        5,
-        300,
-        5,
-    )
-    .unwrap();
-    let start = (now_ns() - 2 * 3600 * S) / (60 * S) * (60 * S);
-    let outage = (start + 20 * 60 * S, start + (20 * 60 + 30) * S);
-    let rec = rdc_tests::footage::record(
-        &store,
-        "front",
-        &clip,
-        (start, 3600 * S as u64),
-        &[outage],
-        "the camera closed the connection",
-    )
-    .unwrap();
+    let RecordedHour {
+        mut unit,
+        start,
+        outage,
+        recorded: rec,
+    } = recorded_hour(&s, 300);
     assert_eq!(rec.previews, 357, "{rec:?}");
-    drop(store);
     unit.start();
     wait_serving(&s);
     let dir = tempfile::tempdir().unwrap();
