@@ -87,6 +87,8 @@ pub(crate) struct Console {
     /// One fetch of previews at a time per unit and camera (they share a folder).
     pub(crate) preview_locks: Mutex<HashMap<(String, String), PreviewLock>>,
     pub(crate) jobs: Arc<jobs::Jobs>,
+    /// Each unit's audit entries checked on earlier visits: a visit fetches only what follows.
+    pub(crate) audit_seen: Mutex<HashMap<String, Vec<rdc_format::chain::Entry>>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -201,6 +203,7 @@ pub(crate) async fn run(a: ConsoleArgs) -> anyhow::Result<()> {
         activity: Default::default(),
         preview_locks: Default::default(),
         jobs,
+        audit_seen: Default::default(),
     });
     // Exports that were running when the console last stopped carry on.
     jobs::resume_all(&console);

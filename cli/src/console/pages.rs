@@ -409,7 +409,30 @@ pub(crate) async fn audit(
         esc(&person),
         esc(&action)
     );
-    match crate::audit::read_audit(&c.target(&unit), 0, false).await {
+    // Entries checked on an earlier visit stay checked: only those from the newest of them on
+    // are fetched (over 4G a long log is megabytes), and `read_audit` checks that the newest
+    // is still the entry seen then, so the log was neither cut nor rewritten in between.
+    let seen = super::lock(&c.audit_seen)
+        .get(&unit)
+        .cloned()
+        .unwrap_or_default();
+    let from = seen.last().map_or(0, |e| e.seq);
+    let read = crate::audit::read_audit(&c.target(&unit), from, false)
+        .await
+        .map(|mut read| {
+            let earlier = seen.iter().filter(|e| e.seq < from).count();
+            if earlier > 0 {
+                read.summary.push_str(&format!(
+                    "; {earlier} earlier entries were checked on an earlier visit"
+                ));
+            }
+            let mut all: Vec<_> = seen.into_iter().filter(|e| e.seq < from).collect();
+            all.append(&mut read.entries);
+            super::lock(&c.audit_seen).insert(unit.clone(), all.clone());
+            read.entries = all;
+            read
+        });
+    match read {
         Err(e) => body.push_str(&format!(
             r#"<p class="bad" role="alert">The audit log did not check out or could not be read: {}</p>"#,
             esc(&format!("{e:#}"))

@@ -80,6 +80,29 @@ async fn wait_text(b: &Client, css: &str, limit: Duration, f: impl Fn(&str) -> b
     }
 }
 
+/// What a screen reader would find nameless on the page: controls without a label, text or
+/// aria-label, pictures without alt text, a page without a heading or a main landmark.
+async fn assert_accessible(b: &Client, page: &str) {
+    let nameless = b
+        .execute(
+            r#"const bad = [];
+for (const e of document.querySelectorAll('input:not([type=hidden]), button, select, textarea, a[href]')) {
+  const named = e.closest('label') || e.getAttribute('aria-label') || e.textContent.trim()
+    || (e.id && document.querySelector('label[for="' + e.id + '"]'))
+    || [...e.querySelectorAll('img')].some(i => i.alt);
+  if (!named) bad.push(e.outerHTML.slice(0, 120));
+}
+for (const i of document.querySelectorAll('img')) if (!i.alt) bad.push(i.outerHTML.slice(0, 120));
+if (!document.querySelector('main h1')) bad.push('no h1 in main');
+if (!document.documentElement.lang) bad.push('no lang');
+return bad;"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(nameless, serde_json::json!([]), "on the {page} page");
+}
+
 async fn set_input(b: &Client, css: &str, v: &str) {
     let e = b.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
@@ -160,6 +183,7 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         })
         .await;
         assert!(units.contains("manager"), "{units}");
+        assert_accessible(b, "units").await;
         assert!(units.contains("Days held"), "{units}");
         // The link is spent.
         let (code, body) = http(
@@ -227,6 +251,7 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
             "{gaps}"
         );
         assert!(gaps.contains("30 s"), "{gaps}");
+        assert_accessible(b, "timeline").await;
         let gap_rects: serde_json::Value = b
             .execute("return document.querySelectorAll('#chart rect.gap').length", vec![])
             .await
@@ -274,6 +299,7 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         })
         .await;
         screenshot("console-export.png", &b.screenshot().await.unwrap());
+        assert_accessible(b, "export").await;
         drop(browser);
     });
     // The console is closed mid-export and started again: the export carries on.
@@ -325,7 +351,17 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         })
         .await;
         assert!(audit.contains("audit entries checked"), "{audit}");
+        assert_accessible(b, "audit").await;
         let rows = text_of(b, "table.audit tbody").await;
+        // Again: only what follows the entries checked on the first visit is fetched, and the
+        // whole log is still shown.
+        b.refresh().await.unwrap();
+        let again = wait_text(b, "main", Duration::from_secs(60), |t| {
+            t.contains("entries shown") || t.contains("did not check out")
+        })
+        .await;
+        assert!(again.contains("checked on an earlier visit"), "{again}");
+        assert_eq!(text_of(b, "table.audit tbody").await, rows);
         assert!(
             rows.lines()
                 .any(|l| l.contains("export") && l.contains("boss") && l.contains(CASE)),
@@ -390,6 +426,7 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         })
         .await;
         assert!(held.contains(CASE) && held.contains("boss"), "{held}");
+        assert_accessible(b, "holds").await;
         set_input(b, "table input[name=reason]", "the case is closed").await;
         b.find(Locator::XPath("//button[text()='Release']"))
             .await
