@@ -293,9 +293,31 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         b.find(Locator::Css("#export")).await.unwrap().click().await.unwrap();
         let job_url = b.current_url().await.unwrap();
         assert!(job_url.path().starts_with("/jobs/"), "{job_url}");
-        // The bar moves while the footage crosses the link.
+        // Part of the footage has crossed the link: the job, as the console keeps it on disk,
+        // is under way (the restart below must fall mid-export).
+        let job_file = state.join(format!(
+            "jobs/{}.json",
+            job_url.path().trim_start_matches("/jobs/")
+        ));
+        let t = Instant::now();
+        loop {
+            let j: serde_json::Value = std::fs::read(&job_file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let (done, total) = (j["done"].as_u64().unwrap_or(0), j["total"].as_u64().unwrap_or(0));
+            if done > 0 && done < total {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(120) && j["state"] != "done",
+                "the export was not seen under way: {j}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The page follows it: its bar shows a share, the rate and the time left.
         wait_text(b, "#progress-text", Duration::from_secs(60), |t| {
-            t.contains("Mbit/s") && !t.starts_with("0 %") && !t.starts_with("100 %")
+            t.contains("Mbit/s") && t.contains(" % — ")
         })
         .await;
         screenshot("console-export.png", &b.screenshot().await.unwrap());
