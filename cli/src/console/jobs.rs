@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::pages::{csrf_field, esc, may, page, sees_footage};
+use super::pages::{csrf_field, esc, may_see_footage, page};
 use super::{SessionId, Shared, lock, refuse};
 use crate::export::{ExportArgs, Exported};
 use crate::verify::Report;
@@ -366,15 +366,7 @@ pub(crate) async fn start(
     UrlPath((unit, camera)): UrlPath<(String, String)>,
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Response {
-    if let Err(r) = may(
-        &c,
-        &unit,
-        sees_footage,
-        "export footage",
-        "case support officer or manager",
-    )
-    .await
-    {
+    if let Err(r) = may_see_footage(&c, &unit, "export footage").await {
         return r;
     }
     let g = |k: &str| f.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
@@ -603,15 +595,7 @@ pub(crate) async fn resume(State(c): State<Shared>, UrlPath(id): UrlPath<String>
     let Some(j) = c.jobs.get(&id) else {
         return refuse(StatusCode::NOT_FOUND, "There is no such export.");
     };
-    if let Err(r) = may(
-        &c,
-        &j.unit,
-        sees_footage,
-        "export footage",
-        "case support officer or manager",
-    )
-    .await
-    {
+    if let Err(r) = may_see_footage(&c, &j.unit, "export footage").await {
         return r;
     }
     if j.state != JobState::Done {

@@ -136,8 +136,20 @@ pub(crate) async fn may(
     }
 }
 
-pub(crate) fn sees_footage(r: Role) -> bool {
+fn sees_footage(r: Role) -> bool {
     r.may_see_footage()
+}
+
+/// [`may`] for the pages that show or fetch footage (`what`: "see footage", "export footage").
+pub(crate) async fn may_see_footage(c: &Console, unit: &str, what: &str) -> Result<Role, Response> {
+    may(
+        c,
+        unit,
+        sees_footage,
+        what,
+        "case support officer or manager",
+    )
+    .await
 }
 
 fn reads_audit(r: Role) -> bool {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use rdc_format::export::Gap;
 use rdc_format::time::DAY_NS;
 
-use super::pages::{both_times, case_form, csrf_field, esc, may, page, sees_footage};
+use super::pages::{both_times, case_form, csrf_field, esc, may_see_footage, page};
 use super::{Console, SessionId, Shared, lock, refuse};
 use crate::*;
 
@@ -55,14 +55,7 @@ pub(crate) async fn page_handler(
     v: &View,
     uri: &Uri,
 ) -> Result<Response, Response> {
-    may(
-        c,
-        unit,
-        sees_footage,
-        "see footage",
-        "case support officer or manager",
-    )
-    .await?;
+    may_see_footage(c, unit, "see footage").await?;
     let cam = Id::parse(camera).map_err(|e| {
         refuse(
             StatusCode::BAD_REQUEST,
@@ -417,15 +410,7 @@ pub(crate) async fn tile(
     UrlPath((unit, camera)): UrlPath<(String, String)>,
     Query(q): Query<TileQuery>,
 ) -> Response {
-    if let Err(r) = may(
-        &c,
-        &unit,
-        sees_footage,
-        "see footage",
-        "case support officer or manager",
-    )
-    .await
-    {
+    if let Err(r) = may_see_footage(&c, &unit, "see footage").await {
         return r;
     }
     let Ok(cam) = Id::parse(&camera) else {
