@@ -144,6 +144,18 @@ impl Console {
         }
     }
 
+    /// One request to unit `name` on a connection of its own.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        req: &Request,
+    ) -> anyhow::Result<rdc_uplink::protocol::Answer> {
+        let client = connect(&self.target(name)).await?;
+        let a = client.call(req).await;
+        client.close();
+        Ok(a?)
+    }
+
     pub(crate) fn preview_lock(&self, unit: &str, camera: &str) -> Arc<tokio::sync::Mutex<()>> {
         lock(&self.preview_locks)
             .entry((unit.to_owned(), camera.to_owned()))

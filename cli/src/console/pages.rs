@@ -360,13 +360,11 @@ pub(crate) async fn selftest(State(c): State<Shared>, UrlPath(unit): UrlPath<Str
     {
         return r;
     }
-    let lines = async {
-        let client = connect(&c.target(&unit)).await?;
-        let l = client.selftest().await;
-        client.close();
-        anyhow::Ok(l?)
-    }
-    .await;
+    let lines = match c.call(&unit, &Request::SelfTest).await {
+        Ok(Answer::SelfTest(l)) => Ok(l),
+        Ok(other) => Err(anyhow!("the unit answered the selftest with {other:?}")),
+        Err(e) => Err(e),
+    };
     let body = match lines {
         Err(e) => format!(r#"<p class="bad">{}</p>"#, esc(&format!("{e:#}"))),
         Ok(lines) => {
@@ -501,13 +499,7 @@ pub(crate) async fn holds(
     if let Err(r) = may(&c, &unit, manages_holds, "manage holds", "manager").await {
         return r;
     }
-    let list = async {
-        let client = connect(&c.target(&unit)).await?;
-        let a = client.call(&Request::HoldList).await;
-        client.close();
-        anyhow::Ok(a?)
-    }
-    .await;
+    let list = c.call(&unit, &Request::HoldList).await;
     let csrf = csrf_field(&c, &sid);
     let s = c.session(&sid);
     let mut body = String::new();
@@ -587,14 +579,7 @@ pub(crate) async fn hold_create(
     })();
     let done = match req {
         Err(e) => Err(e),
-        Ok(req) => async {
-            let client = connect(&c.target(&unit)).await?;
-            let a = client.call(&req).await;
-            client.close();
-            anyhow::Ok(a?)
-        }
-        .await
-        .map(|_| ()),
+        Ok(req) => c.call(&unit, &req).await.map(|_| ()),
     };
     match done {
         Ok(()) => Redirect::to(&format!("/unit/{unit}/holds")).into_response(),
@@ -617,13 +602,7 @@ pub(crate) async fn hold_release(
         .get("reason")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    let done = async {
-        let client = connect(&c.target(&unit)).await?;
-        let a = client.call(&Request::HoldRelease { id, reason }).await;
-        client.close();
-        anyhow::Ok(a?)
-    }
-    .await;
+    let done = c.call(&unit, &Request::HoldRelease { id, reason }).await;
     match done {
         Ok(_) => Redirect::to(&format!("/unit/{unit}/holds")).into_response(),
         Err(e) => refuse(
