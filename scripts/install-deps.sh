@@ -11,6 +11,7 @@ pkgs=(
   age ffmpeg
   chromium chromium-driver
   iproute2 systemd coreutils
+  wireguard-go wireguard-tools nftables conntrack
 )
 missing=()
 for p in "${pkgs[@]}"; do

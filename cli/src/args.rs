@@ -74,6 +74,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Every unit of the units file at once.
+    Units {
+        #[command(subcommand)]
+        cmd: UnitsCmd,
+    },
     /// The unit's cameras, storage, clock and the days of footage its disk really holds. With
     /// --activity (and a case and reason: it shows when things happened, and is audited), a
     /// chart of each camera's bytes per minute over the last --hours: where to look first.
@@ -292,5 +297,75 @@ pub(crate) enum KeysCmd {
     Identity {
         #[arg(long)]
         out: PathBuf,
+    },
+    /// The scheme's WireGuard hub for units behind carrier NAT: writes <dir>/<interface>.conf
+    /// (standard wg-quick) and <interface>.nft (officers reach units; units reach nobody).
+    /// `add-unit` and `add-officer` extend them.
+    Hub {
+        #[command(subcommand)]
+        cmd: Option<HubCmd>,
+        /// Where the hub's files are (on the hub: /etc/wireguard).
+        #[arg(long, global = true, default_value = "/etc/wireguard")]
+        dir: PathBuf,
+        /// The hub's WireGuard interface (and its files' name).
+        #[arg(long, global = true, default_value = "rdc-hub")]
+        interface: String,
+        /// The scheme's tunnel subnet; the hub takes its first address.
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// The hub's UDP port.
+        #[arg(long, value_name = "PORT")]
+        listen: Option<u16>,
+        /// The hub's public name or address and port, as units and officers dial it.
+        #[arg(long, value_name = "HOST:PORT")]
+        endpoint: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HubCmd {
+    /// A unit, with the key and address `rdc-recorder init --vpn-*` printed on it.
+    AddUnit {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        public_key: String,
+        /// The unit's tunnel address (as given to init); the lowest free one when absent.
+        #[arg(long)]
+        address: Option<std::net::Ipv4Addr>,
+    },
+    /// An officer's machine. Without --public-key, makes its key pair and writes the officer's
+    /// wg-quick file to --out (mode 600) to hand over.
+    AddOfficer {
+        #[arg(long)]
+        name: String,
+        /// The key `wg pubkey` printed on the officer's machine.
+        #[arg(long, conflicts_with = "out")]
+        public_key: Option<String>,
+        #[arg(long)]
+        address: Option<std::net::Ipv4Addr>,
+        /// Where the officer's configuration goes (default: ./<name>.conf).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum UnitsCmd {
+    /// One line per unit, all asked at once: reachable, the tunnel's last handshake, the clock,
+    /// cameras recording, days held, and the audit anchor this machine holds.
+    Status {
+        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
+        #[arg(long)]
+        units: Option<PathBuf>,
+        /// One JSON object per unit, in an array.
+        #[arg(long)]
+        json: bool,
+        /// Seconds each unit has to answer.
+        #[arg(long, default_value_t = 4.0)]
+        timeout: f64,
+        /// Units asked at the same time.
+        #[arg(long, default_value_t = 256)]
+        jobs: usize,
     },
 }

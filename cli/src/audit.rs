@@ -51,9 +51,18 @@ pub(crate) fn unit_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Anchor {
     unit_key: String,
-    seq: u64,
+    pub(crate) seq: u64,
     hash: String,
-    seen: String,
+    /// When this machine checked it (RFC 3339).
+    pub(crate) seen: String,
+}
+
+/// The anchors this machine holds, by unit (none when it never read an audit log).
+pub(crate) fn read_anchors() -> std::collections::BTreeMap<String, Anchor> {
+    std::fs::read(anchors_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 pub(crate) fn anchors_path() -> PathBuf {

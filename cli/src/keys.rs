@@ -124,6 +124,14 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
                 certs.len()
             );
         }
+        KeysCmd::Hub {
+            cmd,
+            dir,
+            interface,
+            subnet,
+            listen,
+            endpoint,
+        } => crate::hub::hub(cmd, &dir, &interface, subnet, listen, endpoint)?,
         KeysCmd::Identity { out } => {
             use age::secrecy::ExposeSecret as _;
             let id = age::x25519::Identity::generate();

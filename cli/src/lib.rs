@@ -84,6 +84,7 @@ mod console;
 mod export;
 mod fetch;
 mod font;
+mod hub;
 mod keys;
 pub mod mp4;
 mod preview;
@@ -131,6 +132,15 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Keys { cmd } => keys(cmd),
+        Cmd::Units {
+            cmd:
+                UnitsCmd::Status {
+                    units,
+                    json,
+                    timeout,
+                    jobs,
+                },
+        } => units::fleet_status(units, json, timeout, jobs).await,
         Cmd::Status {
             target,
             activity: false,

@@ -72,3 +72,200 @@ pub(crate) async fn connect(t: &Target) -> anyhow::Result<Client> {
     let cfg = tls::client_config(&id, &ca)?;
     Ok(Client::connect(addr, &t.unit, cfg).await?)
 }
+
+/// One unit's line in `rdc units status`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct FleetLine {
+    pub(crate) unit: String,
+    pub(crate) reachable: bool,
+    /// Why not, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) problem: Option<String>,
+    /// Seconds since the unit's tunnel last shook hands with the hub (units behind a hub).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) handshake_age_s: Option<u64>,
+    /// The unit's clock less this machine's, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) clock_offset_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) clock_synchronized: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cameras_recording: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cameras: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) days_held: Option<f64>,
+    /// The newest audit entry this machine has checked from the unit, and when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) audit_anchor_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) audit_anchor_seen: Option<String>,
+    /// How long the unit took to answer, in seconds.
+    pub(crate) seconds: f64,
+}
+
+/// Asks one unit for its status from the shared endpoint, within `timeout`.
+async fn ask(
+    endpoint: quinn::Endpoint,
+    name: String,
+    u: Result<UnitEntry, String>,
+    creds: Arc<Mutex<std::collections::HashMap<(PathBuf, PathBuf, PathBuf), quinn::ClientConfig>>>,
+    timeout: Duration,
+) -> FleetLine {
+    let t0 = std::time::Instant::now();
+    let mut line = FleetLine {
+        unit: name.clone(),
+        reachable: false,
+        problem: None,
+        handshake_age_s: None,
+        clock_offset_s: None,
+        clock_synchronized: None,
+        cameras_recording: None,
+        cameras: None,
+        days_held: None,
+        audit_anchor_seq: None,
+        audit_anchor_seen: None,
+        seconds: 0.0,
+    };
+    let work = async {
+        let u = u.map_err(|e| anyhow!(e))?;
+        let addr = tokio::net::lookup_host(&u.address)
+            .await
+            .with_context(|| format!("cannot resolve {}", u.address))?
+            .next()
+            .ok_or_else(|| anyhow!("{} resolves to nothing", u.address))?;
+        let key = (u.ca.clone(), u.cert.clone(), u.key.clone());
+        let cached = creds.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let cfg = match cached {
+            Some(c) => c,
+            None => {
+                let id = Identity::from_files(&u.cert, &u.key)?;
+                let ca = std::fs::read_to_string(&u.ca)
+                    .with_context(|| format!("reading the CA certificate {}", u.ca.display()))?;
+                let c = tls::client_config(&id, &ca)?;
+                creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, c.clone());
+                c
+            }
+        };
+        let client = Client::connect_on(endpoint, addr, &name, cfg).await?;
+        let st = client.status().await;
+        client.close();
+        anyhow::Ok(st?)
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Err(_) => {
+            line.problem = Some(format!(
+                "no answer within {:.0} s: link down, unit off, or its tunnel not up",
+                timeout.as_secs_f64()
+            ))
+        }
+        Ok(Err(e)) => line.problem = Some(format!("{e:#}")),
+        Ok(Ok(st)) => {
+            line.reachable = true;
+            line.clock_offset_s = Some((st.time_ns - crate::export::now_ns()) as f64 / 1e9);
+            line.days_held = Some(st.store.effective_retention_days());
+            if let Some(l) = &st.live {
+                line.clock_synchronized = Some(l.clock.synchronized);
+                line.cameras = Some(l.cameras.len());
+                line.cameras_recording = Some(l.cameras.iter().filter(|c| c.recording).count());
+                line.handshake_age_s = l.tunnel.as_ref().and_then(|t| t.handshake_age_s);
+            }
+        }
+    }
+    line.seconds = t0.elapsed().as_secs_f64();
+    line
+}
+
+/// Every unit of the units file, asked at once (at most `jobs` at a time, `timeout` each).
+pub(crate) async fn fleet(
+    units: Option<PathBuf>,
+    timeout: Duration,
+    jobs: usize,
+) -> anyhow::Result<Vec<FleetLine>> {
+    use futures_util::StreamExt as _;
+    let path = units_path(&Target {
+        unit: String::new(),
+        units,
+    });
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the units file {}", path.display()))?;
+    let file = parse_units(&text)
+        .with_context(|| format!("{} is not a valid units file", path.display()))?;
+    let endpoint = Client::endpoint(false)?;
+    let creds = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let anchors = crate::audit::read_anchors();
+    let asks = file.unit.into_iter().map(|(name, u)| {
+        let valid = Id::parse(&name)
+            .map(|_| u)
+            .map_err(|m| format!("[unit.{name}]: not a unit id: {m}"));
+        ask(endpoint.clone(), name, valid, creds.clone(), timeout)
+    });
+    let mut lines: Vec<FleetLine> = futures_util::stream::iter(asks)
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    lines.sort_by(|a, b| a.unit.cmp(&b.unit));
+    for l in &mut lines {
+        if let Some(a) = anchors.get(&l.unit) {
+            l.audit_anchor_seq = Some(a.seq);
+            l.audit_anchor_seen = Some(a.seen.clone());
+        }
+    }
+    Ok(lines)
+}
+
+/// `rdc units status`.
+pub(crate) async fn fleet_status(
+    units: Option<PathBuf>,
+    json: bool,
+    timeout: f64,
+    jobs: usize,
+) -> anyhow::Result<()> {
+    if !(0.1..=600.0).contains(&timeout) {
+        bail!("--timeout {timeout}: from 0.1 to 600 seconds");
+    }
+    let lines = fleet(units, Duration::from_secs_f64(timeout), jobs).await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&lines)?);
+        return Ok(());
+    }
+    let width = lines.iter().map(|l| l.unit.len()).max().unwrap_or(4).max(4);
+    let up = lines.iter().filter(|l| l.reachable).count();
+    for l in &lines {
+        let anchor = match (&l.audit_anchor_seq, &l.audit_anchor_seen) {
+            (Some(s), Some(t)) => format!("audit checked to #{s} ({t})"),
+            _ => "audit never checked here".into(),
+        };
+        if !l.reachable {
+            outln!(
+                "{:width$}  UNREACHABLE  {}; {anchor}",
+                l.unit,
+                l.problem.as_deref().unwrap_or("")
+            );
+            continue;
+        }
+        let handshake = l
+            .handshake_age_s
+            .map_or("direct".into(), |s| format!("handshake {s} s ago"));
+        let clock = match (l.clock_offset_s, l.clock_synchronized) {
+            (Some(o), Some(true)) => format!("clock {o:+.1} s, synced"),
+            (Some(o), _) => format!("clock {o:+.1} s, NOT synced"),
+            _ => "clock ?".into(),
+        };
+        let cams = match (l.cameras_recording, l.cameras) {
+            (Some(r), Some(n)) if r == n => format!("{r}/{n} cameras recording"),
+            (Some(r), Some(n)) => format!("{r}/{n} cameras recording (CHECK)"),
+            _ => "cameras ?".into(),
+        };
+        outln!(
+            "{:width$}  reachable    {handshake}; {clock}; {cams}; {:.1} days held; {anchor}",
+            l.unit,
+            l.days_held.unwrap_or(0.0)
+        );
+    }
+    eprintln!("{up} of {} units reachable", lines.len());
+    Ok(())
+}

@@ -372,6 +372,15 @@ pub struct Uplink {
     /// Certificates revoked by the scheme (a PEM CRL), refused at the handshake.
     pub crl: Option<PathBuf>,
     pub users: Vec<User>,
+    /// The WireGuard interface through which the scheme reaches the unit; `listen` is then an
+    /// address of that tunnel and nothing listens on the 4G side.
+    pub vpn: Option<Vpn>,
+}
+
+/// `[uplink.vpn]`: the unit dials out to the scheme's hub over WireGuard (R18).
+#[derive(Debug, Clone)]
+pub struct Vpn {
+    pub interface: String,
 }
 
 /// A person allowed to connect, matched by certificate fingerprint or subject common name.

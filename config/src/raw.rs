@@ -118,6 +118,15 @@ pub struct Uplink {
     pub crl: Option<PathBuf>,
     #[serde(default)]
     pub user: Vec<User>,
+    /// The unit is reached through the scheme's WireGuard hub (R18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpn: Option<Vpn>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpn {
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

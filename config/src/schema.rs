@@ -192,7 +192,18 @@ const UPLINK: &[Field] = &[
         "an absolute path to the scheme's CRL (PEM)",
     ),
     opt("user", Kind::Tables(USER), "[[uplink.user]] sections"),
+    opt(
+        "vpn",
+        Kind::Table(VPN),
+        "an [uplink.vpn] section (the unit reaches the scheme through a WireGuard hub)",
+    ),
 ];
+
+const VPN: &[Field] = &[req(
+    "interface",
+    Kind::Str,
+    "the WireGuard interface `rdc-recorder init --vpn-*` made, e.g. \"rdc-vpn\"",
+)];
 
 const LOGGING: &[Field] = &[
     opt(

@@ -522,6 +522,36 @@ impl Validator {
                 None
             }
         };
+        let vpn = match &u.vpn {
+            None => Some(None),
+            Some(v) => {
+                let name = v.interface.trim();
+                let ok = !name.is_empty()
+                    && name.len() <= 15
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_=+.-".contains(c));
+                if !ok {
+                    self.err(
+                        "uplink.vpn.interface",
+                        format!("{:?}", v.interface),
+                        "must be a network interface name: 1 to 15 letters, digits and _=+.-",
+                    );
+                    None
+                } else {
+                    if listen.is_some_and(|a| a.ip().is_unspecified() || !a.is_ipv4()) {
+                        self.err(
+                            "uplink.listen",
+                            format!("{:?}", u.listen),
+                            "with [uplink.vpn] the uplink listens on the unit's tunnel address only (nothing on the 4G side): give that address, e.g. \"10.77.1.7:4433\"",
+                        );
+                    }
+                    Some(Some(Vpn {
+                        interface: name.to_owned(),
+                    }))
+                }
+            }
+        };
         let cert = self.readable("uplink.cert", &u.cert);
         let ca = self.readable("uplink.ca", &u.ca);
         let crl = u.crl.as_ref().map(|p| self.readable("uplink.crl", p));
@@ -584,6 +614,7 @@ impl Validator {
             None => None,
         };
         Some(Uplink {
+            vpn: vpn?,
             listen: listen?,
             cert: cert?,
             key: key?,

@@ -50,6 +50,31 @@ enum Cmd {
         /// (recorded in the folder's renames.log). Without it, init refuses.
         #[arg(long)]
         rename: bool,
+        /// The scheme's WireGuard hub, `host:port`, for a unit behind carrier NAT: the unit
+        /// dials out to it and officers reach the unit through it. With --vpn-hub-key and
+        /// --vpn-address, init makes the unit's WireGuard key (it never leaves the unit) and
+        /// the systemd-networkd files, and prints the lines for the hub.
+        #[arg(long, value_name = "HOST:PORT", requires_all = ["vpn_hub_key", "vpn_address"])]
+        vpn_hub: Option<String>,
+        /// The hub's public key (`rdc keys hub` prints it).
+        #[arg(long, value_name = "KEY", requires = "vpn_hub")]
+        vpn_hub_key: Option<String>,
+        /// The unit's tunnel address and the scheme's subnet, e.g. 10.77.1.7/16.
+        #[arg(long, value_name = "ADDR/PREFIX", requires = "vpn_hub")]
+        vpn_address: Option<String>,
+        /// The tunnel's interface name.
+        #[arg(long, default_value = "rdc-vpn")]
+        vpn_interface: String,
+        /// Seconds between keepalives: below the carrier NAT's UDP timeout, or officers wait for
+        /// the next one before a request reaches an idle unit.
+        #[arg(long, default_value_t = rdc_uplink::vpn::DEFAULT_KEEPALIVE)]
+        vpn_keepalive: u16,
+        /// The tunnel's MTU: the 4G link's MTU less 60 (WireGuard over IPv4) or 80 (IPv6).
+        #[arg(long, default_value_t = rdc_uplink::vpn::DEFAULT_MTU)]
+        vpn_mtu: u16,
+        /// Where systemd-networkd reads its files.
+        #[arg(long, default_value = "/etc/systemd/network")]
+        networkd_dir: PathBuf,
     },
     /// Commissioning: `--done` marks the unit in service (from then on nobody sees a live still;
     /// audited); without it, says whether the unit is in service.
@@ -195,11 +220,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             user,
             config,
             rename,
+            vpn_hub,
+            vpn_hub_key,
+            vpn_address,
+            vpn_interface,
+            vpn_keepalive,
+            vpn_mtu,
+            networkd_dir,
         } => {
             if let Some(c) = &config {
                 crate::init::refuse_samples(c)?;
             }
+            let vpn = match (vpn_hub, vpn_hub_key, vpn_address) {
+                (Some(hub), Some(hub_key), Some(address)) => Some(crate::init::VpnOptions {
+                    interface: vpn_interface,
+                    hub,
+                    hub_key,
+                    address,
+                    keepalive: vpn_keepalive,
+                    mtu: vpn_mtu,
+                    networkd_dir,
+                }),
+                _ => None,
+            };
             let m = crate::init::init(&id, &dir, &user, rename)?;
+            if let Some(v) = &vpn {
+                let made = crate::init::vpn(v, config.as_deref())?;
+                print_vpn(&id, &made);
+            }
             for p in &m.created {
                 eprintln!("created {} (mode 600)", p.display());
             }
@@ -428,4 +476,33 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// What the engineer does next with the tunnel, and what the hub's IT adds.
+fn print_vpn(id: &str, m: &crate::init::VpnMade) {
+    let t = &m.tunnel;
+    eprintln!(
+        "{} the unit's WireGuard key {} (mode 600; it never leaves this unit)\nwrote {} and {}",
+        if m.new_key { "created" } else { "kept" },
+        t.private_key_file.display(),
+        m.netdev.display(),
+        m.network.display()
+    );
+    match &m.config_changed {
+        Some(c) => eprintln!(
+            "{}: the uplink now listens on {} only, through [uplink.vpn] interface = {:?}",
+            c.display(),
+            t.address,
+            t.interface
+        ),
+        None => eprintln!(
+            "in /etc/rdc/recorder.toml set [uplink] listen = \"{}:4433\" and add\n  [uplink.vpn]\n  interface = {:?}\n(or run init again with --config once it has an [uplink] section)",
+            t.address, t.interface
+        ),
+    }
+    eprintln!(
+        "Bring the tunnel up: systemctl enable --now systemd-networkd && networkctl reload\nOn the hub, the scheme's IT adds this unit (the lines below are what it writes):\n  rdc keys hub add-unit --dir /etc/wireguard --name {id} --public-key {} --address {}\nthen `rdc-recorder selftest` shows the hub's handshake.",
+        m.public_key, t.address
+    );
+    println!("{}", t.hub_peer(id, &m.public_key));
 }

@@ -102,7 +102,9 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     ));
     let uplink = match &cfg.uplink {
         Some(u) => {
-            let live: rdc_uplink::server::LiveStatus = Arc::new(move || live_status(&states));
+            let tunnel = u.vpn.as_ref().map(|v| v.interface.clone());
+            let live: rdc_uplink::server::LiveStatus =
+                Arc::new(move || live_status(&states, tunnel.as_deref()));
             let about = rdc_uplink::protocol::UnitInfo {
                 operator: cfg.unit.operator.clone(),
                 contact: cfg.unit.contact.clone(),
@@ -238,9 +240,19 @@ fn start_uplink(
     };
     let server_tls = tls::server_config(&id, &ca, crl.as_deref())
         .context("uplink TLS (certificate, key, CA or CRL)")?;
-    let server =
-        rdc_uplink::server::Server::bind(u.listen, server_tls, u.users.clone(), store.clone())
-            .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
+    let bind = if u.vpn.is_some() {
+        rdc_uplink::server::Server::bind_tunnel
+    } else {
+        rdc_uplink::server::Server::bind
+    };
+    if let Some(v) = &u.vpn {
+        let t = crate::tunnel::read(&v.interface);
+        if !t.up {
+            tracing::warn!(interface = %v.interface, "the tunnel is not up yet; the uplink listens on its address and answers once it is");
+        }
+    }
+    let server = bind(u.listen, server_tls, u.users.clone(), store.clone())
+        .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
             .with_live_status(live)
             .with_unit_info(about)
             .with_hooks(hooks);
@@ -253,6 +265,7 @@ fn start_uplink(
 /// The cameras as the daemon sees them now, and the clock: for `rdc status` (R16).
 fn live_status(
     states: &[(String, Arc<crate::camera::CameraState>)],
+    tunnel: Option<&str>,
 ) -> rdc_uplink::protocol::LiveState {
     use rdc_uplink::protocol::{LiveCamera, LiveState};
     LiveState {
@@ -270,5 +283,6 @@ fn live_status(
                     .clone(),
             })
             .collect(),
+        tunnel: tunnel.map(crate::tunnel::read),
     }
 }

@@ -3,7 +3,7 @@
 //! certificate request that `rdc keys sign-unit` turns into the unit's certificate on the
 //! scheme's machine.
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -160,4 +160,124 @@ pub fn init(id: &str, dir: &Path, user: &str, rename: bool) -> anyhow::Result<Ma
         public_key: key.public_hex(),
         created,
     })
+}
+
+/// What `init --vpn-*` asks for: the unit's side of its WireGuard tunnel to the scheme's hub.
+#[derive(Debug, Clone)]
+pub struct VpnOptions {
+    pub interface: String,
+    /// The hub's public `host:port`.
+    pub hub: String,
+    pub hub_key: String,
+    /// `ADDR/PREFIX`: the unit's tunnel address and the scheme's subnet.
+    pub address: String,
+    pub keepalive: u16,
+    pub mtu: u16,
+    /// Where systemd-networkd reads .netdev and .network files.
+    pub networkd_dir: PathBuf,
+}
+
+/// What `init --vpn-*` wrote.
+#[derive(Debug)]
+pub struct VpnMade {
+    pub tunnel: rdc_uplink::vpn::UnitTunnel,
+    pub public_key: String,
+    pub netdev: PathBuf,
+    pub network: PathBuf,
+    /// The key was made now (not kept from an earlier init).
+    pub new_key: bool,
+    /// The configuration file was changed to listen on the tunnel only.
+    pub config_changed: Option<PathBuf>,
+}
+
+/// Makes the unit's WireGuard key (kept if it exists: re-running init never changes what the
+/// hub knows) and writes the systemd-networkd pair; with `config`, sets the uplink to listen
+/// on the tunnel address only.
+pub fn vpn(o: &VpnOptions, config: Option<&Path>) -> anyhow::Result<VpnMade> {
+    use rdc_uplink::vpn::{KeyPair, Net, UnitTunnel, public_key};
+    let net = Net::parse(&o.address).map_err(|e| anyhow::anyhow!("--vpn-address {e}"))?;
+    let key_file = o.networkd_dir.join(format!("{}.key", o.interface));
+    let tunnel = UnitTunnel {
+        interface: o.interface.clone(),
+        address: net.addr,
+        subnet: net,
+        hub_endpoint: o.hub.clone(),
+        hub_key: o.hub_key.trim().to_owned(),
+        keepalive: o.keepalive,
+        mtu: o.mtu,
+        private_key_file: key_file.clone(),
+    };
+    tunnel.check()?;
+    std::fs::create_dir_all(&o.networkd_dir)
+        .with_context(|| format!("creating {}", o.networkd_dir.display()))?;
+    let (public, new_key) = match std::fs::read_to_string(&key_file) {
+        Ok(k) => (
+            public_key(&k).with_context(|| format!("{} holds no WireGuard key", key_file.display()))?,
+            false,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let k = KeyPair::generate()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key_file)
+                .with_context(|| format!("creating {}", key_file.display()))?;
+            std::io::Write::write_all(&mut f, format!("{}\n", k.private).as_bytes())?;
+            f.sync_all()?;
+            (k.public, true)
+        }
+        Err(e) => bail!("reading {}: {e}", key_file.display()),
+    };
+    // systemd-networkd reads the key as its own user; nobody else may.
+    private(&key_file, account("systemd-network"))?;
+    let netdev = o.networkd_dir.join(format!("60-{}.netdev", o.interface));
+    let network = o.networkd_dir.join(format!("60-{}.network", o.interface));
+    for (p, text) in [(&netdev, tunnel.netdev()), (&network, tunnel.network())] {
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let config_changed = match config {
+        Some(c) => listen_on_tunnel(c, &tunnel)?.then(|| c.to_owned()),
+        None => None,
+    };
+    Ok(VpnMade {
+        tunnel,
+        public_key: public,
+        netdev,
+        network,
+        new_key,
+        config_changed,
+    })
+}
+
+/// Sets `[uplink] listen` to the tunnel address (keeping the port) and `[uplink.vpn]`, keeping
+/// the file's comments. False when the file has no [uplink] yet.
+fn listen_on_tunnel(config: &Path, t: &rdc_uplink::vpn::UnitTunnel) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", config.display()))?;
+    let Some(uplink) = doc.get_mut("uplink").and_then(|u| u.as_table_mut()) else {
+        return Ok(false);
+    };
+    let port = uplink
+        .get("listen")
+        .and_then(|l| l.as_str())
+        .and_then(|l| l.parse::<std::net::SocketAddr>().ok())
+        .map_or(4433, |a| a.port());
+    uplink["listen"] = toml_edit::value(format!("{}:{port}", t.address));
+    let mut vpn = toml_edit::Table::new();
+    vpn["interface"] = toml_edit::value(t.interface.clone());
+    uplink["vpn"] = toml_edit::Item::Table(vpn);
+    let tmp = config.with_extension("toml.tmp");
+    std::fs::write(&tmp, doc.to_string())?;
+    if let Ok(m) = std::fs::metadata(config) {
+        std::fs::set_permissions(&tmp, m.permissions())?;
+    }
+    std::fs::rename(&tmp, config)?;
+    Ok(true)
 }

@@ -20,3 +20,4 @@ pub mod notify;
 pub mod selftest;
 pub mod timing;
 pub mod tsmux;
+pub mod tunnel;

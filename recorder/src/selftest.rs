@@ -446,7 +446,11 @@ fn uplink_lines(cfg: &Config) -> Vec<Line> {
             }
         }
     };
-    vec![listening, cert]
+    let mut lines = vec![listening, cert];
+    if let Some(v) = &u.vpn {
+        lines.extend(crate::tunnel::lines(&crate::tunnel::read(&v.interface)));
+    }
+    lines
 }
 
 fn listen_line(listen: std::net::SocketAddr) -> Line {

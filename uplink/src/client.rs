@@ -55,7 +55,13 @@ impl Client {
         unit: &str,
         cfg: quinn::ClientConfig,
     ) -> Result<Client, ClientError> {
-        let bind: SocketAddr = if addr.is_ipv6() {
+        Self::connect_on(Self::endpoint(addr.is_ipv6())?, addr, unit, cfg).await
+    }
+
+    /// An endpoint (one UDP socket) from which many units can be reached at once: `rdc units
+    /// status` asks a whole fleet through one socket, not one per unit.
+    pub fn endpoint(ipv6: bool) -> Result<quinn::Endpoint, ClientError> {
+        let bind: SocketAddr = if ipv6 {
             "[::]:0".parse().expect("valid")
         } else {
             "0.0.0.0:0".parse().expect("valid")
@@ -65,15 +71,23 @@ impl Client {
         // keeps its own IDs, so it still finds the connection when the officer's address changes.
         let mut ep = quinn::EndpointConfig::default();
         ep.cid_generator(|| Box::new(NoConnectionIds));
-        let mut endpoint = quinn::Endpoint::new(
+        Ok(quinn::Endpoint::new(
             ep,
             None,
             std::net::UdpSocket::bind(bind)?,
             Arc::new(quinn::TokioRuntime),
-        )?;
-        endpoint.set_default_client_config(cfg);
+        )?)
+    }
+
+    /// Connects from `endpoint` (see [`Client::endpoint`]).
+    pub async fn connect_on(
+        endpoint: quinn::Endpoint,
+        addr: SocketAddr,
+        unit: &str,
+        cfg: quinn::ClientConfig,
+    ) -> Result<Client, ClientError> {
         let conn = endpoint
-            .connect(addr, unit)
+            .connect_with(cfg, addr, unit)
             .map_err(|e| ClientError::Connect {
                 addr,
                 detail: e.to_string(),

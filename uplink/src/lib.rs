@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod server;
 pub mod strangers;
 pub mod tls;
+pub mod vpn;
 
 #[cfg(all(test, feature = "server"))]
 mod tests;

@@ -341,6 +341,24 @@ pub struct UnitInfo {
 pub struct LiveState {
     pub clock: rdc_format::ClockState,
     pub cameras: Vec<LiveCamera>,
+    /// The WireGuard tunnel to the scheme's hub, when the unit is reached through one (absent
+    /// from older units and units on a private APN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelState>,
+}
+
+/// The unit's side of its tunnel to the hub (R18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelState {
+    pub interface: String,
+    /// The interface exists and is up.
+    pub up: bool,
+    pub mtu: Option<u32>,
+    /// Seconds since the hub last completed a handshake with the unit; None when it never did
+    /// or the unit cannot read it (then `note` says why).
+    pub handshake_age_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

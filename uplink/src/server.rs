@@ -269,16 +269,56 @@ impl Server {
         store: Store,
     ) -> std::io::Result<Server> {
         let endpoint = quinn::Endpoint::server(tls.quic, addr)?;
-        Ok(Server {
+        Ok(Self::with_endpoint(endpoint, users, store, tls.presented))
+    }
+
+    /// Binds the UDP port on a tunnel address that may not exist yet (IP_FREEBIND): at boot
+    /// the recorder may start before systemd-networkd has brought the WireGuard interface up,
+    /// and the uplink must listen on the tunnel address only, never on the 4G side.
+    pub fn bind_tunnel(
+        addr: SocketAddr,
+        tls: ServerTls,
+        users: Vec<User>,
+        store: Store,
+    ) -> std::io::Result<Server> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        if addr.is_ipv4() {
+            socket.set_freebind_v4(true)?;
+        } else {
+            socket.set_freebind_v6(true)?;
+        }
+        socket.bind(&addr.into())?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| std::io::Error::other("no async runtime for the uplink"))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(tls.quic),
+            socket.into(),
+            runtime,
+        )?;
+        Ok(Self::with_endpoint(endpoint, users, store, tls.presented))
+    }
+
+    fn with_endpoint(
+        endpoint: quinn::Endpoint,
+        users: Vec<User>,
+        store: Store,
+        presented: Arc<PresentedLog>,
+    ) -> Server {
+        Server {
             endpoint,
             users: Arc::new(users),
             store,
             extra: Extra::default(),
             refused: Arc::new(Refused {
-                presented: tls.presented,
+                presented,
                 strangers: Mutex::new(Strangers::default()),
             }),
-        })
+        }
     }
 
     /// Adds the daemon's live state to status answers.
