@@ -6,3 +6,4 @@ pub mod footage;
 pub mod relay;
 pub mod rig;
 pub mod tunlink;
+pub mod wgnet;

@@ -40,6 +40,10 @@ pub struct Stats {
     /// Bytes the two ends sent into the link, including what it then lost or dropped.
     pub bytes_offered: AtomicU64,
     pub dropped: AtomicU64,
+    /// The largest IP packet offered (packet-level links only).
+    pub max_packet: AtomicU64,
+    /// IPv4 fragments offered (packet-level links only).
+    pub fragments: AtomicU64,
     pub down: AtomicBool,
     stop: AtomicBool,
     /// When set, every packet offered is recorded in `trace` (for benchmarks that look for

@@ -38,6 +38,7 @@ pub struct TunLink {
     pub officer_ip: Ipv4Addr,
     pub stats: Arc<Stats>,
     rt: Option<tokio::runtime::Runtime>,
+    owns_ns: bool,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -64,6 +65,12 @@ impl TunLink {
     }
 
     pub fn start(link: Link) -> anyhow::Result<TunLink> {
+        Self::start_to(link, None)
+    }
+
+    /// A link from this namespace to `ns`, an existing network namespace (kept on drop), or
+    /// to a new one of its own.
+    pub fn start_to(link: Link, existing: Option<&str>) -> anyhow::Result<TunLink> {
         Self::check()?;
         // A /30 of 10.201.0.0/16 and device names unique to this process and link.
         let n = (std::process::id().wrapping_mul(8) + NEXT.fetch_add(1, Ordering::SeqCst)) % 16_384;
@@ -73,13 +80,16 @@ impl TunLink {
         let (udev, odev, ns) = (
             format!("rdcu{n}"),
             format!("rdco{n}"),
-            format!("rdcl-{}-{n}", std::process::id()),
+            existing.map_or_else(|| format!("rdcl-{}-{n}", std::process::id()), str::to_owned),
         );
         let ufd = open_tun(&udev)?;
         let ofd = open_tun(&odev)?;
-        let _ = ip(&["netns", "del", &ns]);
-        ip(&["netns", "add", &ns])?;
+        if existing.is_none() {
+            let _ = ip(&["netns", "del", &ns]);
+            ip(&["netns", "add", &ns])?;
+        }
         let mut me = TunLink {
+            owns_ns: existing.is_none(),
             ns: ns.clone(),
             unit_ip,
             officer_ip,
@@ -135,7 +145,9 @@ impl Drop for TunLink {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
-        let _ = ip(&["netns", "del", &self.ns]);
+        if self.owns_ns {
+            let _ = ip(&["netns", "del", &self.ns]);
+        }
     }
 }
 
@@ -233,10 +245,23 @@ async fn carry(
             Ok(Err(_)) => return,
             Err(_would_block) => continue,
         };
+        note_packet(&buf[..n], &stats);
         if let Some(due) = shaper.admit(n, Instant::now(), &stats)
             && tx.send((due, buf[..n].to_vec())).is_err()
         {
             return;
+        }
+    }
+}
+
+/// Records the largest IP packet offered and every IPv4 fragment (a set more-fragments flag or
+/// a non-zero offset): what a tunnel test checks the link never had to do.
+fn note_packet(p: &[u8], stats: &Stats) {
+    stats.max_packet.fetch_max(p.len() as u64, Ordering::SeqCst);
+    if p.len() >= 20 && p[0] >> 4 == 4 {
+        let frag = u16::from_be_bytes([p[6], p[7]]);
+        if frag & 0x2000 != 0 || frag & 0x1fff != 0 {
+            stats.fragments.fetch_add(1, Ordering::SeqCst);
         }
     }
 }

@@ -10,3 +10,4 @@ mod field;
 mod harness;
 mod preview;
 mod recording;
+mod vpn;
