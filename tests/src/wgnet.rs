@@ -502,6 +502,11 @@ impl VpnNet {
         in_ns(Some(&self.officer_ns), program)
     }
 
+    /// `program` in the hub's namespace.
+    pub fn hub_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_ns(Some(&self.hub_ns), program)
+    }
+
     /// `program` in unit B's namespace.
     pub fn unit_b(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         in_ns(Some(&self.unit_b_ns), program)

@@ -345,6 +345,10 @@ impl Hub {
              PrivateKey = {key}\n\
              PostUp = sysctl -q -w net.ipv4.ip_forward=1\n\
              PostUp = nft -f {nft}\n\
+             # Units' last addresses survive a restart, so the hub can reach an idle unit\n\
+             # through the NAT mapping its keepalives hold open, without waiting for it.\n\
+             PostUp = f={endpoints}; [ -f \"$f\" ] && while read -r k e; do wg show %i peers | grep -qxF \"$k\" && [ \"$e\" != \"(none)\" ] && wg set %i peer \"$k\" endpoint \"$e\"; done < \"$f\"; true\n\
+             PreDown = wg show %i endpoints > {endpoints}\n\
              PostDown = nft delete table inet {table}\n",
             if = self.interface,
             subnet = self.subnet,
@@ -354,6 +358,7 @@ impl Hub {
             port = self.listen_port,
             key = self.private_key,
             nft = nft.display(),
+            endpoints = nft.with_extension("endpoints").display(),
             table = self.table(),
         );
         for p in &self.peers {

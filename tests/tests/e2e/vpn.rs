@@ -173,6 +173,19 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     assert_eq!(l[0]["reachable"], true, "after idling: {l:?}");
     eprintln!("status after 15 s idle: {:.2} s", t.elapsed().as_secs_f64());
 
+    // Another unit behind the hub cannot reach this one; the officer still can.
+    let drops = net.hub_drops().unwrap();
+    let l = fleet(net.unit_b(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "3");
+    assert_eq!(l[0]["reachable"], false, "unit B reached unit A through the hub: {l:?}");
+    assert!(
+        net.hub_drops().unwrap() > drops,
+        "unit B's packets were not dropped by the hub's rules: {}\n{}",
+        net.hub_show("latest-handshakes").unwrap_or_default(),
+        wgnet::run(net.hub_cmd("nft").args(["list", "ruleset"])).unwrap_or_default()
+    );
+    let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "10");
+    assert_eq!(l[0]["reachable"], true);
+
     // The carrier moves the NAT's public address mid-fetch: the same connection goes on.
     let out1 = s.keys.path().join("out-moved");
     let from = h.start + 25 * 60 * S;
@@ -208,6 +221,14 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         down_at.elapsed() >= Duration::from_secs(3)
     });
     net.hub_up().unwrap();
+    // The hub came back knowing where every unit was, idle unit B included: it can reach
+    // an idle unit at once instead of waiting for the unit's next handshake.
+    let endpoints = net.hub_show("endpoints").unwrap();
+    assert_eq!(
+        endpoints.matches(&NAT_MOVED.to_string()).count(),
+        2,
+        "the hub forgot the units' addresses over its restart: {endpoints}"
+    );
     finish(child, "hub restarted");
     assert_eq!(ts_files(&out2), ts_files(&out1));
     assert!(
@@ -215,17 +236,6 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         "the recorder stopped when the hub did:\n{}",
         h.unit.log()
     );
-
-    // Another unit behind the hub cannot reach this one; the officer still can.
-    let drops = net.hub_drops().unwrap();
-    let l = fleet(net.unit_b(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "3");
-    assert_eq!(l[0]["reachable"], false, "unit B reached unit A through the hub: {l:?}");
-    assert!(
-        net.hub_drops().unwrap() > drops,
-        "unit B's packets were not dropped by the hub's rules"
-    );
-    let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "10");
-    assert_eq!(l[0]["reachable"], true);
 
     // Nothing was fragmented on the 4G link: QUIC fits the tunnel, the tunnel the link.
     assert_eq!(net.link.stats.fragments.load(SeqCst), 0);
