@@ -30,7 +30,8 @@ for deb in "$amd" "$arm"; do
   contents=$(dpkg-deb -c "$deb")
   for f in ./usr/bin/rdc-recorder ./usr/bin/rdc ./usr/lib/systemd/system/rdc-recorder.service \
            ./usr/lib/sysusers.d/rdc.conf ./usr/lib/tmpfiles.d/rdc-recorder.conf \
-           ./usr/share/doc/rdc/examples/recorder.toml; do
+           ./usr/share/doc/rdc/examples/recorder.toml ./usr/lib/systemd/system/rdc-vpn-status.timer \
+           ./usr/lib/systemd/system/rdc-vpn-status.service; do
     grep -q " $f\$" <<<"$contents" || fail "$deb does not hold $f"
   done
   dpkg-deb -f "$deb" Depends | grep -q "gstreamer1.0-plugins-good" || fail "$deb: Depends lacks the GStreamer runtime"

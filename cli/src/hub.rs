@@ -156,7 +156,10 @@ pub(crate) fn hub(
                     out.display()
                 );
             } else {
-                eprintln!("officer {name}: {a} (Address = {a}/{} on their machine)", hub.subnet.prefix);
+                eprintln!(
+                    "officer {name}: {a} (Address = {a}/{} on their machine)",
+                    hub.subnet.prefix
+                );
             }
             save(dir, &hub)?;
             outln!("{a}");

@@ -104,12 +104,16 @@ pub(crate) struct FleetLine {
     pub(crate) seconds: f64,
 }
 
+/// TLS configurations by (CA, certificate, key) files: a fleet usually shares one.
+type Credentials =
+    Arc<Mutex<std::collections::HashMap<(PathBuf, PathBuf, PathBuf), quinn::ClientConfig>>>;
+
 /// Asks one unit for its status from the shared endpoint, within `timeout`.
 async fn ask(
     endpoint: quinn::Endpoint,
     name: String,
     u: Result<UnitEntry, String>,
-    creds: Arc<Mutex<std::collections::HashMap<(PathBuf, PathBuf, PathBuf), quinn::ClientConfig>>>,
+    creds: Credentials,
     timeout: Duration,
 ) -> FleetLine {
     let t0 = std::time::Instant::now();
@@ -135,7 +139,11 @@ async fn ask(
             .next()
             .ok_or_else(|| anyhow!("{} resolves to nothing", u.address))?;
         let key = (u.ca.clone(), u.cert.clone(), u.key.clone());
-        let cached = creds.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let cached = creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         let cfg = match cached {
             Some(c) => c,
             None => {

@@ -253,9 +253,9 @@ fn start_uplink(
     }
     let server = bind(u.listen, server_tls, u.users.clone(), store.clone())
         .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
-            .with_live_status(live)
-            .with_unit_info(about)
-            .with_hooks(hooks);
+        .with_live_status(live)
+        .with_unit_info(about)
+        .with_hooks(hooks);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
     let server = std::sync::Arc::new(server);
     tokio::spawn(server.clone().serve_shared());

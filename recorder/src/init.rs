@@ -212,7 +212,8 @@ pub fn vpn(o: &VpnOptions, config: Option<&Path>) -> anyhow::Result<VpnMade> {
         .with_context(|| format!("creating {}", o.networkd_dir.display()))?;
     let (public, new_key) = match std::fs::read_to_string(&key_file) {
         Ok(k) => (
-            public_key(&k).with_context(|| format!("{} holds no WireGuard key", key_file.display()))?,
+            public_key(&k)
+                .with_context(|| format!("{} holds no WireGuard key", key_file.display()))?,
             false,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -256,8 +257,8 @@ pub fn vpn(o: &VpnOptions, config: Option<&Path>) -> anyhow::Result<VpnMade> {
 /// Sets `[uplink] listen` to the tunnel address (keeping the port) and `[uplink.vpn]`, keeping
 /// the file's comments. False when the file has no [uplink] yet.
 fn listen_on_tunnel(config: &Path, t: &rdc_uplink::vpn::UnitTunnel) -> anyhow::Result<bool> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("reading {}", config.display()))?;
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .with_context(|| format!("{} is not valid TOML", config.display()))?;

@@ -125,7 +125,9 @@ pub fn lines(t: &TunnelState) -> Vec<Line> {
         Some(age) if age <= vpn::HANDSHAKE_STALE_SECS => Line::new(
             "tunnel hub",
             true,
-            format!("the hub answered {age} s ago (WireGuard handshake); officers can reach this unit through it"),
+            format!(
+                "the hub answered {age} s ago (WireGuard handshake); officers can reach this unit through it"
+            ),
         ),
         Some(age) => Line::new(
             "tunnel hub",
@@ -137,7 +139,9 @@ pub fn lines(t: &TunnelState) -> Vec<Line> {
         None => Line::new(
             "tunnel hub",
             false,
-            t.note.clone().unwrap_or_else(|| "no handshake with the hub".into()),
+            t.note
+                .clone()
+                .unwrap_or_else(|| "no handshake with the hub".into()),
         ),
     };
     let mtu = match t.mtu {

@@ -257,7 +257,10 @@ impl VpnNet {
             Some(self.unit_b_ns.as_str()),
         );
         // hub <-> NAT: the internet the carrier's NAT faces.
-        ip(None, &format!("link add rvhn{t} type veth peer name rvnh{t}"))?;
+        ip(
+            None,
+            &format!("link add rvhn{t} type veth peer name rvnh{t}"),
+        )?;
         ip(None, &format!("link set rvhn{t} netns {}", self.hub_ns))?;
         ip(None, &format!("link set rvnh{t} netns {}", self.nat_ns))?;
         ip(h, &format!("addr add {HUB_PUBLIC}/24 dev rvhn{t}"))?;
@@ -266,7 +269,10 @@ impl VpnNet {
         ip(nat, &format!("link set rvnh{t} up"))?;
         ip(nat, &format!("route add default via {HUB_PUBLIC}"))?;
         // hub <-> officer.
-        ip(None, &format!("link add rvho{t} type veth peer name rvoh{t}"))?;
+        ip(
+            None,
+            &format!("link add rvho{t} type veth peer name rvoh{t}"),
+        )?;
         ip(None, &format!("link set rvho{t} netns {}", self.hub_ns))?;
         ip(None, &format!("link set rvoh{t} netns {}", self.officer_ns))?;
         ip(h, &format!("addr add 203.0.113.1/24 dev rvho{t}"))?;
@@ -275,7 +281,10 @@ impl VpnNet {
         ip(off, &format!("link set rvoh{t} up"))?;
         ip(off, "route add default via 203.0.113.1")?;
         // unit B <-> NAT (unimpaired).
-        ip(None, &format!("link add rvbn{t} type veth peer name rvnb{t}"))?;
+        ip(
+            None,
+            &format!("link add rvbn{t} type veth peer name rvnb{t}"),
+        )?;
         ip(None, &format!("link set rvbn{t} netns {}", self.unit_b_ns))?;
         ip(None, &format!("link set rvnb{t} netns {}", self.nat_ns))?;
         ip(ub, &format!("addr add {UNIT_B_PRIVATE}/24 dev rvbn{t}"))?;
@@ -311,7 +320,10 @@ impl VpnNet {
             ),
         )?;
         let tmo = o.nat_udp_timeout.to_string();
-        for k in ["nf_conntrack_udp_timeout", "nf_conntrack_udp_timeout_stream"] {
+        for k in [
+            "nf_conntrack_udp_timeout",
+            "nf_conntrack_udp_timeout_stream",
+        ] {
             run(in_ns(Some(&self.nat_ns), "sysctl").args([
                 "-q",
                 "-w",
@@ -443,7 +455,10 @@ impl VpnNet {
     }
 
     fn hub_conf(&self) -> PathBuf {
-        self.dir.path().join("hub").join(format!("{}.conf", self.hub_if))
+        self.dir
+            .path()
+            .join("hub")
+            .join(format!("{}.conf", self.hub_if))
     }
 
     /// `wg-quick up` of the hub's own configuration, in the hub's namespace.
@@ -473,6 +488,40 @@ impl VpnNet {
         Ok(())
     }
 
+    /// Makes the unit directly reachable at the NAT's public address, UDP `port` (as a private
+    /// APN or a public IP would): for comparing the tunnel with the direct path over the same
+    /// 4G link. The unit sees the NAT's link address as the sender, so its replies take the link.
+    pub fn port_forward(&self, port: u16) -> anyhow::Result<()> {
+        let unit = self.link.unit_ip;
+        nft(
+            &self.nat_ns,
+            &format!(
+                "table ip cgnat {{\n\
+                 \tchain pre {{ type nat hook prerouting priority dstnat; iifname \"rvnh{t}\" udp dport {port} dnat to {unit}; }}\n\
+                 \tchain post2 {{ type nat hook postrouting priority srcnat; ip daddr {unit} ct status dnat masquerade; }}\n\
+                 }}\n\
+                 add rule ip cgnat through ct status dnat accept\n",
+                t = self.tag
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Sets the NAT's UDP mapping timeout (seconds), for mappings made from now on.
+    pub fn set_nat_timeout(&self, secs: u32) -> anyhow::Result<()> {
+        for k in [
+            "nf_conntrack_udp_timeout",
+            "nf_conntrack_udp_timeout_stream",
+        ] {
+            run(in_ns(Some(&self.nat_ns), "sysctl").args([
+                "-q",
+                "-w",
+                &format!("net.netfilter.{k}={secs}"),
+            ]))?;
+        }
+        Ok(())
+    }
+
     /// `wg show <interface> <what>` in the hub's namespace.
     pub fn hub_show(&self, what: &str) -> anyhow::Result<String> {
         run(in_ns(Some(&self.hub_ns), "wg").args(["show", &self.hub_if, what]))
@@ -481,10 +530,19 @@ impl VpnNet {
     /// Packets the hub's rules dropped coming from the tunnel (its `iifname … counter drop`).
     pub fn hub_drops(&self) -> anyhow::Result<u64> {
         let table = format!("rdc_{}", self.hub_if);
-        let t = run(in_ns(Some(&self.hub_ns), "nft").args(["list", "chain", "inet", &table, "forward"]))?;
+        let t = run(
+            in_ns(Some(&self.hub_ns), "nft").args(["list", "chain", "inet", &table, "forward"])
+        )?;
         Ok(t.lines()
             .filter(|l| l.contains(&format!("iifname \"{}\" counter packets", self.hub_if)))
-            .filter_map(|l| l.split("packets ").nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+            .filter_map(|l| {
+                l.split("packets ")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .sum())
     }
 
@@ -523,11 +581,21 @@ impl Drop for VpnNet {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for i in [&self.hub_if, &self.unit_if, &self.unit_b_if, &self.officer_if] {
+        for i in [
+            &self.hub_if,
+            &self.unit_if,
+            &self.unit_b_if,
+            &self.officer_if,
+        ] {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{i}.sock"));
         }
         let _ = ip(None, "route del 198.51.100.0/24");
-        for s in [&self.hub_ns, &self.nat_ns, &self.officer_ns, &self.unit_b_ns] {
+        for s in [
+            &self.hub_ns,
+            &self.nat_ns,
+            &self.officer_ns,
+            &self.unit_b_ns,
+        ] {
             let _ = ip(None, &format!("netns del {s}"));
         }
     }

@@ -95,7 +95,9 @@ pub struct Net {
 impl Net {
     pub fn parse(s: &str) -> Result<Net, VpnError> {
         let Some((a, p)) = s.trim().split_once('/') else {
-            return err(format!("{s:?}: give an address and prefix, e.g. 10.77.0.0/16"));
+            return err(format!(
+                "{s:?}: give an address and prefix, e.g. 10.77.0.0/16"
+            ));
         };
         let addr: Ipv4Addr = a
             .parse()
@@ -520,7 +522,8 @@ impl Hub {
                 p.name
             ));
         }
-        let taken = |a: Ipv4Addr| a == self.subnet.hub() || self.peers.iter().any(|p| p.address == a);
+        let taken =
+            |a: Ipv4Addr| a == self.subnet.hub() || self.peers.iter().any(|p| p.address == a);
         let address = match address {
             Some(a) => {
                 if !self.subnet.is_host(a) || a == self.subnet.hub() {
@@ -680,10 +683,20 @@ mod tests {
         let u = KeyPair::generate().unwrap().public;
         let o = KeyPair::generate().unwrap().public;
         let a = h
-            .add(PeerKind::Unit, "unit-07", &u, Some("10.77.1.7".parse().unwrap()))
+            .add(
+                PeerKind::Unit,
+                "unit-07",
+                &u,
+                Some("10.77.1.7".parse().unwrap()),
+            )
             .unwrap();
         assert_eq!(a.to_string(), "10.77.1.7");
-        assert_eq!(h.add(PeerKind::Officer, "alice", &o, None).unwrap().to_string(), "10.77.0.2");
+        assert_eq!(
+            h.add(PeerKind::Officer, "alice", &o, None)
+                .unwrap()
+                .to_string(),
+            "10.77.0.2"
+        );
         let text = h.render(Path::new("/etc/wireguard/rdc-hub.nft"));
         let mut back = Hub::parse(&text).unwrap();
         back.interface = h.interface.clone();
@@ -694,13 +707,37 @@ mod tests {
         assert!(back.add(PeerKind::Unit, "unit-07", &k, None).is_err());
         assert!(back.add(PeerKind::Unit, "unit-08", &u, None).is_err());
         let e = back
-            .add(PeerKind::Unit, "unit-08", &k, Some("10.77.1.7".parse().unwrap()))
+            .add(
+                PeerKind::Unit,
+                "unit-08",
+                &k,
+                Some("10.77.1.7".parse().unwrap()),
+            )
             .unwrap_err();
         assert!(e.0.contains("unit unit-07"), "{e}");
-        assert!(back.add(PeerKind::Unit, "unit-08", &k, Some("10.78.0.9".parse().unwrap())).is_err());
-        assert!(back.add(PeerKind::Unit, "unit-08", &k, Some("10.77.0.1".parse().unwrap())).is_err());
+        assert!(
+            back.add(
+                PeerKind::Unit,
+                "unit-08",
+                &k,
+                Some("10.78.0.9".parse().unwrap())
+            )
+            .is_err()
+        );
+        assert!(
+            back.add(
+                PeerKind::Unit,
+                "unit-08",
+                &k,
+                Some("10.77.0.1".parse().unwrap())
+            )
+            .is_err()
+        );
         let rules = back.nft();
-        assert!(rules.contains("set units { type ipv4_addr; elements = { 10.77.1.7 }; }"), "{rules}");
+        assert!(
+            rules.contains("set units { type ipv4_addr; elements = { 10.77.1.7 }; }"),
+            "{rules}"
+        );
         assert!(rules.contains("set officers { type ipv4_addr; elements = { 10.77.0.2 }; }"));
     }
 
@@ -720,11 +757,26 @@ mod tests {
         assert!(ok.netdev().contains("AllowedIPs=10.77.0.0/16\n"));
         assert!(ok.network().contains("Address=10.77.1.7/16\n"));
         for bad in [
-            UnitTunnel { hub_endpoint: "hub".into(), ..ok.clone() },
-            UnitTunnel { address: "10.77.0.1".parse().unwrap(), ..ok.clone() },
-            UnitTunnel { mtu: 1200, ..ok.clone() },
-            UnitTunnel { interface: "a-very-long-interface".into(), ..ok.clone() },
-            UnitTunnel { hub_key: "nope".into(), ..ok.clone() },
+            UnitTunnel {
+                hub_endpoint: "hub".into(),
+                ..ok.clone()
+            },
+            UnitTunnel {
+                address: "10.77.0.1".parse().unwrap(),
+                ..ok.clone()
+            },
+            UnitTunnel {
+                mtu: 1200,
+                ..ok.clone()
+            },
+            UnitTunnel {
+                interface: "a-very-long-interface".into(),
+                ..ok.clone()
+            },
+            UnitTunnel {
+                hub_key: "nope".into(),
+                ..ok.clone()
+            },
         ] {
             assert!(bad.check().is_err());
         }

@@ -17,7 +17,15 @@ const S: i64 = 1_000_000_000;
 /// `rdc units status --json` in the namespace `cmd` runs in.
 fn fleet(mut cmd: Command, units: &str, timeout: &str) -> Vec<serde_json::Value> {
     let o = cmd
-        .args(["units", "status", "--json", "--timeout", timeout, "--units", units])
+        .args([
+            "units",
+            "status",
+            "--json",
+            "--timeout",
+            timeout,
+            "--units",
+            units,
+        ])
         .output()
         .unwrap();
     assert!(
@@ -29,10 +37,19 @@ fn fleet(mut cmd: Command, units: &str, timeout: &str) -> Vec<serde_json::Value>
 }
 
 /// `rdc fetch` of `from..to` (ns) of camera front, from the officer's namespace, running.
-fn fetch(net: &VpnNet, s: &Scheme, units: &str, from: i64, to: i64, out: &str) -> std::process::Child {
+fn fetch(
+    net: &VpnNet,
+    s: &Scheme,
+    units: &str,
+    from: i64,
+    to: i64,
+    out: &str,
+) -> std::process::Child {
     let t = |ns: i64| rdc_format::time::rfc3339(ns);
     net.officer(env!("CARGO_BIN_EXE_rdc-under-test"))
-        .args(["fetch", "--unit", "e2e", "--units", units, "--camera", "front"])
+        .args([
+            "fetch", "--unit", "e2e", "--units", units, "--camera", "front",
+        ])
         .args(["--from", &t(from), "--to", &t(to)])
         .args(["--case", "ASB/2026/26", "--reason", "tunnel test"])
         .args(["--identity", &s.path("officer.key"), "--out", out])
@@ -67,7 +84,10 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     let mut h = recorded_hour(&s, 200);
     let cam = Camera::start(&[]);
     let mut cfg = std::fs::read_to_string(h.unit.config()).unwrap();
-    cfg.push_str(&format!("\n[[camera]]\nid = \"live\"\nurl = \"{}\"\n", cam.url()));
+    cfg.push_str(&format!(
+        "\n[[camera]]\nid = \"live\"\nurl = \"{}\"\n",
+        cam.url()
+    ));
     std::fs::write(h.unit.config(), cfg).unwrap();
     // A 4G link on the unit's side: 10 Mbit/s, 60 ms round trip, 1 % loss. The NAT forgets a
     // UDP mapping after 5 s; the unit's keepalive comes every 2 s.
@@ -93,7 +113,10 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         cfg.contains(&format!("listen = \"{UNIT_A}:{}\"", s.port)) && cfg.contains("[uplink.vpn]"),
         "init did not set the uplink to the tunnel:\n{cfg}"
     );
-    assert!(net.init_output.contains(&format!("AllowedIPs = {UNIT_A}/32")));
+    assert!(
+        net.init_output
+            .contains(&format!("AllowedIPs = {UNIT_A}/32"))
+    );
     h.unit.start();
     h.unit.wait_connected(1);
     wait_for("the uplink listening", Duration::from_secs(30), || {
@@ -121,12 +144,22 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     for f in [&direct_nat, &direct_private] {
         let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), f, "3");
         assert_eq!(l.len(), 1);
-        assert_eq!(l[0]["reachable"], false, "reached the unit directly via {f}: {l:?}");
+        assert_eq!(
+            l[0]["reachable"], false,
+            "reached the unit directly via {f}: {l:?}"
+        );
     }
     // Through the hub: reachable, the tunnel's handshake fresh, the live camera recording.
-    let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "10");
+    let l = fleet(
+        net.officer(env!("CARGO_BIN_EXE_rdc-under-test")),
+        &through_hub,
+        "10",
+    );
     assert_eq!(l[0]["reachable"], true, "{l:?}");
-    assert!(l[0]["handshake_age_s"].as_u64().is_some_and(|a| a <= 180), "{l:?}");
+    assert!(
+        l[0]["handshake_age_s"].as_u64().is_some_and(|a| a <= 180),
+        "{l:?}"
+    );
     assert_eq!(l[0]["cameras"], 2);
     assert_eq!(l[0]["cameras_recording"], 1);
     // The human line says the same.
@@ -137,7 +170,9 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         .unwrap();
     let line = String::from_utf8_lossy(&human.stdout);
     assert!(
-        line.starts_with("e2e") && line.contains("reachable") && line.contains("1/2 cameras recording"),
+        line.starts_with("e2e")
+            && line.contains("reachable")
+            && line.contains("1/2 cameras recording"),
         "{line}"
     );
     // The unit's own selftest sees the tunnel: up, the hub answering, the MTU.
@@ -161,39 +196,67 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     // Idle for three of the NAT's timeouts: the keepalive holds the mapping, so the next
     // request goes straight through.
     let idle_from = Instant::now();
-    wait_for("three NAT timeouts of idling", Duration::from_secs(30), || {
-        idle_from.elapsed() >= Duration::from_secs(15)
-    });
+    wait_for(
+        "three NAT timeouts of idling",
+        Duration::from_secs(30),
+        || idle_from.elapsed() >= Duration::from_secs(15),
+    );
     assert!(
-        net.nat_mappings().unwrap().contains(&format!("dport={}", wgnet::HUB_PORT)),
+        net.nat_mappings()
+            .unwrap()
+            .contains(&format!("dport={}", wgnet::HUB_PORT)),
         "the NAT lost the unit's mapping despite the keepalive"
     );
     let t = Instant::now();
-    let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "10");
+    let l = fleet(
+        net.officer(env!("CARGO_BIN_EXE_rdc-under-test")),
+        &through_hub,
+        "10",
+    );
     assert_eq!(l[0]["reachable"], true, "after idling: {l:?}");
     eprintln!("status after 15 s idle: {:.2} s", t.elapsed().as_secs_f64());
 
     // Another unit behind the hub cannot reach this one; the officer still can.
     let drops = net.hub_drops().unwrap();
-    let l = fleet(net.unit_b(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "3");
-    assert_eq!(l[0]["reachable"], false, "unit B reached unit A through the hub: {l:?}");
+    let l = fleet(
+        net.unit_b(env!("CARGO_BIN_EXE_rdc-under-test")),
+        &through_hub,
+        "3",
+    );
+    assert_eq!(
+        l[0]["reachable"], false,
+        "unit B reached unit A through the hub: {l:?}"
+    );
     assert!(
         net.hub_drops().unwrap() > drops,
         "unit B's packets were not dropped by the hub's rules: {}\n{}",
         net.hub_show("latest-handshakes").unwrap_or_default(),
         wgnet::run(net.hub_cmd("nft").args(["list", "ruleset"])).unwrap_or_default()
     );
-    let l = fleet(net.officer(env!("CARGO_BIN_EXE_rdc-under-test")), &through_hub, "10");
+    let l = fleet(
+        net.officer(env!("CARGO_BIN_EXE_rdc-under-test")),
+        &through_hub,
+        "10",
+    );
     assert_eq!(l[0]["reachable"], true);
 
     // The carrier moves the NAT's public address mid-fetch: the same connection goes on.
     let out1 = s.keys.path().join("out-moved");
     let from = h.start + 25 * 60 * S;
-    let child = fetch(&net, &s, &through_hub, from, from + 10 * 60 * S, &out1.display().to_string());
+    let child = fetch(
+        &net,
+        &s,
+        &through_hub,
+        from,
+        from + 10 * 60 * S,
+        &out1.display().to_string(),
+    );
     let before = net.link.stats.bytes_down.load(SeqCst);
-    wait_for("a third of ten minutes' footage", Duration::from_secs(120), || {
-        net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3
-    });
+    wait_for(
+        "a third of ten minutes' footage",
+        Duration::from_secs(120),
+        || net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3,
+    );
     net.move_nat_address().unwrap();
     let err = finish(child, "NAT address moved");
     assert!(
@@ -201,20 +264,35 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         "the fetch had to reconnect when the NAT's address moved: {err}"
     );
     assert!(
-        net.hub_show("endpoints").unwrap().contains(&NAT_MOVED.to_string()),
+        net.hub_show("endpoints")
+            .unwrap()
+            .contains(&NAT_MOVED.to_string()),
         "the hub did not follow the unit to its new address: {}",
         net.hub_show("endpoints").unwrap()
     );
-    assert!(ts_files(&out1) >= 50, "ten minutes are 60 segments: {}", ts_files(&out1));
+    assert!(
+        ts_files(&out1) >= 50,
+        "ten minutes are 60 segments: {}",
+        ts_files(&out1)
+    );
 
     // The hub restarts mid-fetch: a dropped link, resumed; the recorder never notices.
     let out2 = s.keys.path().join("out-hub");
     let from = h.start + 40 * 60 * S;
-    let child = fetch(&net, &s, &through_hub, from, from + 10 * 60 * S, &out2.display().to_string());
+    let child = fetch(
+        &net,
+        &s,
+        &through_hub,
+        from,
+        from + 10 * 60 * S,
+        &out2.display().to_string(),
+    );
     let before = net.link.stats.bytes_down.load(SeqCst);
-    wait_for("a third of ten minutes' footage", Duration::from_secs(120), || {
-        net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3
-    });
+    wait_for(
+        "a third of ten minutes' footage",
+        Duration::from_secs(120),
+        || net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3,
+    );
     net.hub_down().unwrap();
     let down_at = Instant::now();
     wait_for("a 3 s hub outage", Duration::from_secs(10), || {
@@ -232,7 +310,13 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     finish(child, "hub restarted");
     assert_eq!(ts_files(&out2), ts_files(&out1));
     assert!(
-        h.unit.recorder.as_mut().unwrap().try_wait().unwrap().is_none(),
+        h.unit
+            .recorder
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
         "the recorder stopped when the hub did:\n{}",
         h.unit.log()
     );
