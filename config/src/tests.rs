@@ -449,13 +449,23 @@ fn a_unit_behind_the_hub_listens_on_its_tunnel_only() {
                 c = ca.display()
             )
     };
-    let ps = problems(&uplink("0.0.0.0:4433", "[uplink.vpn]\ninterface = \"rdc-vpn\"\n"));
+    let ps = problems(&uplink(
+        "0.0.0.0:4433",
+        "[uplink.vpn]\ninterface = \"rdc-vpn\"\n",
+    ));
     has(&ps, "uplink.listen", "0.0.0.0:4433", "tunnel address only");
-    let ps = problems(&uplink("10.77.1.7:4433", "[uplink.vpn]\ninterface = \"a/b\"\n"));
+    let ps = problems(&uplink(
+        "10.77.1.7:4433",
+        "[uplink.vpn]\ninterface = \"a/b\"\n",
+    ));
     has(&ps, "uplink.vpn.interface", "a/b", "interface name");
-    let ps = problems(&uplink("10.77.1.7:4433", "[uplink.vpn]\ninterface = \"rdc-vpn\"\n"));
+    let ps = problems(&uplink(
+        "10.77.1.7:4433",
+        "[uplink.vpn]\ninterface = \"rdc-vpn\"\n",
+    ));
     assert!(
-        ps.iter().all(|p| !p.key.starts_with("uplink.listen") && !p.key.starts_with("uplink.vpn")),
+        ps.iter()
+            .all(|p| !p.key.starts_with("uplink.listen") && !p.key.starts_with("uplink.vpn")),
         "{ps:?}"
     );
 }

@@ -282,3 +282,57 @@ fn listen_on_tunnel(config: &Path, t: &rdc_uplink::vpn::UnitTunnel) -> anyhow::R
     std::fs::rename(&tmp, config)?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vpn_keeps_its_key_and_points_the_uplink_at_the_tunnel() {
+        let d = tempfile::tempdir().unwrap();
+        let config = d.path().join("recorder.toml");
+        std::fs::write(
+            &config,
+            "# the unit\n[uplink]\nlisten = \"0.0.0.0:4500\" # all addresses\ncert = \"/x\"\n",
+        )
+        .unwrap();
+        let o = VpnOptions {
+            interface: "rdc-vpn".into(),
+            hub: "hub.example.org:51820".into(),
+            hub_key: rdc_uplink::vpn::KeyPair::generate().unwrap().public,
+            address: "10.77.1.7/16".into(),
+            keepalive: 25,
+            mtu: 1420,
+            networkd_dir: d.path().join("network"),
+        };
+        let first = vpn(&o, Some(&config)).unwrap();
+        assert!(first.new_key);
+        let mode = std::fs::metadata(&first.tunnel.private_key_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = vpn(&o, Some(&config)).unwrap();
+        assert!(!again.new_key);
+        assert_eq!(
+            again.public_key, first.public_key,
+            "init again changed the unit's key"
+        );
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains("listen = \"10.77.1.7:4500\""), "{text}");
+        assert!(
+            text.contains("[uplink.vpn]\ninterface = \"rdc-vpn\""),
+            "{text}"
+        );
+        assert!(text.starts_with("# the unit\n"), "comments lost: {text}");
+        let netdev = std::fs::read_to_string(&first.netdev).unwrap();
+        assert!(netdev.contains("AllowedIPs=10.77.0.0/16\n"), "{netdev}");
+        assert!(netdev.contains("PersistentKeepalive=25\n"));
+        let bad = VpnOptions {
+            address: "10.77.0.1/16".into(),
+            ..o.clone()
+        };
+        let e = vpn(&bad, None).unwrap_err().to_string();
+        assert!(e.contains("--vpn-address"), "{e}");
+    }
+}

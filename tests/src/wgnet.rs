@@ -113,6 +113,20 @@ fn ip(ns: Option<&str>, args: &str) -> anyhow::Result<String> {
     run(in_ns(ns, "ip").args(args.split_whitespace()))
 }
 
+/// A veth pair between two namespaces: (namespace, device, address/prefix) at each end.
+fn veth(a: (&str, &str, &str), b: (&str, &str, &str)) -> anyhow::Result<()> {
+    ip(
+        None,
+        &format!("link add {} type veth peer name {}", a.1, b.1),
+    )?;
+    for (ns, dev, addr) in [a, b] {
+        ip(None, &format!("link set {dev} netns {ns}"))?;
+        ip(Some(ns), &format!("addr add {addr} dev {dev}"))?;
+        ip(Some(ns), &format!("link set {dev} up"))?;
+    }
+    Ok(())
+}
+
 fn nft(ns: &str, rules: &str) -> anyhow::Result<()> {
     let f = tempfile::NamedTempFile::new()?;
     std::fs::write(f.path(), rules)?;
@@ -250,48 +264,39 @@ impl VpnNet {
     /// The veths, routes and the NAT.
     fn wire(&self, o: &Options) -> anyhow::Result<()> {
         let t = &self.tag;
-        let (h, nat, off, ub) = (
-            Some(self.hub_ns.as_str()),
+        let (nat, off, ub) = (
             Some(self.nat_ns.as_str()),
             Some(self.officer_ns.as_str()),
             Some(self.unit_b_ns.as_str()),
         );
-        // hub <-> NAT: the internet the carrier's NAT faces.
-        ip(
-            None,
-            &format!("link add rvhn{t} type veth peer name rvnh{t}"),
+        // hub <-> NAT: the internet the carrier's NAT faces; hub <-> officer; unit B <-> NAT.
+        veth(
+            (
+                &self.hub_ns,
+                &format!("rvhn{t}"),
+                &format!("{HUB_PUBLIC}/24"),
+            ),
+            (
+                &self.nat_ns,
+                &format!("rvnh{t}"),
+                &format!("{NAT_PUBLIC}/24"),
+            ),
         )?;
-        ip(None, &format!("link set rvhn{t} netns {}", self.hub_ns))?;
-        ip(None, &format!("link set rvnh{t} netns {}", self.nat_ns))?;
-        ip(h, &format!("addr add {HUB_PUBLIC}/24 dev rvhn{t}"))?;
-        ip(h, &format!("link set rvhn{t} up"))?;
-        ip(nat, &format!("addr add {NAT_PUBLIC}/24 dev rvnh{t}"))?;
-        ip(nat, &format!("link set rvnh{t} up"))?;
+        veth(
+            (&self.hub_ns, &format!("rvho{t}"), "203.0.113.1/24"),
+            (&self.officer_ns, &format!("rvoh{t}"), "203.0.113.2/24"),
+        )?;
+        veth(
+            (
+                &self.unit_b_ns,
+                &format!("rvbn{t}"),
+                &format!("{UNIT_B_PRIVATE}/24"),
+            ),
+            (&self.nat_ns, &format!("rvnb{t}"), "192.168.9.1/24"),
+        )?;
         ip(nat, &format!("route add default via {HUB_PUBLIC}"))?;
-        // hub <-> officer.
-        ip(
-            None,
-            &format!("link add rvho{t} type veth peer name rvoh{t}"),
-        )?;
-        ip(None, &format!("link set rvho{t} netns {}", self.hub_ns))?;
-        ip(None, &format!("link set rvoh{t} netns {}", self.officer_ns))?;
-        ip(h, &format!("addr add 203.0.113.1/24 dev rvho{t}"))?;
-        ip(h, &format!("link set rvho{t} up"))?;
-        ip(off, &format!("addr add 203.0.113.2/24 dev rvoh{t}"))?;
-        ip(off, &format!("link set rvoh{t} up"))?;
         ip(off, "route add default via 203.0.113.1")?;
-        // unit B <-> NAT (unimpaired).
-        ip(
-            None,
-            &format!("link add rvbn{t} type veth peer name rvnb{t}"),
-        )?;
-        ip(None, &format!("link set rvbn{t} netns {}", self.unit_b_ns))?;
-        ip(None, &format!("link set rvnb{t} netns {}", self.nat_ns))?;
-        ip(ub, &format!("addr add {UNIT_B_PRIVATE}/24 dev rvbn{t}"))?;
-        ip(ub, &format!("link set rvbn{t} up"))?;
         ip(ub, "route add default via 192.168.9.1")?;
-        ip(nat, &format!("addr add 192.168.9.1/24 dev rvnb{t}"))?;
-        ip(nat, &format!("link set rvnb{t} up"))?;
         // Unit A (this namespace) reaches the hub's network through its 4G link, nothing else.
         ip(
             None,

@@ -42,9 +42,15 @@ struct Args {
     /// Leave out the idle measurements (keepalive bytes, first request after idling).
     #[arg(long)]
     no_idle: bool,
+    /// Print the NAT's UDP mappings every 2 s for 40 s with a 10 s timeout, then stop.
+    #[arg(long, hide = true)]
+    watch_nat: bool,
     /// Only the idle measurements.
     #[arg(long)]
     idle_only: bool,
+    /// Only the first request after idling (with --idle-only).
+    #[arg(long, hide = true)]
+    no_keepalive_bytes: bool,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -89,6 +95,14 @@ fn main() -> anyhow::Result<ExitCode> {
     })?;
     let port = rig.server_addr.port();
     net.port_forward(port)?;
+    if args.watch_nat {
+        net.set_nat_timeout(10)?;
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_secs(2));
+            println!("---\n{}", net.nat_mappings()?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "link {} Mbit/s, {} ms RTT, {} % loss each way on the unit's side; footage {footage} bytes",
         args.mbit, args.rtt_ms, args.loss_pct
@@ -106,6 +120,11 @@ fn main() -> anyhow::Result<ExitCode> {
         ] {
             let out = tempfile::tempdir()?;
             let before = net.link.bytes();
+            net.link.stats.trace.lock().unwrap().clear();
+            net.link
+                .stats
+                .tracing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let mut c = net.officer(&me);
             c.arg("rdc");
             UplinkRig::fetch_args(&mut c, units, out.path());
@@ -118,10 +137,30 @@ fn main() -> anyhow::Result<ExitCode> {
                     String::from_utf8_lossy(&o.stderr)
                 );
             }
+            net.link
+                .stats
+                .tracing
+                .store(false, std::sync::atomic::Ordering::SeqCst);
             rig.assert_fetched(out.path());
+            // The footage's packets on the 4G link (unit to NAT), by size.
+            let mut sizes = std::collections::HashMap::<u32, usize>::new();
+            for p in net
+                .link
+                .stats
+                .trace
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| !p.up)
+            {
+                *sizes.entry(p.bytes).or_default() += 1;
+            }
+            let mut sizes: Vec<_> = sizes.into_iter().collect();
+            sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
+            sizes.truncate(3);
             let w = (net.link.bytes() - before) as f64 / footage as f64;
             println!(
-                "run {} {name:<6}: {s:>6.2} s, goodput {:>5.2} Mbit/s, wire/footage {w:.3}",
+                "run {} {name:<6}: {s:>6.2} s, goodput {:>5.2} Mbit/s, wire/footage {w:.3}; commonest packets unit to NAT (bytes, count): {sizes:?}",
                 run + 1,
                 footage as f64 * 8.0 / s / 1e6
             );
@@ -161,40 +200,43 @@ fn main() -> anyhow::Result<ExitCode> {
 
     if !args.no_idle {
         // 2. Keepalive bytes of an idle unit.
-        // After the link's own start-up chatter (IPv6 router solicitations) is over.
-        std::thread::sleep(Duration::from_secs(20));
-        let before = net.link.bytes();
-        let t = Instant::now();
-        net.link.stats.trace.lock().unwrap().clear();
-        net.link
-            .stats
-            .tracing
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(args.idle_secs));
-        net.link
-            .stats
-            .tracing
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        let bytes = net.link.bytes() - before;
-        let trace = net.link.stats.trace.lock().unwrap().clone();
-        let mut sizes = std::collections::BTreeMap::<(bool, u32), usize>::new();
-        for p in &trace {
-            *sizes.entry((p.up, p.bytes)).or_default() += 1;
+        if !args.no_keepalive_bytes {
+            // After the link's own start-up chatter (IPv6 router solicitations) is over.
+            std::thread::sleep(Duration::from_secs(20));
+            let before = net.link.bytes();
+            let t = Instant::now();
+            net.link.stats.trace.lock().unwrap().clear();
+            net.link
+                .stats
+                .tracing
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(args.idle_secs));
+            net.link
+                .stats
+                .tracing
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            let bytes = net.link.bytes() - before;
+            let trace = net.link.stats.trace.lock().unwrap().clone();
+            let mut sizes = std::collections::BTreeMap::<(bool, u32), usize>::new();
+            for p in &trace {
+                *sizes.entry((p.up, p.bytes)).or_default() += 1;
+            }
+            println!("idle packets (officer-bound?, bytes) -> count: {sizes:?}");
+            let per_day = bytes as f64 * 86_400.0 / t.elapsed().as_secs_f64();
+            println!(
+                "idle unit, keepalive {} s: {bytes} bytes in {:.0} s on the 4G link (both ways, IP) = {:.2} MB a day",
+                wgnet_default_keepalive(),
+                t.elapsed().as_secs_f64(),
+                per_day / 1e6
+            );
         }
-        println!("idle packets (officer-bound?, bytes) -> count: {sizes:?}");
-        let per_day = bytes as f64 * 86_400.0 / t.elapsed().as_secs_f64();
-        println!(
-            "idle unit, keepalive {} s: {bytes} bytes in {:.0} s on the 4G link (both ways, IP) = {:.2} MB a day",
-            wgnet_default_keepalive(),
-            t.elapsed().as_secs_f64(),
-            per_day / 1e6
-        );
         // 3. First request after idling.
+        // Idle times spread over the keepalive's cycle (the request's own packets restart it).
         for (nat_timeout, idle) in [(30u32, 60u64), (10, 60)] {
             net.set_nat_timeout(nat_timeout)?;
             let mut delays = Vec::new();
-            for _ in 0..3 {
-                std::thread::sleep(Duration::from_secs(idle));
+            for i in 0..6u64 {
+                std::thread::sleep(Duration::from_secs(idle + i * 4));
                 let t = Instant::now();
                 let o = net
                     .officer(&rdc)
@@ -211,7 +253,8 @@ fn main() -> anyhow::Result<ExitCode> {
                 delays.push(t.elapsed().as_secs_f64());
             }
             println!(
-                "first request after {idle} s idle, NAT UDP timeout {nat_timeout} s, keepalive {} s: {}",
+                "first request after {idle} to {} s idle, NAT UDP timeout {nat_timeout} s, keepalive {} s: {}",
+                idle + 20,
                 wgnet_default_keepalive(),
                 delays
                     .iter()

@@ -59,6 +59,36 @@ fn fetch(
         .unwrap()
 }
 
+/// Fetches ten minutes of camera front from `from` into a new folder named `what`, doing
+/// `meanwhile` once a third of it has crossed the 4G link; returns the folder and rdc's stderr.
+fn fetch_with(
+    net: &VpnNet,
+    s: &Scheme,
+    units: &str,
+    from: i64,
+    what: &str,
+    h: &RecordedHour,
+    meanwhile: impl FnOnce(),
+) -> (std::path::PathBuf, String) {
+    let out = s.keys.path().join(format!("out-{what}"));
+    let child = fetch(
+        net,
+        s,
+        units,
+        from,
+        from + 10 * 60 * S,
+        &out.display().to_string(),
+    );
+    let before = net.link.stats.bytes_down.load(SeqCst);
+    wait_for(
+        "a third of ten minutes' footage",
+        Duration::from_secs(120),
+        || net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3,
+    );
+    meanwhile();
+    (out.clone(), finish(child, what))
+}
+
 fn finish(mut c: std::process::Child, what: &str) -> String {
     let status = wait_child(&mut c, Duration::from_secs(240));
     let mut err = String::new();
@@ -241,34 +271,23 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     assert_eq!(l[0]["reachable"], true);
 
     // The carrier moves the NAT's public address mid-fetch: the same connection goes on.
-    let out1 = s.keys.path().join("out-moved");
-    let from = h.start + 25 * 60 * S;
-    let child = fetch(
+    let (out1, err) = fetch_with(
         &net,
         &s,
         &through_hub,
-        from,
-        from + 10 * 60 * S,
-        &out1.display().to_string(),
+        h.start + 25 * 60 * S,
+        "moved",
+        &h,
+        || net.move_nat_address().unwrap(),
     );
-    let before = net.link.stats.bytes_down.load(SeqCst);
-    wait_for(
-        "a third of ten minutes' footage",
-        Duration::from_secs(120),
-        || net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3,
-    );
-    net.move_nat_address().unwrap();
-    let err = finish(child, "NAT address moved");
     assert!(
         !err.contains("link dropped"),
         "the fetch had to reconnect when the NAT's address moved: {err}"
     );
+    let endpoints = net.hub_show("endpoints").unwrap();
     assert!(
-        net.hub_show("endpoints")
-            .unwrap()
-            .contains(&NAT_MOVED.to_string()),
-        "the hub did not follow the unit to its new address: {}",
-        net.hub_show("endpoints").unwrap()
+        endpoints.contains(&NAT_MOVED.to_string()),
+        "the hub did not follow the unit to its new address: {endpoints}"
     );
     assert!(
         ts_files(&out1) >= 50,
@@ -277,28 +296,22 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
     );
 
     // The hub restarts mid-fetch: a dropped link, resumed; the recorder never notices.
-    let out2 = s.keys.path().join("out-hub");
-    let from = h.start + 40 * 60 * S;
-    let child = fetch(
+    let (out2, _) = fetch_with(
         &net,
         &s,
         &through_hub,
-        from,
-        from + 10 * 60 * S,
-        &out2.display().to_string(),
+        h.start + 40 * 60 * S,
+        "hub",
+        &h,
+        || {
+            net.hub_down().unwrap();
+            let down_at = Instant::now();
+            wait_for("a 3 s hub outage", Duration::from_secs(10), || {
+                down_at.elapsed() >= Duration::from_secs(3)
+            });
+            net.hub_up().unwrap();
+        },
     );
-    let before = net.link.stats.bytes_down.load(SeqCst);
-    wait_for(
-        "a third of ten minutes' footage",
-        Duration::from_secs(120),
-        || net.link.stats.bytes_down.load(SeqCst) - before > h.recorded.footage_bytes / 6 / 3,
-    );
-    net.hub_down().unwrap();
-    let down_at = Instant::now();
-    wait_for("a 3 s hub outage", Duration::from_secs(10), || {
-        down_at.elapsed() >= Duration::from_secs(3)
-    });
-    net.hub_up().unwrap();
     // The hub came back knowing where every unit was, idle unit B included: it can reach
     // an idle unit at once instead of waiting for the unit's next handshake.
     let endpoints = net.hub_show("endpoints").unwrap();
@@ -307,7 +320,6 @@ fn a_unit_behind_carrier_nat_is_reached_through_the_hub_only() {
         2,
         "the hub forgot the units' addresses over its restart: {endpoints}"
     );
-    finish(child, "hub restarted");
     assert_eq!(ts_files(&out2), ts_files(&out1));
     assert!(
         h.unit
