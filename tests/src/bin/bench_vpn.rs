@@ -48,6 +48,9 @@ struct Args {
     /// Only the idle measurements.
     #[arg(long)]
     idle_only: bool,
+    /// Only the NAT that forgets sooner than the keepalive.
+    #[arg(long, hide = true)]
+    short_nat_only: bool,
     /// Only the first request after idling (with --idle-only).
     #[arg(long, hide = true)]
     no_keepalive_bytes: bool,
@@ -109,8 +112,14 @@ fn main() -> anyhow::Result<ExitCode> {
     );
 
     // 1. Goodput: tunnel and direct, alternating.
-    let tunnel_units = rig.units_file(SocketAddr::from((UNIT_A, port)));
-    let direct_units = rig.units_file(SocketAddr::from((NAT_PUBLIC, port)));
+    // (The rig names a units file by port; both paths use the same port, so each is kept aside.)
+    let keep = |addr: SocketAddr, name: &str| -> anyhow::Result<std::path::PathBuf> {
+        let p = rig.dir.path().join(name);
+        std::fs::rename(rig.units_file(addr), &p)?;
+        Ok(p)
+    };
+    let tunnel_units = keep(SocketAddr::from((UNIT_A, port)), "units-tunnel.toml")?;
+    let direct_units = keep(SocketAddr::from((NAT_PUBLIC, port)), "units-direct.toml")?;
     let (mut t_secs, mut d_secs) = (Vec::new(), Vec::new());
     let (mut t_wire, mut d_wire) = (Vec::new(), Vec::new());
     for run in 0..if args.idle_only { 0 } else { args.runs } {
@@ -232,11 +241,29 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         // 3. First request after idling.
         // Idle times spread over the keepalive's cycle (the request's own packets restart it).
-        for (nat_timeout, idle) in [(30u32, 60u64), (10, 60)] {
+        let cases: &[(u32, u64)] = if args.short_nat_only {
+            &[(10, 30)]
+        } else {
+            &[(30, 60), (10, 60)]
+        };
+        for &(nat_timeout, idle) in cases {
             net.set_nat_timeout(nat_timeout)?;
             let mut delays = Vec::new();
             for i in 0..6u64 {
                 std::thread::sleep(Duration::from_secs(idle + i * 4));
+                // With the shorter NAT timeout, the worst case: the unit's mapping is gone.
+                if nat_timeout < u32::from(wgnet_default_keepalive()) {
+                    let unit = net.link.unit_ip.to_string();
+                    let t = Instant::now();
+                    while net.nat_mappings()?.contains(&format!("src={unit} "))
+                        && t.elapsed() < Duration::from_secs(60)
+                    {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
+                        println!("before: {}", net.nat_mappings()?);
+                    }
+                }
                 let t = Instant::now();
                 let o = net
                     .officer(&rdc)
@@ -251,6 +278,9 @@ fn main() -> anyhow::Result<ExitCode> {
                     );
                 }
                 delays.push(t.elapsed().as_secs_f64());
+                if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
+                    println!("after: {}", net.nat_mappings()?);
+                }
             }
             println!(
                 "first request after {idle} to {} s idle, NAT UDP timeout {nat_timeout} s, keepalive {} s: {}",
