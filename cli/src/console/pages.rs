@@ -272,6 +272,9 @@ async fn unit_row(c: &Console, name: &str) -> String {
             }
         )),
     );
+    if let Some(t) = st.live.as_ref().and_then(|l| l.tunnel.as_ref()) {
+        dd("Tunnel to the hub", h(&tunnel_words(t)));
+    }
     dd(
         "Days held",
         h(&format!(
@@ -345,6 +348,28 @@ async fn unit_row(c: &Console, name: &str) -> String {
     }
     o.push_str("</p></section>");
     o
+}
+
+/// The unit's tunnel to the scheme's hub, in words (R18): what an officer needs to know when a
+/// unit behind carrier NAT goes quiet.
+pub(crate) fn tunnel_words(t: &rdc_uplink::protocol::TunnelState) -> String {
+    if !t.up {
+        return format!("{} is down", t.interface);
+    }
+    match t.handshake_age_s {
+        Some(a) if a <= rdc_uplink::vpn::HANDSHAKE_STALE_SECS => {
+            format!("{} up; the hub answered {a} s ago", t.interface)
+        }
+        Some(a) => format!(
+            "{} up, but the hub last answered {a} s ago: check the hub and the 4G link",
+            t.interface
+        ),
+        None => format!(
+            "{} up; {}",
+            t.interface,
+            t.note.as_deref().unwrap_or("no handshake with the hub")
+        ),
+    }
 }
 
 /// `/unit/{unit}/selftest`: the unit's own checks, a line each.
@@ -675,6 +700,30 @@ pub(crate) async fn set_case(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tunnel_in_words() {
+        let t = |up, age, note: Option<&str>| rdc_uplink::protocol::TunnelState {
+            interface: "rdc-vpn".into(),
+            up,
+            mtu: Some(1420),
+            handshake_age_s: age,
+            note: note.map(str::to_owned),
+        };
+        assert_eq!(
+            super::tunnel_words(&t(false, None, None)),
+            "rdc-vpn is down"
+        );
+        assert_eq!(
+            super::tunnel_words(&t(true, Some(12), None)),
+            "rdc-vpn up; the hub answered 12 s ago"
+        );
+        assert!(super::tunnel_words(&t(true, Some(600), None)).contains("check the hub"));
+        assert!(
+            super::tunnel_words(&t(true, None, Some("cannot read the handshake: x")))
+                .ends_with("cannot read the handshake: x")
+        );
+    }
+
     #[test]
     fn escaping_leaves_no_markup() {
         assert_eq!(
