@@ -333,6 +333,9 @@ pub(crate) enum HubCmd {
         /// The unit's tunnel address (as given to init); the lowest free one when absent.
         #[arg(long)]
         address: Option<std::net::Ipv4Addr>,
+        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
+        #[arg(long)]
+        apply: bool,
     },
     /// An officer's machine. Without --public-key, makes its key pair and writes the officer's
     /// wg-quick file to --out (mode 600) to hand over.
@@ -347,6 +350,9 @@ pub(crate) enum HubCmd {
         /// Where the officer's configuration goes (default: ./<name>.conf).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
+        #[arg(long)]
+        apply: bool,
     },
 }
 

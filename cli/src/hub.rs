@@ -52,6 +52,37 @@ fn save(dir: &Path, hub: &Hub) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Puts the files' peers and rules into the running hub, leaving its sessions alone: what
+/// `wg syncconf NAME <(wg-quick strip FILE)` and `nft -f` do.
+fn apply(dir: &Path, interface: &str) -> anyhow::Result<()> {
+    let (conf, nft) = paths(dir, interface);
+    let run = |c: &mut std::process::Command| -> anyhow::Result<Vec<u8>> {
+        let o = c
+            .output()
+            .with_context(|| format!("running {c:?} (is wireguard-tools installed?)"))?;
+        if !o.status.success() {
+            bail!(
+                "{c:?} failed: {} (is the hub up: systemctl status wg-quick@{interface}?)",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        Ok(o.stdout)
+    };
+    let stripped = run(std::process::Command::new("wg-quick")
+        .arg("strip")
+        .arg(&conf))?;
+    let tmp = dir.join(format!(".{interface}.sync"));
+    replace(&tmp, &String::from_utf8_lossy(&stripped), 0o600)?;
+    let synced = run(std::process::Command::new("wg")
+        .args(["syncconf", interface])
+        .arg(&tmp));
+    let _ = std::fs::remove_file(&tmp);
+    synced?;
+    run(std::process::Command::new("nft").arg("-f").arg(&nft))?;
+    eprintln!("applied to the running hub {interface}");
+    Ok(())
+}
+
 fn apply_hint(dir: &Path, interface: &str) {
     eprintln!(
         "on a running hub, apply it: wg syncconf {interface} <(wg-quick strip {0}) && nft -f {1}",
@@ -114,6 +145,7 @@ pub(crate) fn hub(
             name,
             public_key,
             address,
+            apply: now,
         }) => {
             let mut hub = load(dir, interface)?;
             let a = hub.add(PeerKind::Unit, &name, &public_key, address)?;
@@ -123,13 +155,18 @@ pub(crate) fn hub(
                 "unit {name}: {a} in {}; in officers' units.toml its address is \"{a}:4433\" (the uplink's port)",
                 paths(dir, interface).0.display()
             );
-            apply_hint(dir, interface);
+            if now {
+                apply(dir, interface)?;
+            } else {
+                apply_hint(dir, interface);
+            }
         }
         Some(HubCmd::AddOfficer {
             name,
             public_key,
             address,
             out,
+            apply: now,
         }) => {
             let mut hub = load(dir, interface)?;
             let made = match &public_key {
@@ -163,7 +200,11 @@ pub(crate) fn hub(
             }
             save(dir, &hub)?;
             outln!("{a}");
-            apply_hint(dir, interface);
+            if now {
+                apply(dir, interface)?;
+            } else {
+                apply_hint(dir, interface);
+            }
         }
     }
     Ok(())

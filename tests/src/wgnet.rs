@@ -382,6 +382,7 @@ impl VpnNet {
                 Some(self.unit_b_ns.clone()),
             ),
         ];
+        let mut late = Vec::new();
         for (id, addr, ifname, config, ns) in units {
             let keys = d.join(format!("keys-{id}"));
             let networkd = d.join(format!("networkd-{id}"));
@@ -414,7 +415,7 @@ impl VpnNet {
             if config.is_some() {
                 self.init_output = out.clone();
             }
-            self.rdc(&[
+            let add = [
                 "keys",
                 "hub",
                 "add-unit",
@@ -428,7 +429,14 @@ impl VpnNet {
                 &public,
                 "--address",
                 &addr.to_string(),
-            ])?;
+            ]
+            .map(str::to_owned);
+            if ns.is_some() {
+                // Unit B joins the running hub later, with `--apply`.
+                late.push(add);
+            } else {
+                self.rdc(&add.each_ref().map(String::as_str))?;
+            }
             self.children.push(networkd_up(
                 ns.as_deref(),
                 &networkd.join(format!("60-{ifname}.netdev")),
@@ -453,6 +461,11 @@ impl VpnNet {
             .trim()
             .parse()?;
         self.hub_up()?;
+        for add in late {
+            run(in_ns(Some(&self.hub_ns), &self.rdc)
+                .args(add)
+                .arg("--apply"))?;
+        }
         run(in_ns(Some(&self.officer_ns), "wg-quick")
             .arg("up")
             .arg(&officer_conf))?;
