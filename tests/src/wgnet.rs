@@ -324,18 +324,7 @@ impl VpnNet {
                  }}\n"
             ),
         )?;
-        let tmo = o.nat_udp_timeout.to_string();
-        for k in [
-            "nf_conntrack_udp_timeout",
-            "nf_conntrack_udp_timeout_stream",
-        ] {
-            run(in_ns(Some(&self.nat_ns), "sysctl").args([
-                "-q",
-                "-w",
-                &format!("net.netfilter.{k}={tmo}"),
-            ]))?;
-        }
-        Ok(())
+        self.set_nat_timeout(o.nat_udp_timeout)
     }
 
     fn rdc(&self, args: &[&str]) -> anyhow::Result<String> {
