@@ -352,6 +352,8 @@ mod tests {
             ended,
             running_start_ns: None,
             times_from: None,
+            chunks_sha256: None,
+            index: None,
         }
     }
 

@@ -106,6 +106,16 @@ pub struct Manifest {
     /// existed (their times are the unit's, at arrival).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times_from: Option<TimeSource>,
+    /// SHA-256 over the SHA-256 of each piece of the file (the header, then each STREAM
+    /// chunk's ciphertext; [`crate::stills::leaves_digest`]): so a part of the segment can be
+    /// served and checked without the rest (a still). Absent in older segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_sha256: Option<String>,
+    /// Where the keyframes are in the plaintext and how far each chunk reaches in time,
+    /// recorded as the segment was encrypted. Absent in older segments, previews, and segments
+    /// closed by a power cut.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<crate::stills::FrameIndex>,
 }
 
 impl Manifest {
@@ -142,6 +152,8 @@ impl Manifest {
             },
             running_start_ns: None,
             times_from: None,
+            chunks_sha256: None,
+            index: None,
         }
     }
 

@@ -1074,3 +1074,61 @@ fn retention_that_cannot_read_the_index_fails_and_says_what_it_did() {
     assert_eq!(gone.len(), 1, "{gone:?}");
     assert_eq!(gone[0].1.segment.seq, 0);
 }
+
+/// The digest of a file's pieces, computed here from the file as `rdc` would from what it was
+/// served.
+fn pieces_digest(bytes: &[u8], m: &Manifest) -> String {
+    use rdc_format::stills::{CHUNK_CT, header_len, leaf, leaves_digest};
+    let h = header_len(m).unwrap() as usize;
+    let mut leaves = vec![leaf(&bytes[..h])];
+    leaves.extend(bytes[h..].chunks(CHUNK_CT as usize).map(leaf));
+    leaves_digest(&leaves)
+}
+
+#[test]
+fn a_segment_signs_its_pieces_and_where_its_keyframes_are() {
+    let fx = Fixture::new();
+    let (store, _) = fx.open();
+    let mut w = store.writer("front").unwrap();
+    // 8 s at 25 fps, a keyframe every 2 s.
+    push_frames(&mut w, &fx.clocks, 200, 50);
+    let m = w.close("stop").unwrap().unwrap();
+    let path = store.segment_path("front", m.seq).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(m.chunks_sha256.as_deref(), Some(&*pieces_digest(&bytes, &m)));
+    let ix = m.index.as_ref().expect("a footage segment has a frame index");
+    // Each keyframe where its bytes start in the plaintext, at its time.
+    let plain = fx.decrypt(&path);
+    let starts: Vec<[u64; 2]> = (0..4u64)
+        .map(|k| {
+            let t = BASE + (k * 50) as i64 * FRAME_NS;
+            let off = expected(BASE, k * 50).len() as u64;
+            assert!(plain[off as usize..].starts_with(&frame_bytes(t)));
+            [off, (k * 50) * FRAME_NS as u64]
+        })
+        .collect();
+    assert_eq!(ix.keyframes, starts);
+    assert_eq!(
+        ix.chunk_ms.len() as u64,
+        rdc_format::stills::chunk_count(m.plaintext_len)
+    );
+    // A still at 5.5 s is served from the keyframe at 4 s.
+    let run = rdc_format::stills::plan(&m, BASE + 5_500_000_000).unwrap();
+    assert_eq!(run.keyframe_ns, 4_000_000_000);
+    let (_, end) = run.plaintext_range(m.plaintext_len);
+    assert!(end >= expected(BASE, (5_700 / 40) + 1).len() as u64);
+
+    // A segment closed by a power cut: its pieces are hashed from the file at recovery; it has
+    // no index (the unit cannot read where its frames are), so a still costs all of it.
+    drop(w);
+    let mut w = store.writer("front").unwrap();
+    push_frames(&mut w, &fx.clocks, 65, 25);
+    drop(w);
+    drop(store);
+    let (store, report) = fx.open();
+    let m = &report.recovered[0];
+    let bytes = std::fs::read(store.segment_path("front", m.seq).unwrap()).unwrap();
+    assert_eq!(m.chunks_sha256.as_deref(), Some(&*pieces_digest(&bytes, m)));
+    assert!(m.index.is_none());
+    assert!(rdc_format::stills::plan(m, m.start_ns).unwrap().whole);
+}

@@ -102,6 +102,11 @@ pub(crate) struct OpenSegment {
     last_sync_mono: u64,
     sync_no: u64,
     pub(crate) running_start: Option<u64>,
+    /// SHA-256 of the header, then of each chunk written (the manifest signs their digest).
+    leaves: Vec<[u8; 32]>,
+    /// Where each keyframe starts and how far each chunk reaches; `None` for a track that
+    /// is never served in parts (previews).
+    index: Option<rdc_format::stills::FrameIndex>,
 }
 
 impl SegmentWriter {
@@ -303,7 +308,7 @@ impl SegmentWriter {
     ) -> Result<Manifest, Error> {
         let (end_wall, end_mono) = end.unwrap_or((o.last_wall, o.last_mono));
         o.seal_final()?;
-        let m = o.meta().manifest(
+        let mut m = o.meta().manifest(
             &self.store.config().unit_id,
             &self.camera,
             o.seq,
@@ -312,6 +317,11 @@ impl SegmentWriter {
             (o.written, hex::encode(o.ct_hash.clone().finish())),
             ended,
         );
+        m.chunks_sha256 = Some(rdc_format::stills::leaves_digest(&o.leaves));
+        m.index = o.index.take().map(|mut ix| {
+            ix.finish(rdc_format::stills::chunk_count(o.plaintext_len));
+            ix
+        });
         self.store.commit_segment(&o.dir, &o.stem, &m)?;
         Ok(m)
     }
@@ -370,7 +380,14 @@ impl OpenSegment {
             .map_err(cleanup)?;
         let mut ct_hash = Context::new(&SHA256);
         ct_hash.update(prefix);
+        let index = (!rdc_format::track::parse_store_name(
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+        )
+        .is_some_and(|(_, t)| !t.is_footage()))
+        .then(rdc_format::stills::FrameIndex::default);
         Ok(OpenSegment {
+            leaves: vec![rdc_format::stills::leaf(prefix)],
+            index,
             seq,
             stem,
             dir: dir.to_owned(),
@@ -410,6 +427,13 @@ impl OpenSegment {
             tracing::warn!(segment = %self.stem, step_ms = (offset - self.offset_base) / 1_000_000, "wall clock stepped");
             self.wall_steps += 1;
             self.offset_base = offset;
+        }
+        if let Some(ix) = &mut self.index {
+            ix.note(
+                self.plaintext_len,
+                f.mono_ns.saturating_sub(self.start_mono),
+                f.keyframe,
+            );
         }
         let mut data = f.data;
         while !data.is_empty() {
@@ -492,6 +516,7 @@ impl OpenSegment {
             .seal(self.counter, last, &mut self.pending)
             .map_err(|e| Error::Crypto(e.0))?;
         self.ct_hash.update(&self.pending);
+        self.leaves.push(rdc_format::stills::leaf(&self.pending));
         let p = self.path("partial");
         self.file
             .write_all(&self.pending)
@@ -564,6 +589,8 @@ impl TailMeta {
             ended,
             running_start_ns: self.running_start,
             times_from: self.times_from,
+            chunks_sha256: None,
+            index: None,
         }
     }
 }

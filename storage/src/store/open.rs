@@ -92,6 +92,7 @@ impl Store {
             audit: open_log(&logs_dir.join("audit.jsonl"))?,
             destruction: open_log(&logs_dir.join("destruction.jsonl"))?,
             holds: open_log(&logs_dir.join("holds.jsonl"))?,
+            stills: open_log(&logs_dir.join("stills.jsonl"))?,
         };
         let mut holds: Vec<Hold> = Vec::new();
         for (_, ev) in chainlog::read_all::<HoldEvent>(logs.holds.path())? {

@@ -108,4 +108,32 @@ impl Store {
         let now = self.now_ns();
         lock(&self.inner.logs).audit.append_entry(now, rec)
     }
+
+    // ---- stills register ----------------------------------------------------------------------
+
+    /// Appends an entry to the stills register, durably, and returns it signed.
+    pub fn register_still(
+        &self,
+        e: &rdc_format::stills::RegisterEntry,
+    ) -> Result<chainlog::Entry, Error> {
+        self.writable()?;
+        let now = self.now_ns();
+        lock(&self.inner.logs).stills.append_entry(now, e)
+    }
+
+    /// The stills register, every entry with its body.
+    pub fn stills_register(
+        &self,
+    ) -> Result<Vec<(chainlog::Entry, rdc_format::stills::RegisterEntry)>, Error> {
+        let p = lock(&self.inner.logs).stills.path().to_owned();
+        chainlog::read_all(&p)
+    }
+
+    /// The signed manifest entry of a camera's segment.
+    pub fn manifest_entry(&self, camera: &str, seq: u64) -> Result<chainlog::Entry, Error> {
+        self.manifests(camera, seq, seq + 1)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoSuchSegment(camera.to_owned(), seq))
+    }
 }

@@ -215,8 +215,10 @@ impl Store {
         f.sync_all().map_err(io_err("fsync", &partial))?;
         f.seek(SeekFrom::Start(0))
             .map_err(io_err("seek", &partial))?;
-        let digest = sha256_hex(&mut f).map_err(io_err("read", &partial))?;
-        let m = meta.manifest(
+        let header_len = meta.main_len - meta.counter * rdc_format::stills::CHUNK_CT;
+        let (digest, chunks) =
+            file_digests(&mut f, header_len).map_err(io_err("read", &partial))?;
+        let mut m = meta.manifest(
             &self.inner.cfg.unit_id,
             camera,
             seq,
@@ -225,6 +227,9 @@ impl Store {
             (meta.main_len + chunk.len() as u64, digest),
             ended,
         );
+        // The pieces' hashes can be had from the file; where the frames are cannot (the unit
+        // holds no key), so a still from this segment is served the whole segment.
+        m.chunks_sha256 = Some(chunks);
         self.commit_segment(dir, stem, &m)?;
         Ok(Some(m))
     }
@@ -400,4 +405,36 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The SHA-256 of a whole age file and the digest of its pieces' hashes
+/// ([`rdc_format::stills::leaves_digest`]), in one read.
+fn file_digests(f: &mut File, header_len: u64) -> std::io::Result<(String, String)> {
+    use std::io::Read as _;
+    use rdc_format::stills::{CHUNK_CT, leaf, leaves_digest};
+    let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut leaves = Vec::new();
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header)?;
+    whole.update(&header);
+    leaves.push(leaf(&header));
+    let mut buf = vec![0u8; CHUNK_CT as usize];
+    loop {
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        whole.update(&buf[..n]);
+        leaves.push(leaf(&buf[..n]));
+        if n < buf.len() {
+            break;
+        }
+    }
+    Ok((hex::encode(whole.finish()), leaves_digest(&leaves)))
 }

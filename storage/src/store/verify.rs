@@ -98,16 +98,17 @@ impl Store {
                 "{PUBLIC_KEY_FILE} is missing or unreadable: no signature can be checked"
             ));
         }
-        let (audit, destruction, holds, manifest_logs) = {
+        let (audit, destruction, holds, stills, manifest_logs) = {
             let l = lock(&self.inner.logs);
             (
                 l.audit.path().to_owned(),
                 l.destruction.path().to_owned(),
                 l.holds.path().to_owned(),
+                l.stills.path().to_owned(),
                 l.manifests.keys().cloned().collect::<BTreeSet<_>>(),
             )
         };
-        for p in [&audit, &destruction, &holds] {
+        for p in [&audit, &destruction, &holds, &stills] {
             problems.extend(chainlog::verify(p, &keys)?);
         }
         let destructions = chainlog::read_all::<Destruction>(&destruction)?;
