@@ -372,6 +372,8 @@ pub struct Uplink {
     /// Certificates revoked by the scheme (a PEM CRL), refused at the handshake.
     pub crl: Option<PathBuf>,
     pub users: Vec<User>,
+    /// A still's request or approval older than this is refused (default 7 days).
+    pub still_max_age: Duration,
     /// The WireGuard interface through which the scheme reaches the unit; `listen` is then an
     /// address of that tunnel and nothing listens on the 4G side.
     pub vpn: Option<Vpn>,

@@ -116,6 +116,9 @@ pub struct Uplink {
     /// The scheme's certificate revocation list (PEM), from `rdc keys revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<PathBuf>,
+    /// Days a still's request or approval stays valid (001 §5.13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still_max_age_days: Option<u32>,
     #[serde(default)]
     pub user: Vec<User>,
     /// The unit is reached through the scheme's WireGuard hub (R18).

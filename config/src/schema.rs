@@ -191,6 +191,11 @@ const UPLINK: &[Field] = &[
         Kind::Str,
         "an absolute path to the scheme's CRL (PEM)",
     ),
+    opt(
+        "still_max_age_days",
+        Kind::Int,
+        "days a still's request or approval stays valid, 1 to 31 (default 7)",
+    ),
     opt("user", Kind::Tables(USER), "[[uplink.user]] sections"),
     opt(
         "vpn",

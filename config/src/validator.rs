@@ -613,7 +613,19 @@ impl Validator {
             Some(Some(p)) => Some(p),
             None => None,
         };
+        let still_days = u.still_max_age_days.unwrap_or(7);
+        let still_max_age = if (1..=31).contains(&still_days) {
+            Some(std::time::Duration::from_secs(u64::from(still_days) * 86_400))
+        } else {
+            self.err(
+                "uplink.still_max_age_days",
+                still_days,
+                "must be 1 to 31 days (a still's request and approval are acted on within days; 001 §5.13)",
+            );
+            None
+        };
         Some(Uplink {
+            still_max_age: still_max_age?,
             vpn: vpn?,
             listen: listen?,
             cert: cert?,

@@ -255,7 +255,8 @@ fn start_uplink(
         .with_context(|| format!("cannot listen on {} (UDP)", u.listen))?
         .with_live_status(live)
         .with_unit_info(about)
-        .with_hooks(hooks);
+        .with_hooks(hooks)
+        .with_still_max_age(u.still_max_age);
     tracing::info!(listen = %server.local_addr()?, users = u.users.len(), "uplink listening");
     let server = std::sync::Arc::new(server);
     tokio::spawn(server.clone().serve_shared());

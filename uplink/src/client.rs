@@ -269,6 +269,48 @@ impl Client {
         Ok((info, bytes))
     }
 
+    /// A register entry the unit appended for `req` (a still's request, approval, report or
+    /// release).
+    pub async fn register(&self, req: &Request) -> Result<Entry, ClientError> {
+        match self.call(req).await? {
+            Answer::StillRegistered(e) => Ok(e),
+            other => Err(unexpected(req.action(), &other)),
+        }
+    }
+
+    /// The unit's stills register, with the key that signs it.
+    pub async fn stills(&self) -> Result<AuditAnswer, ClientError> {
+        match self.call(&Request::Stills).await? {
+            Answer::Register(a) => Ok(a),
+            other => Err(unexpected("the stills register", &other)),
+        }
+    }
+
+    /// The footage that holds an approved still's frame: what proves it, and the bytes (the
+    /// segment's header, then the run's chunks).
+    pub async fn still_footage(
+        &self,
+        still: u64,
+    ) -> Result<(crate::protocol::StillFootage, Vec<u8>), ClientError> {
+        let (resp, mut recv) = self.request(&Request::StillMake { still }).await?;
+        let (info, len) = match resp {
+            Response::Ok {
+                answer: Answer::StillFootage(info),
+                len: Some(len),
+            } => (info, len),
+            Response::Ok { answer, .. } => return Err(unexpected("still make", &answer)),
+            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
+        };
+        let bytes = recv.read_to_end(256 << 20).await.map_err(|e| self.link(e))?;
+        if bytes.len() as u64 != len {
+            return Err(ClientError::Link(format!(
+                "received {} of {len} bytes",
+                bytes.len()
+            )));
+        }
+        Ok((*info, bytes))
+    }
+
     /// Marks the unit in service; returns since when (ns).
     pub async fn commission_done(&self, reason: &str) -> Result<i64, ClientError> {
         match self

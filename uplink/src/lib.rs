@@ -18,6 +18,7 @@ pub mod pki;
 pub mod protocol;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod stills;
 pub mod strangers;
 pub mod tls;
 pub mod vpn;

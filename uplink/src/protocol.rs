@@ -13,6 +13,7 @@
 use rdc_config::{Id, Role};
 pub use rdc_format::Track;
 use rdc_format::chain::Entry;
+use rdc_format::stills::{Run, Signed, StillApproval, StillRequest};
 use rdc_format::{Hold, SegmentEntry};
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +175,35 @@ pub enum Request {
         digest: String,
         why: Justification,
     },
+    /// Asks for a still of an instant (officers and managers, 001 §5.13): the request signed
+    /// with the officer's key. The unit registers it as pending a manager's approval.
+    StillRequest {
+        request: Signed<StillRequest>,
+    },
+    /// The stills register, signed and chained (officers, managers, auditors; 001 §5.15).
+    Stills,
+    /// A manager's signed approval of a pending still (never the requester's own).
+    StillApprove {
+        approval: Signed<StillApproval>,
+    },
+    /// The footage that holds an approved still's frame (its requester or a manager): the
+    /// segment's header and the chunks from the keyframe before the instant to the frame,
+    /// which follow the answer.
+    StillMake {
+        still: u64,
+    },
+    /// What the officer's `rdc` made of a still it was served: registered beside it.
+    StillMade {
+        still: u64,
+        frame_ns: i64,
+        png_sha256: String,
+        record_sha256: String,
+    },
+    /// Records a made still's release to the police as an exhibit (001 §5.16).
+    StillRelease {
+        still: u64,
+        to: String,
+    },
 }
 
 impl Request {
@@ -209,6 +239,12 @@ impl Request {
             Request::CommissionDone { .. } => "commission_done",
             Request::SelfTest => "selftest",
             Request::Activity { .. } => "activity",
+            Request::StillRequest { .. } => "still_request",
+            Request::Stills => "stills_register",
+            Request::StillApprove { .. } => "still_approve",
+            Request::StillMake { .. } => "still_make",
+            Request::StillMade { .. } => "still_made",
+            Request::StillRelease { .. } => "still_release",
         }
     }
 
@@ -297,6 +333,24 @@ pub enum Refusal {
         per_minute: u64,
         retry_after_secs: u64,
     },
+    #[error("there is no still {still} in this unit's register: `rdc stills` lists them")]
+    NoSuchStill { still: u64 },
+    #[error("{}{why}", still.map(|s| format!("still {s}: ")).unwrap_or_else(|| "the still's request: ".into()))]
+    StillRefused { still: Option<u64>, why: String },
+    #[error("the signed document is refused: {detail}")]
+    BadSignature { detail: String },
+    #[error(
+        "camera {camera} has no footage at {at}: {}; ask for an instant inside the footage",
+        nearest_words(before.as_deref(), after.as_deref())
+    )]
+    NoFootageAt {
+        camera: String,
+        at: String,
+        /// The end of the footage before the instant, if any within a day.
+        before: Option<String>,
+        /// The start of the footage after it, if any within a day.
+        after: Option<String>,
+    },
     #[error(
         "the unit's log space is full ({used_bytes} of the {allowance_bytes} bytes set aside): it refuses requests rather than delete footage to log them; the logs are never cut, so an engineer must give the unit a larger disk (take an `rdc audit` copy first)"
     )]
@@ -304,6 +358,15 @@ pub enum Refusal {
         used_bytes: u64,
         allowance_bytes: u64,
     },
+}
+
+fn nearest_words(before: Option<&str>, after: Option<&str>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!("the nearest footage ends at {b} and resumes at {a}"),
+        (Some(b), None) => format!("the nearest footage ends at {b}, with none after it"),
+        (None, Some(a)) => format!("the nearest footage starts at {a}"),
+        (None, None) => "there is no footage within a day of it".into(),
+    }
 }
 
 /// The unit's status answer.
@@ -403,6 +466,13 @@ pub enum Answer {
     },
     /// For `selftest`: one line per check.
     SelfTest(Vec<CheckLine>),
+    /// For `still_request`, `still_approve`, `still_made`, `still_release`: the register entry
+    /// the unit appended, signed.
+    StillRegistered(Entry),
+    /// For `stills`: the register, with the key that signs it.
+    Register(AuditAnswer),
+    /// For `still_make`: what proves the bytes that follow (the header, then the run's chunks).
+    StillFootage(Box<StillFootage>),
     /// For `activity`: bytes recorded in each bucket from `from_ns`.
     Activity {
         camera: String,
@@ -410,6 +480,26 @@ pub enum Answer {
         bucket_ns: i64,
         bytes: Vec<u64>,
     },
+}
+
+/// What comes with a still's footage: everything `rdc` needs to check the bytes against the
+/// segment's signed manifest and to place the frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StillFootage {
+    pub unit: String,
+    pub unit_public_key: String,
+    #[serde(default)]
+    pub retired_keys: Vec<String>,
+    /// The segment's signed manifest entry.
+    pub manifest: Entry,
+    /// The still's request, approval and this production, as registered.
+    pub request: Entry,
+    pub approval: Entry,
+    pub production: Entry,
+    pub run: Run,
+    /// SHA-256 (hex) of each piece of the segment: the header, then each chunk; the served
+    /// ones are recomputed from the bytes, the rest complete the signed digest.
+    pub leaves: Vec<String>,
 }
 
 /// The `detail` of the audit entry that records the unit going into service.
@@ -564,6 +654,26 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 ),
             });
         }
+        Request::StillRequest { request } => check_still_request(&request.body)?,
+        Request::StillRelease { to, .. } if to.trim().is_empty() || to.len() > 300 => {
+            return Err(Refusal::Unjustified {
+                missing: "a release names who receives the still (\"DC NAME, force, exhibit ref\"), at most 300 characters".into(),
+            });
+        }
+        Request::StillMade {
+            png_sha256,
+            record_sha256,
+            ..
+        } if !is_sha256(png_sha256) || !is_sha256(record_sha256) => {
+            return Err(Refusal::Malformed {
+                detail: "still_made carries the PNG's and the record's SHA-256".into(),
+            });
+        }
+        Request::StillApprove { approval } if approval.body.note.len() > MAX_REASON => {
+            return Err(Refusal::Malformed {
+                detail: format!("an approval's note is at most {MAX_REASON} characters"),
+            });
+        }
         Request::CommissionDone { reason } if reason.trim().is_empty() => {
             return Err(Refusal::Unjustified {
                 missing: "marking the unit in service needs a reason (e.g. the installation's job number)".into(),
@@ -619,6 +729,41 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
     Ok(())
 }
 
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A still's request says what, why and for which case; a police request names the officer,
+/// the senior officer and the authorisation.
+fn check_still_request(r: &StillRequest) -> Result<(), Refusal> {
+    check_justification(&Justification {
+        purpose: Purpose::Still,
+        case_ref: r.case_ref.clone(),
+        reason: r.reason.clone(),
+    })?;
+    if let Some(p) = &r.police {
+        let mut missing = Vec::new();
+        for (v, what) in [
+            (&p.officer, "the police officer's name"),
+            (&p.id, "their identification"),
+            (&p.authorised_by, "the authorising senior officer (Inspector or above)"),
+        ] {
+            if v.trim().is_empty() || v.len() > 200 {
+                missing.push(what);
+            }
+        }
+        if !is_sha256(&p.authorisation_sha256) {
+            missing.push("the signed authorisation's SHA-256");
+        }
+        if !missing.is_empty() {
+            return Err(Refusal::Unjustified {
+                missing: format!("a police officer's request needs {}", missing.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_justification(why: &Justification) -> Result<(), Refusal> {
     let mut missing = Vec::new();
     if why.case_ref.trim().is_empty() {
@@ -657,6 +802,12 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
             (role.may_manage_holds(), "manager")
         }
         Request::Audit { .. } => (role.may_read_audit(), "manager or auditor"),
+        Request::StillRequest { .. }
+        | Request::StillMake { .. }
+        | Request::StillMade { .. }
+        | Request::StillRelease { .. } => (role.may_see_footage(), "case support officer or manager"),
+        Request::StillApprove { .. } => (role == Role::Manager, "Safer Neighbourhoods manager"),
+        Request::Stills => (role != Role::Engineer, "officer, manager or auditor"),
         Request::Still { .. } | Request::CommissionDone { .. } | Request::SelfTest => (
             matches!(role, Role::Engineer | Role::Manager),
             "field engineer or manager",

@@ -50,6 +50,8 @@ struct Extra {
     about: Option<UnitInfo>,
     hooks: Option<Arc<dyn UnitHooks>>,
     gate: Arc<Gate>,
+    /// A still's request or approval older than this is refused.
+    still_max_age: Option<Duration>,
 }
 
 /// What stands between a person's requests and the unit's disk: each identity's request rate,
@@ -319,6 +321,12 @@ impl Server {
                 strangers: Mutex::new(Strangers::default()),
             }),
         }
+    }
+
+    /// Refuses stills whose request or approval is older than `age` (default 7 days).
+    pub fn with_still_max_age(mut self, age: Duration) -> Self {
+        self.extra.still_max_age = Some(age);
+        self
     }
 
     /// Adds the daemon's live state to status answers.
@@ -666,7 +674,7 @@ async fn audit(
     Ok(())
 }
 
-enum Handled {
+pub(crate) enum Handled {
     Answer(Answer),
     /// An answer and bytes from memory (a still).
     Blob(Answer, Vec<u8>),
@@ -681,7 +689,7 @@ enum Handled {
 }
 
 /// The refusal that tells the officer what a store error means for them.
-fn refusal(e: rdc_storage::Error) -> Refusal {
+pub(crate) fn refusal(e: rdc_storage::Error) -> Refusal {
     use rdc_storage::Error as E;
     match e {
         E::NoSuchSegment(camera, seq) => Refusal::NoSuchSegment { camera, seq },
@@ -696,7 +704,7 @@ fn refusal(e: rdc_storage::Error) -> Refusal {
     }
 }
 
-fn retired_hex(store: &Store) -> Vec<String> {
+pub(crate) fn retired_hex(store: &Store) -> Vec<String> {
     store
         .retired_public_keys()
         .iter()
@@ -741,7 +749,7 @@ fn segment_bytes(
 }
 
 /// Refuses a request for a camera the unit has never had.
-fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
+pub(crate) fn known_camera(store: &Store, camera: &rdc_config::Id) -> Result<(), Refusal> {
     // Cameras, not their preview tracks (which are asked for by camera and track).
     let mut known = store.known_cameras().map_err(refusal)?;
     known.retain(|c| rdc_format::track::parse_store_name(c).is_some_and(|(_, t)| t.is_footage()));
@@ -947,6 +955,43 @@ fn handle(
             ));
             Ok(Handled::Receipt)
         }
+        Request::StillRequest { request } => {
+            crate::stills::serve::request(store, peer, max_age(extra), request, rec)
+        }
+        Request::StillApprove { approval } => {
+            crate::stills::serve::approve(store, peer, max_age(extra), approval, rec)
+        }
+        Request::StillMake { still } => {
+            crate::stills::serve::make(store, peer, max_age(extra), *still, rec)
+        }
+        Request::StillMade {
+            still,
+            frame_ns,
+            png_sha256,
+            record_sha256,
+        } => crate::stills::serve::made(
+            store,
+            peer,
+            *still,
+            *frame_ns,
+            png_sha256,
+            record_sha256,
+            rec,
+        ),
+        Request::StillRelease { still, to } => {
+            crate::stills::serve::release(store, peer, *still, to, rec)
+        }
+        Request::Stills => answer(Answer::Register(AuditAnswer {
+            unit: store.config().unit_id.clone(),
+            unit_public_key: store.public_hex(),
+            retired_keys: retired_hex(store),
+            entries: store
+                .stills_register()
+                .map_err(refusal)?
+                .into_iter()
+                .map(|(e, _)| e)
+                .collect(),
+        })),
         // With the unit's signing key, so an auditor (who may not ask for the status) can check
         // every entry.
         Request::Audit { from_seq } => answer(Answer::Audit(AuditAnswer {
@@ -961,6 +1006,12 @@ fn handle(
                 .collect(),
         })),
     }
+}
+
+fn max_age(extra: &Extra) -> Duration {
+    extra
+        .still_max_age
+        .unwrap_or(Duration::from_secs(7 * 86_400))
 }
 
 fn hooks(extra: &Extra) -> Result<&Arc<dyn UnitHooks>, Refusal> {
