@@ -144,11 +144,11 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         console: crate::console::ConsoleArgs,
     },
-    /// Checks an evidence bundle offline: every hash, the unit's signatures and chain, the
-    /// gaps, the audit receipt, the exporter's signature and certificate. Exit 0 only if all
-    /// hold.
+    /// Checks an evidence bundle or a still's folder offline: every hash, the unit's
+    /// signatures and chain, the gaps, the audit receipt (a still: the request, approval and
+    /// the bytes served), the maker's signature and certificate. Exit 0 only if all hold.
     Verify {
-        /// The bundle's folder.
+        /// The bundle's (or the still's) folder.
         dir: PathBuf,
         /// The scheme's CA certificate: the exporter's certificate must be issued by it.
         #[arg(long)]
@@ -157,6 +157,27 @@ pub(crate) enum Cmd {
         /// decryption of its .age.
         #[arg(long)]
         identity: Option<PathBuf>,
+    },
+    /// Stills as exhibits (001 §5.13-5.16): an officer requests a still of an instant, a
+    /// manager approves its necessity, the officer makes it (the exact frame, decoded here, as
+    /// a PNG with a signed record) and records its release to the police. The unit enforces
+    /// each step and keeps the register.
+    Still {
+        #[command(flatten)]
+        target: Target,
+        #[command(subcommand)]
+        cmd: StillCmd,
+    },
+    /// The unit's stills register, checked (signed by the unit, the chain unbroken): one still a
+    /// line with each request, approval, production and release.
+    Stills {
+        #[command(flatten)]
+        target: Target,
+        /// Only this case's stills.
+        #[arg(long = "case")]
+        case_ref: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Commissioning (field engineers, before the unit is in service): a live still of each
     /// camera to set its view (PNG files in --out), or with --done, mark the unit in service.
@@ -203,6 +224,32 @@ pub(crate) enum Cmd {
         /// Accept that the unit's signing key changed since last time (a re-provisioned unit).
         #[arg(long)]
         accept_new_key: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum StillCmd {
+    /// Ask for a still of an instant (signed with your key); it waits for a manager's approval.
+    Request(crate::exhibit::RequestArgs),
+    /// (Managers) list the pending requests; with a still's number, show it (and the nearest
+    /// preview, with --identity); with --yes, sign its approval.
+    Approve(crate::exhibit::ApproveArgs),
+    /// Make an approved still: the unit serves the footage that holds the frame, rdc checks it
+    /// and writes --out: still.png, still.json (signed), the served bytes, the CA, a README.
+    Make {
+        still: u64,
+        /// The officer's age identity that decrypts the footage.
+        #[arg(long)]
+        identity: PathBuf,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Record a made still's release to the police as an exhibit.
+    Release {
+        still: u64,
+        /// Who receives it: "DC NAME, force, exhibit ref".
+        #[arg(long)]
+        to: String,
     },
 }
 

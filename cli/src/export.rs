@@ -379,13 +379,13 @@ pub(crate) fn now_ns() -> i64 {
     ::time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
 }
 
-fn base64_encode(b: &[u8]) -> String {
+pub(crate) fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// Writes a file that must not exist yet.
-fn write_new(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_new(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -81,6 +81,7 @@ mod activity;
 mod args;
 mod audit;
 mod console;
+mod exhibit;
 mod export;
 mod fetch;
 mod font;
@@ -254,6 +255,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             still::commission(&target, &cameras, reason.as_deref().filter(|_| done), &out).await
         }
         Cmd::Selftest { target, json } => still::selftest(&target, json).await,
+        Cmd::Still { target, cmd } => match cmd {
+            StillCmd::Request(a) => exhibit::request(&target, &a).await,
+            StillCmd::Approve(a) => exhibit::approve(&target, &a).await,
+            StillCmd::Make { still, identity, out } => {
+                let m = exhibit::make(&target, still, &identity, &out).await?;
+                outln!(
+                    "still {still}: the frame shown at {} ({}), {}×{}, in {}: {} of segment {}'s {} bytes served, checked against its signed manifest; nothing decrypted was written",
+                    m.record.frame.utc,
+                    m.record.frame.uk_local,
+                    m.record.picture.width,
+                    m.record.picture.height,
+                    m.dir.display(),
+                    m.served_bytes,
+                    m.record.frame.segment,
+                    m.segment_bytes
+                );
+                Ok(())
+            }
+            StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
+        },
+        Cmd::Stills {
+            target,
+            case_ref,
+            json,
+        } => exhibit::register(&target, case_ref.as_deref(), json).await,
         Cmd::Console { console } => console::run(console).await,
         Cmd::Verify { dir, ca, identity } => {
             verify::verify(&dir, ca.as_deref(), identity.as_deref())

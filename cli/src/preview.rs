@@ -652,7 +652,7 @@ fn decode_run(codec: Codec, run: &[&[u8]]) -> anyhow::Result<Vec<Option<Vec<u8>>
 }
 
 /// Writes an RGB image as a PNG (GStreamer's pngenc), whole or not at all.
-fn write_png(img: &[u8], (w, h): (usize, usize), out: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_png(img: &[u8], (w, h): (usize, usize), out: &Path) -> anyhow::Result<()> {
     gst::init().context("GStreamer could not start")?;
     if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d)?;

@@ -27,7 +27,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn check(&mut self, good: bool, ok: impl Into<String>, bad: impl Into<String>) -> bool {
+    pub(crate) fn check(&mut self, good: bool, ok: impl Into<String>, bad: impl Into<String>) -> bool {
         if good {
             self.ok.push(ok.into());
         } else {
@@ -35,7 +35,7 @@ impl Report {
         }
         good
     }
-    fn fail(&mut self, what: impl Into<String>) {
+    pub(crate) fn fail(&mut self, what: impl Into<String>) {
         self.failed.push(what.into());
     }
 }
@@ -77,7 +77,13 @@ pub fn check_bundle(
 
 /// `rdc verify`: the report's lines, its verdict, and an exit code to match.
 pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> anyhow::Result<()> {
-    let (r, result) = check_bundle(dir, ca, identity);
+    let still = dir.join(crate::exhibit::RECORD).exists();
+    let (r, result) = if still {
+        (crate::exhibit::check::folder(dir, ca, identity), Ok(()))
+    } else {
+        check_bundle(dir, ca, identity)
+    };
+    let what = if still { "still" } else { "bundle" };
     for l in &r.ok {
         outln!("ok      {l}");
     }
@@ -91,14 +97,14 @@ pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> 
     outln!("\n{}", r.verdict);
     if !r.failed.is_empty() {
         Err(CheckFailed(format!(
-            "the bundle in {} is NOT intact: {} check(s) failed (lines marked FAILED above)",
+            "the {what} in {} is NOT intact: {} check(s) failed (lines marked FAILED above)",
             dir.display(),
             r.failed.len()
         ))
         .into())
     } else if ca.is_none() {
         Err(Unproven(format!(
-            "the bundle in {} is self-consistent but not checked against the scheme's CA (give --ca)",
+            "the {what} in {} is self-consistent but not checked against the scheme's CA (give --ca)",
             dir.display()
         ))
         .into())

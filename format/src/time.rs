@@ -58,6 +58,31 @@ pub fn utc_plain(ns: i64) -> String {
     format!("{} UTC", plain(ns))
 }
 
+/// `2026-12-01 18:04:05.123 UTC`: to the millisecond, for a still's caption.
+pub fn utc_ms(ns: i64) -> String {
+    format!("{} UTC", plain_ms(ns))
+}
+
+/// `2026-07-01 19:04:05.123 BST`: UK local time to the millisecond.
+pub fn uk_local_ms(ns: i64) -> String {
+    let (offset, zone) = if uk_summer_time(ns) {
+        (3_600 * 1_000_000_000, "BST")
+    } else {
+        (0, "GMT")
+    };
+    format!("{} {zone}", plain_ms(ns + offset))
+}
+
+fn plain_ms(ns: i64) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| format!("{ns} ns since 1970"))
+}
+
 fn plain(ns: i64) -> String {
     const FORMAT: &[time::format_description::FormatItem<'static>] =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
@@ -88,6 +113,14 @@ mod tests {
         ] {
             assert_eq!(uk_local(at(utc)), uk, "{utc}");
         }
+        assert_eq!(
+            uk_local_ms(at("2027-07-01T18:04:05.0429Z")),
+            "2027-07-01 19:04:05.042 BST"
+        );
+        assert_eq!(
+            utc_ms(at("2026-12-01T18:04:05.999Z")),
+            "2026-12-01 18:04:05.999 UTC"
+        );
         assert_eq!(
             utc_plain(at("2027-07-01T18:04:05Z")),
             "2027-07-01 18:04:05 UTC"

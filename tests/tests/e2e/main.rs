@@ -10,4 +10,5 @@ mod field;
 mod harness;
 mod preview;
 mod recording;
+mod stills;
 mod vpn;
