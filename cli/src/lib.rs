@@ -258,7 +258,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Still { target, cmd } => match cmd {
             StillCmd::Request(a) => exhibit::request(&target, &a).await,
             StillCmd::Approve(a) => exhibit::approve(&target, &a).await,
-            StillCmd::Make { still, identity, out } => {
+            StillCmd::Make {
+                still,
+                identity,
+                out,
+            } => {
                 let m = exhibit::make(&target, still, &identity, &out).await?;
                 outln!(
                     "still {still}: the frame shown at {} ({}), {}×{}, in {}: {} of segment {}'s {} bytes served, checked against its signed manifest; nothing decrypted was written",

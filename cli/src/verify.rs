@@ -27,7 +27,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub(crate) fn check(&mut self, good: bool, ok: impl Into<String>, bad: impl Into<String>) -> bool {
+    pub(crate) fn check(
+        &mut self,
+        good: bool,
+        ok: impl Into<String>,
+        bad: impl Into<String>,
+    ) -> bool {
         if good {
             self.ok.push(ok.into());
         } else {

@@ -615,7 +615,9 @@ impl Validator {
         };
         let still_days = u.still_max_age_days.unwrap_or(7);
         let still_max_age = if (1..=31).contains(&still_days) {
-            Some(std::time::Duration::from_secs(u64::from(still_days) * 86_400))
+            Some(std::time::Duration::from_secs(
+                u64::from(still_days) * 86_400,
+            ))
         } else {
             self.err(
                 "uplink.still_max_age_days",

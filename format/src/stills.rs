@@ -339,11 +339,7 @@ pub enum RegisterEntry {
         record_sha256: String,
     },
     /// Released to the police as an exhibit (001 §5.16).
-    Release {
-        still: u64,
-        by: Person,
-        to: String,
-    },
+    Release { still: u64, by: Person, to: String },
 }
 
 impl RegisterEntry {

@@ -1095,8 +1095,14 @@ fn a_segment_signs_its_pieces_and_where_its_keyframes_are() {
     let m = w.close("stop").unwrap().unwrap();
     let path = store.segment_path("front", m.seq).unwrap();
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(m.chunks_sha256.as_deref(), Some(&*pieces_digest(&bytes, &m)));
-    let ix = m.index.as_ref().expect("a footage segment has a frame index");
+    assert_eq!(
+        m.chunks_sha256.as_deref(),
+        Some(&*pieces_digest(&bytes, &m))
+    );
+    let ix = m
+        .index
+        .as_ref()
+        .expect("a footage segment has a frame index");
     // Each keyframe where its bytes start in the plaintext, at its time.
     let plain = fx.decrypt(&path);
     let starts: Vec<[u64; 2]> = (0..4u64)

@@ -380,11 +380,11 @@ impl OpenSegment {
             .map_err(cleanup)?;
         let mut ct_hash = Context::new(&SHA256);
         ct_hash.update(prefix);
-        let index = (!rdc_format::track::parse_store_name(
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or(""),
-        )
-        .is_some_and(|(_, t)| !t.is_footage()))
-        .then(rdc_format::stills::FrameIndex::default);
+        // Previews are served whole; footage (and any track the name does not say) is indexed.
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let index = rdc_format::track::parse_store_name(name)
+            .is_none_or(|(_, t)| t.is_footage())
+            .then(rdc_format::stills::FrameIndex::default);
         Ok(OpenSegment {
             leaves: vec![rdc_format::stills::leaf(prefix)],
             index,

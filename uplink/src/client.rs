@@ -301,7 +301,10 @@ impl Client {
             Response::Ok { answer, .. } => return Err(unexpected("still make", &answer)),
             Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
         };
-        let bytes = recv.read_to_end(256 << 20).await.map_err(|e| self.link(e))?;
+        let bytes = recv
+            .read_to_end(256 << 20)
+            .await
+            .map_err(|e| self.link(e))?;
         if bytes.len() as u64 != len {
             return Err(ClientError::Link(format!(
                 "received {} of {len} bytes",

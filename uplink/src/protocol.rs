@@ -746,7 +746,10 @@ fn check_still_request(r: &StillRequest) -> Result<(), Refusal> {
         for (v, what) in [
             (&p.officer, "the police officer's name"),
             (&p.id, "their identification"),
-            (&p.authorised_by, "the authorising senior officer (Inspector or above)"),
+            (
+                &p.authorised_by,
+                "the authorising senior officer (Inspector or above)",
+            ),
         ] {
             if v.trim().is_empty() || v.len() > 200 {
                 missing.push(what);
@@ -805,7 +808,9 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
         Request::StillRequest { .. }
         | Request::StillMake { .. }
         | Request::StillMade { .. }
-        | Request::StillRelease { .. } => (role.may_see_footage(), "case support officer or manager"),
+        | Request::StillRelease { .. } => {
+            (role.may_see_footage(), "case support officer or manager")
+        }
         Request::StillApprove { .. } => (role == Role::Manager, "Safer Neighbourhoods manager"),
         Request::Stills => (role != Role::Engineer, "officer, manager or auditor"),
         Request::Still { .. } | Request::CommissionDone { .. } | Request::SelfTest => (
@@ -972,6 +977,22 @@ mod tests {
             Refusal::NoSuchHold { id: 4 },
             Refusal::HoldRefused { detail: "d".into() },
             Refusal::Failed { detail: "f".into() },
+            Refusal::NoSuchStill { still: 3 },
+            Refusal::StillRefused {
+                still: Some(3),
+                why: "w".into(),
+            },
+            Refusal::StillRefused {
+                still: None,
+                why: "w".into(),
+            },
+            Refusal::BadSignature { detail: "d".into() },
+            Refusal::NoFootageAt {
+                camera: "front".into(),
+                at: "t".into(),
+                before: Some("b".into()),
+                after: None,
+            },
         ];
         for r in all {
             let bytes = encode(&Response::Refused { refusal: r.clone() });
@@ -981,6 +1002,46 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn stills_are_asked_for_by_officers_approved_by_managers_and_never_by_engineers() {
+        let make = Request::StillMake { still: 1 };
+        let release = Request::StillRelease {
+            still: 1,
+            to: "DC A".into(),
+        };
+        for role in [Role::Officer, Role::Manager] {
+            assert!(authorize(role, &make).is_ok());
+            assert!(authorize(role, &release).is_ok());
+            assert!(authorize(role, &Request::Stills).is_ok());
+        }
+        assert!(authorize(Role::Auditor, &Request::Stills).is_ok());
+        for role in [Role::Engineer, Role::Auditor] {
+            assert!(authorize(role, &make).is_err());
+            assert!(authorize(role, &release).is_err());
+        }
+        assert!(authorize(Role::Engineer, &Request::Stills).is_err());
+        let blank = Request::StillRelease {
+            still: 1,
+            to: " ".into(),
+        };
+        assert!(matches!(
+            check_request(&blank),
+            Err(Refusal::Unjustified { .. })
+        ));
+        // A gap's refusal names the footage around it.
+        let r = Refusal::NoFootageAt {
+            camera: "front".into(),
+            at: "T".into(),
+            before: Some("B".into()),
+            after: Some("A".into()),
+        };
+        assert!(
+            r.to_string()
+                .contains("the nearest footage ends at B and resumes at A"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -136,7 +136,11 @@ pub(crate) mod serve {
         at_ns: i64,
     ) -> Result<rdc_storage::SegmentEntry, Refusal> {
         let around = store
-            .list(camera, at_ns.saturating_sub(DAY_NS), at_ns.saturating_add(DAY_NS))
+            .list(
+                camera,
+                at_ns.saturating_sub(DAY_NS),
+                at_ns.saturating_add(DAY_NS),
+            )
             .map_err(refusal)?;
         let has = |e: &&rdc_storage::SegmentEntry| e.frames > 0 && e.segment.bytes > 0;
         if let Some(e) = around
@@ -184,7 +188,10 @@ pub(crate) mod serve {
         let unit = &store.config().unit_id;
         if &r.unit != unit {
             return Err(Refusal::BadSignature {
-                detail: format!("the request is for unit {:?}; this is unit {unit:?}", r.unit),
+                detail: format!(
+                    "the request is for unit {:?}; this is unit {unit:?}",
+                    r.unit
+                ),
             });
         }
         let camera = rdc_config::Id::parse(&r.camera).map_err(|e| Refusal::Malformed {
@@ -194,22 +201,18 @@ pub(crate) mod serve {
         let now = store.now_ns();
         let age = now - r.requested_ns;
         if age > max_age.as_nanos() as i64 {
-            return Err(request_refused(
-                format!(
-                    "the request was signed at {}, more than {} ago (the scheme's limit): make a new request",
-                    rfc3339(r.requested_ns),
-                    days(max_age)
-                ),
-            ));
+            return Err(request_refused(format!(
+                "the request was signed at {}, more than {} ago (the scheme's limit): make a new request",
+                rfc3339(r.requested_ns),
+                days(max_age)
+            )));
         }
         if age < -SKEW_NS {
-            return Err(request_refused(
-                format!(
-                    "the request says it was signed at {}, after the unit's time {}: check your computer's clock",
-                    rfc3339(r.requested_ns),
-                    rfc3339(now)
-                ),
-            ));
+            return Err(request_refused(format!(
+                "the request says it was signed at {}, after the unit's time {}: check your computer's clock",
+                rfc3339(r.requested_ns),
+                rfc3339(now)
+            )));
         }
         let seg = footage_at(store, camera.as_str(), r.at_ns)?;
         let entry = store
@@ -258,7 +261,10 @@ pub(crate) mod serve {
         rec.case_ref = Some(case_ref.clone());
         rec.reason = Some(reason.clone());
         if a.unit != store.config().unit_id {
-            return Err(refused(a.still, format!("the approval is for unit {:?}", a.unit)));
+            return Err(refused(
+                a.still,
+                format!("the approval is for unit {:?}", a.unit),
+            ));
         }
         if let Some((_, RegisterEntry::Approval { approver, .. })) = &s.approved {
             return Err(refused(

@@ -58,7 +58,10 @@ fn parts(
         (manifest, "the segment's manifest entry"),
         (request, "the register's request entry"),
         (approval, "the register's approval entry"),
-        (production, "the register's production entry (the unit's receipt)"),
+        (
+            production,
+            "the register's production entry (the unit's receipt)",
+        ),
     ] {
         chainlog::verify_entry_by(e, keys).map_err(|err| format!("{what}: {err}"))?;
     }
@@ -76,10 +79,13 @@ fn parts(
         ..
     }) = serde_json::from_value::<RegisterEntry>(request.body.clone())
     else {
-        return Err(format!("register entry {} is not a still's request", request.seq));
+        return Err(format!(
+            "register entry {} is not a still's request",
+            request.seq
+        ));
     };
-    let (signer, _) = rdc_uplink::stills::check(&doc)
-        .map_err(|e| format!("still {id}'s signed request: {e}"))?;
+    let (signer, _) =
+        rdc_uplink::stills::check(&doc).map_err(|e| format!("still {id}'s signed request: {e}"))?;
     if doc.sha256() != request_sha256
         || doc.body.camera != camera
         || doc.body.at_ns != at_ns
@@ -97,7 +103,10 @@ fn parts(
         approval: adoc,
     }) = serde_json::from_value::<RegisterEntry>(approval.body.clone())
     else {
-        return Err(format!("register entry {} is not an approval", approval.seq));
+        return Err(format!(
+            "register entry {} is not an approval",
+            approval.seq
+        ));
     };
     let (asigner, _) = rdc_uplink::stills::check(&adoc)
         .map_err(|e| format!("still {id}'s signed approval: {e}"))?;
@@ -271,7 +280,12 @@ pub(crate) fn folder(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> 
     r
 }
 
-fn run(dir: &Path, ca: Option<&Path>, identity: Option<&Path>, r: &mut Report) -> anyhow::Result<()> {
+fn run(
+    dir: &Path,
+    ca: Option<&Path>,
+    identity: Option<&Path>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
     // A closed set of regular files.
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let e = e?;
@@ -433,7 +447,10 @@ fn run(dir: &Path, ca: Option<&Path>, identity: Option<&Path>, r: &mut Report) -
             "the frame shown at {} ({}) of camera {}, case {}",
             rec.frame.utc, rec.frame.uk_local, rec.camera, rec.case_ref
         ),
-        format!("{RECORD} does not match what the unit signed: {}", wrong.join("; ")),
+        format!(
+            "{RECORD} does not match what the unit signed: {}",
+            wrong.join("; ")
+        ),
     );
     // The unit's register entry for the picture made.
     match std::fs::read(dir.join(MADE)) {

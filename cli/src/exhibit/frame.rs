@@ -83,7 +83,9 @@ pub(crate) fn decrypt_run(
     let d = age::Decryptor::new(reader).context("the served segment header is not age")?;
     let mut r = d
         .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-        .context("your age identity cannot decrypt this segment (it was encrypted to other recipients)")?;
+        .context(
+            "your age identity cannot decrypt this segment (it was encrypted to other recipients)",
+        )?;
     let (_, end) = run.plaintext_range(m.plaintext_len);
     let start = run.keyframe_offset;
     r.seek(SeekFrom::Start(start))
@@ -380,14 +382,25 @@ pub(crate) fn to_rgb(p: &Picture) -> Vec<u8> {
     out
 }
 
-/// Pixel scale of the caption's font.
-const CAPTION_SCALE: usize = 2;
 const MARGIN: usize = 8;
+
+/// The font's scale for a caption: as large as lets the longest line fit the picture's width,
+/// from 1 to 4.
+fn caption_scale(w: usize, lines: &[String]) -> usize {
+    let longest = lines
+        .iter()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    (w.saturating_sub(2 * MARGIN) / (longest * crate::font::advance(1))).clamp(1, 4)
+}
 
 /// The picture with its caption strip beneath (never over it): each line of `lines`, white on
 /// black. The picture's pixels are the frame's, untouched.
 pub(crate) fn with_caption(rgb: &[u8], w: usize, h: usize, lines: &[String]) -> (Vec<u8>, usize) {
-    let line = crate::font::line_height(CAPTION_SCALE);
+    let scale = caption_scale(w, lines);
+    let line = crate::font::line_height(scale);
     let strip = MARGIN * 2 + line * lines.len();
     let mut img = vec![0u8; w * (h + strip) * 3];
     img[..rgb.len()].copy_from_slice(rgb);
@@ -397,7 +410,7 @@ pub(crate) fn with_caption(rgb: &[u8], w: usize, h: usize, lines: &[String]) -> 
             w,
             (MARGIN, h + MARGIN + i * line),
             text,
-            CAPTION_SCALE,
+            scale,
             [255, 255, 255],
         );
     }
@@ -410,7 +423,11 @@ pub(crate) fn png_pixels(path: &Path) -> anyhow::Result<(usize, usize, Vec<u8>)>
     let src = element("filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
     let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "RGB")
+                .build(),
+        )
         .sync(false)
         .build();
     let chain = [
@@ -461,7 +478,11 @@ mod tests {
         assert_eq!(&to_rgb(&p(16, 128, 128))[..3], &[0, 0, 0]);
         assert_eq!(&to_rgb(&p(235, 128, 128))[..3], &[255, 255, 255]);
         let red = to_rgb(&p(81, 90, 240));
-        assert!(red[0] >= 250 && red[1] <= 5 && red[2] <= 5, "{:?}", &red[..3]);
+        assert!(
+            red[0] >= 250 && red[1] <= 5 && red[2] <= 5,
+            "{:?}",
+            &red[..3]
+        );
     }
 
     #[test]

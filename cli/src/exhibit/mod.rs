@@ -300,7 +300,11 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
         bail!("still {id} has no request");
     };
     outln!("{}", one_line(s));
-    outln!("  requested by {} ({})", requester.name, requester.fingerprint);
+    outln!(
+        "  requested by {} ({})",
+        requester.name,
+        requester.fingerprint
+    );
     outln!("  reason: {reason}");
     if let Some(p) = &registered.body.police {
         outln!(
@@ -350,9 +354,7 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
     };
     let doc = rdc_uplink::stills::sign(&approval, &me.cert_pem, &me.key_pem)
         .context("your key cannot sign the approval")?;
-    let entry = c
-        .register(&Request::StillApprove { approval: doc })
-        .await?;
+    let entry = c.register(&Request::StillApprove { approval: doc }).await?;
     c.close();
     outln!(
         "still {id} approved (register entry {}): {} may now make it (`rdc still make {id}`)",
@@ -592,11 +594,8 @@ pub(crate) fn caption_lines(
             "CAMERA {camera}  UNIT {unit}{}",
             site.map(|s| format!("  SITE {s}")).unwrap_or_default()
         ),
-        format!(
-            "{}   {}",
-            rdc_format::time::utc_ms(frame_ns),
-            rdc_format::time::uk_local_ms(frame_ns)
-        ),
+        rdc_format::time::utc_ms(frame_ns),
+        format!("{} (UK)", rdc_format::time::uk_local_ms(frame_ns)),
         format!("CASE {case_ref}  STILL {still}"),
     ]
 }

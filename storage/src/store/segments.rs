@@ -410,8 +410,8 @@ impl Store {
 /// The SHA-256 of a whole age file and the digest of its pieces' hashes
 /// ([`rdc_format::stills::leaves_digest`]), in one read.
 fn file_digests(f: &mut File, header_len: u64) -> std::io::Result<(String, String)> {
-    use std::io::Read as _;
     use rdc_format::stills::{CHUNK_CT, leaf, leaves_digest};
+    use std::io::Read as _;
     let mut whole = ring::digest::Context::new(&ring::digest::SHA256);
     let mut leaves = Vec::new();
     let mut header = vec![0u8; header_len as usize];

@@ -121,7 +121,11 @@ fn png_rgb(png: &Path) -> Vec<u8> {
 /// The rule the still's record states, applied here independently: limited-range BT.601 or
 /// BT.709, each chroma sample for its 2×2 block, rounded half up.
 fn yuv420_to_rgb(yuv: &[u8], w: usize, h: usize, bt709: bool) -> Vec<u8> {
-    let (kr, kb) = if bt709 { (0.2126, 0.0722) } else { (0.299, 0.114) };
+    let (kr, kb) = if bt709 {
+        (0.2126, 0.0722)
+    } else {
+        (0.299, 0.114)
+    };
     let cw = w.div_ceil(2);
     let ch = h.div_ceil(2);
     let (y, rest) = yuv.split_at(w * h);
@@ -251,17 +255,23 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     audited_refusal(&unit, "still_request", "nearest footage");
 
     // The officer asks; the request is pending.
-    let out = ok(req(
-        "j.smith",
-        &at,
-        &["--out", req_copy.to_str().unwrap()],
-    ));
+    let out = ok(req("j.smith", &at, &["--out", req_copy.to_str().unwrap()]));
     let id = still_id(&out);
     let ids = id.to_string();
     let pending = ok(s.rdc_as("m.jones", "still", &["approve"]));
     assert!(pending.contains(&format!("still {id}")), "{pending}");
     refused(
-        s.rdc("still", &["make", &ids, "--identity", &s.path("officer.key"), "-o", "/nonexistent/x"]),
+        s.rdc(
+            "still",
+            &[
+                "make",
+                &ids,
+                "--identity",
+                &s.path("officer.key"),
+                "-o",
+                "/nonexistent/x",
+            ],
+        ),
         "no manager has approved it yet",
     );
     // Refused approvals: not a manager, an edited request, the requester themself, too old.
@@ -282,7 +292,13 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
         s.rdc_as(
             "m.jones",
             "still",
-            &["approve", &ids, "--yes", "--request", edited_path.to_str().unwrap()],
+            &[
+                "approve",
+                &ids,
+                "--yes",
+                "--request",
+                edited_path.to_str().unwrap(),
+            ],
         ),
         "different or edited request",
     );
@@ -344,15 +360,28 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
 
     // Another manager approves the request as the unit holds it.
     let approved = ok(s.rdc_as("m.jones", "still", &["approve", &ids, "--yes"]));
-    assert!(approved.contains(&format!("still {id} approved")), "{approved}");
+    assert!(
+        approved.contains(&format!("still {id} approved")),
+        "{approved}"
+    );
 
     // The officer makes it.
     let out_dir = dir.join("still");
     let made = ok(s.rdc(
         "still",
-        &["make", &ids, "--identity", &s.path("officer.key"), "-o", out_dir.to_str().unwrap()],
+        &[
+            "make",
+            &ids,
+            "--identity",
+            &s.path("officer.key"),
+            "-o",
+            out_dir.to_str().unwrap(),
+        ],
     ));
     eprintln!("{made}");
+    if let Ok(keep) = std::env::var("RDC_KEEP_STILL") {
+        copy_dir(&out_dir, Path::new(&keep));
+    }
     let signed: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("still.json")).unwrap()).unwrap();
     let rec = &signed["record"];
@@ -360,9 +389,16 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     assert_eq!(frame["keyframe"], false, "{frame:#}");
     assert!(frame["after_keyframe"].as_u64().unwrap() > 0, "{frame:#}");
     let frame_ns = frame["time_ns"].as_i64().unwrap();
-    assert!(frame_ns <= at_ns && at_ns - frame_ns < 40_000_000, "{frame:#}");
+    assert!(
+        frame_ns <= at_ns && at_ns - frame_ns < 40_000_000,
+        "{frame:#}"
+    );
     let served = rec["served"]["bytes"].as_u64().unwrap();
-    assert!(served < seg.ciphertext_len, "{served} of {}", seg.ciphertext_len);
+    assert!(
+        served < seg.ciphertext_len,
+        "{served} of {}",
+        seg.ciphertext_len
+    );
 
     // Nothing decrypted stays on the officer's machine: the folder holds the served
     // ciphertext (an age file's start), the PNG, the record, the CA, the register entry.
@@ -373,11 +409,20 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     files.sort();
     assert_eq!(
         files,
-        ["README.txt", "register-made.json", "scheme-ca.crt", "served.age-part", "still.json", "still.png"]
+        [
+            "README.txt",
+            "register-made.json",
+            "scheme-ca.crt",
+            "served.age-part",
+            "still.json",
+            "still.png"
+        ]
     );
-    assert!(std::fs::read(out_dir.join("served.age-part"))
-        .unwrap()
-        .starts_with(b"age-encryption.org/v1\n"));
+    assert!(
+        std::fs::read(out_dir.join("served.age-part"))
+            .unwrap()
+            .starts_with(b"age-encryption.org/v1\n")
+    );
 
     // The pixels are ffmpeg's decode of that frame of the fetched segment.
     let fetched = dir.join("fetched");
@@ -425,8 +470,14 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     let rgb = png_rgb(&out_dir.join("still.png"));
     let bt709 = rec["picture"]["matrix"] == "bt709";
     let want = yuv420_to_rgb(&yuv, w, h, bt709);
-    assert_eq!(rgb.len(), w * (h + rec["picture"]["caption_rows"].as_u64().unwrap() as usize) * 3);
-    assert!(rgb[..w * h * 3] == want[..], "the PNG's picture is not frame {n}'s pixels");
+    assert_eq!(
+        rgb.len(),
+        w * (h + rec["picture"]["caption_rows"].as_u64().unwrap() as usize) * 3
+    );
+    assert!(
+        rgb[..w * h * 3] == want[..],
+        "the PNG's picture is not frame {n}'s pixels"
+    );
     // ffmpeg's own conversion agrees to within its rounding.
     let theirs = ffmpeg_frame(&ts, n, "rgb24");
     let far = theirs
@@ -434,7 +485,10 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
         .zip(&rgb)
         .filter(|(a, b)| a.abs_diff(**b) > 6)
         .count();
-    assert!(far < theirs.len() / 100, "{far} values differ from ffmpeg's RGB");
+    assert!(
+        far < theirs.len() / 100,
+        "{far} values differ from ffmpeg's RGB"
+    );
 
     // Checked offline, with the scheme's CA, and with the identity that it is that decode.
     let ca = s.path("ca/ca.crt");
@@ -471,7 +525,11 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
         "record",
         &|d| {
             let t = std::fs::read_to_string(d.join("still.json")).unwrap();
-            std::fs::write(d.join("still.json"), t.replace("identify the person", "identify a person")).unwrap();
+            std::fs::write(
+                d.join("still.json"),
+                t.replace("identify the person", "identify a person"),
+            )
+            .unwrap();
         },
         "signature does not match",
     );
@@ -500,12 +558,29 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     );
 
     // The register: released to the police; officers, managers and auditors read it, checked.
-    refused(s.rdc("still", &["release", &own.to_string(), "--to", "DC Brown"]), "has not been made yet");
-    ok(s.rdc("still", &["release", &ids, "--to", "DC Brown, Met Police, exhibit JB/1"]));
+    refused(
+        s.rdc("still", &["release", &own.to_string(), "--to", "DC Brown"]),
+        "has not been made yet",
+    );
+    ok(s.rdc(
+        "still",
+        &[
+            "release",
+            &ids,
+            "--to",
+            "DC Brown, Met Police, exhibit JB/1",
+        ],
+    ));
     let reg = ok(s.rdc_as("a.aud", "stills", &["--case", "ASB/2026/114"]));
     assert!(reg.contains(&format!("still {id:<4} released")), "{reg}");
-    assert!(reg.contains("approved by M. Jones") || reg.contains("approved by m.jones"), "{reg}");
-    assert!(reg.contains("released by") && reg.contains("DC Brown, Met Police, exhibit JB/1"), "{reg}");
+    assert!(
+        reg.contains("approved by M. Jones") || reg.contains("approved by m.jones"),
+        "{reg}"
+    );
+    assert!(
+        reg.contains("released by") && reg.contains("DC Brown, Met Police, exhibit JB/1"),
+        "{reg}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&ok(s.rdc_as("m.kay", "stills", &["--json"]))).unwrap();
     let kinds: Vec<&str> = json["entries"]
@@ -515,13 +590,20 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
         .filter(|e| e["still"] == id)
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["request", "approval", "production", "made", "release"]);
+    assert_eq!(
+        kinds,
+        ["request", "approval", "production", "made", "release"]
+    );
     refused(s.rdc_as("e.lee", "stills", &[]), "may not stills register");
 
     // An entry of the register edited on the unit is named.
     let log = unit.dir.path().join("store/logs/stills.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
-    std::fs::write(&log, text.replace("DC Brown, Met Police", "DC Green, Met Police")).unwrap();
+    std::fs::write(
+        &log,
+        text.replace("DC Brown, Met Police", "DC Green, Met Police"),
+    )
+    .unwrap();
     let o = s.rdc("stills", &[]);
     refused(o, "register entry");
     unit.stop();
