@@ -27,6 +27,7 @@ use crate::*;
 pub mod guard;
 mod jobs;
 mod pages;
+mod stills;
 mod timeline;
 
 /// `rdc console`'s options.
@@ -259,6 +260,8 @@ fn router(c: Shared) -> Router {
             get(pages::holds).post(pages::hold_create),
         )
         .route("/unit/{unit}/holds/{id}/release", post(pages::hold_release))
+        .route("/unit/{unit}/stills", get(stills::register))
+        .route("/unit/{unit}/stills/{id}/approve", post(stills::approve))
         .route("/unit/{unit}/camera/{camera}", get(timeline::view))
         .route("/unit/{unit}/camera/{camera}/tile", get(timeline::tile))
         .route("/unit/{unit}/camera/{camera}/export", post(jobs::start))

@@ -234,7 +234,7 @@ async fn unit_row(c: &Console, name: &str) -> String {
         }
         Reach::AuditOnly => {
             o.push_str(&format!(
-                r#"<p>Your role here is <strong>auditor</strong>: the audit log only.</p><p><a href="/unit/{n}/audit">Audit log of {n}</a></p></section>"#,
+                r#"<p>Your role here is <strong>auditor</strong>: the audit log and the stills register only.</p><p><a href="/unit/{n}/audit">Audit log of {n}</a> <a href="/unit/{n}/stills">Stills of {n}</a></p></section>"#,
                 n = h(name)
             ));
             return o;
@@ -342,7 +342,13 @@ async fn unit_row(c: &Console, name: &str) -> String {
     }
     if role.is_some_and(manages_holds) {
         o.push_str(&format!(
-            r#"<a href="/unit/{n}/holds">Holds on {n}</a>"#,
+            r#"<a href="/unit/{n}/holds">Holds on {n}</a> "#,
+            n = h(name)
+        ));
+    }
+    if role.is_some_and(|r| r != Role::Engineer) {
+        o.push_str(&format!(
+            r#"<a href="/unit/{n}/stills">Stills of {n}</a>"#,
             n = h(name)
         ));
     }

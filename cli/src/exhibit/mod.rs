@@ -260,7 +260,9 @@ pub(crate) async fn read_register(
     Ok((out, reg.unit))
 }
 
-fn states(reg: &[(Entry, RegisterEntry)]) -> std::collections::BTreeMap<u64, StillState> {
+pub(crate) fn states(
+    reg: &[(Entry, RegisterEntry)],
+) -> std::collections::BTreeMap<u64, StillState> {
     let flat: Vec<(u64, i64, RegisterEntry)> = reg
         .iter()
         .map(|(e, b)| (e.seq, e.time_ns, b.clone()))
@@ -364,7 +366,28 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
     Ok(())
 }
 
-fn one_line(s: &StillState) -> String {
+/// Signs the approval of still `id` on `unit` over `request` with the person's key, and sends it.
+pub(crate) async fn sign_approval(
+    target: &Target,
+    c: &Client,
+    (unit, id): (&str, u64),
+    request: &Signed<StillRequest>,
+    note: &str,
+) -> anyhow::Result<Entry> {
+    let me = me(target)?;
+    let approval = StillApproval {
+        unit: unit.to_owned(),
+        still: id,
+        request_sha256: request.sha256(),
+        approved_ns: crate::export::now_ns(),
+        note: note.to_owned(),
+    };
+    let doc = rdc_uplink::stills::sign(&approval, &me.cert_pem, &me.key_pem)
+        .context("your key cannot sign the approval")?;
+    Ok(c.register(&Request::StillApprove { approval: doc }).await?)
+}
+
+pub(crate) fn one_line(s: &StillState) -> String {
     match &s.request {
         Some(RegisterEntry::Request {
             requester,

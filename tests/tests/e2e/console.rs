@@ -23,7 +23,12 @@ const S: i64 = 1_000_000_000;
 const CASE: &str = "ASB/2026/0456";
 const REASON: &str = "shouting reported at the front door";
 
-fn start_console(units: &Path, identity: &str, state: &Path, exports: &Path) -> ConsoleProcess {
+pub(crate) fn start_console(
+    units: &Path,
+    identity: &str,
+    state: &Path,
+    exports: &Path,
+) -> ConsoleProcess {
     ConsoleProcess::start(
         Path::new(env!("CARGO_BIN_EXE_rdc-under-test")),
         units,
@@ -52,7 +57,7 @@ fn http(port: u16, head: &str, body: &str) -> (u16, String) {
     (code, out)
 }
 
-async fn text_of(b: &Client, css: &str) -> String {
+pub(crate) async fn text_of(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css))
         .await
         .unwrap()
@@ -62,7 +67,12 @@ async fn text_of(b: &Client, css: &str) -> String {
 }
 
 /// Waits (polling the page, no fixed sleeps) until `f` holds of the text of `css`.
-async fn wait_text(b: &Client, css: &str, limit: Duration, f: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_text(
+    b: &Client,
+    css: &str,
+    limit: Duration,
+    f: impl Fn(&str) -> bool,
+) -> String {
     let t = Instant::now();
     loop {
         if let Ok(e) = b.find(Locator::Css(css)).await
@@ -82,7 +92,7 @@ async fn wait_text(b: &Client, css: &str, limit: Duration, f: impl Fn(&str) -> b
 
 /// What a screen reader would find nameless on the page: controls without a label, text or
 /// aria-label, pictures without alt text, a page without a heading or a main landmark.
-async fn assert_accessible(b: &Client, page: &str) {
+pub(crate) async fn assert_accessible(b: &Client, page: &str) {
     let nameless = b
         .execute(
             r#"const bad = [];
@@ -103,7 +113,7 @@ return bad;"#,
     assert_eq!(nameless, serde_json::json!([]), "on the {page} page");
 }
 
-async fn set_input(b: &Client, css: &str, v: &str) {
+pub(crate) async fn set_input(b: &Client, css: &str, v: &str) {
     let e = b.find(Locator::Css(css)).await.unwrap();
     e.clear().await.unwrap();
     e.send_keys(v).await.unwrap();

@@ -596,6 +596,63 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     );
     refused(s.rdc_as("e.lee", "stills", &[]), "may not stills register");
 
+    // A manager approves in the console, in a real browser, seeing the nearest preview.
+    let second = still_id(&ok(req("j.smith", &at, &[])));
+    let work = tempfile::tempdir().unwrap();
+    let console = crate::console::start_console(
+        Path::new(&s.path("units-m.kay.toml")),
+        &s.path("officer.key"),
+        &work.path().join("state"),
+        &work.path().join("exports"),
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use fantoccini::Locator;
+        let browser = rdc_tests::browser::Browser::start(false).await;
+        let b = &browser.client;
+        b.goto(&console.url).await.unwrap();
+        crate::console::wait_text(b, "main", Duration::from_secs(30), |t| t.contains("Stills of e2e")).await;
+        b.goto(&console.at("/case?back=/unit/e2e/stills")).await.unwrap();
+        crate::console::set_input(b, "input[name=case]", "ASB/2026/114").await;
+        crate::console::set_input(b, "input[name=reason]", "approve a still").await;
+        b.find(Locator::Css("form.stack button")).await.unwrap().click().await.unwrap();
+        let page = crate::console::wait_text(b, "main", Duration::from_secs(30), |t| {
+            t.contains(&format!("Still {second}"))
+        })
+        .await;
+        assert!(page.contains("identify the person at the door"), "{page}");
+        crate::console::assert_accessible(b, "stills").await;
+        // The preview nearest the instant is shown.
+        let t = std::time::Instant::now();
+        loop {
+            let w = b
+                .execute(
+                    "const i = document.querySelector('img.still-preview'); return i && i.complete ? i.naturalWidth : 0;",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if w.as_u64().unwrap_or(0) >= 256 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(40), "no preview: {w}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        b.find(Locator::XPath(&format!("//button[text()='Approve still {second}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        crate::console::wait_text(b, "table", Duration::from_secs(30), |t| t.contains("approved by m.kay")).await;
+    });
+    drop(console);
+    let reg = ok(s.rdc("stills", &[]));
+    assert!(
+        reg.contains(&format!("still {second:<4} approved")),
+        "{reg}"
+    );
+
     // An entry of the register edited on the unit is named.
     let log = unit.dir.path().join("store/logs/stills.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
