@@ -1,5 +1,5 @@
 //! Stills as exhibits (R14): the documents people sign (a request, a manager's approval) and
-//! how anyone checks them. The unit's side of the workflow is [`serve`] (feature `server`).
+//! how anyone checks them. The unit's side of the workflow is `serve` (feature `server`).
 
 use rdc_format::stills::Signed;
 use serde::Serialize;

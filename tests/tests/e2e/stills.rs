@@ -303,6 +303,33 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
         "different or edited request",
     );
     audited_refusal(&unit, "still_approve", "different or edited request");
+    // A police officer's request carries the senior officer's authorisation, by its hash; the
+    // manager sees it. An incomplete one is refused.
+    let auth = dir.join("authorisation.pdf");
+    std::fs::write(&auth, b"%PDF-1.4 signed by Insp. Jane Smith").unwrap();
+    let police = still_id(&ok(req(
+        "j.smith",
+        &at,
+        &[
+            "--police-officer",
+            "DC Brown",
+            "--police-id",
+            "MP1234",
+            "--authorised-by",
+            "Insp. Jane Smith",
+            "--authorisation",
+            auth.to_str().unwrap(),
+        ],
+    )));
+    let shown = ok(s.rdc_as("m.jones", "still", &["approve", &police.to_string()]));
+    assert!(
+        shown.contains("for police officer DC Brown (MP1234), authorised by Insp. Jane Smith: authorisation.pdf")
+            && shown.contains(&sha256(&std::fs::read(&auth).unwrap())),
+        "{shown}"
+    );
+    assert!(shown.contains("nothing signed"), "{shown}");
+    let o = req("j.smith", &at, &["--police-officer", "DC Brown"]);
+    assert!(!o.status.success());
     let own = still_id(&ok(req("m.kay", &at, &[])));
     refused(
         s.rdc_as("m.kay", "still", &["approve", &own.to_string(), "--yes"]),
