@@ -168,6 +168,12 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: StillCmd,
     },
+    /// Subject access requests (002 §43): open one (the footage is held, the deadline recorded
+    /// on the unit), extend or close it; list every unit's, overdue first.
+    Sar {
+        #[command(subcommand)]
+        cmd: crate::sar::SarCmd,
+    },
     /// The unit's stills register, checked (signed by the unit, the chain unbroken): one still a
     /// line with each request, approval, production and release.
     Stills {

@@ -89,6 +89,7 @@ mod hub;
 mod keys;
 pub mod mp4;
 mod preview;
+mod sar;
 mod still;
 mod time;
 mod units;
@@ -279,6 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
         },
+        Cmd::Sar { cmd } => sar::run(cmd).await,
         Cmd::Stills {
             target,
             case_ref,

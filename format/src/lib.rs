@@ -9,6 +9,7 @@ pub mod chain;
 pub mod export;
 pub mod manifest;
 pub mod records;
+pub mod sar;
 pub mod stills;
 pub mod time;
 pub mod track;

@@ -17,6 +17,8 @@ pub mod limits;
 pub mod pki;
 pub mod protocol;
 #[cfg(feature = "server")]
+mod sar;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod stills;
 pub mod strangers;

@@ -204,6 +204,30 @@ pub enum Request {
         still: u64,
         to: String,
     },
+    /// Opens a subject access request (managers, 002 §43): holds the camera's footage of the
+    /// range and records the request and its deadline, a calendar month from `received`
+    /// (`YYYY-MM-DD`).
+    SarOpen {
+        reference: String,
+        camera: Id,
+        from_ns: i64,
+        to_ns: i64,
+        received: String,
+    },
+    /// Extends an open request's deadline by one or two months, within its first month.
+    SarExtend {
+        reference: String,
+        months: u8,
+        reason: String,
+    },
+    /// Closes a request: footage disclosed (the disclosure's signed manifest by SHA-256) or
+    /// refused (why); its hold is released.
+    SarClose {
+        reference: String,
+        outcome: rdc_format::sar::Outcome,
+    },
+    /// The register of subject access requests (officers, managers, auditors).
+    Sars,
 }
 
 impl Request {
@@ -245,6 +269,10 @@ impl Request {
             Request::StillMake { .. } => "still_make",
             Request::StillMade { .. } => "still_made",
             Request::StillRelease { .. } => "still_release",
+            Request::SarOpen { .. } => "sar_open",
+            Request::SarExtend { .. } => "sar_extend",
+            Request::SarClose { .. } => "sar_close",
+            Request::Sars => "sar_register",
         }
     }
 
@@ -337,6 +365,8 @@ pub enum Refusal {
     NoSuchStill { still: u64 },
     #[error("{}{why}", still.map(|s| format!("still {s}: ")).unwrap_or_else(|| "the still's request: ".into()))]
     StillRefused { still: Option<u64>, why: String },
+    #[error("subject access request {reference}: {why}")]
+    SarRefused { reference: String, why: String },
     #[error("the signed document is refused: {detail}")]
     BadSignature { detail: String },
     #[error(
@@ -469,8 +499,10 @@ pub enum Answer {
     /// For `still_request`, `still_approve`, `still_made`, `still_release`: the register entry
     /// the unit appended, signed.
     StillRegistered(Entry),
-    /// For `stills`: the register, with the key that signs it.
+    /// For `stills` and `sars`: the register, with the key that signs it.
     Register(AuditAnswer),
+    /// For `sar_open`, `sar_extend`, `sar_close`: the register entry the unit appended.
+    SarRegistered(Entry),
     /// For `still_make`: what proves the bytes that follow (the header, then the run's chunks).
     StillFootage(Box<StillFootage>),
     /// For `activity`: bytes recorded in each bucket from `from_ns`.
@@ -669,6 +701,46 @@ pub fn check_request(req: &Request) -> Result<(), Refusal> {
                 detail: "still_made carries the PNG's and the record's SHA-256".into(),
             });
         }
+        Request::SarOpen {
+            reference,
+            received,
+            from_ns,
+            to_ns,
+            ..
+        } if reference.trim().is_empty()
+            || reference.len() > MAX_CASE_REF
+            || rdc_format::sar::parse_date(received).is_none()
+            || from_ns >= to_ns =>
+        {
+            return Err(Refusal::Unjustified {
+                missing: format!(
+                    "a subject access request needs the requester's reference (at most {MAX_CASE_REF} characters), the date it was received (YYYY-MM-DD) and a time range"
+                ),
+            });
+        }
+        Request::SarExtend { months, reason, .. }
+            if !(1..=rdc_format::sar::MAX_EXTENSION_MONTHS).contains(months)
+                || reason.trim().is_empty()
+                || reason.len() > MAX_REASON =>
+        {
+            return Err(Refusal::Unjustified {
+                missing: "an extension is of one or two months, with a reason".into(),
+            });
+        }
+        Request::SarClose { outcome, .. }
+            if match outcome {
+                rdc_format::sar::Outcome::Disclosed { disclosure_sha256 } => {
+                    !is_sha256(disclosure_sha256)
+                }
+                rdc_format::sar::Outcome::Refused { reason } => {
+                    reason.trim().is_empty() || reason.len() > MAX_REASON
+                }
+            } =>
+        {
+            return Err(Refusal::Unjustified {
+                missing: "closing a request says what was disclosed (the disclosure) or why it was refused".into(),
+            });
+        }
         Request::StillApprove { approval } if approval.body.note.len() > MAX_REASON => {
             return Err(Refusal::Malformed {
                 detail: format!("an approval's note is at most {MAX_REASON} characters"),
@@ -812,7 +884,10 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
             (role.may_see_footage(), "case support officer or manager")
         }
         Request::StillApprove { .. } => (role == Role::Manager, "Safer Neighbourhoods manager"),
-        Request::Stills => (role != Role::Engineer, "officer, manager or auditor"),
+        Request::Stills | Request::Sars => (role != Role::Engineer, "officer, manager or auditor"),
+        Request::SarOpen { .. } | Request::SarExtend { .. } | Request::SarClose { .. } => {
+            (role == Role::Manager, "manager")
+        }
         Request::Still { .. } | Request::CommissionDone { .. } | Request::SelfTest => (
             matches!(role, Role::Engineer | Role::Manager),
             "field engineer or manager",

@@ -981,6 +981,37 @@ fn handle(
         Request::StillRelease { still, to } => {
             crate::stills::serve::release(store, peer, *still, to, rec)
         }
+        Request::SarOpen {
+            reference,
+            camera,
+            from_ns,
+            to_ns,
+            received,
+        } => crate::sar::open(
+            store,
+            peer,
+            (reference, camera, *from_ns, *to_ns, received),
+            rec,
+        ),
+        Request::SarExtend {
+            reference,
+            months,
+            reason,
+        } => crate::sar::extend(store, peer, (reference, *months, reason), rec),
+        Request::SarClose { reference, outcome } => {
+            crate::sar::close(store, peer, (reference, outcome), rec)
+        }
+        Request::Sars => answer(Answer::Register(AuditAnswer {
+            unit: store.config().unit_id.clone(),
+            unit_public_key: store.public_hex(),
+            retired_keys: retired_hex(store),
+            entries: store
+                .sar_register()
+                .map_err(refusal)?
+                .into_iter()
+                .map(|(e, _)| e)
+                .collect(),
+        })),
         Request::Stills => answer(Answer::Register(AuditAnswer {
             unit: store.config().unit_id.clone(),
             unit_public_key: store.public_hex(),

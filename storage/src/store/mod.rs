@@ -5,7 +5,7 @@
 //! <root>/segments/<camera>/<seq>-<start_ns>.partial  the segment being written
 //! <root>/segments/<camera>/<seq>-<start_ns>.tail     its last sync's tentative final chunk
 //! <root>/logs/manifests/<camera>.jsonl              signed, chained manifests, one a segment
-//! <root>/logs/{audit,destruction,holds,stills}.jsonl signed, chained logs
+//! <root>/logs/{audit,destruction,holds,stills,sars}.jsonl signed, chained logs
 //! <root>/index/                                      sled: a cache, rebuilt from the logs
 //! <root>/unit-public-key                            the key that verifies all signatures
 //! ```
@@ -183,6 +183,8 @@ struct Logs {
     holds: ChainLog,
     /// The stills register (001 §5.15): requests, approvals, productions, releases.
     stills: ChainLog,
+    /// Subject access requests (002 §43): opened, extended, closed.
+    sars: ChainLog,
 }
 
 struct Inner {

@@ -93,6 +93,7 @@ impl Store {
             destruction: open_log(&logs_dir.join("destruction.jsonl"))?,
             holds: open_log(&logs_dir.join("holds.jsonl"))?,
             stills: open_log(&logs_dir.join("stills.jsonl"))?,
+            sars: open_log(&logs_dir.join("sars.jsonl"))?,
         };
         let mut holds: Vec<Hold> = Vec::new();
         for (_, ev) in chainlog::read_all::<HoldEvent>(logs.holds.path())? {

@@ -136,4 +136,17 @@ impl Store {
             .next()
             .ok_or_else(|| Error::NoSuchSegment(camera.to_owned(), seq))
     }
+
+    /// Appends an entry to the register of subject access requests, durably; the signed entry.
+    pub fn register_sar(&self, e: &rdc_format::sar::SarEntry) -> Result<chainlog::Entry, Error> {
+        self.writable()?;
+        let now = self.now_ns();
+        lock(&self.inner.logs).sars.append_entry(now, e)
+    }
+
+    /// The register of subject access requests.
+    pub fn sar_register(&self) -> Result<Vec<(chainlog::Entry, rdc_format::sar::SarEntry)>, Error> {
+        let p = lock(&self.inner.logs).sars.path().to_owned();
+        chainlog::read_all(&p)
+    }
 }

@@ -98,17 +98,18 @@ impl Store {
                 "{PUBLIC_KEY_FILE} is missing or unreadable: no signature can be checked"
             ));
         }
-        let (audit, destruction, holds, stills, manifest_logs) = {
+        let (audit, destruction, holds, stills, sars, manifest_logs) = {
             let l = lock(&self.inner.logs);
             (
                 l.audit.path().to_owned(),
                 l.destruction.path().to_owned(),
                 l.holds.path().to_owned(),
                 l.stills.path().to_owned(),
+                l.sars.path().to_owned(),
                 l.manifests.keys().cloned().collect::<BTreeSet<_>>(),
             )
         };
-        for p in [&audit, &destruction, &holds, &stills] {
+        for p in [&audit, &destruction, &holds, &stills, &sars] {
             problems.extend(chainlog::verify(p, &keys)?);
         }
         let destructions = chainlog::read_all::<Destruction>(&destruction)?;

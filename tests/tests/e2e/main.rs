@@ -10,5 +10,6 @@ mod field;
 mod harness;
 mod preview;
 mod recording;
+mod sar;
 mod stills;
 mod vpn;
