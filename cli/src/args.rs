@@ -157,6 +157,9 @@ pub(crate) enum Cmd {
         /// decryption of its .age.
         #[arg(long)]
         identity: Option<PathBuf>,
+        /// For a disclosure: the exhibit it says it was made from.
+        #[arg(long)]
+        source: Option<PathBuf>,
     },
     /// Stills as exhibits (001 §5.13-5.16): an officer requests a still of an instant, a
     /// manager approves its necessity, the officer makes it (the exact frame, decoded here, as
@@ -168,6 +171,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: StillCmd,
     },
+    /// A disclosure copy of an evidence bundle with third parties obscured (002 §41): regions a
+    /// person drew, black or 16 px blocks (or everything but the regions, --keep-only),
+    /// re-encoded, signed and recorded by the unit. --check draws the regions over the footage
+    /// first.
+    Redact(crate::redact::RedactArgs),
     /// Subject access requests (002 §43): open one (the footage is held, the deadline recorded
     /// on the unit), extend or close it; list every unit's, overdue first.
     Sar {

@@ -89,6 +89,7 @@ mod hub;
 mod keys;
 pub mod mp4;
 mod preview;
+mod redact;
 mod sar;
 mod still;
 mod time;
@@ -281,15 +282,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
         },
         Cmd::Sar { cmd } => sar::run(cmd).await,
+        Cmd::Redact(a) => redact::redact(&a).await,
         Cmd::Stills {
             target,
             case_ref,
             json,
         } => exhibit::register(&target, case_ref.as_deref(), json).await,
         Cmd::Console { console } => console::run(console).await,
-        Cmd::Verify { dir, ca, identity } => {
-            verify::verify(&dir, ca.as_deref(), identity.as_deref())
-        }
+        Cmd::Verify {
+            dir,
+            ca,
+            identity,
+            source,
+        } => verify::verify(&dir, ca.as_deref(), identity.as_deref(), source.as_deref()),
     }
 }
 

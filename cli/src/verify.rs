@@ -81,14 +81,28 @@ pub fn check_bundle(
 }
 
 /// `rdc verify`: the report's lines, its verdict, and an exit code to match.
-pub(crate) fn verify(dir: &Path, ca: Option<&Path>, identity: Option<&Path>) -> anyhow::Result<()> {
+pub(crate) fn verify(
+    dir: &Path,
+    ca: Option<&Path>,
+    identity: Option<&Path>,
+    source: Option<&Path>,
+) -> anyhow::Result<()> {
     let still = dir.join(crate::exhibit::RECORD).exists();
+    let disclosure = dir.join(crate::redact::DISCLOSURE).exists();
     let (r, result) = if still {
         (crate::exhibit::check::folder(dir, ca, identity), Ok(()))
+    } else if disclosure {
+        (crate::redact::check(dir, ca, source), Ok(()))
     } else {
         check_bundle(dir, ca, identity)
     };
-    let what = if still { "still" } else { "bundle" };
+    let what = if still {
+        "still"
+    } else if disclosure {
+        "disclosure"
+    } else {
+        "bundle"
+    };
     for l in &r.ok {
         outln!("ok      {l}");
     }

@@ -228,6 +228,20 @@ pub enum Request {
     },
     /// The register of subject access requests (officers, managers, auditors).
     Sars,
+    /// Records a redacted disclosure made from an exhibit of this unit's footage (`rdc
+    /// redact`) and answers with the signed audit entry, which the disclosure carries.
+    DisclosureReceipt {
+        camera: Id,
+        /// SHA-256 of the source bundle's signed manifest, of the disclosure's video, of its
+        /// regions file.
+        source_sha256: String,
+        disclosure_sha256: String,
+        regions_sha256: String,
+        /// The subject access request it answers, if any.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        request_ref: String,
+        why: Justification,
+    },
 }
 
 impl Request {
@@ -273,6 +287,7 @@ impl Request {
             Request::SarExtend { .. } => "sar_extend",
             Request::SarClose { .. } => "sar_close",
             Request::Sars => "sar_register",
+            Request::DisclosureReceipt { .. } => "disclosure",
         }
     }
 
@@ -284,6 +299,7 @@ impl Request {
             | Request::FetchFirst { why, .. }
             | Request::Manifests { why, .. }
             | Request::ExportReceipt { why, .. }
+            | Request::DisclosureReceipt { why, .. }
             | Request::Activity { why, .. } => Some(why),
             _ => None,
         }
@@ -532,6 +548,19 @@ pub struct StillFootage {
     /// SHA-256 (hex) of each piece of the segment: the header, then each chunk; the served
     /// ones are recomputed from the bytes, the rest complete the signed digest.
     pub leaves: Vec<String>,
+}
+
+/// The `detail` of the audit entry that records a redacted disclosure: what `rdc verify` of
+/// the disclosure expects the receipt to say.
+pub fn disclosure_detail(source: &str, disclosure: &str, regions: &str, request: &str) -> String {
+    format!(
+        "redacted disclosure {disclosure} of exhibit {source}, regions {regions}{}",
+        if request.is_empty() {
+            String::new()
+        } else {
+            format!(", for subject access request {request}")
+        }
+    )
 }
 
 /// The `detail` of the audit entry that records the unit going into service.
@@ -872,6 +901,7 @@ pub fn authorize(role: Role, req: &Request) -> Result<(), Refusal> {
         | Request::FetchFirst { .. }
         | Request::Manifests { .. }
         | Request::ExportReceipt { .. }
+        | Request::DisclosureReceipt { .. }
         | Request::Activity { .. } => (role.may_see_footage(), "case support officer or manager"),
         Request::HoldCreate { .. } | Request::HoldList | Request::HoldRelease { .. } => {
             (role.may_manage_holds(), "manager")

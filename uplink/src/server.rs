@@ -1001,6 +1001,24 @@ fn handle(
         Request::SarClose { reference, outcome } => {
             crate::sar::close(store, peer, (reference, outcome), rec)
         }
+        Request::DisclosureReceipt {
+            camera,
+            source_sha256,
+            disclosure_sha256,
+            regions_sha256,
+            request_ref,
+            ..
+        } => {
+            known_camera(store, camera)?;
+            rec.camera = Some(camera.to_string());
+            rec.detail = Some(protocol::disclosure_detail(
+                source_sha256,
+                disclosure_sha256,
+                regions_sha256,
+                request_ref,
+            ));
+            Ok(Handled::Receipt)
+        }
         Request::Sars => answer(Answer::Register(AuditAnswer {
             unit: store.config().unit_id.clone(),
             unit_public_key: store.public_hex(),

@@ -632,6 +632,15 @@ pub(crate) struct RecordedHour {
 }
 
 pub(crate) fn recorded_hour(s: &Scheme, kbps: u32) -> RecordedHour {
+    recorded_hour_of(
+        s,
+        kbps,
+        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
+    )
+}
+
+/// [`recorded_hour`] of another 10 s clip (`source`: 50 frames of 320x180 at 5 fps).
+pub(crate) fn recorded_hour_of(s: &Scheme, kbps: u32, source: &str) -> RecordedHour {
     const S: i64 = 1_000_000_000;
     let unit = s.unit(&[Cam {
         id: "front",
@@ -640,7 +649,7 @@ pub(crate) fn recorded_hour(s: &Scheme, kbps: u32) -> RecordedHour {
     }]);
     let store = unit.store();
     let clip = rdc_tests::footage::encode_h264(
-        "videotestsrc num-buffers=50 pattern=ball ! video/x-raw,width=320,height=180,framerate=5/1",
+        source,
         50,
         5,
         kbps,

@@ -10,6 +10,7 @@ mod field;
 mod harness;
 mod preview;
 mod recording;
+mod redact;
 mod sar;
 mod stills;
 mod vpn;

@@ -1,0 +1,465 @@
+//! `rdc redact`: a disclosure copy of an evidence bundle with third parties obscured (002 §41,
+//! R15). A person chooses the regions (a rectangle moving between keyframes; never found by
+//! face recognition, R17); the working copy is decoded, the regions obscured beyond recovery
+//! (black, or 16 px blocks), re-encoded, and the disclosure signed by the officer and recorded
+//! by the unit. The master is only read.
+
+pub(crate) mod regions;
+pub(crate) mod render;
+mod sheet;
+
+use rdc_format::export::{self, Bundle, Exporter, FileHash, Signature};
+use serde::{Deserialize, Serialize};
+
+use crate::export::{CA_FILE, MANIFEST, base64_encode, hash_file, write_new};
+use crate::verify::Report;
+use crate::*;
+use regions::{Mode, Region};
+
+pub(crate) const DISCLOSURE: &str = "disclosure.json";
+pub(crate) const VIDEO: &str = "disclosure.mp4";
+pub(crate) const REGIONS: &str = "regions.toml";
+pub(crate) const FORMAT: &str = "rdc-disclosure/1";
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct RedactArgs {
+    /// The evidence bundle (`rdc export`'s folder): its working copy is the source.
+    pub(crate) bundle: PathBuf,
+    /// The regions to obscure (REGIONS.toml: `[[region]]` with from, to and keyframes of
+    /// at, x, y, w, h in the picture's pixels).
+    #[arg(long)]
+    pub(crate) regions: PathBuf,
+    /// The disclosure's folder (not with --check).
+    #[arg(long, short, required_unless_present = "check")]
+    pub(crate) out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "solid")]
+    pub(crate) mode: Mode,
+    /// Obscure everything outside the regions (to disclose only the requester).
+    #[arg(long)]
+    pub(crate) keep_only: bool,
+    /// Only draw a contact sheet of the regions over the footage (PNG) to review them.
+    #[arg(long, value_name = "SHEET.png")]
+    pub(crate) check: Option<PathBuf>,
+    /// Why (recorded with the disclosure and on the unit).
+    #[arg(long, required_unless_present = "check")]
+    pub(crate) reason: Option<String>,
+    /// The subject access request it answers.
+    #[arg(long, default_value = "")]
+    pub(crate) request_ref: String,
+    /// The unit that recorded the footage, as named in the units file: it records the
+    /// disclosure in its audit log (and the officer's key signs it).
+    #[arg(long, short, required_unless_present = "check")]
+    pub(crate) unit: Option<String>,
+    #[arg(long)]
+    pub(crate) units: Option<PathBuf>,
+    /// x264's preset (faster renders, larger files).
+    #[arg(long, default_value = "superfast")]
+    pub(crate) preset: String,
+}
+
+/// What `disclosure.json` says, signed by the officer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Disclosure {
+    pub(crate) format: String,
+    /// The exhibit it was made from: its signed manifest's SHA-256, unit, camera, case.
+    pub(crate) source: Source,
+    pub(crate) regions: Vec<Region>,
+    pub(crate) mode: Mode,
+    pub(crate) keep_only: bool,
+    pub(crate) block_px: usize,
+    pub(crate) encoder: render::Encoder,
+    pub(crate) frames: u64,
+    pub(crate) obscured_frames: u64,
+    pub(crate) reason: String,
+    #[serde(default)]
+    pub(crate) request_ref: String,
+    pub(crate) redactor: Exporter,
+    pub(crate) made_ns: i64,
+    pub(crate) made: String,
+    pub(crate) files: Vec<FileHash>,
+    /// The unit's signed audit entry recording this disclosure.
+    pub(crate) receipt: Entry,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub(crate) manifest_sha256: String,
+    pub(crate) unit: String,
+    pub(crate) unit_public_key: String,
+    #[serde(default)]
+    pub(crate) retired_keys: Vec<String>,
+    pub(crate) camera: String,
+    pub(crate) case_ref: String,
+    pub(crate) footage: export::Range,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SignedDisclosure {
+    pub(crate) disclosure: serde_json::Value,
+    pub(crate) signature: Signature,
+}
+
+fn read_bundle(dir: &Path) -> anyhow::Result<(Bundle, String)> {
+    let p = dir.join(MANIFEST);
+    let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    let signed: export::Signed = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a bundle's manifest", p.display()))?;
+    let b: Bundle = serde_json::from_value(signed.bundle)
+        .with_context(|| format!("{} is not a bundle's manifest", p.display()))?;
+    Ok((b, crate::fetch::sha256_file(&p)?))
+}
+
+/// `rdc redact`.
+pub(crate) async fn redact(a: &RedactArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.regions)
+        .with_context(|| format!("reading {}", a.regions.display()))?;
+    let regions = regions::parse(&text, &a.regions.display().to_string())?;
+    // The source must be intact: a disclosure of an altered bundle would carry its faults.
+    let (report, checked) = crate::verify::check_bundle(&a.bundle, None, None);
+    checked?;
+    if !report.failed.is_empty() {
+        check_failed!(
+            "the bundle {} is not intact ({}); nothing is disclosed from it",
+            a.bundle.display(),
+            report.failed.join("; ")
+        );
+    }
+    let (bundle, manifest_sha) = read_bundle(&a.bundle)?;
+    let wc = bundle
+        .working_copy
+        .clone()
+        .ok_or_else(|| anyhow!("the bundle has no working copy to redact"))?;
+    let input = a.bundle.join(&wc.file);
+    if let Some(sheet) = &a.check {
+        let n = sheet::draw(&input, wc.codec, wc.range.from_ns, &regions, a.keep_only, sheet)?;
+        outln!(
+            "{} pictures with the regions drawn over them in {}: check them before rendering",
+            n,
+            sheet.display()
+        );
+        return Ok(());
+    }
+    let out = a.out.clone().ok_or_else(|| anyhow!("--out is needed"))?;
+    let reason = a.reason.clone().unwrap_or_default();
+    if reason.trim().is_empty() {
+        bail!("--reason is needed: why this footage is disclosed, and to whom");
+    }
+    if out.join(DISCLOSURE).exists() {
+        bail!(
+            "{} already holds a disclosure: choose another --out",
+            out.display()
+        );
+    }
+    let target = Target {
+        unit: a.unit.clone().unwrap_or_default(),
+        units: a.units.clone(),
+    };
+    let entry = units::entry(&target)?;
+    let cert_pem = std::fs::read_to_string(&entry.cert)
+        .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
+    let key_pem = std::fs::read_to_string(&entry.key)
+        .with_context(|| format!("reading your key {}", entry.key.display()))?;
+    let ca_pem = std::fs::read_to_string(&entry.ca)
+        .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
+    pki::sign(&key_pem, b"rdc redact").context("your key cannot sign the disclosure")?;
+    let der = tls::cert_der(&cert_pem)
+        .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let enc = render::Encoder {
+        preset: a.preset.clone(),
+        ..Default::default()
+    };
+    let part = out.join(format!("{VIDEO}.part"));
+    let done = render::render(
+        &input,
+        wc.codec,
+        wc.range.from_ns,
+        &regions,
+        (a.mode, a.keep_only),
+        &enc,
+        &part,
+    )?;
+    std::fs::rename(&part, out.join(VIDEO))?;
+    std::fs::write(out.join(REGIONS), &text)?;
+    std::fs::write(out.join(CA_FILE), &ca_pem)?;
+    let video_sha = crate::fetch::sha256_file(&out.join(VIDEO))?;
+    let regions_sha = crate::fetch::sha256_file(&out.join(REGIONS))?;
+    // The unit records the disclosure before it is signed: its receipt goes inside.
+    let c = connect(&target).await?;
+    let receipt = c
+        .export_receipt(&Request::DisclosureReceipt {
+            camera: Id::parse(&bundle.camera).map_err(|e| anyhow!("{e}"))?,
+            source_sha256: manifest_sha.clone(),
+            disclosure_sha256: video_sha,
+            regions_sha256: regions_sha,
+            request_ref: a.request_ref.clone(),
+            why: Justification {
+                purpose: Purpose::Export,
+                case_ref: bundle.case_ref.clone(),
+                reason: reason.clone(),
+            },
+        })
+        .await?;
+    c.close();
+    let made_ns = crate::export::now_ns();
+    std::fs::write(out.join(crate::export::README), readme(&bundle, &reason, &a.request_ref))?;
+    let mut files = Vec::new();
+    for f in [VIDEO, REGIONS, CA_FILE, crate::export::README] {
+        files.push(hash_file(&out, f)?);
+    }
+    let d = Disclosure {
+        format: FORMAT.into(),
+        source: Source {
+            manifest_sha256: manifest_sha,
+            unit: bundle.unit.id.clone(),
+            unit_public_key: bundle.unit.public_key.clone(),
+            retired_keys: bundle.unit.retired_keys.clone(),
+            camera: bundle.camera.clone(),
+            case_ref: bundle.case_ref.clone(),
+            footage: bundle.footage.clone(),
+        },
+        regions,
+        mode: a.mode,
+        keep_only: a.keep_only,
+        block_px: regions::GRID,
+        encoder: enc,
+        frames: done.frames,
+        obscured_frames: done.obscured_frames,
+        reason,
+        request_ref: a.request_ref.clone(),
+        redactor: Exporter {
+            name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
+            fingerprint: pki::fingerprint_text(&der),
+            certificate: cert_pem,
+        },
+        made_ns,
+        made: rdc_format::time::rfc3339(made_ns),
+        files,
+        receipt,
+    };
+    let value = serde_json::to_value(&d)?;
+    let sig = pki::sign(&key_pem, &export::canonical(&value))?;
+    let signed = SignedDisclosure {
+        disclosure: value,
+        signature: Signature {
+            algorithm: "ecdsa-p256-sha256".into(),
+            value: base64_encode(&sig),
+        },
+    };
+    write_new(&out.join(DISCLOSURE), &serde_json::to_vec_pretty(&signed)?)?;
+    let mut sums = d.files.clone();
+    sums.push(hash_file(&out, DISCLOSURE)?);
+    let text: String = sums
+        .iter()
+        .map(|f| format!("{}  {}\n", f.sha256, f.path))
+        .collect();
+    std::fs::write(out.join(crate::export::SUMS), text)?;
+    outln!(
+        "disclosure of {} frames ({} with regions obscured, {}) in {}; recorded by unit {} (audit entry {}); check it with `rdc verify --ca CA {}`",
+        done.frames,
+        done.obscured_frames,
+        match (a.mode, a.keep_only) {
+            (_, true) => "everything but the regions obscured",
+            (Mode::Solid, false) => "black",
+            (Mode::Pixelate, false) => "16 px blocks",
+        },
+        out.display(),
+        bundle.unit.id,
+        d.receipt.seq,
+        out.display()
+    );
+    Ok(())
+}
+
+fn readme(b: &Bundle, reason: &str, request: &str) -> String {
+    format!(
+        "A redacted disclosure copy of CCTV footage (rdc, {FORMAT}).\n\n\
+         Unit {unit}, camera {camera}, footage from {from} to {to}, case {case}.\n\
+         Why: {reason}{req}\n\n\
+         {VIDEO}: the footage with the regions in {REGIONS} obscured beyond recovery (black or\n\
+         16-pixel blocks), re-encoded; its subtitles give each second's time.\n\
+         {DISCLOSURE}: what it was made from (the exhibit's signed manifest, by SHA-256), the\n\
+         regions, who made it and the unit's receipt, signed by its maker.\n\
+         SHA256SUMS: for sha256sum -c.\n\n\
+         This is a derivative: the master exhibit is unchanged. Check it with\n\
+         rdc verify --ca SCHEME-CA.crt THIS-FOLDER [--source THE-EXHIBIT]\n",
+        unit = b.unit.id,
+        camera = b.camera,
+        from = b.footage.from,
+        to = b.footage.to,
+        case = b.case_ref,
+        req = if request.is_empty() {
+            String::new()
+        } else {
+            format!(" (subject access request {request})")
+        },
+    )
+}
+
+/// Checks a disclosure's folder offline (`rdc verify DIR` when DIR holds `disclosure.json`).
+pub(crate) fn check(dir: &Path, ca: Option<&Path>, source: Option<&Path>) -> Report {
+    let mut r = Report::default();
+    if let Err(e) = check_run(dir, ca, source, &mut r) {
+        r.fail(format!("the disclosure could not be checked to the end: {e:#}"));
+    }
+    r.verdict = if !r.failed.is_empty() {
+        format!(
+            "The disclosure in {} is NOT intact: {} check(s) failed (lines marked FAILED above).",
+            dir.display(),
+            r.failed.len()
+        )
+    } else if ca.is_none() {
+        format!(
+            "The disclosure in {} is self-consistent, but its ORIGIN IS UNPROVEN: give --ca with the scheme's CA certificate.",
+            dir.display()
+        )
+    } else {
+        r.intact_and_proven = true;
+        format!(
+            "The disclosure in {} is complete and unaltered: a redacted derivative of the exhibit above.",
+            dir.display()
+        )
+    };
+    r
+}
+
+fn check_run(
+    dir: &Path,
+    ca: Option<&Path>,
+    source: Option<&Path>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(dir.join(DISCLOSURE))?;
+    let signed: SignedDisclosure = match serde_json::from_slice(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(format!("{DISCLOSURE} is not a disclosure's record: {e}"));
+            return Ok(());
+        }
+    };
+    let d: Disclosure = match serde_json::from_value(signed.disclosure.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail(format!("{DISCLOSURE}: not readable: {e}"));
+            return Ok(());
+        }
+    };
+    if d.format != FORMAT {
+        r.fail(format!("{DISCLOSURE} is format {:?}; this rdc reads {FORMAT:?}", d.format));
+        return Ok(());
+    }
+    // Its maker's signature and certificate.
+    let der = tls::cert_der(&d.redactor.certificate);
+    let sig = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(&signed.signature.value)
+    };
+    match (der, sig) {
+        (Some(der), Ok(sig)) => {
+            let good = pki::verify(&der, &export::canonical(&signed.disclosure), &sig).is_ok()
+                && pki::fingerprint_text(&der) == d.redactor.fingerprint;
+            r.check(
+                good,
+                format!("{DISCLOSURE} is signed by {} ({})", d.redactor.name, d.redactor.fingerprint),
+                format!("{DISCLOSURE}: its maker's signature does not match what it says (edited after it was signed?)"),
+            );
+            let (ca_pem, whose) = match ca {
+                Some(p) => (
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("reading the CA {}", p.display()))?,
+                    format!("the scheme CA {}", p.display()),
+                ),
+                None => {
+                    r.notes.push(format!("the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate"));
+                    (
+                        std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
+                        format!("the folder's {CA_FILE}"),
+                    )
+                }
+            };
+            let trusted = pki::verify_person(&ca_pem, &der, d.made_ns);
+            r.check(
+                trusted.is_ok(),
+                format!("the maker's certificate was issued by {whose} and valid when it was made ({})", d.made),
+                format!("the maker's certificate: {}", trusted.err().map(|e| e.to_string()).unwrap_or_default()),
+            );
+        }
+        _ => r.fail(format!("{DISCLOSURE}: its maker's certificate or signature is unreadable")),
+    }
+    // Every file as listed, and nothing else.
+    let mut listed = std::collections::BTreeSet::new();
+    for f in &d.files {
+        listed.insert(f.path.clone());
+        let p = dir.join(&f.path);
+        let ok_path = Path::new(&f.path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let md = std::fs::symlink_metadata(&p);
+        if !ok_path || !md.as_ref().is_ok_and(|m| m.file_type().is_file()) {
+            r.fail(format!("{} is missing or not a regular file", f.path));
+            continue;
+        }
+        let sha = crate::fetch::sha256_file(&p)?;
+        r.check(
+            sha == f.sha256,
+            format!("{} matches its SHA-256", f.path),
+            format!("{} has been altered: its SHA-256 is {sha}, {DISCLOSURE} says {}", f.path, f.sha256),
+        );
+    }
+    for e in std::fs::read_dir(dir)? {
+        let name = e?.file_name().to_string_lossy().into_owned();
+        if !listed.contains(&name) && name != DISCLOSURE && name != crate::export::SUMS {
+            r.fail(format!("{name} is in the disclosure's folder but not part of it"));
+        }
+    }
+    // The unit recorded it, of exactly this video, regions and source.
+    let keys = unit_keys(&d.source.unit_public_key, &d.source.retired_keys)?;
+    let sha_of = |name: &str| d.files.iter().find(|f| f.path == name).map(|f| f.sha256.clone()).unwrap_or_default();
+    let want = rdc_uplink::protocol::disclosure_detail(
+        &d.source.manifest_sha256,
+        &sha_of(VIDEO),
+        &sha_of(REGIONS),
+        &d.request_ref,
+    );
+    let rec: Option<rdc_format::AuditRecord> = chainlog::verify_entry_by(&d.receipt, &keys)
+        .ok()
+        .and_then(|()| serde_json::from_value(d.receipt.body.clone()).ok());
+    r.check(
+        rec.as_ref().is_some_and(|a| {
+            a.action == "disclosure"
+                && a.outcome == "granted"
+                && a.detail.as_deref() == Some(want.as_str())
+                && a.who.contains(&d.redactor.fingerprint)
+        }),
+        format!(
+            "unit {} recorded this disclosure (audit entry {}, {}), made by {}",
+            d.source.unit,
+            d.receipt.seq,
+            rdc_format::time::rfc3339(d.receipt.time_ns),
+            d.redactor.name
+        ),
+        format!("the unit's receipt (audit entry {}) is not this disclosure's", d.receipt.seq),
+    );
+    match source {
+        Some(src) => {
+            let sha = crate::fetch::sha256_file(&src.join(MANIFEST)).unwrap_or_default();
+            r.check(
+                sha == d.source.manifest_sha256,
+                format!(
+                    "a redacted derivative of the exhibit in {} (its manifest SHA-256 {sha}): unit {}, camera {}, case {}",
+                    src.display(), d.source.unit, d.source.camera, d.source.case_ref
+                ),
+                format!(
+                    "it was not made from the exhibit in {}: that manifest's SHA-256 is {sha}, the disclosure names {}",
+                    src.display(),
+                    d.source.manifest_sha256
+                ),
+            );
+        }
+        None => r.notes.push(format!(
+            "a redacted derivative of the exhibit whose manifest has SHA-256 {} (unit {}, camera {}, case {}, {} to {}); give --source with the exhibit to check it is that one",
+            d.source.manifest_sha256, d.source.unit, d.source.camera, d.source.case_ref, d.source.footage.from, d.source.footage.to
+        )),
+    }
+    Ok(())
+}
