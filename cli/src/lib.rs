@@ -90,6 +90,8 @@ mod keys;
 pub mod mp4;
 mod preview;
 mod redact;
+#[doc(hidden)]
+pub use redact::render_for_bench as redact_render_for_bench;
 mod sar;
 mod still;
 mod time;

@@ -169,3 +169,40 @@ pub fn record(
     }
     Ok(out)
 }
+
+/// Writes `n` segments of `aus` (one clip, repeated with advancing times) as the recorder's TS
+/// muxer writes them, `seg_ns` each from `start_ns`, into `dir`: the pieces of a working copy.
+pub fn ts_segments(
+    dir: &std::path::Path,
+    aus: &[Au],
+    n: usize,
+    (start_ns, seg_ns): (i64, i64),
+) -> anyhow::Result<Vec<rdc_cli::mp4::Piece>> {
+    let mut mux = TsMuxer::new(Codec::H264);
+    let mut pieces = Vec::with_capacity(n);
+    let mut ts = Vec::new();
+    for i in 0..n {
+        let base = i as u64 * seg_ns as u64;
+        let mut out = Vec::with_capacity(6 << 20);
+        for au in aus {
+            ts.clear();
+            mux.mux(
+                &au.data,
+                ns_to_90k(base + au.pts_ns),
+                ns_to_90k(base + au.dts_ns),
+                au.key,
+                &mut ts,
+            );
+            out.extend_from_slice(&ts);
+        }
+        let at = start_ns + i as i64 * seg_ns;
+        let p = dir.join(format!("{i:010}-{at}.ts"));
+        std::fs::write(&p, &out)?;
+        pieces.push(rdc_cli::mp4::Piece {
+            ts: p,
+            start_ns: at,
+            continues: i > 0,
+        });
+    }
+    Ok(pieces)
+}

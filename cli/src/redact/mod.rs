@@ -99,6 +99,35 @@ pub(crate) struct SignedDisclosure {
     pub(crate) signature: Signature,
 }
 
+/// For the benchmark: renders `input` (a working copy whose first frame is shown at
+/// `first_ns`) with the regions of `regions_toml` into `output`; frames rendered.
+#[doc(hidden)]
+pub fn render_for_bench(
+    input: &Path,
+    first_ns: i64,
+    regions_toml: &str,
+    pixelate: bool,
+    preset: &str,
+    output: &Path,
+) -> anyhow::Result<u64> {
+    let regions = regions::parse(regions_toml, "the regions")?;
+    let mode = if pixelate { Mode::Pixelate } else { Mode::Solid };
+    let enc = render::Encoder {
+        preset: preset.to_owned(),
+        ..Default::default()
+    };
+    let r = render::render(
+        input,
+        rdc_format::ts::Codec::H264,
+        first_ns,
+        &regions,
+        (mode, false),
+        &enc,
+        output,
+    )?;
+    Ok(r.frames)
+}
+
 fn read_bundle(dir: &Path) -> anyhow::Result<(Bundle, String)> {
     let p = dir.join(MANIFEST);
     let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;

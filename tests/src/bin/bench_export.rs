@@ -17,7 +17,6 @@ use std::time::Instant;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use rdc_cli::mp4;
-use rdc_recorder::tsmux::{Codec, TsMuxer, ns_to_90k};
 
 #[derive(Parser)]
 struct Args {
@@ -54,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     )?
     .aus;
     let n = (a.minutes * 6) as usize;
-    let pieces = write_segments(&dir, &aus, n)?;
+    let pieces = rdc_tests::footage::ts_segments(&dir, &aus, n, (START_NS, SEG_NS))?;
     let bytes: u64 = pieces
         .iter()
         .map(|p| std::fs::metadata(&p.ts).map_or(0, |m| m.len()))
@@ -155,38 +154,4 @@ fn check(out: &Path, frames: u64, secs: f64) -> anyhow::Result<()> {
         bail!("the working copy is not what it should be ({frames} frames): {text}");
     }
     Ok(())
-}
-
-fn write_segments(
-    dir: &Path,
-    aus: &[rdc_tests::footage::Au],
-    n: usize,
-) -> anyhow::Result<Vec<mp4::Piece>> {
-    let mut mux = TsMuxer::new(Codec::H264);
-    let mut pieces = Vec::with_capacity(n);
-    let mut ts = Vec::new();
-    for i in 0..n {
-        let base = i as u64 * SEG_NS as u64;
-        let mut out = Vec::with_capacity(6 << 20);
-        for au in aus {
-            ts.clear();
-            mux.mux(
-                &au.data,
-                ns_to_90k(base + au.pts_ns),
-                ns_to_90k(base + au.dts_ns),
-                au.key,
-                &mut ts,
-            );
-            out.extend_from_slice(&ts);
-        }
-        let start_ns = START_NS + i as i64 * SEG_NS;
-        let p = dir.join(format!("{i:010}-{start_ns}.ts"));
-        std::fs::write(&p, &out)?;
-        pieces.push(mp4::Piece {
-            ts: p,
-            start_ns,
-            continues: i > 0,
-        });
-    }
-    Ok(pieces)
 }
