@@ -266,6 +266,7 @@ fn router(c: Shared) -> Router {
         .route("/unit/{unit}/camera/{camera}/tile", get(timeline::tile))
         .route("/unit/{unit}/camera/{camera}/export", post(jobs::start))
         .route("/jobs", get(jobs::list))
+        .route("/sars", get(stills::sars))
         .route("/jobs/{id}", get(jobs::job_page))
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/resume", post(jobs::resume))

@@ -78,7 +78,7 @@ pub(crate) fn page(title: &str, body: &str) -> Html<String> {
 </head>
 <body>
 <a class="skip" href="#main">Skip to the content</a>
-<header><nav aria-label="Console"><a href="/">Units</a> <a href="/jobs">Exports and fetches</a></nav></header>
+<header><nav aria-label="Console"><a href="/">Units</a> <a href="/jobs">Exports and fetches</a> <a href="/sars">Subject access requests</a></nav></header>
 <main id="main">
 <h1>{t}</h1>
 {body}

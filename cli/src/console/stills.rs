@@ -219,3 +219,50 @@ pub(crate) async fn approve(
         ),
     }
 }
+
+/// `GET /sars`: the open subject access requests of every unit in the units file, overdue
+/// first (002 §43), as `rdc sar list` shows them.
+pub(crate) async fn sars(State(c): State<Shared>) -> Response {
+    let got = crate::sar::rows(Some(c.units_file.clone()), false).await;
+    let mut body = String::from(
+        "<p>Each request holds its footage on the unit until it is closed; its deadline is a calendar month from receipt, moved to the next working day (England and Wales), extended by up to two months when recorded within the first. Opened, extended and closed with <code>rdc sar</code> (managers).</p>",
+    );
+    match got {
+        Err(e) => body.push_str(&format!(r#"<p class="bad">{}</p>"#, esc(&format!("{e:#}")))),
+        Ok((rows, problems)) => {
+            if rows.is_empty() {
+                body.push_str("<p>No open requests.</p>");
+            } else {
+                body.push_str(r#"<table><thead><tr><th scope="col">Days left</th><th scope="col">Unit</th><th scope="col">Reference</th><th scope="col">Camera</th><th scope="col">Received</th><th scope="col">Due</th></tr></thead><tbody>"#);
+                for r in &rows {
+                    let left = if r.days_left < 0 {
+                        format!(
+                            r#"<strong class="bad">overdue by {} days</strong>"#,
+                            -r.days_left
+                        )
+                    } else {
+                        format!("{}", r.days_left)
+                    };
+                    body.push_str(&format!(
+                        "<tr><td>{left}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                        esc(&r.unit),
+                        esc(&r.reference),
+                        esc(&r.camera),
+                        esc(&r.received),
+                        esc(&r.due),
+                        if r.extended_months > 0 {
+                            format!(" (extended {} month(s))", r.extended_months)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                body.push_str("</tbody></table>");
+            }
+            for p in problems {
+                body.push_str(&format!(r#"<p class="bad">Not reached: {}</p>"#, esc(&p)));
+            }
+        }
+    }
+    page("Subject access requests", &body).into_response()
+}

@@ -18,12 +18,15 @@ use regions::{Mode, Region};
 
 pub(crate) const DISCLOSURE: &str = "disclosure.json";
 pub(crate) const VIDEO: &str = "disclosure.mp4";
+/// A redacted still's picture.
+pub(crate) const PICTURE: &str = "disclosure.png";
 pub(crate) const REGIONS: &str = "regions.toml";
 pub(crate) const FORMAT: &str = "rdc-disclosure/1";
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RedactArgs {
-    /// The evidence bundle (`rdc export`'s folder): its working copy is the source.
+    /// The evidence bundle (`rdc export`'s folder; its working copy is the source) or a
+    /// still's folder (`rdc still make`; its picture is).
     pub(crate) bundle: PathBuf,
     /// The regions to obscure (REGIONS.toml: `[[region]]` with from, to and keyframes of
     /// at, x, y, w, h in the picture's pixels).
@@ -111,7 +114,11 @@ pub fn render_for_bench(
     output: &Path,
 ) -> anyhow::Result<u64> {
     let regions = regions::parse(regions_toml, "the regions")?;
-    let mode = if pixelate { Mode::Pixelate } else { Mode::Solid };
+    let mode = if pixelate {
+        Mode::Pixelate
+    } else {
+        Mode::Solid
+    };
     let enc = render::Encoder {
         preset: preset.to_owned(),
         ..Default::default()
@@ -138,29 +145,134 @@ fn read_bundle(dir: &Path) -> anyhow::Result<(Bundle, String)> {
     Ok((b, crate::fetch::sha256_file(&p)?))
 }
 
+/// What is redacted: a bundle's working copy, or a still's picture.
+struct Origin {
+    /// The signed file that names the footage (a bundle's manifest, a still's record) by
+    /// SHA-256, and the footage's facts.
+    source: Source,
+    still: Option<StillPicture>,
+    working_copy: Option<(PathBuf, rdc_format::ts::Codec, i64)>,
+}
+
+struct StillPicture {
+    png: PathBuf,
+    frame_ns: i64,
+    height: usize,
+}
+
+fn origin(dir: &Path, keep_checking: bool) -> anyhow::Result<Origin> {
+    if dir.join(crate::exhibit::RECORD).exists() {
+        let r = crate::exhibit::check::folder(dir, None, None);
+        if keep_checking && !r.failed.is_empty() {
+            check_failed!(
+                "the still {} is not intact ({}); nothing is disclosed from it",
+                dir.display(),
+                r.failed.join("; ")
+            );
+        }
+        let signed: crate::exhibit::SignedRecord =
+            serde_json::from_slice(&std::fs::read(dir.join(crate::exhibit::RECORD))?)?;
+        let rec: crate::exhibit::Record = serde_json::from_value(signed.record)?;
+        return Ok(Origin {
+            source: Source {
+                manifest_sha256: crate::fetch::sha256_file(&dir.join(crate::exhibit::RECORD))?,
+                unit: rec.unit.id.clone(),
+                unit_public_key: rec.unit.public_key.clone(),
+                retired_keys: rec.unit.retired_keys.clone(),
+                camera: rec.camera.clone(),
+                case_ref: rec.case_ref.clone(),
+                footage: export::Range::new(rec.frame.time_ns, rec.frame.time_ns),
+            },
+            still: Some(StillPicture {
+                png: dir.join(crate::exhibit::PNG),
+                frame_ns: rec.frame.time_ns,
+                height: rec.picture.height,
+            }),
+            working_copy: None,
+        });
+    }
+    let (report, checked) = crate::verify::check_bundle(dir, None, None);
+    checked?;
+    if keep_checking && !report.failed.is_empty() {
+        check_failed!(
+            "the bundle {} is not intact ({}); nothing is disclosed from it",
+            dir.display(),
+            report.failed.join("; ")
+        );
+    }
+    let (bundle, manifest_sha) = read_bundle(dir)?;
+    let wc = bundle
+        .working_copy
+        .clone()
+        .ok_or_else(|| anyhow!("the bundle has no working copy to redact"))?;
+    Ok(Origin {
+        source: Source {
+            manifest_sha256: manifest_sha,
+            unit: bundle.unit.id.clone(),
+            unit_public_key: bundle.unit.public_key.clone(),
+            retired_keys: bundle.unit.retired_keys.clone(),
+            camera: bundle.camera.clone(),
+            case_ref: bundle.case_ref.clone(),
+            footage: bundle.footage.clone(),
+        },
+        still: None,
+        working_copy: Some((dir.join(&wc.file), wc.codec, wc.range.from_ns)),
+    })
+}
+
+/// A still's picture with the regions in force at its frame obscured (RGB: black, or 16 px
+/// blocks of their average); the caption strip beneath is left as it is.
+fn redact_picture(
+    p: &StillPicture,
+    regions: &[Region],
+    (mode, keep_only): (Mode, bool),
+    out: &Path,
+) -> anyhow::Result<u64> {
+    let (w, total_h, mut rgb) = crate::exhibit::frame::png_pixels(&p.png)?;
+    let h = p.height.min(total_h);
+    let marked = regions::blocks(regions, p.frame_ns, keep_only, (w, h));
+    let bw = w.div_ceil(regions::GRID);
+    for (b, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
+        let (x0, y0) = (b % bw * regions::GRID, b / bw * regions::GRID);
+        let (x1, y1) = ((x0 + regions::GRID).min(w), (y0 + regions::GRID).min(h));
+        let mut sum = [0u64; 3];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                for c in 0..3 {
+                    sum[c] += u64::from(rgb[(y * w + x) * 3 + c]);
+                }
+            }
+        }
+        let n = ((x1 - x0) * (y1 - y0)).max(1) as u64;
+        let v = match mode {
+            Mode::Solid => [0u8; 3],
+            Mode::Pixelate => [(sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8],
+        };
+        for y in y0..y1 {
+            for x in x0..x1 {
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&v);
+            }
+        }
+    }
+    crate::preview::write_png(&rgb, (w, total_h), out)?;
+    Ok(u64::from(marked.iter().any(|m| *m)))
+}
+
 /// `rdc redact`.
 pub(crate) async fn redact(a: &RedactArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&a.regions)
         .with_context(|| format!("reading {}", a.regions.display()))?;
     let regions = regions::parse(&text, &a.regions.display().to_string())?;
-    // The source must be intact: a disclosure of an altered bundle would carry its faults.
-    let (report, checked) = crate::verify::check_bundle(&a.bundle, None, None);
-    checked?;
-    if !report.failed.is_empty() {
-        check_failed!(
-            "the bundle {} is not intact ({}); nothing is disclosed from it",
-            a.bundle.display(),
-            report.failed.join("; ")
-        );
+    let from = origin(&a.bundle, true)?;
+    if let Some(still) = &from.still {
+        return redact_still(a, &text, &regions, &from.source, still).await;
     }
-    let (bundle, manifest_sha) = read_bundle(&a.bundle)?;
-    let wc = bundle
+    let (input, codec, first_ns) = from
         .working_copy
         .clone()
-        .ok_or_else(|| anyhow!("the bundle has no working copy to redact"))?;
-    let input = a.bundle.join(&wc.file);
+        .ok_or_else(|| anyhow!("nothing to redact"))?;
     if let Some(sheet) = &a.check {
-        let n = sheet::draw(&input, wc.codec, wc.range.from_ns, &regions, a.keep_only, sheet)?;
+        let n = sheet::draw(&input, codec, first_ns, &regions, a.keep_only, sheet)?;
         outln!(
             "{} pictures with the regions drawn over them in {}: check them before rendering",
             n,
@@ -168,6 +280,93 @@ pub(crate) async fn redact(a: &RedactArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let (out, reason) = out_and_reason(a)?;
+    let me = Maker::of(a)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let enc = render::Encoder {
+        preset: a.preset.clone(),
+        ..Default::default()
+    };
+    let part = out.join(format!("{VIDEO}.part"));
+    let done = render::render(
+        &input,
+        codec,
+        first_ns,
+        &regions,
+        (a.mode, a.keep_only),
+        &enc,
+        &part,
+    )?;
+    std::fs::rename(&part, out.join(VIDEO))?;
+    let d = finish(
+        a,
+        &me,
+        (&text, regions),
+        &from.source,
+        (&out, VIDEO, &reason),
+        (done.frames, done.obscured_frames, enc),
+    )
+    .await?;
+    outln!(
+        "disclosure of {} frames ({} with regions obscured, {}) in {}; recorded by unit {} (audit entry {}); check it with `rdc verify --ca CA {}`",
+        d.frames,
+        d.obscured_frames,
+        match (a.mode, a.keep_only) {
+            (_, true) => "everything but the regions obscured",
+            (Mode::Solid, false) => "black",
+            (Mode::Pixelate, false) => "16 px blocks",
+        },
+        out.display(),
+        d.source.unit,
+        d.receipt.seq,
+        out.display()
+    );
+    Ok(())
+}
+
+/// A still's disclosure: its picture with the regions obscured.
+async fn redact_still(
+    a: &RedactArgs,
+    text: &str,
+    regions: &[Region],
+    source: &Source,
+    still: &StillPicture,
+) -> anyhow::Result<()> {
+    if a.check.is_some() {
+        bail!("--check draws a bundle's footage; for a still, render it and look at {PICTURE}");
+    }
+    let (out, reason) = out_and_reason(a)?;
+    let me = Maker::of(a)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let obscured = redact_picture(still, regions, (a.mode, a.keep_only), &out.join(PICTURE))?;
+    let d = finish(
+        a,
+        &me,
+        (text, regions.to_vec()),
+        source,
+        (&out, PICTURE, &reason),
+        (
+            1,
+            obscured,
+            render::Encoder {
+                name: "png".into(),
+                preset: "lossless".into(),
+                quantizer: 0,
+            },
+        ),
+    )
+    .await?;
+    outln!(
+        "the still with {} region(s) obscured in {}; recorded by unit {} (audit entry {})",
+        regions.len(),
+        out.display(),
+        d.source.unit,
+        d.receipt.seq
+    );
+    Ok(())
+}
+
+fn out_and_reason(a: &RedactArgs) -> anyhow::Result<(PathBuf, String)> {
     let out = a.out.clone().ok_or_else(|| anyhow!("--out is needed"))?;
     let reason = a.reason.clone().unwrap_or_default();
     if reason.trim().is_empty() {
@@ -179,95 +378,105 @@ pub(crate) async fn redact(a: &RedactArgs) -> anyhow::Result<()> {
             out.display()
         );
     }
-    let target = Target {
-        unit: a.unit.clone().unwrap_or_default(),
-        units: a.units.clone(),
-    };
-    let entry = units::entry(&target)?;
-    let cert_pem = std::fs::read_to_string(&entry.cert)
-        .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
-    let key_pem = std::fs::read_to_string(&entry.key)
-        .with_context(|| format!("reading your key {}", entry.key.display()))?;
-    let ca_pem = std::fs::read_to_string(&entry.ca)
-        .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
-    pki::sign(&key_pem, b"rdc redact").context("your key cannot sign the disclosure")?;
-    let der = tls::cert_der(&cert_pem)
-        .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let enc = render::Encoder {
-        preset: a.preset.clone(),
-        ..Default::default()
-    };
-    let part = out.join(format!("{VIDEO}.part"));
-    let done = render::render(
-        &input,
-        wc.codec,
-        wc.range.from_ns,
-        &regions,
-        (a.mode, a.keep_only),
-        &enc,
-        &part,
-    )?;
-    std::fs::rename(&part, out.join(VIDEO))?;
-    std::fs::write(out.join(REGIONS), &text)?;
-    std::fs::write(out.join(CA_FILE), &ca_pem)?;
-    let video_sha = crate::fetch::sha256_file(&out.join(VIDEO))?;
+    Ok((out, reason))
+}
+
+/// Who makes the disclosure: their certificate and key from the units file, and the unit.
+struct Maker {
+    target: Target,
+    key_pem: String,
+    ca_pem: String,
+    who: Exporter,
+}
+
+impl Maker {
+    fn of(a: &RedactArgs) -> anyhow::Result<Maker> {
+        let target = Target {
+            unit: a.unit.clone().unwrap_or_default(),
+            units: a.units.clone(),
+        };
+        let entry = units::entry(&target)?;
+        let cert_pem = std::fs::read_to_string(&entry.cert)
+            .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
+        let key_pem = std::fs::read_to_string(&entry.key)
+            .with_context(|| format!("reading your key {}", entry.key.display()))?;
+        let ca_pem = std::fs::read_to_string(&entry.ca)
+            .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
+        pki::sign(&key_pem, b"rdc redact").context("your key cannot sign the disclosure")?;
+        let der = tls::cert_der(&cert_pem)
+            .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
+        Ok(Maker {
+            target,
+            who: Exporter {
+                name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
+                fingerprint: pki::fingerprint_text(&der),
+                certificate: cert_pem,
+            },
+            key_pem,
+            ca_pem,
+        })
+    }
+}
+
+/// The disclosure's other files, the unit's receipt, the signed record and SHA256SUMS.
+async fn finish(
+    a: &RedactArgs,
+    me: &Maker,
+    (text, regions): (&str, Vec<Region>),
+    source: &Source,
+    (out, made, reason): (&Path, &str, &str),
+    (frames, obscured_frames, encoder): (u64, u64, render::Encoder),
+) -> anyhow::Result<Disclosure> {
+    std::fs::write(out.join(REGIONS), text)?;
+    std::fs::write(out.join(CA_FILE), &me.ca_pem)?;
+    let made_sha = crate::fetch::sha256_file(&out.join(made))?;
     let regions_sha = crate::fetch::sha256_file(&out.join(REGIONS))?;
     // The unit records the disclosure before it is signed: its receipt goes inside.
-    let c = connect(&target).await?;
+    let c = connect(&me.target).await?;
     let receipt = c
         .export_receipt(&Request::DisclosureReceipt {
-            camera: Id::parse(&bundle.camera).map_err(|e| anyhow!("{e}"))?,
-            source_sha256: manifest_sha.clone(),
-            disclosure_sha256: video_sha,
+            camera: Id::parse(&source.camera).map_err(|e| anyhow!("{e}"))?,
+            source_sha256: source.manifest_sha256.clone(),
+            disclosure_sha256: made_sha,
             regions_sha256: regions_sha,
             request_ref: a.request_ref.clone(),
             why: Justification {
                 purpose: Purpose::Export,
-                case_ref: bundle.case_ref.clone(),
-                reason: reason.clone(),
+                case_ref: source.case_ref.clone(),
+                reason: reason.to_owned(),
             },
         })
         .await?;
     c.close();
     let made_ns = crate::export::now_ns();
-    std::fs::write(out.join(crate::export::README), readme(&bundle, &reason, &a.request_ref))?;
+    std::fs::write(
+        out.join(crate::export::README),
+        readme(source, made, reason, &a.request_ref),
+    )?;
     let mut files = Vec::new();
-    for f in [VIDEO, REGIONS, CA_FILE, crate::export::README] {
-        files.push(hash_file(&out, f)?);
+    for f in [made, REGIONS, CA_FILE, crate::export::README] {
+        files.push(hash_file(out, f)?);
     }
     let d = Disclosure {
         format: FORMAT.into(),
-        source: Source {
-            manifest_sha256: manifest_sha,
-            unit: bundle.unit.id.clone(),
-            unit_public_key: bundle.unit.public_key.clone(),
-            retired_keys: bundle.unit.retired_keys.clone(),
-            camera: bundle.camera.clone(),
-            case_ref: bundle.case_ref.clone(),
-            footage: bundle.footage.clone(),
-        },
+        source: source.clone(),
         regions,
         mode: a.mode,
         keep_only: a.keep_only,
         block_px: regions::GRID,
-        encoder: enc,
-        frames: done.frames,
-        obscured_frames: done.obscured_frames,
-        reason,
+        encoder,
+        frames,
+        obscured_frames,
+        reason: reason.to_owned(),
         request_ref: a.request_ref.clone(),
-        redactor: Exporter {
-            name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
-            fingerprint: pki::fingerprint_text(&der),
-            certificate: cert_pem,
-        },
+        redactor: me.who.clone(),
         made_ns,
         made: rdc_format::time::rfc3339(made_ns),
         files,
         receipt,
     };
     let value = serde_json::to_value(&d)?;
-    let sig = pki::sign(&key_pem, &export::canonical(&value))?;
+    let sig = pki::sign(&me.key_pem, &export::canonical(&value))?;
     let signed = SignedDisclosure {
         disclosure: value,
         signature: Signature {
@@ -277,42 +486,28 @@ pub(crate) async fn redact(a: &RedactArgs) -> anyhow::Result<()> {
     };
     write_new(&out.join(DISCLOSURE), &serde_json::to_vec_pretty(&signed)?)?;
     let mut sums = d.files.clone();
-    sums.push(hash_file(&out, DISCLOSURE)?);
+    sums.push(hash_file(out, DISCLOSURE)?);
     let text: String = sums
         .iter()
         .map(|f| format!("{}  {}\n", f.sha256, f.path))
         .collect();
     std::fs::write(out.join(crate::export::SUMS), text)?;
-    outln!(
-        "disclosure of {} frames ({} with regions obscured, {}) in {}; recorded by unit {} (audit entry {}); check it with `rdc verify --ca CA {}`",
-        done.frames,
-        done.obscured_frames,
-        match (a.mode, a.keep_only) {
-            (_, true) => "everything but the regions obscured",
-            (Mode::Solid, false) => "black",
-            (Mode::Pixelate, false) => "16 px blocks",
-        },
-        out.display(),
-        bundle.unit.id,
-        d.receipt.seq,
-        out.display()
-    );
-    Ok(())
+    Ok(d)
 }
 
-fn readme(b: &Bundle, reason: &str, request: &str) -> String {
+fn readme(b: &Source, made: &str, reason: &str, request: &str) -> String {
     format!(
         "A redacted disclosure copy of CCTV footage (rdc, {FORMAT}).\n\n\
          Unit {unit}, camera {camera}, footage from {from} to {to}, case {case}.\n\
          Why: {reason}{req}\n\n\
-         {VIDEO}: the footage with the regions in {REGIONS} obscured beyond recovery (black or\n\
-         16-pixel blocks), re-encoded; its subtitles give each second's time.\n\
+         {made}: the footage with the regions in {REGIONS} obscured beyond recovery (black or\n\
+         16-pixel blocks); a video's subtitles give each second's time.\n\
          {DISCLOSURE}: what it was made from (the exhibit's signed manifest, by SHA-256), the\n\
          regions, who made it and the unit's receipt, signed by its maker.\n\
          SHA256SUMS: for sha256sum -c.\n\n\
          This is a derivative: the master exhibit is unchanged. Check it with\n\
          rdc verify --ca SCHEME-CA.crt THIS-FOLDER [--source THE-EXHIBIT]\n",
-        unit = b.unit.id,
+        unit = b.unit,
         camera = b.camera,
         from = b.footage.from,
         to = b.footage.to,
@@ -329,7 +524,9 @@ fn readme(b: &Bundle, reason: &str, request: &str) -> String {
 pub(crate) fn check(dir: &Path, ca: Option<&Path>, source: Option<&Path>) -> Report {
     let mut r = Report::default();
     if let Err(e) = check_run(dir, ca, source, &mut r) {
-        r.fail(format!("the disclosure could not be checked to the end: {e:#}"));
+        r.fail(format!(
+            "the disclosure could not be checked to the end: {e:#}"
+        ));
     }
     r.verdict = if !r.failed.is_empty() {
         format!(
@@ -374,7 +571,10 @@ fn check_run(
         }
     };
     if d.format != FORMAT {
-        r.fail(format!("{DISCLOSURE} is format {:?}; this rdc reads {FORMAT:?}", d.format));
+        r.fail(format!(
+            "{DISCLOSURE} is format {:?}; this rdc reads {FORMAT:?}",
+            d.format
+        ));
         return Ok(());
     }
     // Its maker's signature and certificate.
@@ -409,11 +609,19 @@ fn check_run(
             let trusted = pki::verify_person(&ca_pem, &der, d.made_ns);
             r.check(
                 trusted.is_ok(),
-                format!("the maker's certificate was issued by {whose} and valid when it was made ({})", d.made),
-                format!("the maker's certificate: {}", trusted.err().map(|e| e.to_string()).unwrap_or_default()),
+                format!(
+                    "the maker's certificate was issued by {whose} and valid when it was made ({})",
+                    d.made
+                ),
+                format!(
+                    "the maker's certificate: {}",
+                    trusted.err().map(|e| e.to_string()).unwrap_or_default()
+                ),
             );
         }
-        _ => r.fail(format!("{DISCLOSURE}: its maker's certificate or signature is unreadable")),
+        _ => r.fail(format!(
+            "{DISCLOSURE}: its maker's certificate or signature is unreadable"
+        )),
     }
     // Every file as listed, and nothing else.
     let mut listed = std::collections::BTreeSet::new();
@@ -432,21 +640,37 @@ fn check_run(
         r.check(
             sha == f.sha256,
             format!("{} matches its SHA-256", f.path),
-            format!("{} has been altered: its SHA-256 is {sha}, {DISCLOSURE} says {}", f.path, f.sha256),
+            format!(
+                "{} has been altered: its SHA-256 is {sha}, {DISCLOSURE} says {}",
+                f.path, f.sha256
+            ),
         );
     }
     for e in std::fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().into_owned();
         if !listed.contains(&name) && name != DISCLOSURE && name != crate::export::SUMS {
-            r.fail(format!("{name} is in the disclosure's folder but not part of it"));
+            r.fail(format!(
+                "{name} is in the disclosure's folder but not part of it"
+            ));
         }
     }
     // The unit recorded it, of exactly this video, regions and source.
     let keys = unit_keys(&d.source.unit_public_key, &d.source.retired_keys)?;
-    let sha_of = |name: &str| d.files.iter().find(|f| f.path == name).map(|f| f.sha256.clone()).unwrap_or_default();
+    let sha_of = |name: &str| {
+        d.files
+            .iter()
+            .find(|f| f.path == name)
+            .map(|f| f.sha256.clone())
+            .unwrap_or_default()
+    };
+    let made = if d.files.iter().any(|f| f.path == PICTURE) {
+        PICTURE
+    } else {
+        VIDEO
+    };
     let want = rdc_uplink::protocol::disclosure_detail(
         &d.source.manifest_sha256,
-        &sha_of(VIDEO),
+        &sha_of(made),
         &sha_of(REGIONS),
         &d.request_ref,
     );
@@ -467,11 +691,19 @@ fn check_run(
             rdc_format::time::rfc3339(d.receipt.time_ns),
             d.redactor.name
         ),
-        format!("the unit's receipt (audit entry {}) is not this disclosure's", d.receipt.seq),
+        format!(
+            "the unit's receipt (audit entry {}) is not this disclosure's",
+            d.receipt.seq
+        ),
     );
     match source {
         Some(src) => {
-            let sha = crate::fetch::sha256_file(&src.join(MANIFEST)).unwrap_or_default();
+            let signed_file = if src.join(crate::exhibit::RECORD).exists() {
+                src.join(crate::exhibit::RECORD)
+            } else {
+                src.join(MANIFEST)
+            };
+            let sha = crate::fetch::sha256_file(&signed_file).unwrap_or_default();
             r.check(
                 sha == d.source.manifest_sha256,
                 format!(

@@ -221,7 +221,11 @@ pub(crate) fn obscure(planes: [Plane<'_>; 3], marked: &[bool], mode: Mode) {
 
 /// [`obscure`] for one plane (`chroma`: a half-size plane whose blocks are 8×8).
 pub(crate) fn obscure_plane(p: Plane<'_>, chroma: bool, bw: usize, marked: &[bool], mode: Mode) {
-    let (g, fill) = if chroma { (GRID / 2, 128u8) } else { (GRID, 16u8) };
+    let (g, fill) = if chroma {
+        (GRID / 2, 128u8)
+    } else {
+        (GRID, 16u8)
+    };
     for (b, _) in marked.iter().enumerate().filter(|(_, m)| **m) {
         let (bx, by) = (b % bw, b / bw);
         let (x0, y0) = (bx * g, by * g);
@@ -304,9 +308,24 @@ keyframes = [
         let marked = blocks(std::slice::from_ref(&r), 5, false, (w, h));
         obscure(
             [
-                Plane { data: &mut y, stride: w, w, h },
-                Plane { data: &mut u, stride: w / 2, w: w / 2, h: h / 2 },
-                Plane { data: &mut v, stride: w / 2, w: w / 2, h: h / 2 },
+                Plane {
+                    data: &mut y,
+                    stride: w,
+                    w,
+                    h,
+                },
+                Plane {
+                    data: &mut u,
+                    stride: w / 2,
+                    w: w / 2,
+                    h: h / 2,
+                },
+                Plane {
+                    data: &mut v,
+                    stride: w / 2,
+                    w: w / 2,
+                    h: h / 2,
+                },
             ],
             &marked,
             Mode::Pixelate,
@@ -314,7 +333,8 @@ keyframes = [
         for by in 0..2 {
             for bx in 0..4 {
                 let first = y[by * 16 * w + bx * 16];
-                let same = (0..16).all(|dy| (0..16).all(|dx| y[(by * 16 + dy) * w + bx * 16 + dx] == first));
+                let same = (0..16)
+                    .all(|dy| (0..16).all(|dx| y[(by * 16 + dy) * w + bx * 16 + dx] == first));
                 assert_eq!(same, marked[by * 4 + bx], "block {bx},{by}");
             }
         }

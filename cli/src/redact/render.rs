@@ -66,7 +66,9 @@ pub(crate) fn render(
         qp = enc.quantizer,
     );
     let pipeline = gst::parse::launch(&launch)
-        .context("GStreamer could not build the render (gstreamer1.0-plugins-good/ugly/libav needed)")?
+        .context(
+            "GStreamer could not build the render (gstreamer1.0-plugins-good/ugly/libav needed)",
+        )?
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
     let stats = std::sync::Arc::new(std::sync::Mutex::new(Rendered::default()));
@@ -121,7 +123,12 @@ pub(crate) fn render(
             for (i, (pw, ph)) in [(w, h), (cw, ch), (cw, ch)].into_iter().enumerate() {
                 if let Ok(data) = frame.plane_data_mut(i as u32) {
                     regions::obscure_plane(
-                        Plane { data, stride: strides[i], w: pw, h: ph },
+                        Plane {
+                            data,
+                            stride: strides[i],
+                            w: pw,
+                            h: ph,
+                        },
                         i > 0,
                         bw,
                         &marked,

@@ -97,13 +97,16 @@ pub(crate) fn draw(
     Ok(frames.len())
 }
 
-/// The decoded pictures (RGB) nearest each wanted time: (time, width, height, pixels).
+/// A decoded picture: its time, width, height and RGB pixels.
+type Shot = (i64, usize, usize, Vec<u8>);
+
+/// The decoded pictures (RGB) nearest each wanted time.
 fn decode_at(
     input: &Path,
     codec: rdc_format::ts::Codec,
     first_ns: i64,
     want: &[i64],
-) -> anyhow::Result<Vec<(i64, usize, usize, Vec<u8>)>> {
+) -> anyhow::Result<Vec<Shot>> {
     gst::init().context("GStreamer could not start")?;
     let (parse, dec) = match codec {
         rdc_format::ts::Codec::H264 => ("h264parse", "avdec_h264"),
@@ -121,7 +124,7 @@ fn decode_at(
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| anyhow!("no sink"))?;
     pipeline.set_state(gst::State::Playing)?;
-    let mut out: Vec<(i64, usize, usize, Vec<u8>)> = Vec::new();
+    let mut out: Vec<Shot> = Vec::new();
     let mut next = 0;
     let mut p0 = None;
     while next < want.len() {

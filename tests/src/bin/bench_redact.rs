@@ -50,7 +50,10 @@ fn main() -> anyhow::Result<()> {
     let t = |s: i64| rdc_format::time::rfc3339(START_NS + s * 1_000_000_000);
     // Three regions crossing the picture, each for the whole length.
     let mut regions = String::new();
-    for (i, (y, w, h)) in [(100, 200, 300), (400, 160, 320), (700, 300, 240)].iter().enumerate() {
+    for (i, (y, w, h)) in [(100, 200, 300), (400, 160, 320), (700, 300, 240)]
+        .iter()
+        .enumerate()
+    {
         regions.push_str(&format!(
             "[[region]]\nlabel = \"person {}\"\nfrom = \"{}\"\nto = \"{}\"\nkeyframes = [\n  {{ at = \"{}\", x = 0, y = {y}, w = {w}, h = {h} }},\n  {{ at = \"{}\", x = 1600, y = {y}, w = {w}, h = {h} }},\n  {{ at = \"{}\", x = 100, y = {y}, w = {w}, h = {h} }},\n]\n",
             i + 1,

@@ -648,14 +648,7 @@ pub(crate) fn recorded_hour_of(s: &Scheme, kbps: u32, source: &str) -> RecordedH
         extra: String::new(),
     }]);
     let store = unit.store();
-    let clip = rdc_tests::footage::encode_h264(
-        source,
-        50,
-        5,
-        kbps,
-        5,
-    )
-    .unwrap();
+    let clip = rdc_tests::footage::encode_h264(source, 50, 5, kbps, 5).unwrap();
     let start = (now_ns() - 2 * 3600 * S) / (60 * S) * (60 * S);
     let outage = (start + 20 * 60 * S, start + (20 * 60 + 30) * S);
     let recorded = rdc_tests::footage::record(

@@ -97,14 +97,27 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     ok(s.rdc(
         "export",
         &[
-            "--camera", "front", "--from", &rfc3339(from), "--to", &rfc3339(to), "--case",
-            "ASB/2026/7", "--reason", "subject access request", "--identity",
-            &s.path("officer.key"), "--out", bundle.to_str().unwrap(),
+            "--camera",
+            "front",
+            "--from",
+            &rfc3339(from),
+            "--to",
+            &rfc3339(to),
+            "--case",
+            "ASB/2026/7",
+            "--reason",
+            "subject access request",
+            "--identity",
+            &s.path("officer.key"),
+            "--out",
+            bundle.to_str().unwrap(),
         ],
     ));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
-    let first_ns = manifest["bundle"]["working_copy"]["from_ns"].as_i64().unwrap();
+    let first_ns = manifest["bundle"]["working_copy"]["from_ns"]
+        .as_i64()
+        .unwrap();
     let regions = work.path().join("regions.toml");
     std::fs::write(
         &regions,
@@ -121,8 +134,22 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     let units_boss = s.path("units-boss.toml");
     let today = rdc_format::sar::date_text(rdc_format::sar::uk_date(now_ns()));
     ok(rdc(&[
-        "sar", "open", "--unit", "e2e", "--units", &units_boss, "--camera", "front", "--from",
-        &rfc3339(from), "--to", &rfc3339(to), "--received", &today, "--requester-ref", "SAR-7",
+        "sar",
+        "open",
+        "--unit",
+        "e2e",
+        "--units",
+        &units_boss,
+        "--camera",
+        "front",
+        "--from",
+        &rfc3339(from),
+        "--to",
+        &rfc3339(to),
+        "--received",
+        &today,
+        "--requester-ref",
+        "SAR-7",
     ]));
 
     let redact = |out: &Path, extra: &[&str]| {
@@ -148,7 +175,11 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     // The review sheet first.
     let sheet = work.path().join("check.png");
     let text = ok(rdc(&[
-        "redact", bundle.to_str().unwrap(), "--regions", regions.to_str().unwrap(), "--check",
+        "redact",
+        bundle.to_str().unwrap(),
+        "--regions",
+        regions.to_str().unwrap(),
+        "--check",
         sheet.to_str().unwrap(),
     ]));
     assert!(text.contains("pictures with the regions drawn"), "{text}");
@@ -164,18 +195,29 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     for (i, (m, r)) in master.iter().zip(&red).enumerate() {
         let rr = rect_at(i);
         let (mean, var) = stats(r, rr);
-        assert!(var == 0.0 && mean <= 17.0, "frame {i}: under the region mean {mean}, variance {var}");
+        assert!(
+            var == 0.0 && mean <= 17.0,
+            "frame {i}: under the region mean {mean}, variance {var}"
+        );
         // Away from the region (and the 16 px grid and margin around it): the master's pixels.
-        let near = |x: usize, y: usize| {
-            x + 48 >= rr.0 && x < rr.2 + 48 && y + 48 >= rr.1 && y < rr.3 + 48
-        };
+        let near =
+            |x: usize, y: usize| x + 48 >= rr.0 && x < rr.2 + 48 && y + 48 >= rr.1 && y < rr.3 + 48;
         far_psnr.push(psnr(m, r, |x, y| !near(x, y)));
     }
     let worst = far_psnr.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!("{} frames; PSNR away from the region: worst {worst:.1} dB", red.len());
-    assert!(worst > 30.0, "PSNR away from the region: worst {worst:.1} dB");
+    eprintln!(
+        "{} frames; PSNR away from the region: worst {worst:.1} dB",
+        red.len()
+    );
+    assert!(
+        worst > 30.0,
+        "PSNR away from the region: worst {worst:.1} dB"
+    );
     // The region moved: its first and last frames' pixels differ from the master's there.
-    assert!(stats(&master[0], rect_at(0)).1 > 10.0, "the master has detail under the region");
+    assert!(
+        stats(&master[0], rect_at(0)).1 > 10.0,
+        "the master has detail under the region"
+    );
 
     // Pixelated: 16 px blocks, each one value.
     let pix = work.path().join("pixelate");
@@ -198,10 +240,15 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     for (i, (m, r)) in master.iter().zip(&red).enumerate().step_by(5) {
         let rr = rect_at(i);
         let (mean, var) = stats(r, (0, 0, W, 16));
-        assert!(var == 0.0 && mean <= 17.0, "frame {i}: the top rows: {mean} {var}");
+        assert!(
+            var == 0.0 && mean <= 17.0,
+            "frame {i}: the top rows: {mean} {var}"
+        );
         let inner = (rr.0.div_ceil(16) * 16 + 16, 64, rr.2 / 16 * 16 - 16, 96);
         if inner.0 < inner.2 {
-            let p = psnr(m, r, |x, y| x >= inner.0 && x < inner.2 && y >= inner.1 && y < inner.3);
+            let p = psnr(m, r, |x, y| {
+                x >= inner.0 && x < inner.2 && y >= inner.1 && y < inner.3
+            });
             assert!(p > 30.0, "frame {i}: the kept region {p:.1} dB");
         }
     }
@@ -209,7 +256,12 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     // Checked offline as a derivative of the exhibit; a tampered disclosure fails, named.
     let ca = s.path("ca/ca.crt");
     let v = ok(rdc(&[
-        "verify", "--ca", &ca, "--source", bundle.to_str().unwrap(), solid.to_str().unwrap(),
+        "verify",
+        "--ca",
+        &ca,
+        "--source",
+        bundle.to_str().unwrap(),
+        solid.to_str().unwrap(),
     ]));
     assert!(v.contains("a redacted derivative of the exhibit"), "{v}");
     assert!(v.contains("recorded this disclosure"), "{v}");
@@ -227,17 +279,38 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(text.contains("disclosure.mp4 has been altered"), "{text}");
-    let o = rdc(&["verify", "--ca", &ca, "--source", &s.path("ca"), solid.to_str().unwrap()]);
+    let o = rdc(&[
+        "verify",
+        "--ca",
+        &ca,
+        "--source",
+        &s.path("ca"),
+        solid.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
 
     // The unit recorded each render; the request is closed with the disclosure.
     let audit = std::fs::read_to_string(unit.dir.path().join("store/logs/audit.jsonl")).unwrap();
-    assert_eq!(audit.matches("\"action\":\"disclosure\"").count(), 3, "{audit}");
+    assert_eq!(
+        audit.matches("\"action\":\"disclosure\"").count(),
+        3,
+        "{audit}"
+    );
     ok(rdc(&[
-        "sar", "close", "--unit", "e2e", "--units", &units_boss, "SAR-7", "--disclosed",
+        "sar",
+        "close",
+        "--unit",
+        "e2e",
+        "--units",
+        &units_boss,
+        "SAR-7",
+        "--disclosed",
         solid.to_str().unwrap(),
     ]));
     let list = ok(rdc(&["sar", "list", "--all", "--units", &units_boss]));
-    assert!(list.contains("closed: disclosed") && list.contains("SAR-7"), "{list}");
+    assert!(
+        list.contains("closed: disclosed") && list.contains("SAR-7"),
+        "{list}"
+    );
     unit.stop();
 }

@@ -531,6 +531,59 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     ]));
     assert!(v.contains("pixel for pixel"), "{v}");
 
+    // A still is redacted like footage: a third party's region black, the rest the still's
+    // own pixels (lossless), the caption untouched; a derivative of the still.
+    let regions = dir.join("still-regions.toml");
+    std::fs::write(
+        &regions,
+        format!(
+            "[[region]]\nlabel = \"a passer-by\"\nfrom = \"{a}\"\nto = \"{b}\"\nkeyframes = [{{ at = \"{a}\", x = 100, y = 100, w = 100, h = 80 }}]\n",
+            a = rdc_format::time::rfc3339(frame_ns - S),
+            b = rdc_format::time::rfc3339(frame_ns + S),
+        ),
+    )
+    .unwrap();
+    let disc = dir.join("still-disclosure");
+    ok(rdc(&[
+        "redact",
+        out_dir.to_str().unwrap(),
+        "--regions",
+        regions.to_str().unwrap(),
+        "--out",
+        disc.to_str().unwrap(),
+        "--reason",
+        "disclosure to the requester",
+        "--unit",
+        "e2e",
+        "--units",
+        &s.path("units.toml"),
+    ]));
+    let before = png_rgb(&out_dir.join("still.png"));
+    let after = png_rgb(&disc.join("disclosure.png"));
+    assert_eq!(before.len(), after.len());
+    for y in 0..h + 40 {
+        for x in 0..w {
+            let i = (y * w + x) * 3;
+            let inside = (100..200).contains(&x) && (100..180).contains(&y);
+            // Obscured on the 16 px grid with a 16 px margin: 80..224 × 80..208.
+            let obscured = (80..224).contains(&x) && (80..208).contains(&y);
+            if inside {
+                assert_eq!(&after[i..i + 3], &[0, 0, 0], "{x},{y}");
+            } else if !obscured {
+                assert_eq!(&after[i..i + 3], &before[i..i + 3], "{x},{y}");
+            }
+        }
+    }
+    let v = ok(rdc(&[
+        "verify",
+        "--ca",
+        &s.path("ca/ca.crt"),
+        "--source",
+        out_dir.to_str().unwrap(),
+        disc.to_str().unwrap(),
+    ]));
+    assert!(v.contains("a redacted derivative of the exhibit"), "{v}");
+
     // Tampered copies fail, named.
     let tamper = |name: &str, f: &dyn Fn(&Path), says: &str| {
         let d = dir.join(format!("tampered-{name}"));
@@ -623,8 +676,28 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
     );
     refused(s.rdc_as("e.lee", "stills", &[]), "may not stills register");
 
-    // A manager approves in the console, in a real browser, seeing the nearest preview.
+    // A manager approves in the console, in a real browser, seeing the nearest preview; the
+    // console also lists the open subject access requests.
     let second = still_id(&ok(req("j.smith", &at, &[])));
+    let today = rdc_format::sar::date_text(rdc_format::sar::uk_date(now_ns()));
+    ok(rdc(&[
+        "sar",
+        "open",
+        "--unit",
+        "e2e",
+        "--units",
+        &s.path("units-m.kay.toml"),
+        "--camera",
+        "front",
+        "--from",
+        &rdc_format::time::rfc3339(seg.start_ns),
+        "--to",
+        &rdc_format::time::rfc3339(seg.end_ns),
+        "--received",
+        &today,
+        "--requester-ref",
+        "SAR-2026-31",
+    ]));
     let work = tempfile::tempdir().unwrap();
     let console = crate::console::start_console(
         Path::new(&s.path("units-m.kay.toml")),
@@ -672,6 +745,14 @@ fn a_still_is_requested_approved_by_another_manager_made_from_the_exact_frame_an
             .await
             .unwrap();
         crate::console::wait_text(b, "table", Duration::from_secs(30), |t| t.contains("approved by m.kay")).await;
+        b.goto(&console.at("/sars")).await.unwrap();
+        let due = rdc_format::sar::date_text(rdc_format::sar::due(
+            rdc_format::sar::parse_date(&today).unwrap(),
+            0,
+        ));
+        let sars = crate::console::wait_text(b, "main", Duration::from_secs(30), |t| t.contains("SAR-2026-31")).await;
+        assert!(sars.contains(&due), "{sars}");
+        crate::console::assert_accessible(b, "subject access requests").await;
     });
     drop(console);
     let reg = ok(s.rdc("stills", &[]));
