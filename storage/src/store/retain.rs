@@ -25,10 +25,22 @@ impl Store {
         (size / 50).clamp(2 << 20, 1 << 30)
     }
 
-    /// Bytes the audit log takes on disk now.
+    /// Bytes the logs people's requests grow take on disk now: the audit log, the stills
+    /// register and the register of subject access requests (each entry of the last two comes
+    /// with an audit entry, and may be larger: it keeps the signed documents).
     fn log_bytes(&self) -> u64 {
-        let p = lock(&self.inner.logs).audit.path().to_owned();
-        std::fs::metadata(p).map_or(0, |m| m.len())
+        let paths = {
+            let l = lock(&self.inner.logs);
+            [
+                l.audit.path().to_owned(),
+                l.stills.path().to_owned(),
+                l.sars.path().to_owned(),
+            ]
+        };
+        paths
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .sum()
     }
 
     /// The bytes the audit log takes and its allowance. Once it takes it all, the uplink

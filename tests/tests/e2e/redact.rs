@@ -191,6 +191,25 @@ fn a_disclosure_obscures_a_moving_region_beyond_recovery_and_keeps_the_rest() {
     assert!(text.contains("recorded by unit e2e"), "{text}");
     let red = luma_frames(&solid.join("disclosure.mp4"));
     assert_eq!(red.len(), master.len(), "every frame is in the disclosure");
+    // It keeps the working copy's time subtitles; the exhibit itself is untouched.
+    let streams = ffprobe(
+        &["-show_entries", "stream=codec_type", "-of", "json"],
+        &solid.join("disclosure.mp4"),
+    );
+    let kinds: Vec<&str> = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["codec_type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["video", "subtitle"], "{streams}");
+    let v = ok(rdc(&[
+        "verify",
+        "--ca",
+        &s.path("ca/ca.crt"),
+        bundle.to_str().unwrap(),
+    ]));
+    assert!(v.contains("complete and unaltered"), "{v}");
     let mut far_psnr = Vec::new();
     for (i, (m, r)) in master.iter().zip(&red).enumerate() {
         let rr = rect_at(i);
