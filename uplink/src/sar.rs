@@ -140,7 +140,7 @@ pub(crate) fn extend(
         return Err(refused(
             reference,
             format!(
-                "an extension must be recorded within the first month (by {}); it is {} (UK GDPR Art. 12(3))",
+                "an extension must be recorded within the first month (by {}); it is {}",
                 sar::date_text(first),
                 sar::date_text(today)
             ),

@@ -285,7 +285,7 @@ pub(crate) mod serve {
             return Err(refused(
                 a.still,
                 format!(
-                    "{} asked for it and may not approve their own request: another manager must (001 §5.13)",
+                    "{} asked for it and may not approve their own request: another manager must sign off its necessity",
                     requester.name
                 ),
             ));
@@ -353,7 +353,7 @@ pub(crate) mod serve {
         let Some((approved_at, RegisterEntry::Approval { approver, .. })) = &s.approved else {
             return Err(refused(
                 still,
-                "no manager has approved it yet (001 §5.13): `rdc still approve` on a manager's machine",
+                "no manager has approved it yet: a still is made only once a manager has approved its necessity (`rdc still approve` on a manager's machine)",
             ));
         };
         if peer.fingerprint != requester.fingerprint && peer.role != rdc_config::Role::Manager {

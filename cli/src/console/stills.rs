@@ -63,7 +63,7 @@ pub(crate) async fn register(
     let csrf = csrf_field(&c, &sid);
     let u = esc(&unit);
     let mut body = format!(
-        "<p>The register of unit {} (001 §5.15): {} entries, each signed by the unit, the chain checked. A still is requested by the case's officer (<code>rdc still request</code>), approved by another manager, then made by its officer (<code>rdc still make</code>).</p>",
+        "<p>The register of unit {}: every still with who asked, who approved, who made it and to whom it was released; {} entries, each signed by the unit, the chain checked. A still is requested by the case's officer (<code>rdc still request</code>), approved by another manager, then made by its officer (<code>rdc still make</code>).</p>",
         esc(&unit_id),
         reg.len()
     );
