@@ -10,6 +10,7 @@ pub mod export;
 pub mod manifest;
 pub mod records;
 pub mod sar;
+pub mod stick;
 pub mod stills;
 pub mod time;
 pub mod track;

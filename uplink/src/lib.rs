@@ -20,6 +20,7 @@ pub mod protocol;
 mod sar;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod stick;
 pub mod stills;
 pub mod strangers;
 pub mod tls;
