@@ -176,6 +176,12 @@ pub(crate) enum Cmd {
     /// re-encoded, signed and recorded by the unit. --check draws the regions over the footage
     /// first.
     Redact(crate::redact::RedactArgs),
+    /// (In progress, issue 29.) Memory sticks: `prepare` writes a signed request onto a stick
+    /// for a unit to export footage onto when it is inserted.
+    Stick {
+        #[command(subcommand)]
+        cmd: crate::stick::StickCmd,
+    },
     /// Subject access requests (002 §43): open one (the footage is held, the deadline recorded
     /// on the unit), extend or close it; list every unit's, overdue first.
     Sar {

@@ -93,6 +93,7 @@ mod redact;
 #[doc(hidden)]
 pub use redact::render_for_bench as redact_render_for_bench;
 mod sar;
+mod stick;
 mod still;
 mod time;
 mod units;
@@ -284,6 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
         },
         Cmd::Sar { cmd } => sar::run(cmd).await,
+        Cmd::Stick { cmd } => stick::run(cmd),
         Cmd::Redact(a) => redact::redact(&a).await,
         Cmd::Stills {
             target,

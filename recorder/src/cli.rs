@@ -118,6 +118,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: StoreCmd,
     },
+    /// (In progress, issue 29.) Export to the memory stick mounted at PATH what the signed
+    /// request on it asks for: the segments as stored (encrypted), their signed manifests and
+    /// a receipt from the audit log; STATUS.txt says what was written. The recorder must be
+    /// running (it keeps the audit log).
+    Stick {
+        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        config: PathBuf,
+        path: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,6 +288,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             );
             Ok(if crate::selftest::print(&lines, json) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Cmd::Stick { config, path } => {
+            let Some(cfg) = load(&config) else {
+                return Ok(ExitCode::from(1));
+            };
+            let done = crate::stick::run(&cfg, &path)?;
+            print!("{}", done.status);
+            Ok(if done.complete {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

@@ -165,6 +165,7 @@ async fn housekeeping(
             notify::notify("WATCHDOG=1");
         }
         hooks.audit_local_mark(store);
+        crate::stick::serve_spool(store);
         if n % 60 == 1 {
             match store.enforce_retention() {
                 Ok(r) if r.expired + r.over_budget > 0 => tracing::info!(

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod lowat;
 pub mod notify;
 pub mod selftest;
+pub mod stick;
 pub mod timing;
 pub mod tsmux;
 pub mod tunnel;

@@ -12,5 +12,6 @@ mod preview;
 mod recording;
 mod redact;
 mod sar;
+mod stick;
 mod stills;
 mod vpn;
