@@ -179,6 +179,82 @@ pub async fn export_bundle(
         .map_err(|e| CheckFailed(format!("the unit's export receipt: {e}")))?;
     client.close();
 
+    let about = status.about.clone();
+    let parts = Parts {
+        unit: UnitFacts {
+            id: status.unit.clone(),
+            public_key: status.unit_public_key.clone(),
+            retired_keys: status.retired_keys.clone(),
+            operator: about.as_ref().map(|u| u.operator.clone()),
+            contact: about.as_ref().map(|u| u.contact.clone()),
+            purpose: about.as_ref().map(|u| u.purpose.clone()),
+            site: about.as_ref().map(|u| u.site.clone()),
+        },
+        camera: camera.to_string(),
+        case_ref: a.case_ref.clone(),
+        reason: a.reason.clone(),
+        range: (from_ns, to_ns),
+        log,
+        fetched,
+        gaps,
+        receipt,
+    };
+    let signer = BundleSigner {
+        exporter,
+        key_pem,
+        ca_pem,
+        ca_path: entry.ca.clone(),
+    };
+    assemble(&a.out, parts, &signer, events).await
+}
+
+/// What a bundle is made of, however its footage arrived (over the link, or on a stick).
+pub(crate) struct Parts {
+    pub(crate) unit: UnitFacts,
+    pub(crate) camera: String,
+    pub(crate) case_ref: String,
+    pub(crate) reason: String,
+    pub(crate) range: (i64, i64),
+    /// The camera's signed manifests, an unbroken run around the segments.
+    pub(crate) log: Vec<Entry>,
+    /// The segments, checked against their manifests and decrypted.
+    pub(crate) fetched: Vec<crate::fetch::Fetched>,
+    pub(crate) gaps: Vec<export::Gap>,
+    /// The unit's signed audit entry recording the footage leaving it.
+    pub(crate) receipt: Entry,
+}
+
+/// Who signs a bundle: the exporter's certificate and key, and the scheme's CA.
+pub(crate) struct BundleSigner {
+    pub(crate) exporter: Exporter,
+    pub(crate) key_pem: String,
+    pub(crate) ca_pem: String,
+    pub(crate) ca_path: PathBuf,
+}
+
+/// The working copy, the signed manifest, the CA, the README and SHA256SUMS of a bundle whose
+/// footage is in `out/master/`.
+pub(crate) async fn assemble(
+    out: &Path,
+    p: Parts,
+    s: &BundleSigner,
+    events: &Events,
+) -> anyhow::Result<Exported> {
+    let Parts {
+        unit,
+        camera,
+        case_ref,
+        reason,
+        range: (from_ns, to_ns),
+        log,
+        fetched,
+        gaps,
+        receipt,
+    } = p;
+    let (first, last) = match (fetched.first(), fetched.last()) {
+        (Some(f), Some(l)) => (f.manifest.clone(), l.manifest.clone()),
+        _ => bail!("no footage to put in the bundle"),
+    };
     events.emit(&Event::Step {
         what: "building the working copy (MP4)".into(),
     });
@@ -194,7 +270,7 @@ pub async fn export_bundle(
             },
         })
         .collect();
-    let mp4_path = a.out.join(WORKING_COPY);
+    let mp4_path = out.join(WORKING_COPY);
     let (cam, g, p) = (camera.to_string(), gaps.clone(), mp4_path.clone());
     let made = tokio::task::spawn_blocking(move || {
         mp4::working_copy(&pieces, (from_ns, to_ns), &cam, &g, &p)
@@ -208,24 +284,15 @@ pub async fn export_bundle(
         )
     });
 
-    let about = status.about.clone();
     let now = now_ns();
     let mut bundle = Bundle {
         format: export::FORMAT.into(),
         exported_at_ns: now,
         exported_at: rdc_format::time::rfc3339(now),
-        unit: UnitFacts {
-            id: status.unit.clone(),
-            public_key: status.unit_public_key.clone(),
-            retired_keys: status.retired_keys.clone(),
-            operator: about.as_ref().map(|u| u.operator.clone()),
-            contact: about.as_ref().map(|u| u.contact.clone()),
-            purpose: about.as_ref().map(|u| u.purpose.clone()),
-            site: about.as_ref().map(|u| u.site.clone()),
-        },
-        camera: camera.to_string(),
-        case_ref: a.case_ref.clone(),
-        reason: a.reason.clone(),
+        unit,
+        camera: camera.clone(),
+        case_ref,
+        reason,
         requested: Range::new(from_ns, to_ns),
         footage: Range::new(first.start_ns, last.end_ns),
         gaps,
@@ -237,14 +304,14 @@ pub async fn export_bundle(
             frames: made.frames,
             note,
         }),
-        segments: fetched.iter().map(|f| bundle_segment(&a.out, f)).collect(),
+        segments: fetched.iter().map(|f| bundle_segment(out, f)).collect(),
         manifests: log,
         receipt,
-        exporter,
+        exporter: s.exporter.clone(),
         files: Vec::new(),
     };
-    std::fs::write(a.out.join(CA_FILE), &ca_pem)?;
-    std::fs::write(a.out.join(README), readme(&bundle))?;
+    std::fs::write(out.join(CA_FILE), &s.ca_pem)?;
+    std::fs::write(out.join(README), readme(&bundle))?;
     let mut paths: Vec<String> = bundle
         .segments
         .iter()
@@ -253,10 +320,10 @@ pub async fn export_bundle(
     paths.extend([WORKING_COPY, CA_FILE, README].map(String::from));
     paths.sort();
     for p in &paths {
-        bundle.files.push(hash_file(&a.out, p)?);
+        bundle.files.push(hash_file(out, p)?);
     }
     let value = serde_json::to_value(&bundle)?;
-    let sig = pki::sign(&key_pem, &export::canonical(&value))?;
+    let sig = pki::sign(&s.key_pem, &export::canonical(&value))?;
     let signed = Signed {
         bundle: value,
         signature: Signature {
@@ -264,23 +331,23 @@ pub async fn export_bundle(
             value: base64_encode(&sig),
         },
     };
-    write_new(&a.out.join(MANIFEST), &serde_json::to_vec_pretty(&signed)?)?;
+    write_new(&out.join(MANIFEST), &serde_json::to_vec_pretty(&signed)?)?;
     let mut sums = bundle.files.clone();
-    sums.push(hash_file(&a.out, MANIFEST)?);
+    sums.push(hash_file(out, MANIFEST)?);
     sums.sort_by(|x, y| x.path.cmp(&y.path));
     let text: String = sums
         .iter()
         .map(|f| format!("{}  {}\n", f.sha256, f.path))
         .collect();
-    std::fs::write(a.out.join(SUMS), text)?;
+    std::fs::write(out.join(SUMS), text)?;
     Ok(Exported {
-        dir: a.out.clone(),
+        dir: out.to_owned(),
         segments: bundle.segments.len(),
         from: bundle.requested.from.clone(),
         to: bundle.requested.to.clone(),
         gaps: bundle.gaps.len(),
         receipt_seq: bundle.receipt.seq,
-        ca: entry.ca.clone(),
+        ca: s.ca_path.clone(),
     })
 }
 

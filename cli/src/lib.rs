@@ -285,7 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
         },
         Cmd::Sar { cmd } => sar::run(cmd).await,
-        Cmd::Stick { cmd } => stick::run(cmd),
+        Cmd::Stick { cmd } => stick::run(cmd).await,
         Cmd::Redact(a) => redact::redact(&a).await,
         Cmd::Stills {
             target,

@@ -350,15 +350,27 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
             }
         ));
     }
-    let digest_items: Vec<(u64, String)> = plan
+    // Per camera, what an export receipt says of its segments, so each camera's bundle made
+    // from the stick checks against this one receipt.
+    let per_camera: Vec<String> = plan
         .iter()
-        .flat_map(|(_, s)| {
-            s.iter()
-                .map(|e| (e.segment.seq, e.segment.ciphertext_sha256.clone()))
+        .filter(|(_, segs)| !segs.is_empty())
+        .map(|(cam, segs)| {
+            let digest = rdc_format::export::segments_digest(
+                segs.iter()
+                    .map(|e| (e.segment.seq, e.segment.ciphertext_sha256.as_str())),
+            );
+            format!(
+                "{cam}: {}",
+                rdc_format::export::receipt_detail(
+                    segs[0].segment.seq,
+                    segs[segs.len() - 1].segment.seq,
+                    segs.len() as u64,
+                    &digest
+                )
+            )
         })
         .collect();
-    let digest =
-        rdc_format::export::segments_digest(digest_items.iter().map(|(s, h)| (*s, h.as_str())));
     let receipt = spool_audit(
         &cfg.storage.path,
         &AuditRecord {
@@ -372,7 +384,7 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
             from_ns: Some(r.from_ns),
             to_ns: Some(r.to_ns),
             bytes: Some(written),
-            detail: Some(format!("{finished}: {total} segments, digest {digest}")),
+            detail: Some(format!("{finished}; {}", per_camera.join("; "))),
             ..Default::default()
         },
         Duration::from_secs(15),

@@ -301,8 +301,16 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         set_input(b, "#from", &rfc3339(from)).await;
         set_input(b, "#to", &rfc3339(to)).await;
         b.find(Locator::Css("#export")).await.unwrap().click().await.unwrap();
-        let job_url = b.current_url().await.unwrap();
-        assert!(job_url.path().starts_with("/jobs/"), "{job_url}");
+        // The form's answer is a redirect to the job's page: wait for it to load.
+        let t = Instant::now();
+        let job_url = loop {
+            let u = b.current_url().await.unwrap();
+            if u.path().starts_with("/jobs/") {
+                break u;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "still at {u}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         // Part of the footage has crossed the link: the job, as the console keeps it on disk,
         // is under way (the restart below must fall mid-export).
         let job_file = state.join(format!(

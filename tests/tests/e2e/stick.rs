@@ -102,6 +102,68 @@ fn a_stick_gets_the_stored_ciphertext_its_manifests_and_a_receipt_once() {
             .unwrap();
     assert_eq!(receipt.body["action"], "stick_export");
     assert_eq!(receipt.body["outcome"], "granted");
+    // On the officer's machine: the same bundle as the remote export, verified the same way,
+    // its receipt saying the footage left by stick.
+    let work = tempfile::tempdir().unwrap();
+    let bundle = work.path().join("bundle");
+    let o = rdc(&[
+        "stick",
+        "export",
+        stick.path().to_str().unwrap(),
+        "--unit",
+        "e2e",
+        "--units",
+        &s.path("units.toml"),
+        "--identity",
+        &s.path("officer.key"),
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = rdc(&[
+        "verify",
+        bundle.to_str().unwrap(),
+        "--ca",
+        &s.path("ca/ca.crt"),
+        "--identity",
+        &s.path("officer.key"),
+    ]);
+    let text = String::from_utf8_lossy(&v.stdout).into_owned();
+    assert!(v.status.success(), "{text}");
+    assert!(
+        text.contains("onto a memory stick") && text.contains("complete and unaltered"),
+        "{text}"
+    );
+    // A segment edited on the stick is refused, named.
+    let f = dir.join(&ms[0].file);
+    let mut b = std::fs::read(&f).unwrap();
+    let n = b.len() - 10;
+    b[n] ^= 1;
+    std::fs::write(&f, b).unwrap();
+    let o = rdc(&[
+        "stick",
+        "export",
+        stick.path().to_str().unwrap(),
+        "--unit",
+        "e2e",
+        "--units",
+        &s.path("units.toml"),
+        "--identity",
+        &s.path("officer.key"),
+        "--out",
+        work.path().join("again").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&ms[0].file) && text.contains("is not the segment"),
+        "{text}"
+    );
     // Used once: the second insertion gets nothing.
     let (ok, text) = stick_job(&unit, stick.path());
     assert!(!ok && text.contains("used already"), "{text}");
