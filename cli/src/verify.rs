@@ -132,6 +132,77 @@ pub(crate) fn verify(
     }
 }
 
+/// Checks the signed record `file` of a folder made by a person (a still, a disclosure): their
+/// signature over the canonical JSON of `value` (`sig`, base64) with the certificate `who`
+/// names, and that certificate issued by the scheme CA (`ca`; without it the folder's own CA,
+/// noted) and valid when the folder was made (`made`: ns, and as people read it).
+pub(crate) fn check_maker(
+    r: &mut Report,
+    dir: &Path,
+    file: &str,
+    who: &rdc_format::export::Exporter,
+    (value, sig): (&serde_json::Value, &str),
+    ca: Option<&Path>,
+    made: (i64, &str),
+) -> anyhow::Result<()> {
+    let der = tls::cert_der(&who.certificate);
+    let sig = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.decode(sig)
+    };
+    let (der, sig) = match (der, sig) {
+        (Some(d), Ok(s)) => (d, s),
+        (None, _) => {
+            r.fail(format!(
+                "{file}: its maker's certificate is not a PEM certificate"
+            ));
+            return Ok(());
+        }
+        (_, Err(e)) => {
+            r.fail(format!("{file}: its signature is not base64: {e}"));
+            return Ok(());
+        }
+    };
+    let good = pki::verify(&der, &export::canonical(value), &sig).is_ok()
+        && pki::fingerprint_text(&der) == who.fingerprint;
+    r.check(
+        good,
+        format!("{file} is signed by {} ({})", who.name, who.fingerprint),
+        format!(
+            "{file}: its maker's signature does not match what it says (edited after it was made?)"
+        ),
+    );
+    let (ca_pem, whose) = match ca {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the CA {}", p.display()))?,
+            format!("the scheme CA {}", p.display()),
+        ),
+        None => {
+            r.notes.push(format!(
+                "the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate to check it is the scheme's"
+            ));
+            (
+                std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
+                format!("the folder's {CA_FILE}"),
+            )
+        }
+    };
+    let trusted = pki::verify_person(&ca_pem, &der, made.0);
+    r.check(
+        trusted.is_ok(),
+        format!(
+            "the maker's certificate was issued by {whose} and valid when it was made ({})",
+            made.1
+        ),
+        format!(
+            "the maker's certificate: {}",
+            trusted.err().map(|e| e.to_string()).unwrap_or_default()
+        ),
+    );
+    Ok(())
+}
+
 /// A path from the manifest, refused unless it is a plain relative path inside the bundle.
 fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
     let p = Path::new(rel);

@@ -332,51 +332,15 @@ fn run(
         return Ok(());
     }
     // The maker's signature and certificate.
-    let der = tls::cert_der(&rec.producer.certificate);
-    let sig = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(&signed.signature.value)
-    };
-    match (der, sig) {
-        (Some(der), Ok(sig)) => {
-            let good = pki::verify(&der, &rdc_format::export::canonical(&signed.record), &sig);
-            r.check(
-                good.is_ok() && pki::fingerprint_text(&der) == rec.producer.fingerprint,
-                format!(
-                    "{RECORD} is signed by {} ({})",
-                    rec.producer.name, rec.producer.fingerprint
-                ),
-                format!("{RECORD}: its maker's signature does not match what it says (edited after it was made?)"),
-            );
-            let (ca_pem, whose) = match ca {
-                Some(p) => (
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading the CA {}", p.display()))?,
-                    format!("the scheme CA {}", p.display()),
-                ),
-                None => {
-                    r.notes.push(format!(
-                        "the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate to check it is the scheme's"
-                    ));
-                    (
-                        std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
-                        format!("the folder's {CA_FILE}"),
-                    )
-                }
-            };
-            let trusted = pki::verify_person(&ca_pem, &der, rec.produced_ns);
-            r.check(
-                trusted.is_ok(),
-                format!("the maker's certificate was issued by {whose} and valid when the still was made ({})", rec.produced),
-                format!(
-                    "the maker's certificate: {}",
-                    trusted.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            );
-        }
-        (None, _) => r.fail("the record's maker certificate is not a PEM certificate"),
-        (_, Err(e)) => r.fail(format!("the record's signature is not base64: {e}")),
-    }
+    crate::verify::check_maker(
+        r,
+        dir,
+        RECORD,
+        &rec.producer,
+        (&signed.record, &signed.signature.value),
+        ca,
+        (rec.produced_ns, &rec.produced),
+    )?;
     // The picture and the served bytes are the files the record names.
     let png_sha = crate::fetch::sha256_file(&dir.join(PNG)).unwrap_or_default();
     r.check(

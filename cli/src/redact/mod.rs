@@ -578,51 +578,15 @@ fn check_run(
         return Ok(());
     }
     // Its maker's signature and certificate.
-    let der = tls::cert_der(&d.redactor.certificate);
-    let sig = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(&signed.signature.value)
-    };
-    match (der, sig) {
-        (Some(der), Ok(sig)) => {
-            let good = pki::verify(&der, &export::canonical(&signed.disclosure), &sig).is_ok()
-                && pki::fingerprint_text(&der) == d.redactor.fingerprint;
-            r.check(
-                good,
-                format!("{DISCLOSURE} is signed by {} ({})", d.redactor.name, d.redactor.fingerprint),
-                format!("{DISCLOSURE}: its maker's signature does not match what it says (edited after it was signed?)"),
-            );
-            let (ca_pem, whose) = match ca {
-                Some(p) => (
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading the CA {}", p.display()))?,
-                    format!("the scheme CA {}", p.display()),
-                ),
-                None => {
-                    r.notes.push(format!("the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate"));
-                    (
-                        std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
-                        format!("the folder's {CA_FILE}"),
-                    )
-                }
-            };
-            let trusted = pki::verify_person(&ca_pem, &der, d.made_ns);
-            r.check(
-                trusted.is_ok(),
-                format!(
-                    "the maker's certificate was issued by {whose} and valid when it was made ({})",
-                    d.made
-                ),
-                format!(
-                    "the maker's certificate: {}",
-                    trusted.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            );
-        }
-        _ => r.fail(format!(
-            "{DISCLOSURE}: its maker's certificate or signature is unreadable"
-        )),
-    }
+    crate::verify::check_maker(
+        r,
+        dir,
+        DISCLOSURE,
+        &d.redactor,
+        (&signed.disclosure, &signed.signature.value),
+        ca,
+        (d.made_ns, &d.made),
+    )?;
     // Every file as listed, and nothing else.
     let mut listed = std::collections::BTreeSet::new();
     for f in &d.files {
