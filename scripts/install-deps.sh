@@ -12,6 +12,7 @@ pkgs=(
   chromium chromium-driver
   iproute2 systemd coreutils
   wireguard-go wireguard-tools nftables conntrack
+  dosfstools exfatprogs fusefat exfat-fuse util-linux
 )
 missing=()
 for p in "${pkgs[@]}"; do

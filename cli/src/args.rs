@@ -105,13 +105,50 @@ pub(crate) enum Cmd {
         #[command(flatten)]
         footage: Footage,
     },
-    /// Fetch, verify and decrypt the segments of a camera in a time range.
+    /// Fetch, verify and decrypt the segments of a camera in a time range, over the link or
+    /// (--from-stick) from a memory stick the unit wrote.
     Fetch {
-        #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        footage: Footage,
-        /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the footage.
+        /// The unit, as named in the units file (with --from-stick: the stick names it).
+        #[arg(long, short, required_unless_present = "from_stick")]
+        unit: Option<String>,
+        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
+        #[arg(long)]
+        units: Option<PathBuf>,
+        /// Where a memory stick the unit wrote is mounted: the segments come from it, each
+        /// checked against the unit's signed manifests (no link, no case and reason: the
+        /// stick's request carries them).
+        #[arg(long, value_name = "STICK")]
+        from_stick: Option<PathBuf>,
+        /// The camera's id (a-z, 0-9, '-', '_'); with --from-stick, needed only when the stick
+        /// holds more than one.
+        #[arg(long, required_unless_present = "from_stick")]
+        camera: Option<Id>,
+        /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d (default
+        /// now-1h; with --from-stick, the stick's range).
+        #[arg(long)]
+        from: Option<String>,
+        /// End (default now; with --from-stick, the stick's range).
+        #[arg(long)]
+        to: Option<String>,
+        /// Why the footage is accessed: view, export or still.
+        #[arg(long, default_value = "view", conflicts_with = "from_stick")]
+        purpose: String,
+        /// The case reference.
+        #[arg(
+            long = "case",
+            required_unless_present = "from_stick",
+            conflicts_with = "from_stick"
+        )]
+        case_ref: Option<String>,
+        /// The reason.
+        #[arg(
+            long,
+            required_unless_present = "from_stick",
+            conflicts_with = "from_stick"
+        )]
+        reason: Option<String>,
+        /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the footage (required
+        /// with --from-stick).
         #[arg(long)]
         identity: Option<PathBuf>,
         /// Where the segments go (`<camera>/<file>.age` and, decrypted, `.ts`).
@@ -122,10 +159,18 @@ pub(crate) enum Cmd {
     /// signed them and decrypted, a working copy (MP4 with a time track), a signed manifest
     /// with every gap and the unit's audit receipt, SHA256SUMS and a README. Resumable.
     Export {
+        /// The unit, as named in the units file (with --from-stick: the stick names it).
+        #[arg(long, short, required_unless_present = "from_stick")]
+        unit: Option<String>,
+        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
+        #[arg(long)]
+        units: Option<PathBuf>,
+        /// Where a memory stick the unit wrote is mounted: the bundle is made from it, not over
+        /// the link (the case, reason, cameras and range are the stick's request's).
+        #[arg(long, value_name = "STICK")]
+        from_stick: Option<PathBuf>,
         #[command(flatten)]
-        target: Target,
-        #[command(flatten)]
-        export: crate::export::ExportArgs,
+        export: crate::export::ExportCli,
     },
     /// A contact sheet of a camera's previews (one keyframe every few seconds, which the unit
     /// keeps for a few percent of the footage's bytes): a grid of pictures, each with its time,
@@ -176,8 +221,9 @@ pub(crate) enum Cmd {
     /// re-encoded, signed and recorded by the unit. --check draws the regions over the footage
     /// first.
     Redact(crate::redact::RedactArgs),
-    /// (In progress, issue 29.) Memory sticks: `prepare` writes a signed request onto a stick
-    /// for a unit to export footage onto when it is inserted.
+    /// Memory sticks: `prepare` writes a signed request onto a stick for a unit to export
+    /// footage onto when it is inserted (then `rdc export --from-stick` or `rdc fetch
+    /// --from-stick` on your machine).
     Stick {
         #[command(subcommand)]
         cmd: crate::stick::StickCmd,

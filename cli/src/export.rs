@@ -26,29 +26,82 @@ pub(crate) const SUMS: &str = "SHA256SUMS";
 pub(crate) const CA_FILE: &str = "scheme-ca.crt";
 pub(crate) const README: &str = "README.txt";
 
-/// What to export and why.
-#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ExportArgs {
-    /// The camera's id.
-    #[arg(long)]
-    pub(crate) camera: Id,
+/// `rdc export`'s arguments as typed: over the link every one is needed; from a stick, only
+/// the identity, the folder and (when it holds several) the camera.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ExportCli {
+    /// The camera's id (with --from-stick, needed only when the stick holds more than one).
+    #[arg(long, required_unless_present = "from_stick")]
+    pub(crate) camera: Option<Id>,
     /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
-    #[arg(long)]
-    pub(crate) from: String,
-    #[arg(long)]
-    pub(crate) to: String,
+    #[arg(
+        long,
+        required_unless_present = "from_stick",
+        conflicts_with = "from_stick"
+    )]
+    pub(crate) from: Option<String>,
+    /// End, as --from.
+    #[arg(
+        long,
+        required_unless_present = "from_stick",
+        conflicts_with = "from_stick"
+    )]
+    pub(crate) to: Option<String>,
     /// The case reference.
-    #[arg(long = "case")]
-    pub(crate) case_ref: String,
+    #[arg(
+        long = "case",
+        required_unless_present = "from_stick",
+        conflicts_with = "from_stick"
+    )]
+    pub(crate) case_ref: Option<String>,
     /// Why the footage is exported (recorded by the unit and in the bundle).
-    #[arg(long)]
-    pub(crate) reason: String,
+    #[arg(
+        long,
+        required_unless_present = "from_stick",
+        conflicts_with = "from_stick"
+    )]
+    pub(crate) reason: Option<String>,
     /// The officer's age identity, one of the unit's recipients: the bundle holds the
     /// decrypted footage too.
     #[arg(long)]
     pub(crate) identity: PathBuf,
     /// The bundle's folder (created; an earlier, unfinished export there is resumed).
     #[arg(long, short)]
+    pub(crate) out: PathBuf,
+}
+
+impl ExportCli {
+    /// The arguments of an export over the link (clap has made sure each is there).
+    pub(crate) fn remote(self) -> anyhow::Result<ExportArgs> {
+        let need = |v: Option<String>, flag: &str| v.ok_or_else(|| anyhow!("{flag} is needed"));
+        Ok(ExportArgs {
+            camera: self.camera.ok_or_else(|| anyhow!("--camera is needed"))?,
+            from: need(self.from, "--from")?,
+            to: need(self.to, "--to")?,
+            case_ref: need(self.case_ref, "--case")?,
+            reason: need(self.reason, "--reason")?,
+            identity: self.identity,
+            out: self.out,
+        })
+    }
+}
+
+/// What to export and why.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportArgs {
+    /// The camera's id.
+    pub(crate) camera: Id,
+    /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
+    pub(crate) from: String,
+    pub(crate) to: String,
+    /// The case reference.
+    pub(crate) case_ref: String,
+    /// Why the footage is exported (recorded by the unit and in the bundle).
+    pub(crate) reason: String,
+    /// The officer's age identity, one of the unit's recipients: the bundle holds the
+    /// decrypted footage too.
+    pub(crate) identity: PathBuf,
+    /// The bundle's folder (created; an earlier, unfinished export there is resumed).
     pub(crate) out: PathBuf,
 }
 

@@ -219,11 +219,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Fetch {
-            target,
-            footage,
+            unit,
+            units,
+            from_stick: Some(stick),
+            camera,
+            from,
+            to,
+            identity,
+            out,
+            ..
+        } => {
+            let identity = identity.ok_or_else(|| {
+                anyhow!("--identity is needed with --from-stick: the stick's footage is encrypted")
+            })?;
+            let v = crate::stick::open(&stick, unit.as_deref(), units, camera)?;
+            let f = crate::stick::fetch(&v, from.as_deref(), to.as_deref(), &identity, &out)?;
+            eprintln!(
+                "{} segments of {} from the stick in {}: checked against unit {}'s signed manifests, decrypted",
+                f.segments,
+                v.camera,
+                f.dir.display(),
+                v.request.unit
+            );
+            Ok(())
+        }
+        Cmd::Fetch {
+            unit,
+            units,
+            from_stick: None,
+            camera,
+            from,
+            to,
+            purpose,
+            case_ref,
+            reason,
             identity,
             out,
         } => {
+            let target = Target {
+                unit: unit.ok_or_else(|| anyhow!("--unit is needed"))?,
+                units,
+            };
+            let footage = Footage {
+                camera: camera.ok_or_else(|| anyhow!("--camera is needed"))?,
+                from: from.unwrap_or_else(|| "now-1h".into()),
+                to: to.unwrap_or_else(|| "now".into()),
+                why: crate::args::Why {
+                    purpose,
+                    case_ref: case_ref.ok_or_else(|| anyhow!("--case is needed"))?,
+                    reason: reason.ok_or_else(|| anyhow!("--reason is needed"))?,
+                },
+            };
             let f = fetch(
                 &target,
                 &footage,
@@ -245,7 +291,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Export { target, export } => export::export(&target, &export).await,
+        Cmd::Export {
+            unit,
+            units,
+            from_stick: Some(stick),
+            export,
+        } => {
+            let v = crate::stick::open(&stick, unit.as_deref(), units, export.camera.clone())?;
+            let camera = v.camera.clone();
+            let x = crate::stick::export(v, &export.identity, &export.out).await?;
+            eprintln!(
+                "exported {} segments of {camera} from the stick into {}: {} gap(s), checked against the unit's signed manifests; the unit's receipt for the stick is its audit entry {}. Check it with: rdc verify {} --ca {}",
+                x.segments,
+                x.dir.display(),
+                x.gaps,
+                x.receipt_seq,
+                x.dir.display(),
+                x.ca.display()
+            );
+            Ok(())
+        }
+        Cmd::Export {
+            unit,
+            units,
+            from_stick: None,
+            export,
+        } => {
+            let target = Target {
+                unit: unit.ok_or_else(|| anyhow!("--unit is needed"))?,
+                units,
+            };
+            export::export(&target, &export.remote()?).await
+        }
         Cmd::Preview { target, preview } => preview::preview(&target, &preview).await,
         Cmd::Commission {
             target,

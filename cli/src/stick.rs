@@ -30,47 +30,9 @@ pub(crate) enum StickCmd {
         #[arg(long, default_value_t = 72)]
         valid_hours: u32,
     },
-    /// Build the evidence bundle of a camera from a stick the unit wrote, as `rdc export` does
-    /// over the link: every file checked against the unit's signed manifests, decrypted with
-    /// your identity, the unit's receipt for the stick inside.
-    Export {
-        dir: PathBuf,
-        /// The unit, as named in the units file (its CA, your key to sign the bundle).
-        #[arg(long, short)]
-        unit: String,
-        #[arg(long)]
-        units: Option<PathBuf>,
-        /// The camera (needed when the stick holds more than one).
-        #[arg(long)]
-        camera: Option<Id>,
-        #[arg(long)]
-        identity: PathBuf,
-        #[arg(long, short)]
-        out: PathBuf,
-    },
 }
 
 pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
-    if let StickCmd::Export {
-        dir,
-        unit,
-        units,
-        camera,
-        identity,
-        out,
-    } = cmd
-    {
-        let x = export(&dir, &Target { unit, units }, camera, &identity, &out).await?;
-        outln!(
-            "{} segments from the stick in {}: checked against the unit's signed manifests, decrypted; the unit's receipt for the stick is entry {}. Check it with: rdc verify {} --ca {}",
-            x.segments,
-            x.dir.display(),
-            x.receipt_seq,
-            x.dir.display(),
-            x.ca.display()
-        );
-        return Ok(());
-    }
     let StickCmd::Prepare {
         dir,
         unit,
@@ -81,10 +43,7 @@ pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
         case_ref,
         reason,
         valid_hours,
-    } = cmd
-    else {
-        unreachable!("handled above");
-    };
+    } = cmd;
     let (from_ns, to_ns) = (parse_time(&from)?, parse_time(&to)?);
     if from_ns >= to_ns {
         bail!("--from must be before --to");
@@ -168,14 +127,45 @@ fn plain_name(name: &str) -> anyhow::Result<&str> {
     Ok(name)
 }
 
-/// `rdc stick export`: the bundle of one camera from a stick the unit wrote.
-async fn export(
+/// The unit's facts on the stick (`rdc/<unit>/unit.json`): its keys, bound to its certificate.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct StickUnit {
+    #[serde(flatten)]
+    binding: rdc_format::stick::KeyBinding,
+    operator: Option<String>,
+    site: Option<String>,
+}
+
+/// A stick the unit wrote, checked: the request, the unit's keys (vouched for by its
+/// certificate from the scheme CA), the camera's signed manifests and the unit's receipt for
+/// this request. Nothing on it is trusted until checked here.
+pub(crate) struct StickView {
+    stick: PathBuf,
+    pub(crate) request: StickRequest,
+    pub(crate) unit: StickUnit,
+    pub(crate) camera: Id,
+    pub(crate) log: Vec<Entry>,
+    pub(crate) receipt: Entry,
+    pub(crate) entry: units::UnitEntry,
+}
+
+impl std::fmt::Debug for StickView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StickView")
+            .field("stick", &self.stick)
+            .field("camera", &self.camera)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens and checks the stick mounted at `stick`; `unit`, when given, must be the one the
+/// stick's request names; `units` is the officer's units file (for the scheme CA).
+pub(crate) fn open(
     stick: &Path,
-    target: &Target,
+    unit: Option<&str>,
+    units: Option<PathBuf>,
     camera: Option<Id>,
-    identity: &Path,
-    out: &Path,
-) -> anyhow::Result<crate::export::Exported> {
+) -> anyhow::Result<StickView> {
     let status =
         std::fs::read_to_string(stick.join(rdc_format::stick::STATUS_FILE)).unwrap_or_default();
     if !status.starts_with("COMPLETE") {
@@ -184,15 +174,20 @@ async fn export(
             status.lines().next().unwrap_or("no STATUS.txt")
         );
     }
-    if out.join(crate::export::MANIFEST).exists() {
-        bail!(
-            "{} already holds a finished export: choose another --out",
-            out.display()
-        );
-    }
     let doc: rdc_format::stills::Signed<StickRequest> = read_json(&stick.join(REQUEST_FILE))?;
-    let r = &doc.body;
+    let r = doc.body.clone();
     let unit_id = plain_name(&r.unit)?.to_owned();
+    if let Some(u) = unit
+        && u != unit_id
+    {
+        bail!("the stick is from unit {unit_id}, not {u}");
+    }
+    let entry = units::entry(&Target {
+        unit: unit_id.clone(),
+        units,
+    })?;
+    let ca = std::fs::read_to_string(&entry.ca)
+        .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
     let base = stick.join("rdc").join(&unit_id);
     let camera = match camera {
         Some(c) => c,
@@ -208,70 +203,185 @@ async fn export(
             r.cameras.join(", ")
         );
     }
-    let facts: serde_json::Value = read_json(&base.join("unit.json"))?;
-    let key = facts["public_key"].as_str().unwrap_or_default().to_owned();
-    let retired: Vec<String> = facts["retired_keys"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    let keys = unit_keys(&key, &retired)?;
-    let log: Vec<Entry> = read_json(&base.join(format!("{camera}.manifests.json")))?;
-    check_chain(&log, &keys, "manifest")?;
+    let facts: StickUnit = read_json(&base.join("unit.json"))?;
     let receipt: Entry = read_json(&base.join("receipt.json"))?;
+    let b = &facts.binding;
+    if b.unit != unit_id {
+        check_failed!(
+            "unit.json on the stick is unit {}'s, not {unit_id}'s",
+            b.unit
+        );
+    }
+    rdc_uplink::pki::check_binding(b, &ca, &unit_id, receipt.time_ns).map_err(|e| {
+        CheckFailed(format!(
+            "the unit's keys on the stick are not vouched for by unit {unit_id}'s certificate from {}: {e}",
+            entry.ca.display()
+        ))
+    })?;
+    let keys = unit_keys(&b.public_key, &b.retired_keys)?;
     chainlog::verify_entry_by(&receipt, &keys)
         .map_err(|e| CheckFailed(format!("the unit's receipt on the stick: {e}")))?;
+    let finished = format!("request {} complete", doc.sha256());
+    if receipt.body["action"] != "stick_export"
+        || receipt.body["outcome"] != "granted"
+        || !receipt.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&finished))
+    {
+        check_failed!(
+            "the unit's receipt on the stick is not its receipt for this stick's request"
+        );
+    }
+    let log: Vec<Entry> = read_json(&base.join(format!("{camera}.manifests.json")))?;
+    check_chain(&log, &keys, "manifest")?;
+    Ok(StickView {
+        stick: stick.to_owned(),
+        request: r,
+        unit: facts,
+        camera,
+        log,
+        receipt,
+        entry,
+    })
+}
+
+impl StickView {
+    /// The camera's manifests, each checked to be of this unit and camera.
+    fn manifests(&self) -> anyhow::Result<Vec<Manifest>> {
+        let unit = &self.request.unit;
+        self.log
+            .iter()
+            .map(|e| {
+                let m: Manifest = serde_json::from_value(e.body.clone()).map_err(|err| {
+                    CheckFailed(format!("manifest {} is not readable: {err}", e.seq))
+                })?;
+                if m.camera != self.camera.as_str() || &m.unit != unit {
+                    check_failed!(
+                        "manifest {} describes {}/{}, not {unit}/{}",
+                        e.seq,
+                        m.unit,
+                        m.camera,
+                        self.camera
+                    );
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+
+    /// Copies the camera's segments in `range` from the stick into `dir`, each checked against
+    /// its signed manifest (named when it is not), decrypted beside it with `ids`.
+    fn copy_out(
+        &self,
+        range: (i64, i64),
+        dir: &Path,
+        ids: &[crate::export::Identity],
+    ) -> anyhow::Result<Vec<crate::fetch::Fetched>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let base = self
+            .stick
+            .join("rdc")
+            .join(&self.request.unit)
+            .join(self.camera.as_str());
+        let mut fetched = Vec::new();
+        for m in self.manifests()? {
+            if m.ciphertext_len == 0 || m.start_ns >= range.1 || m.end_ns <= range.0 {
+                continue;
+            }
+            let src = base.join(plain_name(&m.file)?);
+            let stem = crate::fetch::local_stem(m.seq, m.start_ns);
+            let age = dir.join(format!("{stem}.age"));
+            std::fs::copy(&src, &age)
+                .with_context(|| format!("copying {} from the stick", src.display()))?;
+            let sha = crate::fetch::sha256_file(&age)?;
+            if sha != m.ciphertext_sha256 {
+                let _ = std::fs::remove_file(&age);
+                check_failed!(
+                    "{} on the stick is not the segment {} the unit signed (SHA-256 {sha}, signed {})",
+                    src.display(),
+                    m.seq,
+                    m.ciphertext_sha256
+                );
+            }
+            let ts = dir.join(format!("{stem}.ts"));
+            crate::fetch::decrypt(&age, &ts, ids)?;
+            fetched.push(crate::fetch::Fetched {
+                manifest: m,
+                age,
+                ts: Some(ts),
+            });
+        }
+        if fetched.is_empty() {
+            bail!(
+                "the stick holds no footage of {} in that range",
+                self.camera
+            );
+        }
+        Ok(fetched)
+    }
+}
+
+/// The request's range, narrowed by `--from`/`--to` when given.
+fn narrowed(r: &StickRequest, from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
+    let from = from
+        .map(parse_time)
+        .transpose()?
+        .map_or(r.from_ns, |t| t.max(r.from_ns));
+    let to = to
+        .map(parse_time)
+        .transpose()?
+        .map_or(r.to_ns, |t| t.min(r.to_ns));
+    if from >= to {
+        bail!(
+            "the stick holds {} to {}: --from and --to must overlap it",
+            rdc_format::time::rfc3339(r.from_ns),
+            rdc_format::time::rfc3339(r.to_ns)
+        );
+    }
+    Ok((from, to))
+}
+
+/// `rdc fetch --from-stick`: the camera's segments from the stick, checked and decrypted, into
+/// `<out>/<camera>/` as a fetch over the link puts them.
+pub(crate) fn fetch(
+    v: &StickView,
+    from: Option<&str>,
+    to: Option<&str>,
+    identity: &Path,
+    out: &Path,
+) -> anyhow::Result<crate::fetch::Fetch> {
+    let range = narrowed(&v.request, from, to)?;
     let ids = crate::export::read_identities(identity)?;
-    let master = out.join("master");
-    std::fs::create_dir_all(&master).with_context(|| format!("creating {}", master.display()))?;
-    let mut run = Vec::new();
-    let mut fetched = Vec::new();
-    for e in &log {
-        let m: Manifest = serde_json::from_value(e.body.clone())
-            .map_err(|err| CheckFailed(format!("manifest {} is not readable: {err}", e.seq)))?;
-        if m.camera != camera.as_str() || m.unit != unit_id {
-            check_failed!(
-                "manifest {} describes {}/{}, not {unit_id}/{camera}",
-                e.seq,
-                m.unit,
-                m.camera
-            );
-        }
-        run.push(m.clone());
-        if m.ciphertext_len == 0 || m.start_ns >= r.to_ns || m.end_ns <= r.from_ns {
-            continue;
-        }
-        let src = base.join(camera.as_str()).join(plain_name(&m.file)?);
-        let stem = crate::fetch::local_stem(m.seq, m.start_ns);
-        let age = master.join(format!("{stem}.age"));
-        std::fs::copy(&src, &age)
-            .with_context(|| format!("copying {} from the stick", src.display()))?;
-        let sha = crate::fetch::sha256_file(&age)?;
-        if sha != m.ciphertext_sha256 {
-            check_failed!(
-                "{} on the stick is not the segment {} the unit signed (SHA-256 {sha}, signed {})",
-                src.display(),
-                m.seq,
-                m.ciphertext_sha256
-            );
-        }
-        let ts = master.join(format!("{stem}.ts"));
-        crate::fetch::decrypt(&age, &ts, &ids)?;
-        fetched.push(crate::fetch::Fetched {
-            manifest: m,
-            age,
-            ts: Some(ts),
-        });
+    let dir = out.join(v.camera.as_str());
+    let got = v.copy_out(range, &dir, &ids)?;
+    Ok(crate::fetch::Fetch {
+        dir,
+        segments: got.len(),
+        bytes: got.iter().map(|f| f.manifest.ciphertext_len).sum(),
+        decrypted: true,
+    })
+}
+
+/// `rdc export --from-stick`: the bundle of one camera from a stick the unit wrote, built by the
+/// same assembly as the export over the link, with the unit's receipt for the stick.
+pub(crate) async fn export(
+    v: StickView,
+    identity: &Path,
+    out: &Path,
+) -> anyhow::Result<crate::export::Exported> {
+    if out.join(crate::export::MANIFEST).exists() {
+        bail!(
+            "{} already holds a finished export: choose another --out",
+            out.display()
+        );
     }
-    if fetched.is_empty() {
-        bail!("the stick holds no footage of {camera} in its range");
-    }
+    let ids = crate::export::read_identities(identity)?;
+    let r = &v.request;
+    let fetched = v.copy_out((r.from_ns, r.to_ns), &out.join("master"), &ids)?;
+    let run = v.manifests()?;
     let present = |s: u64| fetched.iter().any(|f| f.manifest.seq == s);
     let gaps = rdc_format::export::gaps((r.from_ns, r.to_ns), &run, &present);
-    let entry = units::entry(target)?;
+    let entry = &v.entry;
     let cert_pem = std::fs::read_to_string(&entry.cert)
         .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
     let der = tls::cert_der(&cert_pem)
@@ -288,24 +398,25 @@ async fn export(
             .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?,
         ca_path: entry.ca.clone(),
     };
+    let b = &v.unit.binding;
     let parts = crate::export::Parts {
         unit: rdc_format::export::UnitFacts {
-            id: unit_id,
-            public_key: key,
-            retired_keys: retired,
-            operator: facts["operator"].as_str().map(str::to_owned),
+            id: r.unit.clone(),
+            public_key: b.public_key.clone(),
+            retired_keys: b.retired_keys.clone(),
+            operator: v.unit.operator.clone(),
             contact: None,
             purpose: None,
-            site: facts["site"].as_str().map(str::to_owned),
+            site: v.unit.site.clone(),
         },
-        camera: camera.to_string(),
+        camera: v.camera.to_string(),
         case_ref: r.case_ref.clone(),
         reason: r.reason.clone(),
         range: (r.from_ns, r.to_ns),
-        log,
+        log: v.log.clone(),
         fetched,
         gaps,
-        receipt,
+        receipt: v.receipt.clone(),
     };
     crate::export::assemble(out, parts, &signer, &Events::terminal()).await
 }

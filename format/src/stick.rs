@@ -78,6 +78,36 @@ pub fn check_terms(r: &StickRequest, unit: &str, now_ns: i64) -> Result<(), Stri
     Ok(())
 }
 
+/// The file in the store where the daemon keeps its [`KeyBinding`], and its name on the stick
+/// (`rdc/<unit>/unit.json`, with the unit's operator and site beside it).
+pub const KEY_BINDING_FILE: &str = "unit-key-binding.json";
+
+/// The unit's signing keys, bound to its scheme certificate: the daemon signs them with its
+/// uplink (TLS) key each time it starts, so that whoever reads footage off a stick can tell the
+/// keys that signed it are this unit's, as the TLS session tells them over the link. Without
+/// it, anyone could make a stick whose manifests and receipt are signed by a key of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBinding {
+    pub unit: String,
+    /// Ed25519, hex: the key that signs manifests and the audit log now.
+    pub public_key: String,
+    #[serde(default)]
+    pub retired_keys: Vec<String>,
+    /// The unit's uplink certificate (PEM), issued by the scheme CA for the unit's name.
+    pub certificate: String,
+    /// ECDSA P-256 SHA-256 (ASN.1 DER, hex) by the certificate's key over [`binding_message`].
+    pub signature: String,
+}
+
+/// What the unit's uplink key signs in a [`KeyBinding`].
+pub fn binding_message(unit: &str, public_key: &str, retired_keys: &[String]) -> Vec<u8> {
+    format!(
+        "rdc-unit-key-binding/1\nunit {unit}\nkey {public_key}\nretired {}\n",
+        retired_keys.join(",")
+    )
+    .into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,10 @@ pub struct CameraState {
     /// The camera keeps previews (a preview writer is open for it).
     pub previews: AtomicBool,
     pub dropped: AtomicU64,
+    /// Frames dropped at the queue that the writer was told of (they cut a segment).
+    pub dropped_written: AtomicU64,
+    /// The longest wait between a frame's arrival and its write, in 10 s windows.
+    pub lag: Mutex<LagWindow>,
     pub segments: AtomicU64,
     pub last_cause: Mutex<Option<String>>,
     /// Bytes and keyframes received (for the selftest's bitrate and keyframe spacing).
@@ -68,6 +72,44 @@ pub struct CameraState {
     /// The newest keyframe (Annex B with its parameter sets) and its wall-clock time: the
     /// commissioning still.
     pub last_keyframe: Mutex<Option<(Codec, Vec<u8>, i64)>>,
+}
+
+/// The longest a frame waited for the disk: this 10 s window's and the one before.
+#[derive(Debug, Default)]
+pub struct LagWindow {
+    start_mono: u64,
+    current_ns: u64,
+    previous_ns: u64,
+}
+
+const LAG_WINDOW_NS: u64 = 10_000_000_000;
+
+impl LagWindow {
+    fn roll(&mut self, now: u64) {
+        let age = now.saturating_sub(self.start_mono);
+        if age >= LAG_WINDOW_NS {
+            self.previous_ns = if age < 2 * LAG_WINDOW_NS {
+                self.current_ns
+            } else {
+                0
+            };
+            self.current_ns = 0;
+            self.start_mono = now;
+        }
+    }
+
+    /// A frame that arrived at `arrival` was written at `now` (monotonic ns).
+    pub fn note(&mut self, now: u64, arrival: u64) {
+        self.roll(now);
+        self.current_ns = self.current_ns.max(now.saturating_sub(arrival));
+    }
+
+    /// The longest wait over the last 10 to 20 s, if any frame was written then.
+    pub fn recent_ns(&mut self, now: u64) -> Option<u64> {
+        self.roll(now);
+        let m = self.current_ns.max(self.previous_ns);
+        (m > 0).then_some(m)
+    }
 }
 
 /// A camera's stream as it set it up: codec, and width and height when known.
@@ -335,6 +377,11 @@ fn write_loop(
             }
             Event::Frame(f) => {
                 let Some(m) = mux.as_mut() else { continue };
+                if f.dropped_before > 0 {
+                    state
+                        .dropped_written
+                        .fetch_add(f.dropped_before, Ordering::Relaxed);
+                }
                 if f.dropped_before > 0 && writer.is_recording() {
                     let cause = format!(
                         "{} frames dropped: the disk could not keep up",
@@ -354,6 +401,11 @@ fn write_loop(
                     &*clocks,
                     &state,
                 );
+                state
+                    .lag
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .note(clocks.mono_ns(), f.arrival_mono);
                 state
                     .recording
                     .store(writer.is_recording(), Ordering::Relaxed);

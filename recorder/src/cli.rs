@@ -118,10 +118,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: StoreCmd,
     },
-    /// (In progress, issue 29.) Export to the memory stick mounted at PATH what the signed
-    /// request on it asks for: the segments as stored (encrypted), their signed manifests and
-    /// a receipt from the audit log; STATUS.txt says what was written. The recorder must be
-    /// running (it keeps the audit log).
+    /// Export to the memory stick mounted at PATH what the signed request on it asks for: the
+    /// segments as stored (encrypted), their signed manifests, the unit's keys bound to its
+    /// certificate and a receipt from the audit log; STATUS.txt says what was written. Inserting
+    /// a stick runs this (rdc-stick@.service); run by hand, it shows progress. The recorder must
+    /// be running (it keeps the audit log), and keeps priority over this job.
     Stick {
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
@@ -297,7 +298,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let Some(cfg) = load(&config) else {
                 return Ok(ExitCode::from(1));
             };
-            let done = crate::stick::run(&cfg, &path)?;
+            let started = std::time::Instant::now();
+            let mut last = std::time::Instant::now();
+            let done = crate::stick::run(&cfg, &path, &mut |p| {
+                if last.elapsed() >= std::time::Duration::from_secs(1)
+                    || p.segments_done == p.segments
+                {
+                    last = std::time::Instant::now();
+                    let secs = started.elapsed().as_secs_f64().max(0.001);
+                    eprintln!(
+                        "{}/{} segments, {} of {} MB ({:.1} MB/s)",
+                        p.segments_done,
+                        p.segments,
+                        p.bytes_done >> 20,
+                        p.bytes >> 20,
+                        p.bytes_done as f64 / secs / 1e6
+                    );
+                }
+            })?;
+            if done.kept > 0 {
+                eprintln!(
+                    "carried on from an earlier insertion: {} MB already on the stick were kept, {} MB written",
+                    done.kept >> 20,
+                    done.bytes >> 20
+                );
+            }
             print!("{}", done.status);
             Ok(if done.complete {
                 ExitCode::SUCCESS

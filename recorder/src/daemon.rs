@@ -113,6 +113,9 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
             };
             let server =
                 rt.block_on(async { start_uplink(u, &store, live, about, hooks.clone()) })?;
+            if let Err(e) = write_key_binding(cfg.unit.id.as_str(), u, &store) {
+                tracing::warn!(error = %e, "cannot write the unit's key binding: sticks this unit writes will not be taken until it can");
+            }
             Some(server)
         }
         None => None,
@@ -215,6 +218,29 @@ async fn housekeeping(
 }
 
 /// Serves the uplink: the unit's one listening socket (UDP, QUIC).
+/// Writes the store's [`rdc_format::stick::KeyBinding`]: the unit's signing keys signed with its
+/// uplink key, which the stick job copies onto each stick (it holds no uplink key itself).
+fn write_key_binding(unit: &str, u: &rdc_config::Uplink, store: &Store) -> anyhow::Result<()> {
+    let key = u
+        .key
+        .read()
+        .map_err(|m| anyhow::anyhow!("uplink key: {m}"))?;
+    let cert = std::fs::read_to_string(&u.cert)
+        .with_context(|| format!("uplink.cert {}", u.cert.display()))?;
+    let retired: Vec<String> = store
+        .retired_public_keys()
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let b = rdc_uplink::pki::bind_keys(unit, &store.public_hex(), &retired, &cert, key.expose())?;
+    let dir = &store.config().root;
+    let tmp = dir.join("unit-key-binding.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&b)?)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(rdc_format::stick::KEY_BINDING_FILE))?;
+    Ok(())
+}
+
 fn start_uplink(
     u: &rdc_config::Uplink,
     store: &Store,
@@ -283,6 +309,13 @@ fn live_status(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clone(),
+                dropped_frames: s.dropped_written.load(Ordering::Relaxed),
+                write_lag_ms: s
+                    .lag
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .recent_ns(rdc_storage::Clocks::mono_ns(&rdc_storage::RealClocks))
+                    .map(|n| n / 1_000_000),
             })
             .collect(),
         tunnel: tunnel.map(crate::tunnel::read),

@@ -104,23 +104,42 @@ pub fn serve_spool(store: &Store) {
 pub struct Done {
     pub complete: bool,
     pub segments: usize,
+    /// Bytes written to the stick this time.
     pub bytes: u64,
+    /// Bytes found on the stick already, from an insertion that was cut short, and kept.
+    pub kept: u64,
     pub status: String,
 }
 
-fn write_status(stick: &Path, text: &str) -> anyhow::Result<()> {
-    let p = stick.join(STATUS_FILE);
-    let tmp = stick.join("STATUS.tmp");
+/// How far a job has got, for `rdc-recorder stick`'s progress line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub segments_done: usize,
+    pub segments: usize,
+    pub bytes_done: u64,
+    pub bytes: u64,
+}
+
+/// Writes `bytes` to `p` (through a temporary name, synced), so a stick pulled out leaves either
+/// the old file or the new one.
+fn write_synced(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = p.with_extension("tmp");
     let mut f =
         std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all()
+        .with_context(|| format!("writing {}", tmp.display()))?;
     drop(f);
-    std::fs::rename(&tmp, &p)?;
-    if let Ok(d) = std::fs::File::open(stick) {
+    std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+    if let Some(d) = p.parent().and_then(|d| std::fs::File::open(d).ok()) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+fn write_status(stick: &Path, text: &str) -> anyhow::Result<()> {
+    write_synced(&stick.join(STATUS_FILE), text.as_bytes())
 }
 
 /// Refuses the stick: STATUS.txt says why, and the attempt is audited.
@@ -147,55 +166,129 @@ fn refuse(cfg: &rdc_config::Config, stick: &Path, who: &str, why: &str) -> anyho
 }
 
 /// Copies `src` to `dst`, carrying on from what `dst` already holds when it is a prefix of it
-/// (a stick pulled out mid-write); its SHA-256 must then be `sha256`. Bytes written.
-fn copy_resuming(src: &Path, dst: &Path, len: u64, sha256: &str) -> anyhow::Result<u64> {
+/// (a stick pulled out mid-write), hashing as it goes: the whole must hash to `sha256`, the
+/// signed manifest's. Returns (bytes written, bytes kept). One pass over each byte, the
+/// destination synced once at the end.
+fn copy_resuming(
+    src: &Path,
+    dst: &Path,
+    len: u64,
+    sha256: &str,
+    tick: &mut dyn FnMut(u64),
+) -> anyhow::Result<(u64, u64)> {
     let have = std::fs::metadata(dst).map_or(0, |m| m.len());
-    if have == len && rdc_format::sha256_hex(&mut std::fs::File::open(dst)?)? == sha256 {
-        return Ok(0);
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    // What is there already: read back once (it may be the end of an earlier insertion).
+    let from = if have > 0 && have <= len {
+        let mut f =
+            std::fs::File::open(dst).with_context(|| format!("reading {}", dst.display()))?;
+        loop {
+            let k = f.read(&mut buf)?;
+            if k == 0 {
+                break;
+            }
+            hash.update(&buf[..k]);
+        }
+        have
+    } else {
+        0
+    };
+    if from == len {
+        if hex::encode(hash.finish()) == sha256 {
+            return Ok((0, len));
+        }
+        return copy_fresh(src, dst, len, sha256, tick);
     }
-    let from = if have < len { have } else { 0 };
     let mut input =
         std::fs::File::open(src).with_context(|| format!("reading {}", src.display()))?;
-    input.seek(SeekFrom::Start(from))?;
     let mut out = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(from == 0)
         .open(dst)
         .with_context(|| format!("writing {}", dst.display()))?;
+    // The stored file's first `from` bytes must be what the stick holds, or this is not a
+    // prefix of it: hash the source's prefix alongside and compare.
+    let mut src_prefix = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut left = from;
+    while left > 0 {
+        let k = input.read(&mut buf[..usize::try_from(left.min(1 << 20)).unwrap_or(1 << 20)])?;
+        if k == 0 {
+            break;
+        }
+        src_prefix.update(&buf[..k]);
+        left -= k as u64;
+    }
+    if from > 0 && src_prefix.finish().as_ref() != hash.clone().finish().as_ref() {
+        drop(out);
+        return copy_fresh(src, dst, len, sha256, tick);
+    }
     out.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
         let k = input.read(&mut buf)?;
         if k == 0 {
             break;
         }
-        out.write_all(&buf[..k])?;
+        out.write_all(&buf[..k])
+            .with_context(|| format!("writing {}", dst.display()))?;
+        hash.update(&buf[..k]);
         n += k as u64;
+        tick(k as u64);
     }
-    out.sync_all()?;
-    drop(out);
-    let got = rdc_format::sha256_hex(&mut std::fs::File::open(dst)?)?;
-    if got != sha256 {
-        // What was on the stick before was not a prefix of this segment: write it whole.
-        if from > 0 {
-            std::fs::remove_file(dst)?;
-            return copy_resuming(src, dst, len, sha256);
-        }
+    out.sync_all()
+        .with_context(|| format!("writing {}", dst.display()))?;
+    if hex::encode(hash.finish()) != sha256 {
         bail!(
-            "{} does not match its signed manifest after writing: the stick is failing",
-            dst.display()
+            "{} does not match its signed manifest: the stored segment changed under the job, or the disk is failing",
+            src.display()
         );
     }
-    Ok(n)
+    Ok((n, from))
 }
 
-/// `rdc-recorder stick PATH`: the whole job on a mounted stick.
-pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
-    let Some(uplink) = &cfg.uplink else {
-        bail!("this unit has no [uplink] (its scheme's CA and users decide who may take footage)");
-    };
+/// [`copy_resuming`] of a file the stick holds something else under the name of.
+fn copy_fresh(
+    src: &Path,
+    dst: &Path,
+    len: u64,
+    sha256: &str,
+    tick: &mut dyn FnMut(u64),
+) -> anyhow::Result<(u64, u64)> {
+    std::fs::remove_file(dst).with_context(|| format!("replacing {}", dst.display()))?;
+    let (n, _) = copy_resuming(src, dst, len, sha256, tick)?;
+    Ok((n, 0))
+}
+
+/// The job runs behind the recorder: the lowest CPU priority and the idle I/O class, so a slow
+/// or failing stick never holds up a frame (the systemd unit sets the same, and caps its share).
+#[allow(unsafe_code)]
+fn yield_to_recording() {
+    // SAFETY: plain syscalls on this process, with constant arguments.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        // ioprio_set(IOPRIO_WHO_PROCESS, self, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT)
+        libc::syscall(libc::SYS_ioprio_set, 1, 0, 3 << 13);
+    }
+}
+
+/// The request on the stick, checked: who signed it, or the refusal to write.
+enum Checked {
+    Go {
+        doc: Box<Signed<StickRequest>>,
+        who: String,
+        role: String,
+    },
+    Refused(Done),
+}
+
+fn check_request(
+    cfg: &rdc_config::Config,
+    uplink: &rdc_config::Uplink,
+    stick: &Path,
+    store: &Store,
+) -> anyhow::Result<Checked> {
     let req_path = stick.join(REQUEST_FILE);
     let Ok(bytes) = std::fs::read(&req_path) else {
         return refuse(
@@ -205,7 +298,8 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
             &format!(
                 "There is no {REQUEST_FILE} on this stick: an officer prepares one with `rdc stick prepare`."
             ),
-        );
+        )
+        .map(Checked::Refused);
     };
     let doc: Signed<StickRequest> = match serde_json::from_slice(&bytes) {
         Ok(d) => d,
@@ -215,7 +309,8 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
                 stick,
                 "(unreadable request)",
                 &format!("{REQUEST_FILE} is not a request: {e}"),
-            );
+            )
+            .map(Checked::Refused);
         }
     };
     let now = rdc_storage::clock::Clocks::wall_ns(&RealClocks);
@@ -229,17 +324,16 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
                 stick,
                 "(unknown signer)",
                 &format!("The request is refused: {why}."),
-            );
+            )
+            .map(Checked::Refused);
         }
     };
     let who = format!("{} ({})", signer.name, signer.fingerprint);
     if let Err(why) = rdc_format::stick::check_terms(&doc.body, cfg.unit.id.as_str(), now) {
-        return refuse(cfg, stick, &who, &format!("The request is refused: {why}."));
+        return refuse(cfg, stick, &who, &format!("The request is refused: {why}."))
+            .map(Checked::Refused);
     }
-    let hash = doc.sha256();
-    let (store, _) = Store::open_read_only(StoreConfig::from_config(cfg), Arc::new(RealClocks))
-        .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?;
-    let finished = format!("request {hash} complete");
+    let finished = format!("request {} complete", doc.sha256());
     if store.audit_entries(0)?.iter().any(|(_, a)| {
         a.action == "stick_export" && a.detail.as_deref().is_some_and(|d| d.contains(&finished))
     }) {
@@ -248,10 +342,63 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
             stick,
             &who,
             "The request was used already: an officer prepares a new one.",
+        )
+        .map(Checked::Refused);
+    }
+    Ok(Checked::Go {
+        doc: Box::new(doc),
+        who,
+        role: signer.role.to_string(),
+    })
+}
+
+/// The unit's facts for the stick: its keys as the daemon bound them to its certificate.
+fn unit_facts(cfg: &rdc_config::Config, store: &Store) -> anyhow::Result<serde_json::Value> {
+    let p = store
+        .config()
+        .root
+        .join(rdc_format::stick::KEY_BINDING_FILE);
+    let b: rdc_format::stick::KeyBinding = std::fs::read(&p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .with_context(|| {
+            format!(
+                "{} is missing: the recorder writes it when it starts with its [uplink]; start `rdc-recorder run` and insert the stick again",
+                p.display()
+            )
+        })?;
+    if b.public_key != store.public_hex() {
+        bail!(
+            "{} names another signing key than the store's: restart the recorder (it binds its keys again when it starts)",
+            p.display()
         );
     }
-    // What goes: each camera's segments in the range.
+    let mut v = serde_json::to_value(&b)?;
+    v["operator"] = cfg.unit.operator.clone().into();
+    v["site"] = cfg.unit.site.clone().into();
+    Ok(v)
+}
+
+/// `rdc-recorder stick PATH`: the whole job on a mounted stick; `progress` hears of each MiB.
+pub fn run(
+    cfg: &rdc_config::Config,
+    stick: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Done> {
+    yield_to_recording();
+    let Some(uplink) = &cfg.uplink else {
+        bail!("this unit has no [uplink] (its scheme's CA and users decide who may take footage)");
+    };
+    let (store, _) = Store::open_read_only(StoreConfig::from_config(cfg), Arc::new(RealClocks))
+        .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?;
+    let (doc, who, role) = match check_request(cfg, uplink, stick, &store)? {
+        Checked::Go { doc, who, role } => (doc, who, role),
+        Checked::Refused(done) => return Ok(done),
+    };
+    let facts = unit_facts(cfg, &store)?;
     let r = &doc.body;
+    let hash = doc.sha256();
+    // What goes: each camera's segments in the range.
     let mut plan = Vec::new();
     for cam in &r.cameras {
         let list = store.list(cam, r.from_ns, r.to_ns)?;
@@ -259,9 +406,8 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
         plan.push((cam.clone(), segs));
     }
     let base = stick.join("rdc").join(cfg.unit.id.as_str());
-    let need: u64 = plan
-        .iter()
-        .flat_map(|(c, s)| s.iter().map(move |e| (c, e)))
+    let all = || plan.iter().flat_map(|(c, s)| s.iter().map(move |e| (c, e)));
+    let need: u64 = all()
         .map(|(c, e)| {
             let have = std::fs::metadata(base.join(c).join(&e.segment.file)).map_or(0, |m| m.len());
             e.segment.bytes.saturating_sub(have)
@@ -290,70 +436,143 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
         ),
     )?;
     let total: usize = plan.iter().map(|(_, s)| s.len()).sum();
-    spool_audit(
-        &cfg.storage.path,
-        &AuditRecord {
-            who: who.clone(),
-            role: signer.role.to_string(),
-            action: "stick_export".into(),
-            outcome: "started".into(),
-            purpose: Some("export".into()),
-            case_ref: Some(r.case_ref.clone()),
-            reason: Some(r.reason.clone()),
-            from_ns: Some(r.from_ns),
-            to_ns: Some(r.to_ns),
-            detail: Some(format!(
-                "request {hash}: {total} segments of {}",
-                r.cameras.join(", ")
-            )),
-            ..Default::default()
-        },
-        Duration::from_secs(15),
+    let audit = |outcome: &str, detail: String, bytes: Option<u64>| {
+        spool_audit(
+            &cfg.storage.path,
+            &AuditRecord {
+                who: who.clone(),
+                role: role.clone(),
+                action: "stick_export".into(),
+                outcome: outcome.into(),
+                purpose: Some("export".into()),
+                case_ref: Some(r.case_ref.clone()),
+                reason: Some(r.reason.clone()),
+                from_ns: Some(r.from_ns),
+                to_ns: Some(r.to_ns),
+                bytes,
+                detail: Some(detail),
+                ..Default::default()
+            },
+            Duration::from_secs(15),
+        )
+    };
+    audit(
+        "started",
+        format!(
+            "request {hash}: {total} segments of {}",
+            r.cameras.join(", ")
+        ),
+        None,
     )?;
-    let mut written = 0u64;
-    let mut lines = Vec::new();
-    for (cam, segs) in &plan {
-        let dir = base.join(cam);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for e in segs {
-            let src = store.segment_path(cam, e.segment.seq)?;
-            written += copy_resuming(
-                &src,
-                &dir.join(&e.segment.file),
-                e.segment.bytes,
-                &e.segment.ciphertext_sha256,
-            )?;
-        }
-        let (lo, hi) = (
-            segs.first().map_or(0, |e| e.segment.seq.saturating_sub(1)),
-            segs.last().map_or(0, |e| e.segment.seq + 2),
-        );
-        let manifests = store.manifests(cam, lo, hi)?;
-        std::fs::write(
-            base.join(format!("{cam}.manifests.json")),
-            serde_json::to_vec_pretty(&manifests)?,
-        )?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        lines.push(format!(
-            "camera {cam}: {} segments, {} bytes{}",
-            segs.len(),
-            segs.iter().map(|e| e.segment.bytes).sum::<u64>(),
-            match (segs.first(), segs.last()) {
-                (Some(a), Some(b)) => format!(
-                    ", {} to {}",
-                    rdc_format::time::rfc3339(a.segment.start_ns),
-                    rdc_format::time::rfc3339(b.segment.end_ns)
-                ),
-                _ => " (no footage in the range)".into(),
+    let mut p = Progress {
+        segments: total,
+        bytes: all().map(|(_, e)| e.segment.bytes).sum(),
+        ..Default::default()
+    };
+    let (mut written, mut kept) = (0u64, 0u64);
+    let copied = (|| -> anyhow::Result<Vec<String>> {
+        let mut lines = Vec::new();
+        for (cam, segs) in &plan {
+            let dir = base.join(cam);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for e in segs {
+                let src = store.segment_path(cam, e.segment.seq)?;
+                let (n, k) = copy_resuming(
+                    &src,
+                    &dir.join(&e.segment.file),
+                    e.segment.bytes,
+                    &e.segment.ciphertext_sha256,
+                    &mut |b| {
+                        p.bytes_done += b;
+                        progress(p);
+                    },
+                )?;
+                written += n;
+                kept += k;
+                p.bytes_done += k;
+                p.segments_done += 1;
+                progress(p);
             }
-        ));
-    }
-    // Per camera, what an export receipt says of its segments, so each camera's bundle made
-    // from the stick checks against this one receipt.
-    let per_camera: Vec<String> = plan
-        .iter()
+            let (lo, hi) = (
+                segs.first().map_or(0, |e| e.segment.seq.saturating_sub(1)),
+                segs.last().map_or(0, |e| e.segment.seq + 2),
+            );
+            let manifests = store.manifests(cam, lo, hi)?;
+            write_synced(
+                &base.join(format!("{cam}.manifests.json")),
+                &serde_json::to_vec_pretty(&manifests)?,
+            )?;
+            lines.push(camera_line(cam, segs));
+        }
+        write_synced(&base.join("unit.json"), &serde_json::to_vec_pretty(&facts)?)?;
+        Ok(lines)
+    })();
+    let lines = match copied {
+        Ok(l) => l,
+        Err(e) => {
+            let why = format!("{e:#}");
+            if let Err(a) = audit(
+                "interrupted",
+                format!("request {hash}: {written} bytes written before: {why}"),
+                Some(written),
+            ) {
+                tracing::error!(error = %a, "the interruption could not be audited");
+            }
+            return Err(e.context(
+                "the stick was not finished (pulled out, full or failing): insert it again to carry on",
+            ));
+        }
+    };
+    let receipt = audit(
+        "granted",
+        format!(
+            "request {hash} complete; {}",
+            receipt_details(&plan).join("; ")
+        ),
+        Some(written),
+    )?;
+    write_synced(
+        &base.join("receipt.json"),
+        &serde_json::to_vec_pretty(&receipt)?,
+    )?;
+    let status = format!(
+        "COMPLETE: unit {} wrote {total} segments for case {} ({}).\n{}\n\nThe footage is encrypted: only the officer's age identity decrypts it.\nOn the officer's machine: rdc export --from-stick THIS-STICK --identity KEY --out BUNDLE\n",
+        cfg.unit.id,
+        r.case_ref,
+        rdc_format::time::rfc3339(receipt.time_ns),
+        lines.join("\n")
+    );
+    write_status(stick, &status)?;
+    Ok(Done {
+        complete: true,
+        segments: total,
+        bytes: written,
+        kept,
+        status,
+    })
+}
+
+/// STATUS.txt's line for a camera.
+fn camera_line(cam: &str, segs: &[rdc_storage::SegmentEntry]) -> String {
+    format!(
+        "camera {cam}: {} segments, {} bytes{}",
+        segs.len(),
+        segs.iter().map(|e| e.segment.bytes).sum::<u64>(),
+        match (segs.first(), segs.last()) {
+            (Some(a), Some(b)) => format!(
+                ", {} to {}",
+                rdc_format::time::rfc3339(a.segment.start_ns),
+                rdc_format::time::rfc3339(b.segment.end_ns)
+            ),
+            _ => " (no footage in the range)".into(),
+        }
+    )
+}
+
+/// Per camera, what an export receipt says of its segments, so each camera's bundle made from
+/// the stick checks against the one receipt.
+fn receipt_details(plan: &[(String, Vec<rdc_storage::SegmentEntry>)]) -> Vec<String> {
+    plan.iter()
         .filter(|(_, segs)| !segs.is_empty())
         .map(|(cam, segs)| {
             let digest = rdc_format::export::segments_digest(
@@ -370,51 +589,5 @@ pub fn run(cfg: &rdc_config::Config, stick: &Path) -> anyhow::Result<Done> {
                 )
             )
         })
-        .collect();
-    let receipt = spool_audit(
-        &cfg.storage.path,
-        &AuditRecord {
-            who,
-            role: signer.role.to_string(),
-            action: "stick_export".into(),
-            outcome: "granted".into(),
-            purpose: Some("export".into()),
-            case_ref: Some(r.case_ref.clone()),
-            reason: Some(r.reason.clone()),
-            from_ns: Some(r.from_ns),
-            to_ns: Some(r.to_ns),
-            bytes: Some(written),
-            detail: Some(format!("{finished}; {}", per_camera.join("; "))),
-            ..Default::default()
-        },
-        Duration::from_secs(15),
-    )?;
-    std::fs::write(
-        base.join("receipt.json"),
-        serde_json::to_vec_pretty(&receipt)?,
-    )?;
-    std::fs::write(
-        base.join("unit.json"),
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "unit": cfg.unit.id.as_str(),
-            "public_key": store.public_hex(),
-            "retired_keys": store.retired_public_keys().iter().map(hex::encode).collect::<Vec<_>>(),
-            "operator": cfg.unit.operator,
-            "site": cfg.unit.site,
-        }))?,
-    )?;
-    let status = format!(
-        "COMPLETE: unit {} wrote {total} segments for case {} ({}).\n{}\n\nThe footage is encrypted: only the officer's age identity decrypts it.\nOn the officer's machine: rdc export --from-stick THIS-STICK --identity KEY --out BUNDLE\n",
-        cfg.unit.id,
-        r.case_ref,
-        rdc_format::time::rfc3339(receipt.time_ns),
-        lines.join("\n")
-    );
-    write_status(stick, &status)?;
-    Ok(Done {
-        complete: true,
-        segments: total,
-        bytes: written,
-        status,
-    })
+        .collect()
 }

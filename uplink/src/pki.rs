@@ -342,6 +342,77 @@ pub fn verify_person(ca_pem: &str, cert_der: &[u8], at_ns: i64) -> Result<(), Si
         .map_err(|e| untrusted(e.to_string()))
 }
 
+/// Checks that `cert_der` is unit `unit`'s certificate (server authentication for its name)
+/// issued by the CA in `ca_pem` and valid at `at_ns`: whether keys a unit's certificate
+/// vouches for (a stick's [`rdc_format::stick::KeyBinding`]) are that unit's.
+pub fn verify_unit(ca_pem: &str, cert_der: &[u8], unit: &str, at_ns: i64) -> Result<(), SignError> {
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    let at = rdc_format::time::rfc3339(at_ns);
+    let untrusted = |detail: String| SignError::Untrusted {
+        at: at.clone(),
+        detail,
+    };
+    let roots = crate::tls::roots_from_pem(ca_pem).map_err(|e| untrusted(e.to_string()))?;
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        crate::tls::provider(),
+    )
+    .build()
+    .map_err(|e| untrusted(e.to_string()))?;
+    let name = crate::tls::server_name(unit).map_err(|e| untrusted(e.to_string()))?;
+    let when = UnixTime::since_unix_epoch(std::time::Duration::from_nanos(
+        u64::try_from(at_ns).unwrap_or(0),
+    ));
+    verifier
+        .verify_server_cert(
+            &CertificateDer::from(cert_der.to_vec()),
+            &[],
+            &name,
+            &[],
+            when,
+        )
+        .map(|_| ())
+        .map_err(|e| untrusted(e.to_string()))
+}
+
+/// The daemon's [`rdc_format::stick::KeyBinding`]: its signing keys signed with its uplink key.
+pub fn bind_keys(
+    unit: &str,
+    public_key: &str,
+    retired_keys: &[String],
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<rdc_format::stick::KeyBinding, SignError> {
+    let msg = rdc_format::stick::binding_message(unit, public_key, retired_keys);
+    Ok(rdc_format::stick::KeyBinding {
+        unit: unit.to_owned(),
+        public_key: public_key.to_owned(),
+        retired_keys: retired_keys.to_vec(),
+        certificate: cert_pem.to_owned(),
+        signature: hex::encode(sign(key_pem, &msg)?),
+    })
+}
+
+/// Checks a [`rdc_format::stick::KeyBinding`] against the scheme CA at `at_ns`: the certificate
+/// is unit `unit`'s and its key signed these keys.
+pub fn check_binding(
+    b: &rdc_format::stick::KeyBinding,
+    ca_pem: &str,
+    unit: &str,
+    at_ns: i64,
+) -> Result<(), SignError> {
+    let der = crate::tls::cert_der(&b.certificate)
+        .ok_or_else(|| SignError::Certificate("no certificate".into()))?;
+    verify_unit(ca_pem, &der, unit, at_ns)?;
+    let sig = hex::decode(&b.signature).map_err(|_| SignError::Mismatch)?;
+    verify(
+        &der,
+        &rdc_format::stick::binding_message(&b.unit, &b.public_key, &b.retired_keys),
+        &sig,
+    )
+}
+
 #[cfg(test)]
 mod sign_tests {
     use super::*;
@@ -366,6 +437,29 @@ mod sign_tests {
         // A second request for the same key.
         let again = unit_request("unit-0007", Some(&req.key)).unwrap();
         assert_eq!(again.key, req.key);
+    }
+
+    #[test]
+    fn a_units_key_binding_checks_only_for_that_unit_and_its_keys() {
+        let ca = new_ca("Test", 30).unwrap();
+        let unit = issue(&ca, "unit-0007", Kind::Unit, 30).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+        let b = bind_keys("unit-0007", "ab", &["cd".into()], &unit.cert, &unit.key).unwrap();
+        check_binding(&b, &ca.cert, "unit-0007", now).unwrap();
+        // Another unit's name, another key, another scheme: refused.
+        assert!(check_binding(&b, &ca.cert, "unit-0008", now).is_err());
+        let mut forged = b.clone();
+        forged.public_key = "ef".into();
+        assert!(matches!(
+            check_binding(&forged, &ca.cert, "unit-0007", now),
+            Err(SignError::Mismatch)
+        ));
+        let other = new_ca("Other", 30).unwrap();
+        assert!(check_binding(&b, &other.cert, "unit-0007", now).is_err());
+        // A person's certificate does not vouch for a unit's keys.
+        let officer = issue(&ca, "unit-0007", Kind::User, 30).unwrap();
+        let p = bind_keys("unit-0007", "ab", &[], &officer.cert, &officer.key).unwrap();
+        assert!(check_binding(&p, &ca.cert, "unit-0007", now).is_err());
     }
 
     #[test]

@@ -476,6 +476,13 @@ pub struct LiveCamera {
     pub recording: bool,
     pub sessions: u64,
     pub last_gap_cause: Option<String>,
+    /// Frames the recorder dropped since it started because its disk could not keep up.
+    #[serde(default)]
+    pub dropped_frames: u64,
+    /// The longest a frame waited between arriving and being written, over the last 10 to
+    /// 20 s (ms); `None` when no frame was written in that time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_lag_ms: Option<u64>,
 }
 
 /// The audit answer: entries, with the key that signs them (auditors may not ask for the status).
