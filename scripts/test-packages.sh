@@ -31,7 +31,8 @@ for deb in "$amd" "$arm"; do
   for f in ./usr/bin/rdc-recorder ./usr/bin/rdc ./usr/lib/systemd/system/rdc-recorder.service \
            ./usr/lib/sysusers.d/rdc.conf ./usr/lib/tmpfiles.d/rdc-recorder.conf \
            ./usr/share/doc/rdc/examples/recorder.toml ./usr/lib/systemd/system/rdc-vpn-status.timer \
-           ./usr/lib/systemd/system/rdc-vpn-status.service; do
+           ./usr/lib/systemd/system/rdc-vpn-status.service ./usr/lib/systemd/system/rdc-stick@.service \
+           ./usr/lib/udev/rules.d/90-rdc-stick.rules ./usr/lib/rdc/rdc-stick-mount; do
     grep -q " $f\$" <<<"$contents" || fail "$deb does not hold $f"
   done
   dpkg-deb -f "$deb" Depends | grep -q "gstreamer1.0-plugins-good" || fail "$deb: Depends lacks the GStreamer runtime"
@@ -123,6 +124,13 @@ grep -q "^PASS  camera front .*H.264 640x360" <<<"$out" || fail "selftest in the
 grep -q "^PASS  configuration" <<<"$out" || fail "selftest: configuration"
 grep -q "^PASS  uplink certificate" <<<"$out" || fail "selftest: the certificate from sign-unit"
 grep -q "^PASS  service hardening .*rdc-recorder.service" <<<"$out" || fail "selftest: the installed unit's hardening"
+# The stick's service, as a stick sdb1 would start it: systemd takes it as installed.
+out=$(chroot "$root" sh -c 'cp /usr/lib/systemd/system/rdc-stick@.service /tmp/rdc-stick@sdb1.service && systemd-analyze verify /tmp/rdc-stick@sdb1.service 2>&1' || true)
+[ -z "$out" ] || { echo "$out"; fail "systemd-analyze verify rdc-stick@sdb1.service"; }
+chroot "$root" test -x /usr/lib/rdc/rdc-stick-mount || fail "rdc-stick-mount is not executable"
+grep -q 'SYSTEMD_WANTS}+="rdc-stick@%k.service"' "$root/usr/lib/udev/rules.d/90-rdc-stick.rules" \
+  || fail "the udev rule does not start rdc-stick@.service"
+echo "   rdc-stick@.service verifies; the udev rule and the mount helper are installed"
 
 echo "== the arm64 binaries under qemu-user"
 sysroot=$PWD/target/sysroot-arm64

@@ -113,6 +113,11 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
             };
             let server =
                 rt.block_on(async { start_uplink(u, &store, live, about, hooks.clone()) })?;
+            // The stick job's audit records come through here (rdc-stick@.service may write
+            // only this folder of the store).
+            if let Err(e) = std::fs::create_dir_all(crate::stick::spool_dir(&store.config().root)) {
+                tracing::warn!(error = %e, "cannot make the store's spool folder");
+            }
             if let Err(e) = write_key_binding(cfg.unit.id.as_str(), u, &store) {
                 tracing::warn!(error = %e, "cannot write the unit's key binding: sticks this unit writes will not be taken until it can");
             }

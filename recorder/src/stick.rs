@@ -9,7 +9,7 @@
 //! folder in the store ([`spool_audit`]), which it appends within a second and answers with the
 //! signed entry.
 
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,6 +149,14 @@ fn refuse(cfg: &rdc_config::Config, stick: &Path, who: &str, why: &str) -> anyho
         cfg.unit.id
     );
     write_status(stick, &status)?;
+    audit_refusal(cfg, who, why);
+    Ok(Done {
+        status,
+        ..Default::default()
+    })
+}
+
+fn audit_refusal(cfg: &rdc_config::Config, who: &str, why: &str) {
     let rec = AuditRecord {
         who: who.to_owned(),
         role: String::new(),
@@ -159,72 +167,39 @@ fn refuse(cfg: &rdc_config::Config, stick: &Path, who: &str, why: &str) -> anyho
     if let Err(e) = spool_audit(&cfg.storage.path, &rec, Duration::from_secs(15)) {
         tracing::error!(error = %e, "the refusal could not be audited");
     }
-    Ok(Done {
-        status,
-        ..Default::default()
-    })
 }
 
-/// Copies `src` to `dst`, carrying on from what `dst` already holds when it is a prefix of it
-/// (a stick pulled out mid-write), hashing as it goes: the whole must hash to `sha256`, the
-/// signed manifest's. Returns (bytes written, bytes kept). One pass over each byte, the
-/// destination synced once at the end.
-fn copy_resuming(
+/// Copies segment `src` to `dst` on the stick unless `dst` is that segment already (an
+/// earlier insertion wrote it whole: its bytes read back must hash to the signed `sha256`).
+/// Anything else under that name (the segment being written when the stick was pulled out)
+/// is deleted and written again whole: appending to a file a pulled stick left behind trusts
+/// a file system that was not cleanly unmounted (tried on FAT: the appended file read back
+/// wrong). Hashes as it copies, one pass; the file is synced once at the end. Returns (bytes
+/// written, bytes kept).
+fn copy_segment(
     src: &Path,
     dst: &Path,
     len: u64,
     sha256: &str,
     tick: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(u64, u64)> {
-    let have = std::fs::metadata(dst).map_or(0, |m| m.len());
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    // What is there already: read back once (it may be the end of an earlier insertion).
-    let from = if have > 0 && have <= len {
-        let mut f =
-            std::fs::File::open(dst).with_context(|| format!("reading {}", dst.display()))?;
-        loop {
-            let k = f.read(&mut buf)?;
-            if k == 0 {
-                break;
-            }
-            hash.update(&buf[..k]);
-        }
-        have
-    } else {
-        0
-    };
-    if from == len {
-        if hex::encode(hash.finish()) == sha256 {
+    if let Ok(m) = std::fs::metadata(dst) {
+        if m.len() == len
+            && std::fs::File::open(dst)
+                .ok()
+                .and_then(|mut f| rdc_format::sha256_hex(&mut f).ok())
+                .is_some_and(|h| h == sha256)
+        {
             return Ok((0, len));
         }
-        return copy_fresh(src, dst, len, sha256, tick);
+        std::fs::remove_file(dst).with_context(|| format!("replacing {}", dst.display()))?;
     }
     let mut input =
         std::fs::File::open(src).with_context(|| format!("reading {}", src.display()))?;
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(from == 0)
-        .open(dst)
-        .with_context(|| format!("writing {}", dst.display()))?;
-    // The stored file's first `from` bytes must be what the stick holds, or this is not a
-    // prefix of it: hash the source's prefix alongside and compare.
-    let mut src_prefix = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut left = from;
-    while left > 0 {
-        let k = input.read(&mut buf[..usize::try_from(left.min(1 << 20)).unwrap_or(1 << 20)])?;
-        if k == 0 {
-            break;
-        }
-        src_prefix.update(&buf[..k]);
-        left -= k as u64;
-    }
-    if from > 0 && src_prefix.finish().as_ref() != hash.clone().finish().as_ref() {
-        drop(out);
-        return copy_fresh(src, dst, len, sha256, tick);
-    }
-    out.seek(SeekFrom::Start(from))?;
+    let mut out =
+        std::fs::File::create(dst).with_context(|| format!("writing {}", dst.display()))?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
         let k = input.read(&mut buf)?;
@@ -241,23 +216,10 @@ fn copy_resuming(
         .with_context(|| format!("writing {}", dst.display()))?;
     if hex::encode(hash.finish()) != sha256 {
         bail!(
-            "{} does not match its signed manifest: the stored segment changed under the job, or the disk is failing",
+            "{} does not match its signed manifest: the stored segment changed under the job, or the unit's disk is failing",
             src.display()
         );
     }
-    Ok((n, from))
-}
-
-/// [`copy_resuming`] of a file the stick holds something else under the name of.
-fn copy_fresh(
-    src: &Path,
-    dst: &Path,
-    len: u64,
-    sha256: &str,
-    tick: &mut dyn FnMut(u64),
-) -> anyhow::Result<(u64, u64)> {
-    std::fs::remove_file(dst).with_context(|| format!("replacing {}", dst.display()))?;
-    let (n, _) = copy_resuming(src, dst, len, sha256, tick)?;
     Ok((n, 0))
 }
 
@@ -314,6 +276,20 @@ fn check_request(
         }
     };
     let now = rdc_storage::clock::Clocks::wall_ns(&RealClocks);
+    // The terms first (they need no trust: a request out of its terms is refused whoever signed
+    // it), in the audit log under the name its certificate claims.
+    if let Err(why) = rdc_format::stick::check_terms(&doc.body, cfg.unit.id.as_str(), now) {
+        let claimed = rdc_uplink::tls::cert_der(&doc.certificate)
+            .and_then(|d| rdc_uplink::pki::common_name(&d))
+            .map_or_else(|| "(no name)".to_owned(), |n| format!("{n} (unverified)"));
+        return refuse(
+            cfg,
+            stick,
+            &claimed,
+            &format!("The request is refused: {why}."),
+        )
+        .map(Checked::Refused);
+    }
     let ca = std::fs::read_to_string(&uplink.ca)
         .with_context(|| format!("reading the scheme CA {}", uplink.ca.display()))?;
     let signer = match rdc_uplink::stick::check_signer(&doc, &ca, &uplink.users) {
@@ -329,21 +305,37 @@ fn check_request(
         }
     };
     let who = format!("{} ({})", signer.name, signer.fingerprint);
-    if let Err(why) = rdc_format::stick::check_terms(&doc.body, cfg.unit.id.as_str(), now) {
-        return refuse(cfg, stick, &who, &format!("The request is refused: {why}."))
-            .map(Checked::Refused);
-    }
     let finished = format!("request {} complete", doc.sha256());
     if store.audit_entries(0)?.iter().any(|(_, a)| {
         a.action == "stick_export" && a.detail.as_deref().is_some_and(|d| d.contains(&finished))
     }) {
-        return refuse(
-            cfg,
-            stick,
-            &who,
-            "The request was used already: an officer prepares a new one.",
+        // The stick that holds that export keeps its STATUS.txt: inserted again, it still says
+        // COMPLETE and what it holds.
+        let done_here = std::fs::read(
+            stick
+                .join("rdc")
+                .join(cfg.unit.id.as_str())
+                .join("receipt.json"),
         )
-        .map(Checked::Refused);
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+        .is_some_and(|e| {
+            e.body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&finished))
+        });
+        let why = "The request was used already: an officer prepares a new one.";
+        if done_here {
+            audit_refusal(cfg, &who, &format!("{why} (this stick holds its export)"));
+            let status = std::fs::read_to_string(stick.join(STATUS_FILE)).unwrap_or_default();
+            return Ok(Checked::Refused(Done {
+                status: format!(
+                    "{status}\nNothing more was written: this stick holds the request's export already. {why}\n"
+                ),
+                ..Default::default()
+            }));
+        }
+        return refuse(cfg, stick, &who, why).map(Checked::Refused);
     }
     Ok(Checked::Go {
         doc: Box::new(doc),
@@ -413,9 +405,12 @@ pub fn run(
             e.segment.bytes.saturating_sub(have)
         })
         .sum();
+    // A file system that does not say its size (some FUSE drivers answer zeros) is taken as
+    // big enough: a full stick then fails the copy, which says so and is carried on later.
     let avail = rustix::fs::statvfs(stick)
-        .map(|s| s.f_bavail * s.f_frsize)
-        .unwrap_or(u64::MAX);
+        .ok()
+        .filter(|s| s.f_blocks > 0)
+        .map_or(u64::MAX, |s| s.f_bavail * s.f_frsize);
     if need + (1 << 20) > avail {
         return refuse(
             cfg,
@@ -477,7 +472,7 @@ pub fn run(
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for e in segs {
                 let src = store.segment_path(cam, e.segment.seq)?;
-                let (n, k) = copy_resuming(
+                let (n, k) = copy_segment(
                     &src,
                     &dir.join(&e.segment.file),
                     e.segment.bytes,
