@@ -159,6 +159,9 @@ async fn housekeeping(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // A stick job waits on its audit records (one readdir of a near-empty folder each time).
+    let mut spool_tick = tokio::time::interval(Duration::from_millis(100));
+    spool_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = notify::watchdog_interval();
     let mut n = 0u64;
     notify::notify("READY=1");
@@ -166,6 +169,10 @@ async fn housekeeping(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
+            _ = spool_tick.tick() => {
+                crate::stick::serve_spool(store);
+                continue;
+            }
             _ = tick.tick() => {}
         }
         n += 1;
@@ -173,7 +180,6 @@ async fn housekeeping(
             notify::notify("WATCHDOG=1");
         }
         hooks.audit_local_mark(store);
-        crate::stick::serve_spool(store);
         if n % 60 == 1 {
             match store.enforce_retention() {
                 Ok(r) if r.expired + r.over_budget > 0 => tracing::info!(

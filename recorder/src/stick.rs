@@ -54,12 +54,12 @@ pub fn spool_audit(store_root: &Path, rec: &AuditRecord, limit: Duration) -> any
                 limit.as_secs()
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// The daemon's side: appends every spooled record to the audit log and answers with the
-/// signed entry. Called every second by the daemon.
+/// signed entry. Called ten times a second by the daemon.
 pub fn serve_spool(store: &Store) {
     let dir = spool_dir(&store.config().root);
     let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -174,13 +174,13 @@ fn audit_refusal(cfg: &rdc_config::Config, who: &str, why: &str) {
 /// Anything else under that name (the segment being written when the stick was pulled out)
 /// is deleted and written again whole: appending to a file a pulled stick left behind trusts
 /// a file system that was not cleanly unmounted (tried on FAT: the appended file read back
-/// wrong). Hashes as it copies, one pass; the file is synced once at the end. Returns (bytes
-/// written, bytes kept).
+/// wrong). Hashes as it copies, one pass; the written file goes to `syncer`, which syncs it
+/// while the next is written. Returns (bytes written, bytes kept).
 fn copy_segment(
     src: &Path,
     dst: &Path,
-    len: u64,
-    sha256: &str,
+    (len, sha256): (u64, &str),
+    syncer: &Syncer,
     tick: &mut dyn FnMut(u64),
 ) -> anyhow::Result<(u64, u64)> {
     if let Ok(m) = std::fs::metadata(dst) {
@@ -198,29 +198,118 @@ fn copy_segment(
         std::fs::File::open(src).with_context(|| format!("reading {}", src.display()))?;
     let mut out =
         std::fs::File::create(dst).with_context(|| format!("writing {}", dst.display()))?;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = input.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        out.write_all(&buf[..k])
-            .with_context(|| format!("writing {}", dst.display()))?;
-        hash.update(&buf[..k]);
-        n += k as u64;
-        tick(k as u64);
+    // Reading and hashing on one thread, writing on this one: the stick is written while the
+    // next MiB is read from the unit's disk.
+    const BUF: usize = 1 << 20;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(3);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    for _ in 0..4 {
+        let _ = empty_tx.send(vec![0u8; BUF]);
     }
-    out.sync_all()
-        .with_context(|| format!("writing {}", dst.display()))?;
-    if hex::encode(hash.finish()) != sha256 {
+    let (digest, n) = std::thread::scope(|sc| -> anyhow::Result<(String, u64)> {
+        let reader = sc.spawn(move || -> std::io::Result<String> {
+            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+            for mut buf in empty_rx {
+                let k = input.read(&mut buf)?;
+                if k == 0 {
+                    break;
+                }
+                hash.update(&buf[..k]);
+                if full_tx.send((buf, k)).is_err() {
+                    break;
+                }
+            }
+            Ok(hex::encode(hash.finish()))
+        });
+        let mut n = 0u64;
+        let written = (|| -> anyhow::Result<()> {
+            for (buf, k) in &full_rx {
+                out.write_all(&buf[..k])
+                    .with_context(|| format!("writing {}", dst.display()))?;
+                n += k as u64;
+                tick(k as u64);
+                let _ = empty_tx.send(buf);
+            }
+            Ok(())
+        })();
+        drop(empty_tx);
+        drop(full_rx);
+        let digest = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reading thread panicked"))?
+            .with_context(|| format!("reading {}", src.display()))?;
+        written?;
+        Ok((digest, n))
+    })?;
+    if digest != sha256 {
         bail!(
             "{} does not match its signed manifest: the stored segment changed under the job, or the unit's disk is failing",
             src.display()
         );
     }
+    syncer.sync(out, dst)?;
     Ok((n, 0))
+}
+
+/// Syncs written files on a thread of its own, one behind the writer: the stick writes one
+/// file while the one before is flushed, and at most two files' bytes wait in memory (a slow
+/// stick's dirty pages otherwise pile up until the kernel throttles every writer, the
+/// recorder too).
+struct Syncer {
+    tx: Option<std::sync::mpsc::SyncSender<(std::fs::File, PathBuf)>>,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn new() -> Syncer {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(std::fs::File, PathBuf)>(3);
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let f = failed.clone();
+        let thread = std::thread::spawn(move || {
+            for (file, path) in rx {
+                if let Err(e) = file.sync_all() {
+                    let mut g = f.lock().unwrap_or_else(|p| p.into_inner());
+                    g.get_or_insert(format!("writing {}: {e}", path.display()));
+                }
+            }
+        });
+        Syncer {
+            tx: Some(tx),
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            Some(e) => bail!("{e}"),
+            None => Ok(()),
+        }
+    }
+
+    fn sync(&self, f: std::fs::File, p: &Path) -> anyhow::Result<()> {
+        self.check()?;
+        if let Some(tx) = &self.tx {
+            tx.send((f, p.to_owned()))
+                .map_err(|_| anyhow::anyhow!("the stick's sync thread stopped"))?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every file handed over is synced.
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.check()
+    }
 }
 
 /// The job runs behind the recorder: the lowest CPU priority and the idle I/O class, so a slow
@@ -467,6 +556,7 @@ pub fn run(
     let (mut written, mut kept) = (0u64, 0u64);
     let copied = (|| -> anyhow::Result<Vec<String>> {
         let mut lines = Vec::new();
+        let syncer = Syncer::new();
         for (cam, segs) in &plan {
             let dir = base.join(cam);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -475,8 +565,8 @@ pub fn run(
                 let (n, k) = copy_segment(
                     &src,
                     &dir.join(&e.segment.file),
-                    e.segment.bytes,
-                    &e.segment.ciphertext_sha256,
+                    (e.segment.bytes, &e.segment.ciphertext_sha256),
+                    &syncer,
                     &mut |b| {
                         p.bytes_done += b;
                         progress(p);
@@ -498,6 +588,12 @@ pub fn run(
                 &serde_json::to_vec_pretty(&manifests)?,
             )?;
             lines.push(camera_line(cam, segs));
+        }
+        syncer.finish()?;
+        for (cam, _) in &plan {
+            if let Ok(d) = std::fs::File::open(base.join(cam)) {
+                let _ = d.sync_all();
+            }
         }
         write_synced(&base.join("unit.json"), &serde_json::to_vec_pretty(&facts)?)?;
         Ok(lines)
