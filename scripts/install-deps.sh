@@ -13,6 +13,7 @@ pkgs=(
   iproute2 systemd coreutils
   wireguard-go wireguard-tools nftables conntrack
   dosfstools exfatprogs fusefat exfat-fuse util-linux
+  man-db bash-completion
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -12,6 +12,17 @@ cargo deb --version >/dev/null 2>&1 || cargo install --locked cargo-deb --versio
 
 mkdir -p target/debian
 cargo build --locked --release -p rdc-recorder -p rdc-cli
+# Shell completions and man pages, made by the binaries from their own command lines (the same
+# for both architectures); the package installs them where bash, zsh, fish and man look.
+gen=target/generated
+rm -rf "$gen"; mkdir -p "$gen/man" "$gen/completions"
+for b in rdc rdc-recorder; do
+  target/release/$b man "$gen/man" >/dev/null
+  target/release/$b completions bash >"$gen/completions/$b.bash"
+  target/release/$b completions zsh >"$gen/completions/_$b"
+  target/release/$b completions fish >"$gen/completions/$b.fish"
+done
+gzip -9n "$gen"/man/*.1
 cargo deb --locked -p rdc-recorder --no-build --strip --output target/debian/
 
 scripts/build-aarch64.sh >/dev/null

@@ -32,7 +32,11 @@ for deb in "$amd" "$arm"; do
            ./usr/lib/sysusers.d/rdc.conf ./usr/lib/tmpfiles.d/rdc-recorder.conf \
            ./usr/share/doc/rdc/examples/recorder.toml ./usr/lib/systemd/system/rdc-vpn-status.timer \
            ./usr/lib/systemd/system/rdc-vpn-status.service ./usr/lib/systemd/system/rdc-stick@.service \
-           ./usr/lib/udev/rules.d/90-rdc-stick.rules ./usr/lib/rdc/rdc-stick-mount; do
+           ./usr/lib/udev/rules.d/90-rdc-stick.rules ./usr/lib/rdc/rdc-stick-mount \
+           ./usr/share/man/man1/rdc.1.gz ./usr/share/man/man1/rdc-fetch.1.gz \
+           ./usr/share/man/man1/rdc-recorder.1.gz ./usr/share/man/man1/rdc-recorder-stick.1.gz \
+           ./usr/share/bash-completion/completions/rdc ./usr/share/bash-completion/completions/rdc-recorder \
+           ./usr/share/zsh/vendor-completions/_rdc ./usr/share/fish/vendor_completions.d/rdc.fish; do
     grep -q " $f\$" <<<"$contents" || fail "$deb does not hold $f"
   done
   dpkg-deb -f "$deb" Depends | grep -q "gstreamer1.0-plugins-good" || fail "$deb: Depends lacks the GStreamer runtime"

@@ -6,7 +6,8 @@ use crate::*;
 #[command(
     name = "rdc",
     version,
-    about = "Reach redeployable CCTV units: status, list, fetch, audit"
+    about = "Reach redeployable CCTV units: status, footage, exports, stills, disclosures, memory sticks, audits",
+    after_help = "Times: a local time in the scheme's zone (2026-06-01T18:00; the units file's `timezone`, Europe/London by default), one with an offset (2026-06-01T17:00:00Z), or now-10m, now-2h, now-1d."
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -58,9 +59,11 @@ pub(crate) struct Footage {
     /// The camera's id (a-z, 0-9, '-', '_').
     #[arg(long)]
     pub(crate) camera: Id,
-    /// Start: RFC 3339 UTC (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
+    /// Start: a local time in the scheme's zone (2026-11-23T18:00), one with an offset
+    /// (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
     #[arg(long, default_value = "now-1h")]
     pub(crate) from: String,
+    /// End: as --from.
     #[arg(long, default_value = "now")]
     pub(crate) to: String,
     #[command(flatten)]
@@ -85,7 +88,11 @@ pub(crate) enum Cmd {
     Status {
         #[command(flatten)]
         target: Target,
-        #[arg(long)]
+        /// Print the unit's answer as JSON (for tools) instead of a summary.
+        #[arg(long, conflicts_with = "activity")]
+        json: bool,
+        /// A chart of each camera's bytes per minute (needs --case and --reason: it is audited).
+        #[arg(long, requires_all = ["case_ref", "reason"])]
         activity: bool,
         /// Hours back from now, with --activity.
         #[arg(long, default_value_t = 24)]
@@ -93,11 +100,22 @@ pub(crate) enum Cmd {
         /// Cameras to chart (default: all the unit has).
         #[arg(long = "camera")]
         cameras: Vec<Id>,
+        /// The case reference, with --activity.
         #[arg(long = "case")]
         case_ref: Option<String>,
+        /// Why you look, with --activity.
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Print a shell's completions for rdc (the .deb installs them).
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (rdc.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// Segments of a camera in a time range.
     List {
         #[command(flatten)]
@@ -139,6 +157,7 @@ pub(crate) enum Cmd {
             required_unless_present = "from_stick",
             conflicts_with = "from_stick"
         )]
+        /// The case reference.
         case_ref: Option<String>,
         /// The reason.
         #[arg(
@@ -146,6 +165,7 @@ pub(crate) enum Cmd {
             required_unless_present = "from_stick",
             conflicts_with = "from_stick"
         )]
+        /// Why (recorded by the unit in its audit log).
         reason: Option<String>,
         /// The officer's age identity (AGE-SECRET-KEY-…) that decrypts the footage (required
         /// with --from-stick).
@@ -206,7 +226,7 @@ pub(crate) enum Cmd {
         #[arg(long)]
         source: Option<PathBuf>,
     },
-    /// Stills as exhibits (001 §5.13-5.16): an officer requests a still of an instant, a
+    /// Stills as exhibits: an officer requests a still of an instant, a
     /// manager approves its necessity, the officer makes it (the exact frame, decoded here, as
     /// a PNG with a signed record) and records its release to the police. The unit enforces
     /// each step and keeps the register.
@@ -216,7 +236,7 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: StillCmd,
     },
-    /// A disclosure copy of an evidence bundle with third parties obscured (002 §41): regions a
+    /// A disclosure copy of an evidence bundle with third parties obscured: regions a
     /// person drew, black or 16 px blocks (or everything but the regions, --keep-only),
     /// re-encoded, signed and recorded by the unit. --check draws the regions over the footage
     /// first.
@@ -228,7 +248,7 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: crate::stick::StickCmd,
     },
-    /// Subject access requests (002 §43): open one (the footage is held, the deadline recorded
+    /// Subject access requests (answered within a calendar month): open one (the footage is held, the deadline recorded
     /// on the unit), extend or close it; list every unit's, overdue first.
     Sar {
         #[command(subcommand)]
@@ -242,6 +262,7 @@ pub(crate) enum Cmd {
         /// Only this case's stills.
         #[arg(long = "case")]
         case_ref: Option<String>,
+        /// Print JSON (for tools) instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -268,6 +289,7 @@ pub(crate) enum Cmd {
     Selftest {
         #[command(flatten)]
         target: Target,
+        /// Print JSON (for tools) instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -303,15 +325,18 @@ pub(crate) enum StillCmd {
     /// Make an approved still: the unit serves the footage that holds the frame, rdc checks it
     /// and writes --out: still.png, still.json (signed), the served bytes, the CA, a README.
     Make {
+        /// The still's id, as `rdc stills` lists it.
         still: u64,
         /// The officer's age identity that decrypts the footage.
         #[arg(long)]
         identity: PathBuf,
+        /// Where the file is written.
         #[arg(long, short)]
         out: PathBuf,
     },
     /// Record a made still's release to the police as an exhibit.
     Release {
+        /// The still's id, as `rdc stills` lists it.
         still: u64,
         /// Who receives it: "DC NAME, force, exhibit ref".
         #[arg(long)]
@@ -325,14 +350,19 @@ pub(crate) enum HoldsCmd {
     List,
     /// Hold footage of some cameras (all if none given) in a time range.
     Create {
+        /// A camera (repeat for more; all the unit has if none).
         #[arg(long = "camera")]
         cameras: Vec<Id>,
+        /// Start: a local time (2026-06-01T18:00), one with an offset, or now-10m.
         #[arg(long)]
         from: String,
+        /// End: as --from.
         #[arg(long)]
         to: String,
+        /// The case reference.
         #[arg(long = "case")]
         case_ref: String,
+        /// Why (recorded by the unit in its audit log).
         #[arg(long)]
         reason: String,
         /// When the hold must be reviewed (at most a year ahead), e.g. 2027-05-01T00:00:00Z.
@@ -341,7 +371,9 @@ pub(crate) enum HoldsCmd {
     },
     /// Release a hold; its footage then follows normal retention.
     Release {
+        /// The hold's number, as `rdc holds list` shows it.
         id: u64,
+        /// Why (recorded by the unit in its audit log).
         #[arg(long)]
         reason: String,
     },
@@ -351,17 +383,22 @@ pub(crate) enum HoldsCmd {
 pub(crate) enum KeysCmd {
     /// A new scheme CA: <dir>/ca.crt and <dir>/ca.key (keep ca.key offline).
     Ca {
+        /// The scheme's name, as its certificates will carry it.
         #[arg(long)]
         scheme: String,
+        /// The folder the keys and certificates are written to.
         #[arg(long)]
         dir: PathBuf,
     },
     /// A unit's certificate: <dir>/<id>.crt and .key, for the unit's [uplink].
     Unit {
+        /// The scheme CA's folder (from `rdc keys ca`).
         #[arg(long)]
         ca_dir: PathBuf,
+        /// The unit's id, as officers will name it.
         #[arg(long)]
         id: String,
+        /// The folder the keys and certificates are written to.
         #[arg(long)]
         dir: PathBuf,
         /// Days the certificate is valid.
@@ -371,11 +408,13 @@ pub(crate) enum KeysCmd {
     /// A unit's certificate from the request `rdc-recorder init` made on the unit (its key
     /// never leaves it): <dir>/<id>.crt.
     SignUnit {
+        /// The scheme CA's folder (from `rdc keys ca`).
         #[arg(long)]
         ca_dir: PathBuf,
         /// The unit's request (uplink.csr).
         #[arg(long)]
         csr: PathBuf,
+        /// The folder the keys and certificates are written to.
         #[arg(long)]
         dir: PathBuf,
         /// Days the certificate is valid.
@@ -384,19 +423,23 @@ pub(crate) enum KeysCmd {
     },
     /// A person's certificate: <dir>/<name>.crt and .key; prints the line for units' configs.
     User {
+        /// The scheme CA's folder (from `rdc keys ca`).
         #[arg(long)]
         ca_dir: PathBuf,
+        /// The person's name, as their certificate and the audit log will carry it.
         #[arg(long)]
         name: String,
         /// The role the unit should give them: officer, manager, engineer or auditor.
         #[arg(long, default_value = "officer")]
         role: String,
+        /// The folder the keys and certificates are written to.
         #[arg(long)]
         dir: PathBuf,
     },
     /// Revoke certificates: writes the scheme's CRL (adding to it if it exists). Install it on
     /// every unit as [uplink] crl.
     Revoke {
+        /// The scheme CA's folder (from `rdc keys ca`).
         #[arg(long)]
         ca_dir: PathBuf,
         /// The CRL file to create or extend.
@@ -408,6 +451,7 @@ pub(crate) enum KeysCmd {
     },
     /// An officer's age identity (standard age format); prints its public key (a recipient).
     Identity {
+        /// Where the file is written.
         #[arg(long)]
         out: PathBuf,
     },
@@ -439,8 +483,10 @@ pub(crate) enum KeysCmd {
 pub(crate) enum HubCmd {
     /// A unit, with the key and address `rdc-recorder init --vpn-*` printed on it.
     AddUnit {
+        /// The person's name, as their certificate and the audit log will carry it.
         #[arg(long)]
         name: String,
+        /// The WireGuard public key it printed.
         #[arg(long)]
         public_key: String,
         /// The unit's tunnel address (as given to init); the lowest free one when absent.
@@ -453,11 +499,13 @@ pub(crate) enum HubCmd {
     /// An officer's machine. Without --public-key, makes its key pair and writes the officer's
     /// wg-quick file to --out (mode 600) to hand over.
     AddOfficer {
+        /// The person's name, as their certificate and the audit log will carry it.
         #[arg(long)]
         name: String,
         /// The key `wg pubkey` printed on the officer's machine.
         #[arg(long, conflicts_with = "out")]
         public_key: Option<String>,
+        /// The officer's tunnel address (e.g. 10.77.255.3); the lowest free one when absent.
         #[arg(long)]
         address: Option<std::net::Ipv4Addr>,
         /// Where the officer's configuration goes (default: ./<name>.conf).

@@ -144,10 +144,7 @@ pub async fn export_bundle(
     a: &ExportArgs,
     events: &Events,
 ) -> anyhow::Result<Exported> {
-    let (from_ns, to_ns) = (parse_time(&a.from)?, parse_time(&a.to)?);
-    if from_ns >= to_ns {
-        bail!("--from must be before --to");
-    }
+    let (from_ns, to_ns) = time::parse_range(&a.from, &a.to)?;
     if a.out.join(MANIFEST).exists() {
         bail!(
             "{} already holds a finished export: choose another --out (an exhibit is never overwritten)",

@@ -3,14 +3,12 @@
 
 use crate::*;
 
-pub(crate) async fn list(c: &Client, f: &Footage) -> anyhow::Result<Vec<SegmentEntry>> {
-    Ok(c.list(
-        &f.camera,
-        parse_time(&f.from)?,
-        parse_time(&f.to)?,
-        &f.why.justification()?,
-    )
-    .await?)
+pub(crate) async fn list(
+    c: &Client,
+    f: &Footage,
+    (from, to): (i64, i64),
+) -> anyhow::Result<Vec<SegmentEntry>> {
+    Ok(c.list(&f.camera, from, to, &f.why.justification()?).await?)
 }
 
 /// The local name of a segment: built from numbers only, never from a name the unit sent, so
@@ -33,12 +31,12 @@ pub(crate) async fn fetch(
     events: &Events,
 ) -> anyhow::Result<Fetch> {
     let camera = &footage.camera;
+    let range = time::parse_range(&footage.from, &footage.to)?;
     let identities = identity.map(crate::export::read_identities).transpose()?;
     let just = footage.why.justification()?;
     let mut client = connect(target).await?;
     // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
     let dir = out.join(camera.as_str());
-    let range = (parse_time(&footage.from)?, parse_time(&footage.to)?);
     let (status, entries, lead) =
         status_and_list(&client, camera.into(), range, &just, &dir).await?;
     let unit_keys = unit_keys(&status.unit_public_key, &status.retired_keys)?;

@@ -114,6 +114,11 @@ pub fn main() -> ExitCode {
 
 /// The program with these arguments (the first is the program's name).
 pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if let Err(e) = units::set_zone_from(&args) {
+        eprintln!("rdc: {e:#}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse_from(args);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -135,6 +140,92 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
     }
 }
 
+/// Where a camera's footage is on the unit, in words: for a range that held none.
+async fn where_footage_is(c: &Client, camera: &str) -> String {
+    match c.status().await {
+        Ok(v) => match v.store.cameras.iter().find(|s| s.camera == camera) {
+            Some(s) => match (s.oldest_start_ns, s.newest_end_ns) {
+                (Some(a), Some(b)) => format!(
+                    "the unit has {camera}'s footage from {} to {}",
+                    time::local(a),
+                    time::local(b)
+                ),
+                _ => format!("the unit holds no footage of {camera}"),
+            },
+            None => format!(
+                "the unit has no camera {camera}; its cameras: {}",
+                v.store
+                    .cameras
+                    .iter()
+                    .map(|s| s.camera.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        Err(e) => format!("(the unit could not say where its footage is: {e})"),
+    }
+}
+
+/// `rdc status` for a person: who runs the unit and where, its clock, each camera, the disk.
+fn status_summary(v: &rdc_uplink::protocol::StatusAnswer) -> Vec<String> {
+    let mut out = vec![format!("unit        {}", v.unit)];
+    if let Some(a) = &v.about {
+        out.push(format!("operator    {} ({})", a.operator, a.contact));
+        out.push(format!("site        {}", a.site));
+    }
+    let skew = (v.time_ns - crate::export::now_ns()) / 1_000_000_000;
+    let clock = match &v.live {
+        Some(l) if l.clock.synchronized => "synchronised".to_owned(),
+        Some(_) => "NOT synchronised (footage times are the unit's own clock)".to_owned(),
+        None => "unknown".to_owned(),
+    };
+    out.push(format!(
+        "clock       {} on the unit, {clock}{}",
+        time::local(v.time_ns),
+        if skew.abs() >= 5 {
+            format!("; {skew:+} s from this machine's")
+        } else {
+            String::new()
+        }
+    ));
+    if let Some(l) = &v.live {
+        for c in &l.cameras {
+            let mut line = format!(
+                "recording   {:<12} {}",
+                c.camera,
+                if c.recording {
+                    "yes".to_owned()
+                } else {
+                    format!(
+                        "NO: {}",
+                        c.last_gap_cause.as_deref().unwrap_or("not started yet")
+                    )
+                }
+            );
+            if c.dropped_frames > 0 {
+                line.push_str(&format!(
+                    "; {} frames dropped since the recorder started (the disk could not keep up)",
+                    c.dropped_frames
+                ));
+            }
+            out.push(line);
+        }
+        if let Some(t) = &l.tunnel {
+            out.push(format!(
+                "tunnel      {} {}{}",
+                t.interface,
+                if t.up { "up" } else { "DOWN" },
+                t.handshake_age_s
+                    .map_or(String::new(), |s| format!(", the hub answered {s} s ago"))
+            ));
+        }
+    }
+    out.extend(rdc_format::human::status_lines(&v.store, &|t| {
+        time::local(t)
+    }));
+    out
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Keys { cmd } => keys(cmd),
@@ -147,14 +238,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     jobs,
                 },
         } => units::fleet_status(units, json, timeout, jobs).await,
+        Cmd::Completions { shell } => {
+            rdc_config::shell::completions(<Cli as clap::CommandFactory>::command(), shell);
+            Ok(())
+        }
+        Cmd::Man { dir } => {
+            for p in rdc_config::shell::man_pages(<Cli as clap::CommandFactory>::command(), &dir)? {
+                outln!("{}", p.display());
+            }
+            Ok(())
+        }
         Cmd::Status {
             target,
             activity: false,
+            json,
             ..
         } => {
             let c = connect(&target).await?;
             let v = c.status().await?;
-            outln!("{}", serde_json::to_string_pretty(&v)?);
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for l in status_summary(&v) {
+                    outln!("{l}");
+                }
+            }
             Ok(())
         }
         Cmd::Status {
@@ -185,7 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     review,
                 } => Request::HoldCreate {
                     cameras,
-                    from_ns: parse_time(&from)?,
+                    from_ns: time::parse_range(&from, &to)?.0,
                     to_ns: parse_time(&to)?,
                     case_ref,
                     reason,
@@ -202,17 +310,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             accept_new_key,
         } => audit(&target, from_seq, accept_new_key).await,
         Cmd::List { target, footage } => {
+            let range = time::parse_range(&footage.from, &footage.to)?;
             let c = connect(&target).await?;
-            let entries = list(&c, &footage).await?;
+            let entries = list(&c, &footage, range).await?;
+            if entries.is_empty() {
+                let held = where_footage_is(&c, footage.camera.as_str()).await;
+                c.close();
+                eprintln!(
+                    "no footage of {} {}; {held}",
+                    footage.camera,
+                    time::describe_range(range.0, range.1)
+                );
+                return Ok(());
+            }
+            c.close();
+            outln!(
+                "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  then",
+                "camera",
+                "segment",
+                "from",
+                "to",
+                "size"
+            );
             for e in &entries {
                 outln!(
-                    "{:<8} {:>6}  {} .. {}  {:>10} bytes  {:?}",
+                    "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  {}",
                     e.segment.camera,
                     e.segment.seq,
-                    rdc_format::time::rfc3339(e.segment.start_ns),
-                    rdc_format::time::rfc3339(e.segment.end_ns),
-                    e.segment.bytes,
-                    e.ended
+                    time::local(e.segment.start_ns),
+                    time::local(e.segment.end_ns),
+                    rdc_format::human::bytes(e.segment.bytes),
+                    match &e.ended {
+                        rdc_format::Ended::Cut => "the next segment follows".to_owned(),
+                        rdc_format::Ended::Stopped { cause } => format!("a gap: {cause}"),
+                        rdc_format::Ended::PowerLoss => "a gap: the unit lost power".to_owned(),
+                        rdc_format::Ended::Lost { cause } => format!("lost: {cause}"),
+                    }
                 );
             }
             eprintln!("{} segments", entries.len());
@@ -279,7 +412,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             if f.segments == 0 {
-                eprintln!("no footage from {} in that range", footage.camera);
+                let held = match connect(&target).await {
+                    Ok(c) => {
+                        let h = where_footage_is(&c, footage.camera.as_str()).await;
+                        c.close();
+                        h
+                    }
+                    Err(e) => format!("(the unit could not be asked where its footage is: {e:#})"),
+                };
+                eprintln!("no footage of {} in that range; {held}", footage.camera);
             } else {
                 eprintln!(
                     "{} segments from {} in {}: verified against the unit's signed manifests{}",
@@ -381,6 +522,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_command_and_argument_says_what_it_is_for() {
+        let cmd = <crate::args::Cli as clap::CommandFactory>::command();
+        cmd.clone().debug_assert();
+        let missing = rdc_config::shell::undocumented(&cmd);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
     use crate::fetch::{local_stem, part_path};
     use crate::time::parse_time;
     use crate::units::parse_units;

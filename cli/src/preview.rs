@@ -88,10 +88,7 @@ pub(crate) struct Picture {
 }
 
 pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<()> {
-    let (from_ns, to_ns) = (parse_time(&a.footage.from)?, parse_time(&a.footage.to)?);
-    if to_ns <= from_ns {
-        bail!("--to must be after --from");
-    }
+    let (from_ns, to_ns) = time::parse_range(&a.footage.from, &a.footage.to)?;
     let every_ns = every(a.every.as_deref(), to_ns - from_ns)?;
     // Tiles start on whole multiples of the spacing (18:00:00, 18:00:10 ...), as the unit keeps
     // its previews, so each finds one: the sheet starts at the tile --from falls in.
@@ -309,10 +306,11 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 
 fn human_every(ns: i64) -> String {
     let s = ns / 1_000_000_000;
+    // The sheet's font has capitals only.
     if s % 60 == 0 {
-        format!("{}MIN", s / 60)
+        format!("{} MIN", s / 60)
     } else {
-        format!("{s}S")
+        format!("{s} S")
     }
 }
 

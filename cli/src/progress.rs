@@ -109,6 +109,9 @@ pub fn render(
     elapsed: Duration,
     width: usize,
 ) -> String {
+    // A file fetched again (a preview asked for once more) can count past what was announced:
+    // the total is then what was really moved, never "1.2 of 0.9 MB (134 %)".
+    let total = total.max(done);
     let frac = (done as f64 / total.max(1) as f64).clamp(0.0, 1.0);
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 {

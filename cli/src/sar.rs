@@ -13,10 +13,13 @@ pub(crate) enum SarCmd {
     Open {
         #[command(flatten)]
         target: Target,
+        /// The camera whose footage the requester is in.
         #[arg(long)]
         camera: Id,
+        /// Start of the footage asked for: a local time (2026-06-01T18:00) or one with an offset.
         #[arg(long)]
         from: String,
+        /// End: as --from.
         #[arg(long)]
         to: String,
         /// The day the request was received (YYYY-MM-DD, UK date).
@@ -30,9 +33,12 @@ pub(crate) enum SarCmd {
     Extend {
         #[command(flatten)]
         target: Target,
+        /// The request's reference (as `sar open --requester-ref` gave it).
         reference: String,
+        /// Months to extend by: 1 or 2.
         #[arg(long)]
         months: u8,
+        /// Why (recorded by the unit).
         #[arg(long)]
         reason: String,
     },
@@ -41,19 +47,24 @@ pub(crate) enum SarCmd {
     Close {
         #[command(flatten)]
         target: Target,
+        /// The request's reference (as `sar open --requester-ref` gave it).
         reference: String,
+        /// The disclosure's folder (from `rdc redact`) that answered the request.
         #[arg(long, conflicts_with = "refused", required_unless_present = "refused")]
         disclosed: Option<PathBuf>,
+        /// Why the request was refused, when it was.
         #[arg(long)]
         refused: Option<String>,
     },
     /// The open requests of every unit in the units file, overdue first, with the days left.
     List {
+        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
         #[arg(long)]
         units: Option<PathBuf>,
         /// Closed requests too.
         #[arg(long)]
         all: bool,
+        /// Print JSON (for tools) instead of lines.
         #[arg(long)]
         json: bool,
     },
@@ -63,7 +74,9 @@ pub(crate) enum SarCmd {
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Row {
     pub(crate) unit: String,
+    /// The request's reference (as `sar open --requester-ref` gave it).
     pub(crate) reference: String,
+    /// The camera whose footage the requester is in.
     pub(crate) camera: String,
     pub(crate) received: String,
     pub(crate) due: String,
@@ -182,13 +195,14 @@ pub(crate) async fn run(cmd: SarCmd) -> anyhow::Result<()> {
             received,
             requester_ref,
         } => {
+            let (from_ns, to_ns) = time::parse_range(&from, &to)?;
             let c = connect(&target).await?;
             let e = c
                 .call(&Request::SarOpen {
                     reference: requester_ref.clone(),
                     camera,
-                    from_ns: parse_time(&from)?,
-                    to_ns: parse_time(&to)?,
+                    from_ns,
+                    to_ns,
                     received: received.clone(),
                 })
                 .await?;

@@ -10,20 +10,27 @@ pub(crate) enum StickCmd {
     /// Write onto the stick mounted at DIR a request, signed with your key, for the unit to
     /// export what it names when the stick is inserted.
     Prepare {
+        /// Where the stick is mounted.
         dir: PathBuf,
         /// The unit, as named in the units file (its id).
         #[arg(long, short)]
         unit: String,
+        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
         #[arg(long)]
         units: Option<PathBuf>,
+        /// A camera to export (repeat for more).
         #[arg(long = "camera", required = true)]
         cameras: Vec<Id>,
+        /// Start: a local time (2026-06-01T18:00), one with an offset, or now-1d.
         #[arg(long)]
         from: String,
+        /// End: as --from.
         #[arg(long)]
         to: String,
+        /// The case reference.
         #[arg(long = "case")]
         case_ref: String,
+        /// Why the footage leaves on a stick (recorded by the unit in its audit log).
         #[arg(long)]
         reason: String,
         /// Hours the request stays valid (at most a week).
@@ -44,10 +51,7 @@ pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
         reason,
         valid_hours,
     } = cmd;
-    let (from_ns, to_ns) = (parse_time(&from)?, parse_time(&to)?);
-    if from_ns >= to_ns {
-        bail!("--from must be before --to");
-    }
+    let (from_ns, to_ns) = time::parse_range(&from, &to)?;
     let target = Target { unit, units };
     let entry = units::entry(&target)?;
     let cert_pem = std::fs::read_to_string(&entry.cert)
@@ -323,19 +327,20 @@ impl StickView {
 
 /// The request's range, narrowed by `--from`/`--to` when given.
 fn narrowed(r: &StickRequest, from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
-    let from = from
-        .map(parse_time)
-        .transpose()?
-        .map_or(r.from_ns, |t| t.max(r.from_ns));
-    let to = to
-        .map(parse_time)
-        .transpose()?
-        .map_or(r.to_ns, |t| t.min(r.to_ns));
+    let (f, t) = (
+        from.map(parse_time).transpose()?,
+        to.map(parse_time).transpose()?,
+    );
+    if let (Some(f), Some(t)) = (f, t) {
+        time::check_range(f, t)?;
+    }
+    let from = f.map_or(r.from_ns, |t| t.max(r.from_ns));
+    let to = t.map_or(r.to_ns, |t| t.min(r.to_ns));
     if from >= to {
         bail!(
             "the stick holds {} to {}: --from and --to must overlap it",
-            rdc_format::time::rfc3339(r.from_ns),
-            rdc_format::time::rfc3339(r.to_ns)
+            time::local(r.from_ns),
+            time::local(r.to_ns)
         );
     }
     Ok((from, to))

@@ -103,23 +103,42 @@ pub(crate) async fn commission(
         );
         return Ok(());
     }
+    let st = c.status().await?;
+    let has: Vec<String> = st
+        .live
+        .map(|l| l.cameras.into_iter().map(|c| c.camera).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if let Some(unknown) = cameras
+        .iter()
+        .find(|c| !has.iter().any(|h| h == c.as_str()))
+    {
+        bail!(
+            "unit {} has no camera {unknown}; its cameras: {}",
+            target.unit,
+            if has.is_empty() {
+                "none".to_owned()
+            } else {
+                has.join(", ")
+            }
+        );
+    }
     let cameras: Vec<Id> = if cameras.is_empty() {
-        let st = c.status().await?;
-        st.live
-            .map(|l| l.cameras.into_iter().map(|c| c.camera).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| Id::parse(&c).ok())
-            .collect()
+        has.iter().filter_map(|c| Id::parse(c).ok()).collect()
     } else {
         cameras.to_vec()
     };
     if cameras.is_empty() {
         bail!("the unit reports no cameras");
     }
+    // Made only once the stills are coming: a refused commission leaves no folder behind.
+    let first = c.still(&cameras[0]).await?;
     std::fs::create_dir_all(out)?;
+    let mut first = Some(first);
     for cam in &cameras {
-        let (info, bytes) = c.still(cam).await?;
+        let (info, bytes) = match first.take() {
+            Some(f) => f,
+            None => c.still(cam).await?,
+        };
         // The camera is an `Id`: a plain file name.
         let p = out.join(format!("{cam}.png"));
         let codec = info.codec.clone();

@@ -15,8 +15,36 @@ pub(crate) struct UnitEntry {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UnitsFile {
+    /// The scheme's time zone, for times written without an offset (default Europe/London).
+    #[serde(default)]
+    pub(crate) timezone: Option<String>,
     #[serde(default)]
     pub(crate) unit: std::collections::BTreeMap<String, UnitEntry>,
+}
+
+/// Sets the scheme's zone from the units file the command line names (`--units F`), or the
+/// default one; a missing or unreadable file leaves Europe/London (the command itself then
+/// says what is wrong with it, if it needs it).
+pub(crate) fn set_zone_from(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let mut path = None;
+    for (i, a) in args.iter().enumerate() {
+        let a = a.to_string_lossy();
+        if let Some(p) = a.strip_prefix("--units=") {
+            path = Some(PathBuf::from(p));
+        } else if a == "--units" {
+            path = args.get(i + 1).map(PathBuf::from);
+        }
+    }
+    let path = units_path(&Target {
+        unit: String::new(),
+        units: path,
+    });
+    let zone = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| parse_units(&t).ok())
+        .and_then(|f| f.timezone);
+    crate::time::set_zone(zone.as_deref().unwrap_or(crate::time::DEFAULT_ZONE))
+        .with_context(|| format!("in {}", path.display()))
 }
 
 /// For the fuzz targets: parses a units file, says whether it is valid. Not an API.

@@ -10,6 +10,8 @@
 
 pub mod raw;
 mod schema;
+#[cfg(feature = "shell")]
+pub mod shell;
 mod units;
 mod validator;
 
@@ -212,6 +214,15 @@ impl fmt::Display for SecretRef {
         }
     }
 }
+
+/// The example configuration's placeholder operator, contact and site (and its phone number,
+/// from Ofcom's range for drama): refused, as they would end up in every evidence README.
+pub const EXAMPLE_PLACEHOLDERS: [&str; 4] = [
+    "Example Housing Association, Community Safety Team",
+    "cctv@example.org",
+    "0161 496 0000",
+    "10 Example Road",
+];
 
 /// The recipients in `recorder.example.toml`: samples, refused in a real configuration.
 pub const SAMPLE_RECIPIENTS: [&str; 2] = [
@@ -463,6 +474,9 @@ impl Problem {
             || self
                 .message
                 .contains("no default credentials survive deployment")
+            || self
+                .message
+                .contains("the example configuration's placeholder")
     }
 }
 

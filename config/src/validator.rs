@@ -103,6 +103,22 @@ impl Validator {
         let contact = self.text("unit.contact", &u.contact, 200);
         let purpose = self.text("unit.purpose", &u.purpose, 1000);
         let site = self.text("unit.site", &u.site, 200);
+        for (key, value) in [
+            ("unit.operator", &u.operator),
+            ("unit.contact", &u.contact),
+            ("unit.site", &u.site),
+        ] {
+            if crate::EXAMPLE_PLACEHOLDERS
+                .iter()
+                .any(|p| value.contains(p))
+            {
+                self.err(
+                    key,
+                    format!("{value:?}"),
+                    "is the example configuration's placeholder: put the scheme's own here (it is printed in every evidence export's README and on the unit's signage)",
+                );
+            }
+        }
         let signing_key = u
             .signing_key
             .get_or_insert_with(|| PathBuf::from("/var/lib/rdc/unit-signing-key.p8"))
@@ -407,7 +423,7 @@ impl Validator {
                     self.err(
                         k("password_file"),
                         secret.to_string(),
-                        format!("holds {why}: set a password of the camera's own on the camera, then here (R11: no default credentials survive deployment)"),
+                        format!("holds {why}: set a password of the camera's own on the camera, then here (no default credentials survive deployment)"),
                     );
                 }
             }
@@ -622,7 +638,7 @@ impl Validator {
             self.err(
                 "uplink.still_max_age_days",
                 still_days,
-                "must be 1 to 31 days (a still's request and approval are acted on within days; 001 §5.13)",
+                "must be 1 to 31 days (a still's request and approval are acted on within days)",
             );
             None
         };

@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod export;
+pub mod human;
 pub mod manifest;
 pub mod records;
 pub mod sar;

@@ -27,6 +27,7 @@ struct Cli {
 enum Cmd {
     /// Record every configured camera until SIGTERM (what systemd runs).
     Run {
+        /// The unit's configuration.
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
     },
@@ -79,8 +80,10 @@ enum Cmd {
     /// Commissioning: `--done` marks the unit in service (from then on nobody sees a live still;
     /// audited); without it, says whether the unit is in service.
     Commission {
+        /// The unit's configuration.
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Mark the unit in service (needs --reason).
         #[arg(long)]
         done: bool,
         /// Who marks it (recorded in the audit log).
@@ -92,6 +95,7 @@ enum Cmd {
     },
     /// Check a configuration file: print the effective configuration, or every problem in it.
     CheckConfig {
+        /// The configuration file.
         #[arg(default_value = rdc_config::DEFAULT_PATH)]
         path: PathBuf,
     },
@@ -99,6 +103,7 @@ enum Cmd {
     /// the disk against retention, the clock, the uplink and its certificate, the
     /// configuration, the service's hardening. One PASS/FAIL line each; exit 1 on any failure.
     Selftest {
+        /// The unit's configuration.
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
         /// Print JSON (for tools) instead of lines.
@@ -113,7 +118,8 @@ enum Cmd {
     },
     /// Inspect the store on this unit (for a field engineer on site; shows no footage).
     Store {
-        #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
+        /// The unit's configuration (before or after the subcommand).
+        #[arg(long, short, global = true, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
         #[command(subcommand)]
         cmd: StoreCmd,
@@ -124,10 +130,21 @@ enum Cmd {
     /// a stick runs this (rdc-stick@.service); run by hand, it shows progress. The recorder must
     /// be running (it keeps the audit log), and keeps priority over this job.
     Stick {
+        /// The unit's configuration.
         #[arg(long, short, default_value = rdc_config::DEFAULT_PATH)]
         config: PathBuf,
+        /// Where the stick is mounted.
         path: PathBuf,
     },
+    /// Print a shell's completions for rdc-recorder (the .deb installs them).
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (rdc-recorder.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,9 +152,13 @@ enum StoreCmd {
     /// Disk use, retention the disk really holds, cameras, holds.
     Status,
     /// Segments of a camera (all cameras if none given), newest last.
-    List { camera: Option<String> },
+    List {
+        /// The camera (all cameras if none given).
+        camera: Option<String>,
+    },
     /// Check signatures, chains and (with --deep) every segment's SHA-256.
     Verify {
+        /// Also hash every segment against its signed manifest (reads all footage).
         #[arg(long)]
         deep: bool,
     },
@@ -178,6 +199,16 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
+        Cmd::Completions { shell } => {
+            rdc_config::shell::completions(<Cli as clap::CommandFactory>::command(), shell);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { dir } => {
+            for p in rdc_config::shell::man_pages(<Cli as clap::CommandFactory>::command(), &dir)? {
+                println!("{}", p.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run { config } => {
             let Some(cfg) = load(&config) else {
                 return Ok(ExitCode::from(1));
@@ -369,39 +400,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 StoreCmd::RotateKey { .. } => unreachable!("handled above"),
                 StoreCmd::Status => {
                     let s = store.status()?;
-                    println!("unit            {} ({})", cfg.unit.id, cfg.unit.operator);
-                    println!("segments        {}", s.segments);
-                    println!(
-                        "bytes           {} of a budget of {}",
-                        s.total_bytes, s.budget_bytes
-                    );
-                    println!("retention       {} days configured", s.retention_days);
-                    match s.capacity_days {
-                        Some(c) if c < f64::from(s.retention_days) => {
-                            println!(
-                                "disk holds      {c:.1} days at the current rate: LESS than the retention; footage older than that is overwritten"
-                            )
-                        }
-                        Some(c) => println!("disk holds      {c:.1} days at the current rate"),
-                        None => println!("disk holds      (not enough footage yet to estimate)"),
-                    }
-                    println!(
-                        "oldest footage  {}",
-                        s.oldest_ns.map_or("-".into(), rfc3339)
-                    );
-                    println!(
-                        "newest footage  {}",
-                        s.newest_ns.map_or("-".into(), rfc3339)
-                    );
-                    println!("holds           {} ({} bytes held)", s.holds, s.held_bytes);
-                    for c in &s.cameras {
-                        println!(
-                            "camera {:<8} {} segments, {} bytes, newest {}",
-                            c.camera,
-                            c.segments,
-                            c.bytes,
-                            c.newest_end_ns.map_or("-".into(), rfc3339)
-                        );
+                    println!("unit        {} ({})", cfg.unit.id, cfg.unit.operator);
+                    for l in rdc_format::human::status_lines(&s, &|t| rfc3339(t)) {
+                        println!("{l}");
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -551,4 +552,19 @@ fn print_vpn(id: &str, m: &crate::init::VpnMade) {
         m.public_key, t.address
     );
     println!("{}", t.hub_peer(id, &m.public_key));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_and_argument_says_what_it_is_for() {
+        let cmd = <super::Cli as clap::CommandFactory>::command();
+        cmd.clone().debug_assert();
+        let missing = rdc_config::shell::undocumented(&cmd);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
+    }
 }

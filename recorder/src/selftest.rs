@@ -61,11 +61,24 @@ pub fn run(config: &Path, opts: &Options) -> Vec<Line> {
             vec![(Line::new("configuration", true, detail), c)]
         }
         Err(e) => {
-            return vec![Line::new(
-                "configuration",
-                false,
-                format!("{e}").replace('\n', "; "),
-            )];
+            // One problem a line, under the check's own.
+            let detail = match &e {
+                rdc_config::ConfigError::Invalid {
+                    source_name,
+                    problems,
+                } => format!(
+                    "{source_name} has {} problem{}:\n{}",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" },
+                    problems
+                        .iter()
+                        .map(|p| format!("      - {p}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+                e => e.to_string(),
+            };
+            return vec![Line::new("configuration", false, detail)];
         }
     };
     let (first, cfg) = cfg.into_iter().next().expect("one");

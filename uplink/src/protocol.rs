@@ -357,7 +357,7 @@ pub enum Refusal {
         len: u64,
     },
     #[error(
-        "the unit has been in service since {since}: nobody sees a live still any more (a camera's view is set during commissioning; 001 §5.12)"
+        "the unit has been in service since {since}: nobody sees a live still any more (a camera's view is set during commissioning, and not watched after)"
     )]
     InService { since: String },
     #[error("there is no still from camera {camera} yet: it is not streaming; run `rdc selftest`")]

@@ -893,9 +893,13 @@ fn handle(
                     since: rdc_format::time::rfc3339(since),
                 });
             }
-            let (codec, bytes, wall_ns) = h.still(camera.as_str()).ok_or(Refusal::NoStill {
-                camera: camera.to_string(),
-            })?;
+            let Some((codec, bytes, wall_ns)) = h.still(camera.as_str()) else {
+                // A camera the unit does not have is named as such, with the ones it has.
+                known_camera(store, camera)?;
+                return Err(Refusal::NoStill {
+                    camera: camera.to_string(),
+                });
+            };
             rec.from_ns = Some(wall_ns);
             Ok(Handled::Blob(
                 Answer::Still(StillInfo {

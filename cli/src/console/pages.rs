@@ -599,10 +599,13 @@ pub(crate) async fn hold_create(
             .filter(|s| !s.is_empty())
             .map(|s| Id::parse(s).map_err(|e| anyhow!("camera {s:?}: {e}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let from_ns = parse_time(&g("from")).context("footage from")?;
+        let to_ns = parse_time(&g("to")).context("footage to")?;
+        crate::time::check_range(from_ns, to_ns)?;
         anyhow::Ok(Request::HoldCreate {
             cameras,
-            from_ns: parse_time(&g("from")).context("footage from")?,
-            to_ns: parse_time(&g("to")).context("footage to")?,
+            from_ns,
+            to_ns,
             case_ref: g("case"),
             reason: g("reason"),
             review_ns: parse_time(&g("review")).context("review by")?,

@@ -26,14 +26,16 @@ pub(crate) const README: &str = "README.txt";
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct RequestArgs {
+    /// The camera's id.
     #[arg(long)]
     pub(crate) camera: Id,
     /// The instant, to the frame: RFC 3339 (2026-11-23T18:04:05.240Z).
     #[arg(long)]
     pub(crate) at: String,
+    /// The case reference.
     #[arg(long = "case")]
     pub(crate) case_ref: String,
-    /// Why the still is necessary (001 §5.13: it must be capable of justification).
+    /// Why the still is necessary (it must be capable of justification).
     #[arg(long)]
     pub(crate) reason: String,
     /// For a police officer's request: their name.
@@ -64,11 +66,13 @@ pub(crate) struct ApproveArgs {
     /// Sign the approval (without it, the request is shown and nothing is signed).
     #[arg(long)]
     pub(crate) yes: bool,
+    /// A note for the register with the approval (what the manager checked).
     #[arg(long, default_value = "")]
     pub(crate) note: String,
     /// With an age identity: the preview nearest the instant is written to --preview.
     #[arg(long)]
     pub(crate) identity: Option<PathBuf>,
+    /// Show the preview nearest the instant first (needs --identity).
     #[arg(long, default_value = "still-preview.png")]
     pub(crate) preview: PathBuf,
 }
@@ -79,7 +83,9 @@ pub(crate) struct Record {
     pub(crate) format: String,
     pub(crate) still: u64,
     pub(crate) unit: UnitFacts,
+    /// The camera's id.
     pub(crate) camera: String,
+    /// The case reference.
     pub(crate) case_ref: String,
     pub(crate) reason: String,
     pub(crate) frame: FrameFacts,

@@ -35,6 +35,7 @@ pub(crate) struct RedactArgs {
     /// The disclosure's folder (not with --check).
     #[arg(long, short, required_unless_present = "check")]
     pub(crate) out: Option<PathBuf>,
+    /// How regions are obscured: solid (black) or pixelate (16 px blocks, each its average).
     #[arg(long, value_enum, default_value = "solid")]
     pub(crate) mode: Mode,
     /// Obscure everything outside the regions (to disclose only the requester).
@@ -53,6 +54,7 @@ pub(crate) struct RedactArgs {
     /// disclosure in its audit log (and the officer's key signs it).
     #[arg(long, short, required_unless_present = "check")]
     pub(crate) unit: Option<String>,
+    /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
     #[arg(long)]
     pub(crate) units: Option<PathBuf>,
     /// x264's preset (faster renders, larger files).
@@ -67,6 +69,7 @@ pub(crate) struct Disclosure {
     /// The exhibit it was made from: its signed manifest's SHA-256, unit, camera, case.
     pub(crate) source: Source,
     pub(crate) regions: Vec<Region>,
+    /// How regions are obscured: solid (black) or pixelate (16 px blocks, each its average).
     pub(crate) mode: Mode,
     pub(crate) keep_only: bool,
     pub(crate) block_px: usize,

@@ -364,6 +364,22 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
         assert_eq!(p["streams"][0]["width"], 640, "{cam}");
         assert_eq!(p["streams"][0]["height"], 360, "{cam}");
     }
+    // A camera the unit does not have: named, with the ones it has; no folder made.
+    let nowhere = s.keys.path().join("stills-frnt");
+    let o = eng_rdc(&[
+        "commission",
+        "--camera",
+        "frnt",
+        "--out",
+        &nowhere.display().to_string(),
+    ]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("has no camera frnt; its cameras: front, rear"),
+        "{e}"
+    );
+    assert!(!nowhere.exists());
     // The officer gets no still (their footage goes through fetch, with a case and reason).
     let o = s.rdc("commission", &["--out", &stills.display().to_string()]);
     assert_eq!(o.status.code(), Some(1));

@@ -3,6 +3,7 @@
 //! implementation and probed with ffprobe/ffmpeg.
 
 mod audit;
+mod cli;
 mod console;
 mod export;
 mod fetch;
