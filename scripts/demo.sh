@@ -93,7 +93,7 @@ for ((t = 0; t < secs; t += 10)); do
   echo "   ${t}s..$((t + 10))s: $n finished segments"
 done
 echo; echo "== as the officer, over the uplink while the unit records: status, list, fetch"
-$bin/rdc status --unit demo-unit --units "$demo/units.toml" | head -8
+$bin/rdc status --unit demo-unit --units "$demo/units.toml"
 $bin/rdc list --unit demo-unit --units "$demo/units.toml" --camera front --from now-10m \
   --case "ASB/2026/0042" --reason "reported damage to the front door"
 $bin/rdc fetch --unit demo-unit --units "$demo/units.toml" --camera front --from now-10m \

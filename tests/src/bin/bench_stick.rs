@@ -339,7 +339,7 @@ impl Watching {
 impl Status {
     fn read(&self) -> anyhow::Result<Watched> {
         let o = Command::new(&self.exe)
-            .args(["rdc", "status", "--unit", "relay-unit", "--units"])
+            .args(["rdc", "status", "--json", "--unit", "relay-unit", "--units"])
             .arg(&self.units)
             .output()?;
         let v: serde_json::Value = serde_json::from_slice(&o.stdout)

@@ -63,7 +63,7 @@ fn officer_fetches_footage_with_rdc_over_quic() {
         String::from_utf8_lossy(&fetch.stderr)
     );
     // The engineer's view over the uplink: the camera recording now, and the clock's state.
-    let status = rdc(&["status", "--unit", "e2e", "--units", &units_s]);
+    let status = rdc(&["status", "--json", "--unit", "e2e", "--units", &units_s]);
     assert!(
         status.status.success(),
         "{}",

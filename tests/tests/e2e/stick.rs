@@ -539,7 +539,7 @@ fn sticks_get_only_ciphertext_on_a_signed_request_survive_being_pulled_and_expor
     ex.pull();
 
     // The live camera recorded throughout: no frame dropped, no segment stopped early.
-    let st = s.rdc("status", &[]);
+    let st = s.rdc("status", &["--json"]);
     let status: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     let live = status["live"]["cameras"]
         .as_array()
