@@ -536,3 +536,54 @@ pub(crate) enum UnitsCmd {
         jobs: usize,
     },
 }
+
+/// Commands whose unit (`--unit`, `--units`) belongs to the command while the work is a
+/// subcommand: `rdc still request ...`, `rdc holds list`.
+const TARGET_THEN_SUBCOMMAND: [&str; 2] = ["still", "holds"];
+
+/// Lets `--unit` and `--units` come after the subcommand as well as before it (`rdc still
+/// request --unit u1 ...`, as people type it and as the README writes it): moves them to just
+/// after the command, where clap reads them. Other arguments are left as they are.
+pub(crate) fn hoist_target_flags(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(cmd) = args.get(1).and_then(|a| a.to_str()) else {
+        return args;
+    };
+    if !TARGET_THEN_SUBCOMMAND.contains(&cmd) {
+        return args;
+    }
+    // Where the subcommand is: the first word after the command that is not a flag or the
+    // value of one of these flags.
+    let is_target = |a: &str| matches!(a, "--unit" | "-u" | "--units");
+    let mut i = 2;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if is_target(&a) {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    let (head, tail) = args.split_at(i.min(args.len()));
+    let mut moved = Vec::new();
+    let mut rest = Vec::new();
+    let mut j = 0;
+    while j < tail.len() {
+        let a = tail[j].to_string_lossy();
+        if is_target(&a) && j + 1 < tail.len() && !tail[j + 1].to_string_lossy().starts_with('-') {
+            moved.extend_from_slice(&tail[j..j + 2]);
+            j += 2;
+        } else if a.starts_with("--unit=") || a.starts_with("--units=") {
+            moved.push(tail[j].clone());
+            j += 1;
+        } else {
+            rest.push(tail[j].clone());
+            j += 1;
+        }
+    }
+    let mut out = head.to_vec();
+    out.extend(moved);
+    out.extend(rest);
+    out
+}

@@ -119,7 +119,7 @@ pub fn main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode
         eprintln!("rdc: {e:#}");
         return ExitCode::from(2);
     }
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse_from(args::hoist_target_flags(args));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -522,6 +522,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_unit_may_be_named_before_or_after_a_subcommand() {
+        use crate::args::{Cli, Cmd, hoist_target_flags};
+        use clap::Parser as _;
+        let parse = |line: &str| {
+            let args = line.split(' ').map(std::ffi::OsString::from).collect();
+            Cli::try_parse_from(hoist_target_flags(args))
+        };
+        for line in [
+            "rdc still --unit u1 --units f.toml request --camera front --at now --case c --reason r",
+            "rdc still request --camera front --at now --case c --reason r --unit u1 --units f.toml",
+            "rdc still request --unit=u1 --camera front --at now --case c --reason r --units=f.toml",
+            "rdc still request -u u1 --units f.toml --camera front --at now --case c --reason r",
+        ] {
+            match parse(line) {
+                Ok(Cli {
+                    cmd: Cmd::Still { target, .. },
+                }) => {
+                    assert_eq!(target.unit, "u1", "{line}");
+                    assert_eq!(
+                        target.units.as_deref(),
+                        Some(std::path::Path::new("f.toml"))
+                    );
+                }
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert!(parse("rdc holds list --unit u1").is_ok());
+        assert!(parse("rdc holds list").is_err());
+    }
+
     #[test]
     fn every_command_and_argument_says_what_it_is_for() {
         let cmd = <crate::args::Cli as clap::CommandFactory>::command();
