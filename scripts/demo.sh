@@ -33,7 +33,7 @@ cat > "$demo/recorder.toml" <<TOML
 [unit]
 id = "demo-unit"
 operator = "Demo Housing Association"
-contact = "cctv@example.org"
+contact = "cctv@northtown-homes.example"
 purpose = "Demonstration of the rdc recorder"
 site = "loopback"
 signing_key = "$demo/unit-signing-key.p8"

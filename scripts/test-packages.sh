@@ -94,7 +94,7 @@ chroot "$root" sh -ec "
 [unit]
 id = \"pkg-unit\"
 operator = \"Package Test Housing\"
-contact = \"cctv@example.org\"
+contact = \"cctv@northtown-homes.example\"
 purpose = \"package test\"
 site = \"chroot\"
 signing_key = \"/var/lib/rdc/unit-signing-key.p8\"
