@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# A run builds each crate once: incremental caches would only take disk (a run that ran out of
+# space failed as a compile error). Say so up front when the disk is short.
+export CARGO_INCREMENTAL=0
+free_gb=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+if [ "${free_gb:-0}" -lt 20 ]; then
+  echo "test: only ${free_gb} GB free here; a clean run needs about 20 GB (debug, release and arm64 builds)" >&2
+fi
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 # The declared rust-version still builds, and the docs build without a warning.
