@@ -99,54 +99,6 @@ impl Progress {
     }
 }
 
-/// One line of at most `width` characters: label, bar, percent, bytes, this run's rate and the
-/// time left at that rate.
-pub fn render(
-    label: &str,
-    done: u64,
-    total: u64,
-    this_run: u64,
-    elapsed: Duration,
-    width: usize,
-) -> String {
-    // A file fetched again (a preview asked for once more) can count past what was announced:
-    // the total is then what was really moved, never "1.2 of 0.9 MB (134 %)".
-    let total = total.max(done);
-    let frac = (done as f64 / total.max(1) as f64).clamp(0.0, 1.0);
-    let secs = elapsed.as_secs_f64();
-    let rate = if secs > 0.0 {
-        this_run as f64 / secs
-    } else {
-        0.0
-    };
-    let left = if done >= total {
-        "done".to_string()
-    } else if rate > 0.0 {
-        let s = ((total - done) as f64 / rate).round() as u64;
-        format!("{}:{:02} left", s / 60, s % 60)
-    } else {
-        "--:-- left".to_string()
-    };
-    let tail = format!(
-        " {:>3.0}% {:.1}/{:.1} MB {:.1} Mbit/s {left}",
-        frac * 100.0,
-        done as f64 / 1e6,
-        total as f64 / 1e6,
-        rate * 8.0 / 1e6
-    );
-    let label: String = label.chars().take(16).collect();
-    let bar_width = width
-        .saturating_sub(label.chars().count() + tail.len() + 3)
-        .max(10);
-    let filled = (frac * bar_width as f64).floor() as usize;
-    let mut bar = "#".repeat(filled);
-    if filled < bar_width {
-        bar.push('>');
-        bar.push_str(&".".repeat(bar_width - filled - 1));
-    }
-    format!("{label} [{bar}]{tail}")
-}
-
 /// Counts the bytes written through it into a [`Progress`].
 #[derive(Debug)]
 pub struct Counting<W> {
@@ -184,6 +136,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Counting<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::render;
 
     #[test]
     fn counts_per_segment_and_corrects() {

@@ -218,6 +218,36 @@ fn run(
     identity: Option<&Path>,
     r: &mut Report,
 ) -> anyhow::Result<()> {
+    let Some((signed, b)) = read_manifest(dir, r) else {
+        return Ok(());
+    };
+    // The exporter's signature, and who they are.
+    let signer = check_exporter(dir, ca, &signed, &b, r)?;
+    // Every file: where the manifest says, with its size and hash.
+    let actual = check_files(dir, &b, r)?;
+    check_sums(dir, &b, r)?;
+    extra_files(dir, &b, r);
+    // The unit's signed manifests: an unbroken chain, each of this camera.
+    let keys = match unit_keys(&b.unit.public_key, &b.unit.retired_keys) {
+        Ok(k) => k,
+        Err(e) => {
+            r.fail(format!("the unit's key in {MANIFEST}: {e}"));
+            return Ok(());
+        }
+    };
+    let run_manifests = check_unit_manifests(&b, &keys, r);
+    // Each exported segment: in order, its master file the one the unit signed.
+    let digest_items = check_segments(&b, &run_manifests, &actual, r);
+    // What the manifest says of the footage, recomputed from the unit's manifests.
+    check_described(&b, &run_manifests, r);
+    // The unit's receipt: it logged this export, of these segments, for this case.
+    check_receipt(&b, &keys, &digest_items, signer.as_deref(), r);
+    check_frame_times(dir, &b, &run_manifests, r);
+    check_decryptions(dir, &b, &actual, identity, r)
+}
+
+/// The bundle's signed manifest, read; `None` (failed in the report) when it cannot be.
+fn read_manifest(dir: &Path, r: &mut Report) -> Option<(Signed, Bundle)> {
     let mpath = dir.join(MANIFEST);
     let bytes = match std::fs::read(&mpath) {
         Ok(b) => b,
@@ -226,21 +256,21 @@ fn run(
                 "{}: cannot be read ({e}); without it nothing can be checked",
                 mpath.display()
             ));
-            return Ok(());
+            return None;
         }
     };
     let signed: Signed = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
         Err(e) => {
             r.fail(format!("{MANIFEST} is not a bundle manifest: {e}"));
-            return Ok(());
+            return None;
         }
     };
     let b: Bundle = match serde_json::from_value(signed.bundle.clone()) {
         Ok(b) => b,
         Err(e) => {
             r.fail(format!("{MANIFEST}: the bundle is not readable: {e}"));
-            return Ok(());
+            return None;
         }
     };
     if b.format != export::FORMAT {
@@ -249,10 +279,20 @@ fn run(
             b.format,
             export::FORMAT
         ));
-        return Ok(());
+        return None;
     }
+    Some((signed, b))
+}
 
-    // The exporter's signature, and who they are.
+/// The exporter's signature over the manifest, and their certificate issued by the scheme CA:
+/// returns the signer's fingerprint when the certificate could be read.
+fn check_exporter(
+    dir: &Path,
+    ca: Option<&Path>,
+    signed: &Signed,
+    b: &Bundle,
+    r: &mut Report,
+) -> anyhow::Result<Option<String>> {
     let mut signer: Option<String> = None;
     let cert_der = tls::cert_der(&b.exporter.certificate);
     let sig = {
@@ -312,8 +352,11 @@ fn run(
         (None, _) => r.fail("the manifest's exporter certificate is not a PEM certificate"),
         (_, Err(e)) => r.fail(format!("the manifest's signature is not base64: {e}")),
     }
+    Ok(signer)
+}
 
-    // Every file: where the manifest says, with its size and hash.
+/// Every file the manifest lists, present, regular and as hashed: their SHA-256 by path.
+fn check_files(dir: &Path, b: &Bundle, r: &mut Report) -> anyhow::Result<BTreeMap<String, String>> {
     let mut actual: BTreeMap<String, String> = BTreeMap::new();
     let mut files_ok = true;
     for f in &b.files {
@@ -357,17 +400,12 @@ fn run(
             b.files.len()
         ));
     }
-    check_sums(dir, &b, r)?;
-    extra_files(dir, &b, r);
+    Ok(actual)
+}
 
-    // The unit's signed manifests: an unbroken chain, each of this camera.
-    let keys = match unit_keys(&b.unit.public_key, &b.unit.retired_keys) {
-        Ok(k) => k,
-        Err(e) => {
-            r.fail(format!("the unit's key in {MANIFEST}: {e}"));
-            return Ok(());
-        }
-    };
+/// The unit's manifests: an unbroken signed chain, each of this unit's camera. Returns those
+/// that are.
+fn check_unit_manifests(b: &Bundle, keys: &[[u8; 32]], r: &mut Report) -> Vec<Manifest> {
     let chain_ok = match check_chain(&b.manifests, &keys, "manifest") {
         Ok(()) => true,
         Err(e) => {
@@ -395,8 +433,17 @@ fn run(
             b.unit.public_key
         ));
     }
+    run_manifests
+}
 
-    // Each exported segment: in order, its master file the one the unit signed.
+/// Each exported segment in order, with its signed manifest, its master file the one the unit
+/// signed and its decryption present. Returns (seq, signed SHA-256) of each, for the receipt.
+fn check_segments(
+    b: &Bundle,
+    run_manifests: &[Manifest],
+    actual: &BTreeMap<String, String>,
+    r: &mut Report,
+) -> Vec<(u64, String)> {
     let mut seg_ok = true;
     let mut prev: Option<u64> = None;
     let mut digest_items: Vec<(u64, String)> = Vec::new();
@@ -454,8 +501,11 @@ fn run(
             b.segments.len()
         ));
     }
+    digest_items
+}
 
-    // What the manifest says of the footage, recomputed from the unit's manifests.
+/// The gaps, the footage's range and the clock state, as the unit's manifests show them.
+fn check_described(b: &Bundle, run_manifests: &[Manifest], r: &mut Report) {
     let present: BTreeSet<u64> = b.segments.iter().map(|s| s.seq).collect();
     let gaps = export::gaps(
         (b.requested.from_ns, b.requested.to_ns),
@@ -507,11 +557,16 @@ fn run(
         },
         "the clock state listed is not what the unit's manifests say",
     );
+}
 
-    // The unit's receipt: it logged this export, of these segments, for this case.
-    check_receipt(&b, &keys, &digest_items, signer.as_deref(), r);
-    check_frame_times(dir, &b, &run_manifests, r);
-
+/// With the officer's identity: every `.ts` is the decryption of its `.age`.
+fn check_decryptions(
+    dir: &Path,
+    b: &Bundle,
+    actual: &BTreeMap<String, String>,
+    identity: Option<&Path>,
+    r: &mut Report,
+) -> anyhow::Result<()> {
     if let Some(id) = identity {
         let ids = crate::export::read_identities(id)?;
         let mut all = true;

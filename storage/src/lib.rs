@@ -32,11 +32,11 @@ pub use rdc_format::SegmentEntry;
 pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{
-    AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, RetentionReport,
-    RetiredKey, SegmentReader, Status, Store, StoreConfig, load_unit_key, retired_keys, rotate_key,
+    AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, Pushed,
+    RetentionReport, RetiredKey, SegmentReader, SegmentWriter, Status, Store, StoreConfig, load_unit_key, retired_keys, rotate_key,
     sha256_hex,
 };
-pub use writer::{Frame, Pushed, SegmentWriter};
+pub use writer::{Cadence, Decision, Frame};
 
 /// What can go wrong in the store. Each message says what to do.
 #[derive(Debug, thiserror::Error)]

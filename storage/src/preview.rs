@@ -9,8 +9,8 @@
 //! interval).
 
 use crate::manifest::{ClockState, Manifest, TimeSource};
-use crate::writer::{Frame, Pushed, SegmentWriter};
-use crate::{Error, Store};
+use crate::writer::Frame;
+use crate::{Error, Pushed, SegmentWriter, Store};
 
 /// A preview segment holds this many previews (it is cut at the first preview `interval` times
 /// this after its start): at 10 s, ten minutes a segment, six an hour, 144 a day. A segment is

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::agefmt::{CHUNK, PayloadKey};
 use crate::manifest::{ClockState, Ended, Manifest, TimeSource};
-use crate::store::Store;
 use crate::{Error, io_err};
 
 /// One unit of input: some bytes of the camera's stream (typically one frame of MPEG-TS).
@@ -35,44 +34,89 @@ pub struct Frame<'a> {
     pub mono_ns: u64,
 }
 
-/// What a push did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Pushed {
-    /// The frame was dropped: no segment is open and it is not a keyframe.
-    pub dropped: bool,
-    /// A segment was finished (cut at this keyframe).
-    pub closed: Option<Manifest>,
-    /// Everything up to and including this frame is now durable.
-    pub synced: bool,
-    /// The disk failed (full, or an I/O error): this frame was dropped, the open segment was
-    /// closed at its last sync, and recording resumes at the next keyframe. Why.
-    pub failed: Option<String>,
+/// What the writer does with a frame, decided from the frame's kind and monotonic time alone
+/// (as [`crate::retention::plan`] decides deletions), so it is tested on simulated time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// No segment is open and this is not a keyframe: the frame is dropped.
+    Drop,
+    /// Start a segment at this keyframe (none is open), durable at once.
+    Start,
+    /// End the open segment before this keyframe and start the next one at it, durable at once.
+    Cut,
+    /// Append the frame, then make everything durable.
+    Sync,
+    /// Append the frame.
+    Nothing,
 }
 
-/// Writes the segments of one camera. Obtained from [`Store::writer`]; one per camera at a time.
-///
-/// Dropping it without [`SegmentWriter::close`] leaves the open segment as a crash would: the
-/// next [`Store::open`] recovers it up to its last sync.
-#[derive(Debug)]
-pub struct SegmentWriter {
-    pub(crate) store: Store,
-    pub(crate) camera: String,
-    pub(crate) open: Option<OpenSegment>,
-    pub(crate) clock: ClockState,
-    /// Which clock the frames pushed now have their times from, if the caller said.
-    pub(crate) times: Option<TimeSource>,
-    /// Frames dropped while waiting for the first keyframe.
-    pub dropped_before_keyframe: u64,
-    /// A segment whose writing failed and that could not be closed yet: (dir, stem, seq).
-    pub(crate) orphan: Option<(PathBuf, String, u64)>,
-    /// Recording stopped at this wall time for this cause: recorded when it resumes.
-    pub(crate) gap: Option<(i64, String)>,
-    /// Segments are cut at the first keyframe this long after their start (the store's
-    /// `segment_ns` unless the track says otherwise).
-    pub(crate) segment_ns: u64,
-    /// Cut the open segment at the next keyframe, however short it is (someone is waiting to
-    /// be served what it holds).
-    pub(crate) cut_next: bool,
+/// When segments are cut and synced: the writer's decisions, without its files.
+#[derive(Debug, Clone)]
+pub struct Cadence {
+    /// Segments are cut at the first keyframe this long after their start.
+    segment_ns: u64,
+    /// Footage is made durable once this long has passed since the last sync.
+    sync_ns: u64,
+    /// Cut at the next keyframe, however short the segment is.
+    cut_next: bool,
+    /// The open segment's first frame and last sync, monotonic ns.
+    open: Option<(u64, u64)>,
+}
+
+impl Cadence {
+    pub fn new(segment_ns: u64, sync_ns: u64) -> Self {
+        Cadence {
+            segment_ns: segment_ns.max(1),
+            sync_ns,
+            cut_next: false,
+            open: None,
+        }
+    }
+
+    pub fn on_frame(&mut self, keyframe: bool, mono: u64) -> Decision {
+        match self.open {
+            None if !keyframe => Decision::Drop,
+            None => {
+                self.open = Some((mono, mono));
+                Decision::Start
+            }
+            Some((start, _))
+                if keyframe
+                    && (self.cut_next || mono.saturating_sub(start) >= self.segment_ns) =>
+            {
+                self.cut_next = false;
+                self.open = Some((mono, mono));
+                Decision::Cut
+            }
+            Some((start, last_sync)) if mono.saturating_sub(last_sync) >= self.sync_ns => {
+                self.open = Some((start, mono));
+                Decision::Sync
+            }
+            Some(_) => Decision::Nothing,
+        }
+    }
+
+    /// Everything up to `mono` was made durable outside [`Cadence::on_frame`].
+    pub fn synced(&mut self, mono: u64) {
+        if let Some((_, last)) = &mut self.open {
+            *last = (*last).max(mono);
+        }
+    }
+
+    /// The open segment ended (stopped, or its disk failed): the next keyframe starts one.
+    pub fn closed(&mut self) {
+        self.open = None;
+        self.cut_next = false;
+    }
+
+    /// Cut the open segment at the next keyframe, however short it is.
+    pub fn cut_at_next_keyframe(&mut self) {
+        self.cut_next = self.open.is_some();
+    }
+
+    pub fn set_segment_ns(&mut self, ns: u64) {
+        self.segment_ns = ns.max(1);
+    }
 }
 
 pub(crate) struct OpenSegment {
@@ -99,7 +143,6 @@ pub(crate) struct OpenSegment {
     clock_start: ClockState,
     synced_throughout: bool,
     times_from: Option<TimeSource>,
-    last_sync_mono: u64,
     sync_no: u64,
     pub(crate) running_start: Option<u64>,
     /// SHA-256 of the header, then of each chunk written (the manifest signs their digest).
@@ -107,230 +150,6 @@ pub(crate) struct OpenSegment {
     /// Where each keyframe starts and how far each chunk reaches; `None` for a track that
     /// is never served in parts (previews).
     index: Option<rdc_format::stills::FrameIndex>,
-}
-
-impl SegmentWriter {
-    pub fn camera(&self) -> &str {
-        &self.camera
-    }
-
-    /// Cuts the open segment at the next keyframe pushed, so what it holds can be served: a
-    /// [`Ended::Cut`], as at the segment length, so no gap follows.
-    pub fn cut_at_next_keyframe(&mut self) {
-        self.cut_next = self.open.is_some();
-    }
-
-    /// Cuts this writer's segments at the first keyframe `ns` after their start, instead of the
-    /// store's segment length (a preview track keeps fewer, longer segments).
-    pub fn set_segment_ns(&mut self, ns: u64) {
-        self.segment_ns = ns.max(1);
-    }
-
-    /// Records the clock-sync state; it goes into the manifest of every segment it touches.
-    /// Says which clock the frames pushed from now on have their times from; a segment with
-    /// frames of two sources is recorded as [`TimeSource::Mixed`].
-    pub fn set_times(&mut self, source: TimeSource) {
-        self.times = Some(source);
-    }
-
-    pub fn set_clock(&mut self, state: ClockState) {
-        self.clock = state;
-        if let Some(o) = &mut self.open {
-            o.synced_throughout &= state.synchronized;
-        }
-    }
-
-    /// Adds a frame. A segment is cut at the first keyframe after `segment_secs`; footage is
-    /// made durable once `sync_interval` has passed since the last sync.
-    ///
-    /// A failing disk (full, or an I/O error) does not stop recording: the open segment is
-    /// closed at its last sync (as after a power cut), the disk is given room by deleting the
-    /// oldest unheld footage, and the next keyframe starts a new segment, after a signed record
-    /// of the gap. Such a push returns `Ok` with [`Pushed::failed`] saying why.
-    pub fn push(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
-        match self.push_inner(f) {
-            Err(e @ Error::Io { .. }) => Ok(self.storage_failed(f, &e)),
-            r => r,
-        }
-    }
-
-    fn storage_failed(&mut self, f: &Frame<'_>, e: &Error) -> Pushed {
-        let cause = format!("the unit's disk failed or was full ({e})");
-        tracing::error!(camera = %self.camera, error = %e, "storage failed: closing the segment at its last sync; recording resumes at the next keyframe");
-        if let Err(e) = self.store.make_room() {
-            tracing::error!(camera = %self.camera, error = %e, "cannot free space");
-        }
-        if let Some(o) = self.open.take() {
-            self.orphan = Some((o.dir.clone(), o.stem.clone(), o.seq));
-        }
-        let mut out = Pushed {
-            dropped: true,
-            failed: Some(cause.clone()),
-            ..Default::default()
-        };
-        let mut gap_start = f.wall_ns;
-        if let Some((dir, stem, seq)) = self.orphan.take() {
-            match self
-                .store
-                .close_failed(&self.camera, &dir, &stem, seq, &cause)
-            {
-                Ok(Some(m)) => {
-                    gap_start = m.end_ns;
-                    out.closed = Some(m);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(camera = %self.camera, error = %e, "cannot close the failed segment yet; retrying at the next keyframe");
-                    self.orphan = Some((dir, stem, seq));
-                }
-            }
-        }
-        self.gap.get_or_insert((gap_start, cause));
-        out
-    }
-
-    fn push_inner(&mut self, f: &Frame<'_>) -> Result<Pushed, Error> {
-        let mut out = Pushed::default();
-        let (segment_ns, sync_ns) = (self.segment_ns, self.store.config().sync_interval_ns);
-        if let Some(o) = &self.open
-            && f.keyframe
-            && (self.cut_next || f.mono_ns.saturating_sub(o.start_mono) >= segment_ns)
-        {
-            self.cut_next = false;
-            out.closed = Some(self.finish(Ended::Cut, Some((f.wall_ns, f.mono_ns)))?);
-        }
-        if self.open.is_none() {
-            if !f.keyframe {
-                self.dropped_before_keyframe += 1;
-                out.dropped = true;
-                return Ok(out);
-            }
-            if let Some((dir, stem, seq)) = self.orphan.take() {
-                let cause = "the unit's disk failed or was full";
-                match self
-                    .store
-                    .close_failed(&self.camera, &dir, &stem, seq, cause)
-                {
-                    Ok(m) => out.closed = m,
-                    Err(e) => {
-                        self.orphan = Some((dir, stem, seq));
-                        return Err(e);
-                    }
-                }
-            }
-            self.store.ensure_room()?;
-            if let Some((start, cause)) = self.gap.take() {
-                let why = format!("not recorded: {cause}");
-                if let Err(e) = self.store.record_gap(&self.camera, start, f.wall_ns, &why) {
-                    self.gap = Some((start, cause));
-                    return Err(e);
-                }
-            }
-            self.open = Some(self.store.begin_segment(&self.camera, f, self.clock)?);
-        }
-        let o = self.open.as_mut().expect("opened above");
-        o.add(f)?;
-        o.synced_throughout &= self.clock.synchronized;
-        o.times_from = match (o.times_from, self.times) {
-            (Some(a), Some(b)) => Some(a.and(b)),
-            (a, b) => a.or(b),
-        };
-        // A new segment is made durable at its first frame (the keyframe), not a sync interval
-        // later: a power cut in its first second then loses nothing already written.
-        if o.sync_no == 0 || f.mono_ns.saturating_sub(o.last_sync_mono) >= sync_ns {
-            o.sync(f.mono_ns)?;
-            out.synced = true;
-        }
-        Ok(out)
-    }
-
-    /// Makes everything pushed so far durable now.
-    pub fn sync(&mut self) -> Result<(), Error> {
-        if let Some(o) = &mut self.open {
-            let now = o.last_mono;
-            o.sync(now)?;
-        }
-        Ok(())
-    }
-
-    /// Ends the open segment (if any) because recording stops or pauses: a gap follows.
-    pub fn close(&mut self, cause: &str) -> Result<Option<Manifest>, Error> {
-        self.close_at(cause, None)
-    }
-
-    /// [`SegmentWriter::close`], the segment ending at `end` (wall, monotonic) instead of its
-    /// last frame: a preview segment ends where the footage it was taken from ends.
-    pub(crate) fn close_at(
-        &mut self,
-        cause: &str,
-        end: Option<(i64, u64)>,
-    ) -> Result<Option<Manifest>, Error> {
-        let Some(o) = &self.open else {
-            return Ok(None);
-        };
-        let end = end.filter(|(w, m)| *w >= o.last_wall && *m >= o.last_mono);
-        self.finish(
-            Ended::Stopped {
-                cause: cause.to_owned(),
-            },
-            end,
-        )
-        .map(Some)
-    }
-
-    /// The open segment's sequence number, frames and plaintext bytes so far.
-    pub fn current(&self) -> Option<(u64, u64, u64)> {
-        self.open
-            .as_ref()
-            .map(|o| (o.seq, o.frames, o.plaintext_len))
-    }
-
-    /// Whether a segment is open (recording is in progress).
-    pub fn is_recording(&self) -> bool {
-        self.open.is_some()
-    }
-
-    fn finish(&mut self, ended: Ended, end: Option<(i64, u64)>) -> Result<Manifest, Error> {
-        let mut o = self.open.take().expect("callers check a segment is open");
-        let r = self.finish_open(&mut o, ended, end);
-        if r.is_err() {
-            // Closed later from its last sync (or at the next open, as after a power cut).
-            self.orphan = Some((o.dir.clone(), o.stem.clone(), o.seq));
-        }
-        r
-    }
-
-    fn finish_open(
-        &mut self,
-        o: &mut OpenSegment,
-        ended: Ended,
-        end: Option<(i64, u64)>,
-    ) -> Result<Manifest, Error> {
-        let (end_wall, end_mono) = end.unwrap_or((o.last_wall, o.last_mono));
-        o.seal_final()?;
-        let mut m = o.meta().manifest(
-            &self.store.config().unit_id,
-            &self.camera,
-            o.seq,
-            &o.stem,
-            (end_wall, end_mono),
-            (o.written, hex::encode(o.ct_hash.clone().finish())),
-            ended,
-        );
-        m.chunks_sha256 = Some(rdc_format::stills::leaves_digest(&o.leaves));
-        m.index = o.index.take().map(|mut ix| {
-            ix.finish(rdc_format::stills::chunk_count(o.plaintext_len));
-            ix
-        });
-        self.store.commit_segment(&o.dir, &o.stem, &m)?;
-        Ok(m)
-    }
-}
-
-impl Drop for SegmentWriter {
-    fn drop(&mut self) {
-        self.store.release_writer(&self.camera);
-    }
 }
 
 impl std::fmt::Debug for OpenSegment {
@@ -411,10 +230,77 @@ impl OpenSegment {
             clock_start: clock,
             synced_throughout: clock.synchronized,
             times_from: None,
-            last_sync_mono: f.mono_ns,
             sync_no: 0,
             running_start: None,
         })
+    }
+
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The last frame's (wall, monotonic) time.
+    pub(crate) fn last(&self) -> (i64, u64) {
+        (self.last_wall, self.last_mono)
+    }
+
+    /// Frames and plaintext bytes so far.
+    pub(crate) fn size(&self) -> (u64, u64) {
+        (self.frames, self.plaintext_len)
+    }
+
+    /// Where the segment is, for closing it from its last sync: (dir, stem, seq).
+    pub(crate) fn place(&self) -> (PathBuf, String, u64) {
+        (self.dir.clone(), self.stem.clone(), self.seq)
+    }
+
+    /// The clock was not synchronised at some point while this segment was written.
+    pub(crate) fn clock_unsynced(&mut self) {
+        self.synced_throughout = false;
+    }
+
+    /// Adds a frame whose time came from `times` (if said), while the clock was `synced`.
+    pub(crate) fn append(
+        &mut self,
+        f: &Frame<'_>,
+        synced: bool,
+        times: Option<TimeSource>,
+    ) -> Result<(), Error> {
+        self.add(f)?;
+        self.synced_throughout &= synced;
+        self.times_from = match (self.times_from, times) {
+            (Some(a), Some(b)) => Some(a.and(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(())
+    }
+
+    /// Seals the final chunk and makes the segment's manifest, ending at `end` (wall,
+    /// monotonic), or at its last frame.
+    pub(crate) fn seal(
+        &mut self,
+        unit: &str,
+        camera: &str,
+        ended: Ended,
+        end: Option<(i64, u64)>,
+    ) -> Result<Manifest, Error> {
+        let end = end.unwrap_or((self.last_wall, self.last_mono));
+        self.seal_final()?;
+        let mut m = self.meta().manifest(
+            unit,
+            camera,
+            self.seq,
+            &self.stem,
+            end,
+            (self.written, hex::encode(self.ct_hash.clone().finish())),
+            ended,
+        );
+        m.chunks_sha256 = Some(rdc_format::stills::leaves_digest(&self.leaves));
+        m.index = self.index.take().map(|mut ix| {
+            ix.finish(rdc_format::stills::chunk_count(self.plaintext_len));
+            ix
+        });
+        Ok(m)
     }
 
     fn path(&self, ext: &str) -> PathBuf {
@@ -461,7 +347,8 @@ impl OpenSegment {
         Ok(())
     }
 
-    fn sync(&mut self, now_mono: u64) -> Result<(), Error> {
+    /// Makes everything appended so far durable.
+    pub(crate) fn sync(&mut self) -> Result<(), Error> {
         let p = self.path("partial");
         self.file.sync_data().map_err(io_err("fdatasync", &p))?;
         self.scratch.clear();
@@ -478,7 +365,6 @@ impl OpenSegment {
             .map_err(io_err("write", &t))?;
         self.tail.sync_data().map_err(io_err("fdatasync", &t))?;
         self.sync_no += 1;
-        self.last_sync_mono = now_mono;
         Ok(())
     }
 
@@ -655,6 +541,73 @@ pub(crate) fn best_tail(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    /// Frames at 10 fps with a keyframe every 2 s, through 10 s segments synced every 1 s.
+    #[test]
+    fn the_cadence_starts_at_a_keyframe_cuts_after_the_segment_length_and_syncs_each_interval() {
+        let mut c = Cadence::new(10 * S, S);
+        let mut seen = Vec::new();
+        // The camera joins mid-GOP: frames before the first keyframe are dropped.
+        for i in 5..=250u64 {
+            let mono = i * S / 10;
+            let d = c.on_frame(i % 20 == 0, mono);
+            if d != Decision::Nothing {
+                seen.push((mono / (S / 10), d));
+            }
+        }
+        let drops = seen.iter().filter(|(_, d)| *d == Decision::Drop).count();
+        assert_eq!(drops, 15, "frames 5..20 wait for the keyframe");
+        assert_eq!(seen[15], (20, Decision::Start));
+        let cuts: Vec<u64> = seen
+            .iter()
+            .filter(|(_, d)| *d == Decision::Cut)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(cuts, [120, 220], "cut at the first keyframe 10 s on");
+        let syncs: Vec<u64> = seen
+            .iter()
+            .filter(|(_, d)| *d == Decision::Sync)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(syncs[..3], [30, 40, 50], "each second after the start");
+        assert!(
+            syncs.contains(&130) && !syncs.contains(&120) && !syncs.contains(&125),
+            "a cut is durable at once; the next sync is a second later: {syncs:?}"
+        );
+    }
+
+    #[test]
+    fn the_cadence_cuts_at_the_next_keyframe_when_asked_and_restarts_after_a_close() {
+        let mut c = Cadence::new(10 * S, S);
+        assert_eq!(c.on_frame(true, 0), Decision::Start);
+        assert_eq!(c.on_frame(false, S / 2), Decision::Nothing);
+        c.cut_at_next_keyframe();
+        assert_eq!(c.on_frame(false, S * 6 / 10), Decision::Nothing);
+        assert_eq!(c.on_frame(true, S * 7 / 10), Decision::Cut);
+        assert_eq!(c.on_frame(true, S * 8 / 10), Decision::Nothing, "asked once");
+        // An explicit sync moves the next one on.
+        c.synced(S * 15 / 10);
+        assert_eq!(c.on_frame(false, S * 17 / 10), Decision::Nothing);
+        assert_eq!(c.on_frame(false, S * 25 / 10), Decision::Sync);
+        c.closed();
+        assert_eq!(c.on_frame(false, 3 * S), Decision::Drop);
+        assert_eq!(c.on_frame(true, 4 * S), Decision::Start);
+        // Asking with nothing open asks nothing of the next segment.
+        c.closed();
+        c.cut_at_next_keyframe();
+        assert_eq!(c.on_frame(true, 5 * S), Decision::Start);
+        assert_eq!(c.on_frame(true, 6 * S), Decision::Sync);
+    }
+
+    #[test]
+    fn a_monotonic_clock_that_goes_back_neither_cuts_nor_syncs() {
+        let mut c = Cadence::new(10 * S, S);
+        assert_eq!(c.on_frame(true, 100 * S), Decision::Start);
+        assert_eq!(c.on_frame(true, 50 * S), Decision::Nothing);
+        assert_eq!(c.on_frame(true, 111 * S), Decision::Cut);
+    }
 
     #[test]
     fn tail_record_round_trip_and_damage() {

@@ -182,12 +182,53 @@ impl Client {
         }
     }
 
+    /// A request whose answer `pick` takes (or hands back, when the unit answered something
+    /// else): every typed call below is this one.
+    pub async fn ask<T>(
+        &self,
+        req: &Request,
+        pick: impl FnOnce(Answer) -> Result<T, Answer>,
+    ) -> Result<T, ClientError> {
+        let answer = self.call(req).await?;
+        pick(answer).map_err(|other| unexpected(&req.action().replace('_', " "), &other))
+    }
+
+    /// A request answered with bytes after its header (a still, a still's footage), at most
+    /// `limit` of them.
+    async fn ask_bytes<T>(
+        &self,
+        req: &Request,
+        limit: usize,
+        pick: impl FnOnce(Answer) -> Result<T, Answer>,
+    ) -> Result<(T, Vec<u8>), ClientError> {
+        let asked = req.action().replace('_', " ");
+        let (resp, mut recv) = self.request(req).await?;
+        let (answer, len) = match resp {
+            Response::Ok {
+                answer,
+                len: Some(len),
+            } => (answer, len),
+            Response::Ok { answer, .. } => return Err(unexpected(&asked, &answer)),
+            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
+        };
+        let info = pick(answer).map_err(|other| unexpected(&asked, &other))?;
+        let bytes = recv.read_to_end(limit).await.map_err(|e| self.link(e))?;
+        if bytes.len() as u64 != len {
+            return Err(ClientError::Link(format!(
+                "received {} of {len} bytes",
+                bytes.len()
+            )));
+        }
+        Ok((info, bytes))
+    }
+
     /// The unit's status.
     pub async fn status(&self) -> Result<StatusAnswer, ClientError> {
-        match self.call(&Request::Status).await? {
+        self.ask(&Request::Status, |a| match a {
             Answer::Status(s) => Ok(*s),
-            other => Err(unexpected("status", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// Segments of a camera's track (footage, or with [`TrackRef::previews`] its previews)
@@ -207,10 +248,11 @@ impl Client {
             to_ns,
             why: why.clone(),
         };
-        match self.call(&req).await? {
+        self.ask(&req, |a| match a {
             Answer::Segments(v) => Ok(v),
-            other => Err(unexpected("list", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// Signed manifest entries of `camera` for `from_seq <= seq < to_seq`.
@@ -229,61 +271,52 @@ impl Client {
             to_seq,
             why: why.clone(),
         };
-        match self.call(&req).await? {
+        self.ask(&req, |a| match a {
             Answer::Manifests(v) => Ok(v),
-            other => Err(unexpected("manifests", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// The audit log from `from_seq`.
     pub async fn audit(&self, from_seq: u64) -> Result<AuditAnswer, ClientError> {
-        match self.call(&Request::Audit { from_seq }).await? {
+        self.ask(&Request::Audit { from_seq }, |a| match a {
             Answer::Audit(a) => Ok(a),
-            other => Err(unexpected("audit", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// A live still from `camera` while the unit is being commissioned: what it is, and the
     /// keyframe's bytes.
     pub async fn still(&self, camera: &Id) -> Result<(StillInfo, Vec<u8>), ClientError> {
-        let (resp, mut recv) = self
-            .request(&Request::Still {
-                camera: camera.clone(),
-            })
-            .await?;
-        let (info, len) = match resp {
-            Response::Ok {
-                answer: Answer::Still(info),
-                len: Some(len),
-            } => (info, len),
-            Response::Ok { answer, .. } => return Err(unexpected("still", &answer)),
-            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
+        let req = Request::Still {
+            camera: camera.clone(),
         };
-        let bytes = recv.read_to_end(16 << 20).await.map_err(|e| self.link(e))?;
-        if bytes.len() as u64 != len {
-            return Err(ClientError::Link(format!(
-                "received {} of {len} bytes",
-                bytes.len()
-            )));
-        }
-        Ok((info, bytes))
+        self.ask_bytes(&req, 16 << 20, |a| match a {
+            Answer::Still(info) => Ok(info),
+            other => Err(other),
+        })
+        .await
     }
 
     /// A register entry the unit appended for `req` (a still's request, approval, report or
     /// release).
     pub async fn register(&self, req: &Request) -> Result<Entry, ClientError> {
-        match self.call(req).await? {
+        self.ask(req, |a| match a {
             Answer::StillRegistered(e) => Ok(e),
-            other => Err(unexpected(req.action(), &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// The unit's stills register, with the key that signs it.
     pub async fn stills(&self) -> Result<AuditAnswer, ClientError> {
-        match self.call(&Request::Stills).await? {
+        self.ask(&Request::Stills, |a| match a {
             Answer::Register(a) => Ok(a),
-            other => Err(unexpected("the stills register", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// The footage that holds an approved still's frame: what proves it, and the bytes (the
@@ -292,39 +325,24 @@ impl Client {
         &self,
         still: u64,
     ) -> Result<(crate::protocol::StillFootage, Vec<u8>), ClientError> {
-        let (resp, mut recv) = self.request(&Request::StillMake { still }).await?;
-        let (info, len) = match resp {
-            Response::Ok {
-                answer: Answer::StillFootage(info),
-                len: Some(len),
-            } => (info, len),
-            Response::Ok { answer, .. } => return Err(unexpected("still make", &answer)),
-            Response::Refused { refusal } => return Err(ClientError::Refused(refusal)),
-        };
-        let bytes = recv
-            .read_to_end(256 << 20)
-            .await
-            .map_err(|e| self.link(e))?;
-        if bytes.len() as u64 != len {
-            return Err(ClientError::Link(format!(
-                "received {} of {len} bytes",
-                bytes.len()
-            )));
-        }
+        let (info, bytes) = self
+            .ask_bytes(&Request::StillMake { still }, 256 << 20, |a| match a {
+                Answer::StillFootage(info) => Ok(info),
+                other => Err(other),
+            })
+            .await?;
         Ok((*info, bytes))
     }
 
     /// Marks the unit in service; returns since when (ns).
     pub async fn commission_done(&self, reason: &str) -> Result<i64, ClientError> {
-        match self
-            .call(&Request::CommissionDone {
+        self.ask(&Request::CommissionDone {
                 reason: reason.to_owned(),
-            })
-            .await?
-        {
+            }, |a| match a {
             Answer::InService { since_ns } => Ok(since_ns),
-            other => Err(unexpected("commission done", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// Bytes `camera` recorded in each `bucket_ns` of `[from_ns, to_ns)`.
@@ -342,27 +360,30 @@ impl Client {
             bucket_ns,
             why: why.clone(),
         };
-        match self.call(&req).await? {
+        self.ask(&req, |a| match a {
             Answer::Activity { bytes, .. } => Ok(bytes),
-            other => Err(unexpected("activity", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// The unit's selftest.
     pub async fn selftest(&self) -> Result<Vec<CheckLine>, ClientError> {
-        match self.call(&Request::SelfTest).await? {
+        self.ask(&Request::SelfTest, |a| match a {
             Answer::SelfTest(lines) => Ok(lines),
-            other => Err(unexpected("selftest", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// Asks the unit to record an export in its audit log; returns the signed entry (the
     /// receipt). `req` must be a [`Request::ExportReceipt`].
     pub async fn export_receipt(&self, req: &Request) -> Result<Entry, ClientError> {
-        match self.call(req).await? {
+        self.ask(req, |a| match a {
             Answer::Receipt(e) => Ok(e),
-            other => Err(unexpected("export receipt", &other)),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     /// Fetches a segment's ciphertext from `offset`, appending to `out`. Returns the bytes

@@ -11,13 +11,12 @@
 
 #![forbid(unsafe_code)]
 
+mod cert;
 pub mod client;
 pub mod congestion;
 pub mod limits;
 pub mod pki;
 pub mod protocol;
-#[cfg(feature = "server")]
-mod sar;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod stick;

@@ -185,8 +185,8 @@ impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
             .verify_client_cert(end_entity, intermediates, now);
         if r.is_err() {
             self.log.push(Presented {
-                fingerprint: crate::pki::fingerprint_text(end_entity),
-                subject: crate::pki::subject(end_entity)
+                fingerprint: crate::cert::fingerprint_text(end_entity),
+                subject: crate::cert::subject(end_entity)
                     .unwrap_or_else(|| "(unreadable certificate)".into()),
             });
         }
@@ -306,7 +306,7 @@ mod tests {
         let ca = crate::pki::new_ca("T", 30).unwrap();
         let der = super::cert_der(&ca.cert).expect("a certificate");
         assert_eq!(
-            crate::pki::subject(&der).as_deref(),
+            crate::cert::subject(&der).as_deref(),
             Some("CN=rdc scheme CA: T")
         );
         assert!(

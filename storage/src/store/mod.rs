@@ -34,7 +34,7 @@ use crate::index::Index;
 use crate::manifest::{ClockState, Ended, Manifest};
 use crate::retention::{self, Hold, Why};
 use crate::signing::UnitKey;
-use crate::writer::{self, Frame, OpenSegment, SegmentWriter};
+use crate::writer::{self, Frame, OpenSegment};
 use crate::{Error, io_err};
 pub use rdc_format::{
     AuditRecord, CameraStatus, Destruction, HoldRequest, SegmentEntry, SegmentFile, Status,
@@ -310,11 +310,13 @@ mod holds;
 mod keys;
 mod open;
 mod readers;
+mod recording;
 mod retain;
 mod segments;
 mod verify;
 
 use keys::{PUBLIC_KEY_FILE, lock_store, parse_key_hex, read_public_key, replace_file};
+pub use recording::{Pushed, SegmentWriter};
 pub use keys::{RetiredKey, load_unit_key, retired_keys, rotate_key};
 
 impl Store {

@@ -4,26 +4,6 @@
 use super::*;
 
 impl Store {
-    /// The writer for one camera. Only one may exist per camera at a time.
-    pub fn writer(&self, camera: &str) -> Result<SegmentWriter, Error> {
-        track_name(camera)?;
-        if !lock(&self.inner.writers).insert(camera.to_owned()) {
-            return Err(Error::WriterBusy(camera.to_owned()));
-        }
-        Ok(SegmentWriter {
-            store: self.clone(),
-            camera: camera.to_owned(),
-            open: None,
-            clock: ClockState::UNKNOWN,
-            times: None,
-            dropped_before_keyframe: 0,
-            orphan: None,
-            gap: None,
-            segment_ns: self.inner.cfg.segment_ns,
-            cut_next: false,
-        })
-    }
-
     pub(crate) fn release_writer(&self, camera: &str) {
         lock(&self.inner.writers).remove(camera);
     }
@@ -37,15 +17,7 @@ impl Store {
         self.writable()?;
         let dir = self.segments_dir(camera);
         private_dir(&dir)?;
-        let seq = {
-            let mut logs = lock(&self.inner.logs);
-            let log_next = self.manifest_log(&mut logs, camera).map(|l| l.next_seq())?;
-            let mut floors = lock(&self.inner.next_seq);
-            let floor = floors.entry(camera.to_owned()).or_default();
-            let seq = log_next.max(*floor);
-            *floor = seq + 1;
-            seq
-        };
+        let seq = self.next_seq(&mut lock(&self.inner.logs), camera)?;
         let stem = format!("{seq:010}-{}", f.wall_ns);
         let new = agefmt::new_file(&self.inner.cfg.recipients, &self.inner.rng)
             .map_err(|e| Error::Crypto(e.0))?;
@@ -74,21 +46,50 @@ impl Store {
         Ok(logs.manifests.get_mut(camera).expect("inserted above"))
     }
 
+    /// The next sequence number of `camera`'s segments (or gaps), taken.
+    fn next_seq(&self, logs: &mut Logs, camera: &str) -> Result<u64, Error> {
+        let log_next = self.manifest_log(logs, camera)?.next_seq();
+        let mut floors = lock(&self.inner.next_seq);
+        let floor = floors.entry(camera.to_owned()).or_default();
+        let seq = log_next.max(*floor);
+        *floor = seq + 1;
+        Ok(seq)
+    }
+
+    /// Appends `m` to its camera's signed manifest log, does `then` (what must follow the
+    /// durable manifest: a rename, the index entry), and records how far the index has read the
+    /// log. The one way a manifest enters the store.
+    fn append_manifest(
+        &self,
+        logs: &mut Logs,
+        at_ns: i64,
+        m: &Manifest,
+        then: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let log = self.manifest_log(logs, &m.camera)?;
+        log.append(at_ns, m)?;
+        let pos = log.len();
+        then()?;
+        self.inner
+            .index
+            .set_position(&manifest_log_name(&m.camera), pos)
+            .map_err(idx_err)
+    }
+
     /// Makes a written segment part of the store: manifest, rename, index.
     pub(crate) fn commit_segment(&self, dir: &Path, stem: &str, m: &Manifest) -> Result<(), Error> {
         let partial = dir.join(format!("{stem}.partial"));
         let fin = dir.join(&m.file);
         {
             let mut logs = lock(&self.inner.logs);
-            let log = self.manifest_log(&mut logs, &m.camera)?;
-            log.append(m.end_ns, m)?;
-            std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
-            fsync_dir(dir)?;
-            let pos = log.len();
-            let idx = &self.inner.index;
-            idx.insert(&SegmentEntry::from(m)).map_err(idx_err)?;
-            idx.set_position(&manifest_log_name(&m.camera), pos)
-                .map_err(idx_err)?;
+            self.append_manifest(&mut logs, m.end_ns, m, || {
+                std::fs::rename(&partial, &fin).map_err(io_err("rename", &partial))?;
+                fsync_dir(dir)?;
+                self.inner
+                    .index
+                    .insert(&SegmentEntry::from(m))
+                    .map_err(idx_err)
+            })?;
         }
         let _ = std::fs::remove_file(dir.join(format!("{stem}.tail")));
         self.inner
@@ -289,14 +290,7 @@ impl Store {
     ) -> Result<Manifest, Error> {
         self.writable()?;
         let mut logs = lock(&self.inner.logs);
-        let log_next = self.manifest_log(&mut logs, camera)?.next_seq();
-        let seq = {
-            let mut floors = lock(&self.inner.next_seq);
-            let floor = floors.entry(camera.to_owned()).or_default();
-            let seq = log_next.max(*floor);
-            *floor = seq + 1;
-            seq
-        };
+        let seq = self.next_seq(&mut logs, camera)?;
         // No file was ever written for a gap: its entry names none, so nobody looks for one
         // (nor for its deletion in the destruction log).
         let m = Manifest::lost(
@@ -307,13 +301,7 @@ impl Store {
             (start_ns, end_ns),
             cause,
         );
-        let log = self.manifest_log(&mut logs, camera)?;
-        log.append(end_ns, &m)?;
-        let pos = log.len();
-        self.inner
-            .index
-            .set_position(&manifest_log_name(camera), pos)
-            .map_err(idx_err)?;
+        self.append_manifest(&mut logs, end_ns, &m, || Ok(()))?;
         Ok(m)
     }
 
@@ -391,13 +379,7 @@ impl Store {
         );
         {
             let mut logs = lock(&self.inner.logs);
-            let log = self.manifest_log(&mut logs, camera)?;
-            log.append(start_ns, &m)?;
-            let pos = log.len();
-            self.inner
-                .index
-                .set_position(&manifest_log_name(camera), pos)
-                .map_err(idx_err)?;
+            self.append_manifest(&mut logs, start_ns, &m, || Ok(()))?;
             self.inner
                 .index
                 .set_position("destruction.jsonl", logs.destruction.len())

@@ -7,7 +7,8 @@ use rdc_format::time::rfc3339;
 use rdc_storage::{AuditRecord, HoldRequest, Store};
 
 use crate::protocol::{Answer, Refusal};
-use crate::server::{Handled, Peer, known_camera, refusal};
+use super::Peer;
+use super::handle::{Handled, known_camera, refusal};
 
 fn refused(reference: &str, why: impl Into<String>) -> Refusal {
     Refusal::SarRefused {
