@@ -151,7 +151,7 @@ pub async fn export_bundle(
             a.out.display()
         );
     }
-    let identities = read_identities(&a.identity)?;
+    let identities = crate::keys::read_identities(&a.identity)?;
     let entry = units::entry(target)?;
     let cert_pem = std::fs::read_to_string(&entry.cert)
         .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
@@ -511,35 +511,6 @@ pub(crate) fn write_new(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
-}
-
-/// An officer's age identity, which a job on another thread may hold.
-pub(crate) type Identity = Box<dyn age::Identity + Send + Sync>;
-
-/// The X25519 identities (`AGE-SECRET-KEY-1…` lines, as `rdc keys identity` and `age-keygen`
-/// write them) of an age identity file.
-pub(crate) fn read_identities(p: &Path) -> anyhow::Result<Vec<Identity>> {
-    let text = std::fs::read_to_string(p)
-        .with_context(|| format!("reading the age identity {}", p.display()))?;
-    let mut ids: Vec<Identity> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let id: age::x25519::Identity = line.parse().map_err(|e| {
-            anyhow!(
-                "{} line {}: not an age X25519 identity (AGE-SECRET-KEY-1…): {e}",
-                p.display(),
-                n + 1
-            )
-        })?;
-        ids.push(Box::new(id));
-    }
-    if ids.is_empty() {
-        bail!("{} holds no age identity", p.display());
-    }
-    Ok(ids)
 }
 
 /// The bundle's README.txt: for whoever receives the disc.

@@ -32,7 +32,7 @@ pub(crate) async fn fetch(
 ) -> anyhow::Result<Fetch> {
     let camera = &footage.camera;
     let range = time::parse_range(&footage.from, &footage.to)?;
-    let identities = identity.map(crate::export::read_identities).transpose()?;
+    let identities = identity.map(crate::keys::read_identities).transpose()?;
     let just = footage.why.justification()?;
     let mut client = connect(target).await?;
     // The camera is an `Id` (checked as the command line was parsed): a plain folder name.
@@ -152,7 +152,7 @@ pub(crate) async fn fetch_segments(
     unit_keys: &[[u8; 32]],
     dir: &Path,
     just: &Justification,
-    identities: Option<&[crate::export::Identity]>,
+    identities: Option<&[crate::keys::AgeIdentity]>,
     lead: Option<Lead>,
     events: &Events,
 ) -> anyhow::Result<(Vec<Entry>, Vec<Fetched>)> {
@@ -381,7 +381,7 @@ pub(crate) fn sha256_file(p: &Path) -> anyhow::Result<String> {
 pub(crate) fn decrypt(
     src: &Path,
     dst: &Path,
-    ids: &[crate::export::Identity],
+    ids: &[crate::keys::AgeIdentity],
 ) -> anyhow::Result<()> {
     let d = age::Decryptor::new(std::fs::File::open(src)?)
         .with_context(|| format!("{} is not an age file", src.display()))?;

@@ -148,3 +148,32 @@ pub(crate) fn keys(cmd: KeysCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An officer's age identity, which a job on another thread may hold.
+pub(crate) type AgeIdentity = Box<dyn age::Identity + Send + Sync>;
+
+/// The X25519 identities (`AGE-SECRET-KEY-1…` lines, as `rdc keys identity` and `age-keygen`
+/// write them) of an age identity file.
+pub(crate) fn read_identities(p: &Path) -> anyhow::Result<Vec<AgeIdentity>> {
+    let text = std::fs::read_to_string(p)
+        .with_context(|| format!("reading the age identity {}", p.display()))?;
+    let mut ids: Vec<AgeIdentity> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id: age::x25519::Identity = line.parse().map_err(|e| {
+            anyhow!(
+                "{} line {}: not an age X25519 identity (AGE-SECRET-KEY-1…): {e}",
+                p.display(),
+                n + 1
+            )
+        })?;
+        ids.push(Box::new(id));
+    }
+    if ids.is_empty() {
+        bail!("{} holds no age identity", p.display());
+    }
+    Ok(ids)
+}

@@ -96,7 +96,9 @@ mod sar;
 mod stick;
 mod still;
 mod time;
+mod report;
 mod units;
+mod verdict;
 mod verify;
 
 use args::*;
@@ -516,7 +518,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ca,
             identity,
             source,
-        } => verify::verify(&dir, ca.as_deref(), identity.as_deref(), source.as_deref()),
+        } => verdict::verify(&dir, ca.as_deref(), identity.as_deref(), source.as_deref()),
     }
 }
 

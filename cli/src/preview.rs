@@ -96,7 +96,7 @@ pub(crate) async fn preview(target: &Target, a: &PreviewArgs) -> anyhow::Result<
     if a.columns == 0 || a.columns > 50 {
         bail!("--columns must be 1 to 50");
     }
-    let identities = crate::export::read_identities(&a.identity)?;
+    let identities = crate::keys::read_identities(&a.identity)?;
     let just = a.footage.why.justification()?;
     let camera = &a.footage.camera;
     let Previews {
@@ -200,7 +200,7 @@ pub(crate) async fn previews(
     target: &Target,
     camera: &Id,
     (from_ns, to_ns): (i64, i64),
-    identities: &[crate::export::Identity],
+    identities: &[crate::keys::AgeIdentity],
     just: &Justification,
     work: &Path,
     events: &Events,

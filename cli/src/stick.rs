@@ -279,7 +279,7 @@ impl StickView {
         &self,
         range: (i64, i64),
         dir: &Path,
-        ids: &[crate::export::Identity],
+        ids: &[crate::keys::AgeIdentity],
     ) -> anyhow::Result<Vec<crate::fetch::Fetched>> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let base = self
@@ -356,7 +356,7 @@ pub(crate) fn fetch(
     out: &Path,
 ) -> anyhow::Result<crate::fetch::Fetch> {
     let range = narrowed(&v.request, from, to)?;
-    let ids = crate::export::read_identities(identity)?;
+    let ids = crate::keys::read_identities(identity)?;
     let dir = out.join(v.camera.as_str());
     let got = v.copy_out(range, &dir, &ids)?;
     Ok(crate::fetch::Fetch {
@@ -380,7 +380,7 @@ pub(crate) async fn export(
             out.display()
         );
     }
-    let ids = crate::export::read_identities(identity)?;
+    let ids = crate::keys::read_identities(identity)?;
     let r = &v.request;
     let fetched = v.copy_out((r.from_ns, r.to_ns), &out.join("master"), &ids)?;
     let run = v.manifests()?;

@@ -13,37 +13,7 @@ use rdc_format::export::{self, Bundle, Signed};
 
 use crate::export::{CA_FILE, MANIFEST, SUMS};
 use crate::*;
-
-/// The outcome of the checks, a line each.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Report {
-    pub ok: Vec<String>,
-    pub failed: Vec<String>,
-    pub notes: Vec<String>,
-    /// What the lines add up to, in a sentence.
-    pub verdict: String,
-    /// Every check held and the exporter's certificate was checked against the scheme's CA.
-    pub intact_and_proven: bool,
-}
-
-impl Report {
-    pub(crate) fn check(
-        &mut self,
-        good: bool,
-        ok: impl Into<String>,
-        bad: impl Into<String>,
-    ) -> bool {
-        if good {
-            self.ok.push(ok.into());
-        } else {
-            self.failed.push(bad.into());
-        }
-        good
-    }
-    pub(crate) fn fail(&mut self, what: impl Into<String>) {
-        self.failed.push(what.into());
-    }
-}
+use crate::report::Report;
 
 /// Checks the bundle in `dir`: every line of the report, and its verdict; `Err` (with the
 /// lines so far) when the checks could not be run to the end.
@@ -78,129 +48,6 @@ pub fn check_bundle(
         )
     };
     (r, result)
-}
-
-/// `rdc verify`: the report's lines, its verdict, and an exit code to match.
-pub(crate) fn verify(
-    dir: &Path,
-    ca: Option<&Path>,
-    identity: Option<&Path>,
-    source: Option<&Path>,
-) -> anyhow::Result<()> {
-    let still = dir.join(crate::exhibit::RECORD).exists();
-    let disclosure = dir.join(crate::redact::DISCLOSURE).exists();
-    let (r, result) = if still {
-        (crate::exhibit::check::folder(dir, ca, identity), Ok(()))
-    } else if disclosure {
-        (crate::redact::check(dir, ca, source), Ok(()))
-    } else {
-        check_bundle(dir, ca, identity)
-    };
-    let what = if still {
-        "still"
-    } else if disclosure {
-        "disclosure"
-    } else {
-        "bundle"
-    };
-    for l in &r.ok {
-        outln!("ok      {l}");
-    }
-    for l in &r.notes {
-        outln!("note    {l}");
-    }
-    for l in &r.failed {
-        outln!("FAILED  {l}");
-    }
-    result?;
-    outln!("\n{}", r.verdict);
-    if !r.failed.is_empty() {
-        Err(CheckFailed(format!(
-            "the {what} in {} is NOT intact: {} check(s) failed (lines marked FAILED above)",
-            dir.display(),
-            r.failed.len()
-        ))
-        .into())
-    } else if ca.is_none() {
-        Err(Unproven(format!(
-            "the {what} in {} is self-consistent but not checked against the scheme's CA (give --ca)",
-            dir.display()
-        ))
-        .into())
-    } else {
-        Ok(())
-    }
-}
-
-/// Checks the signed record `file` of a folder made by a person (a still, a disclosure): their
-/// signature over the canonical JSON of `value` (`sig`, base64) with the certificate `who`
-/// names, and that certificate issued by the scheme CA (`ca`; without it the folder's own CA,
-/// noted) and valid when the folder was made (`made`: ns, and as people read it).
-pub(crate) fn check_maker(
-    r: &mut Report,
-    dir: &Path,
-    file: &str,
-    who: &rdc_format::export::Exporter,
-    (value, sig): (&serde_json::Value, &str),
-    ca: Option<&Path>,
-    made: (i64, &str),
-) -> anyhow::Result<()> {
-    let der = tls::cert_der(&who.certificate);
-    let sig = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.decode(sig)
-    };
-    let (der, sig) = match (der, sig) {
-        (Some(d), Ok(s)) => (d, s),
-        (None, _) => {
-            r.fail(format!(
-                "{file}: its maker's certificate is not a PEM certificate"
-            ));
-            return Ok(());
-        }
-        (_, Err(e)) => {
-            r.fail(format!("{file}: its signature is not base64: {e}"));
-            return Ok(());
-        }
-    };
-    let good = pki::verify(&der, &export::canonical(value), &sig).is_ok()
-        && pki::fingerprint_text(&der) == who.fingerprint;
-    r.check(
-        good,
-        format!("{file} is signed by {} ({})", who.name, who.fingerprint),
-        format!(
-            "{file}: its maker's signature does not match what it says (edited after it was made?)"
-        ),
-    );
-    let (ca_pem, whose) = match ca {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("reading the CA {}", p.display()))?,
-            format!("the scheme CA {}", p.display()),
-        ),
-        None => {
-            r.notes.push(format!(
-                "the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate to check it is the scheme's"
-            ));
-            (
-                std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
-                format!("the folder's {CA_FILE}"),
-            )
-        }
-    };
-    let trusted = pki::verify_person(&ca_pem, &der, made.0);
-    r.check(
-        trusted.is_ok(),
-        format!(
-            "the maker's certificate was issued by {whose} and valid when it was made ({})",
-            made.1
-        ),
-        format!(
-            "the maker's certificate: {}",
-            trusted.err().map(|e| e.to_string()).unwrap_or_default()
-        ),
-    );
-    Ok(())
 }
 
 /// A path from the manifest, refused unless it is a plain relative path inside the bundle.
@@ -568,7 +415,7 @@ fn check_decryptions(
     r: &mut Report,
 ) -> anyhow::Result<()> {
     if let Some(id) = identity {
-        let ids = crate::export::read_identities(id)?;
+        let ids = crate::keys::read_identities(id)?;
         let mut all = true;
         for s in &b.segments {
             let (Some(age_p), Some(want)) = (inside(dir, &s.master), actual.get(&s.decrypted))
@@ -847,7 +694,7 @@ fn check_frame_times(dir: &Path, b: &Bundle, manifests: &[Manifest], r: &mut Rep
     }
 }
 
-fn decrypted_sha(src: &Path, ids: &[crate::export::Identity]) -> anyhow::Result<String> {
+fn decrypted_sha(src: &Path, ids: &[crate::keys::AgeIdentity]) -> anyhow::Result<String> {
     let d = age::Decryptor::new(std::fs::File::open(src)?)
         .with_context(|| format!("{} is not an age file", src.display()))?;
     let mut rd = d

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod export;
 pub mod human;
 pub mod manifest;
+pub mod pieces;
 pub mod records;
 pub mod sar;
 pub mod stick;

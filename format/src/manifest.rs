@@ -107,7 +107,7 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub times_from: Option<TimeSource>,
     /// SHA-256 over the SHA-256 of each piece of the file (the header, then each STREAM
-    /// chunk's ciphertext; [`crate::stills::leaves_digest`]): so a part of the segment can be
+    /// chunk's ciphertext; [`crate::pieces::leaves_digest`]): so a part of the segment can be
     /// served and checked without the rest (a still). Absent in older segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks_sha256: Option<String>,
@@ -115,7 +115,7 @@ pub struct Manifest {
     /// recorded as the segment was encrypted. Absent in older segments, previews, and segments
     /// closed by a power cut.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<crate::stills::FrameIndex>,
+    pub index: Option<crate::pieces::FrameIndex>,
 }
 
 impl Manifest {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdc_uplink::protocol::TunnelState;
 use rdc_uplink::vpn;
 
-use crate::selftest::Line;
+use rdc_uplink::protocol::CheckLine as Line;
 
 /// Where `rdc-vpn-status.service` leaves `wg show all latest-handshakes`.
 pub const STATUS_FILE: &str = "/run/rdc-vpn/latest-handshakes";

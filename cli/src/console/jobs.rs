@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::pages::{csrf_field, esc, may_see_footage, page};
 use super::{SessionId, Shared, lock, refuse};
 use crate::export::{ExportArgs, Exported};
-use crate::verify::Report;
+use crate::report::Report;
 use crate::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -183,7 +183,7 @@ pub(crate) async fn run(a: ConsoleArgs) -> anyhow::Result<()> {
         .into_keys()
         .collect();
     if let Some(id) = &a.identity {
-        crate::export::read_identities(id)?;
+        crate::keys::read_identities(id)?;
     }
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let state = a.state.clone().unwrap_or_else(|| {

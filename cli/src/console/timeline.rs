@@ -444,7 +444,7 @@ pub(crate) async fn tile(
         reason: s.reason,
     };
     let got = async {
-        let ids = crate::export::read_identities(&identity)?;
+        let ids = crate::keys::read_identities(&identity)?;
         crate::preview::previews(
             &c.target(&unit),
             &cam,

@@ -6,7 +6,7 @@ use rdc_format::stills::{self, RegisterEntry, Run};
 use rdc_uplink::protocol::StillFootage;
 
 use super::*;
-use crate::verify::Report;
+use crate::report::Report;
 
 /// What the served footage was checked to be.
 #[derive(Debug)]
@@ -332,7 +332,7 @@ fn run(
         return Ok(());
     }
     // The maker's signature and certificate.
-    crate::verify::check_maker(
+    crate::report::check_maker(
         r,
         dir,
         RECORD,

@@ -66,7 +66,7 @@ pub(crate) fn decrypt_run(
     served: &[u8],
     m: &Manifest,
     run: &Run,
-    identities: &[crate::export::Identity],
+    identities: &[crate::keys::AgeIdentity],
 ) -> anyhow::Result<Vec<u8>> {
     let h = run.header_len as usize;
     if served.len() < h {

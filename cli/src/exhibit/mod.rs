@@ -15,7 +15,8 @@ use rdc_format::stills::{
 use rdc_format::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
-use crate::export::{CA_FILE, base64_encode, read_identities, write_new};
+use crate::export::{CA_FILE, base64_encode, write_new};
+use crate::keys::read_identities;
 use crate::*;
 
 pub(crate) const RECORD: &str = "still.json";

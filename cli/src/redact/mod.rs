@@ -12,7 +12,7 @@ use rdc_format::export::{self, Bundle, Exporter, FileHash, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::export::{CA_FILE, MANIFEST, base64_encode, hash_file, write_new};
-use crate::verify::Report;
+use crate::report::Report;
 use crate::*;
 use regions::{Mode, Region};
 
@@ -581,7 +581,7 @@ fn check_run(
         return Ok(());
     }
     // Its maker's signature and certificate.
-    crate::verify::check_maker(
+    crate::report::check_maker(
         r,
         dir,
         DISCLOSURE,
