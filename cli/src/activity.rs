@@ -3,7 +3,11 @@
 //! the peaks show an officer on a slow link where to look first (R12), before fetching a byte
 //! of footage.
 
-use crate::*;
+use crate::args::Target;
+use crate::units::connect;
+use anyhow::bail;
+use rdc_config::Id;
+use rdc_uplink::protocol::Justification;
 
 const MINUTE: i64 = 60_000_000_000;
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];

@@ -1,6 +1,10 @@
 //! The command line, as clap parses it.
 
-use crate::*;
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use rdc_config::Id;
+use rdc_uplink::protocol::{Justification, Purpose};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(

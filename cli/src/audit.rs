@@ -1,7 +1,14 @@
 //! `rdc audit`: the unit's audit log, every entry checked, and the anchor that notices a log
 //! cut or rewritten since the last reading.
 
-use crate::*;
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::keys::write_private;
+use crate::time::parse_time;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow};
+use rdc_format::chain::{self as chainlog, Entry};
+use std::path::PathBuf;
 
 /// Every entry signed by the unit and matching its hash, consecutive, each linked to the one
 /// before it.

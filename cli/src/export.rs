@@ -16,8 +16,25 @@ use rdc_format::export::{
     UnitFacts, WorkingCopy,
 };
 
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::audit::unit_keys;
+use crate::events::{Event, Events};
 use crate::fetch::{Fetched, fetch_segments, seq_span, status_and_list};
-use crate::*;
+use crate::mp4;
+use crate::time;
+use crate::units;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_format::Manifest;
+use rdc_format::chain::{self as chainlog, Entry};
+use rdc_uplink::client::Client;
+use rdc_uplink::pki::{self};
+use rdc_uplink::protocol::{Justification, Purpose, Request, Track};
+use rdc_uplink::tls::{self};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 /// The working copy's file name in a bundle.
 pub(crate) const WORKING_COPY: &str = "working-copy.mp4";

@@ -1,7 +1,22 @@
 //! `rdc list` and `rdc fetch`: resumable, two segments in flight, every segment checked against
 //! the unit's signed manifest, local names built from numbers only, decrypted on this machine.
 
-use crate::*;
+use crate::CheckFailed;
+use crate::args::{Footage, Target};
+use crate::audit::{check_chain, unit_keys};
+use crate::events::{Event, Events};
+use crate::progress::{Counting, Progress};
+use crate::time;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow};
+use rdc_config::Id;
+use rdc_format::chain::Entry;
+use rdc_format::{Manifest, SegmentEntry};
+use rdc_uplink::client::{Client, ClientError};
+use rdc_uplink::protocol::{Justification, Track, TrackRef};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub(crate) async fn list(
     c: &Client,

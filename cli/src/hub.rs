@@ -5,7 +5,11 @@
 
 use rdc_uplink::vpn::{Hub, KeyPair, Net, PeerKind, check_endpoint, check_interface};
 
-use crate::*;
+use crate::args::HubCmd;
+use anyhow::{Context as _, anyhow, bail};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
 
 fn paths(dir: &Path, interface: &str) -> (PathBuf, PathBuf) {
     (

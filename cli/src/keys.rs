@@ -1,6 +1,12 @@
 //! `rdc keys`: the scheme's CA, units' and people's certificates, revocation, age identities.
 
-use crate::*;
+use crate::args::KeysCmd;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_uplink::pki::{self, Kind, Pem};
+use rdc_uplink::tls::Identity;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
 
 pub(crate) fn write_private(path: &Path, data: &str) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()

@@ -9,27 +9,16 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
-use clap::{Parser, Subcommand};
-use rdc_config::Id;
-use rdc_format::chain::{self as chainlog, Entry};
-use rdc_format::{Manifest, SegmentEntry};
+use anyhow::{anyhow, bail};
+use clap::Parser;
 use rdc_uplink::client::{Client, ClientError};
-use rdc_uplink::pki::{self, Kind, Pem};
-use rdc_uplink::protocol::{Justification, Purpose, Request, Track, TrackRef};
-use rdc_uplink::tls::{self, Identity};
+use rdc_uplink::protocol::{Justification, Purpose, Request};
 
 pub mod events;
 pub mod progress;
-use events::{Event, Events};
-use progress::{Counting, Progress};
+use events::Events;
 
 /// A check on what the unit sent failed: the footage or log is not what the unit signed.
 #[derive(Debug, thiserror::Error)]
@@ -92,19 +81,19 @@ mod preview;
 mod redact;
 #[doc(hidden)]
 pub use redact::render_for_bench as redact_render_for_bench;
+mod report;
 mod sar;
 mod stick;
 mod still;
 mod time;
-mod report;
 mod units;
 mod verdict;
 mod verify;
 
 use args::*;
-use audit::{audit, check_chain, unit_keys};
+use audit::audit;
 use fetch::{fetch, list};
-use keys::{keys, write_private};
+use keys::keys;
 use time::parse_time;
 use units::connect;
 pub use units::fuzz_units_file;

@@ -13,9 +13,19 @@ use rdc_format::export::Gap;
 use rdc_format::ts::{self, Codec};
 use serde::Serialize;
 
+use crate::CheckFailed;
+use crate::args::{Footage, Target};
+use crate::audit::unit_keys;
+use crate::events::Events;
 use crate::fetch::{fetch_segments, seq_span, status_and_list};
 use crate::font;
-use crate::*;
+use crate::time;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_format::Manifest;
+use rdc_uplink::protocol::{Justification, Track, TrackRef};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct PreviewArgs {

@@ -5,7 +5,18 @@
 
 use rdc_format::sar::{self, Outcome, Sar, SarEntry};
 
-use crate::*;
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::audit::{check_chain, unit_keys};
+use crate::time;
+use crate::units;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_uplink::client::Client;
+use rdc_uplink::protocol::Request;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum SarCmd {

@@ -3,7 +3,20 @@
 
 use rdc_format::stick::{self, REQUEST_FILE, StickRequest};
 
-use crate::*;
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::audit::{check_chain, unit_keys};
+use crate::events::Events;
+use crate::time;
+use crate::time::parse_time;
+use crate::units;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_format::Manifest;
+use rdc_format::chain::{self as chainlog, Entry};
+use rdc_uplink::pki::{self};
+use rdc_uplink::tls::{self};
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum StickCmd {

@@ -8,7 +8,12 @@ use gstreamer_app as gst_app;
 
 use rdc_uplink::protocol::CheckLine;
 
-use crate::*;
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::units::connect;
+use anyhow::{Context as _, bail};
+use rdc_config::Id;
+use std::path::Path;
 
 /// Decodes one keyframe (Annex B, with parameter sets) of `codec` (`h264`, `h265`) into a PNG.
 pub fn keyframe_to_png(codec: &str, data: Vec<u8>, out: &Path) -> anyhow::Result<()> {

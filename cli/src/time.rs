@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use crate::*;
+use anyhow::{Context as _, anyhow, bail};
 
 /// The scheme's zone when the units file names none.
 pub(crate) const DEFAULT_ZONE: &str = "Europe/London";

@@ -1,6 +1,13 @@
 //! The units file (`~/.config/rdc/units.toml`) and connecting to a unit named in it.
 
-use crate::*;
+use crate::args::Target;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_uplink::client::Client;
+use rdc_uplink::tls::{self, Identity};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How to reach a unit, from the units file.
 #[derive(Debug, serde::Deserialize)]

@@ -11,9 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use rdc_format::AuditRecord;
 use rdc_format::export::{self, Bundle, Signed};
 
+use crate::audit::{check_chain, unit_keys};
 use crate::export::{CA_FILE, MANIFEST, SUMS};
-use crate::*;
 use crate::report::Report;
+use anyhow::Context as _;
+use rdc_format::Manifest;
+use rdc_format::chain::{self as chainlog};
+use rdc_uplink::pki::{self};
+use rdc_uplink::tls::{self};
+use std::path::{Path, PathBuf};
 
 /// Checks the bundle in `dir`: every line of the report, and its verdict; `Err` (with the
 /// lines so far) when the checks could not be run to the end.

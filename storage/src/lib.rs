@@ -33,8 +33,8 @@ pub use retention::Hold;
 pub use signing::UnitKey;
 pub use store::{
     AuditRecord, Budget, CameraStatus, Destruction, HoldRequest, OpenReport, Pushed,
-    RetentionReport, RetiredKey, SegmentReader, SegmentWriter, Status, Store, StoreConfig, load_unit_key, retired_keys, rotate_key,
-    sha256_hex,
+    RetentionReport, RetiredKey, SegmentReader, SegmentWriter, Status, Store, StoreConfig,
+    load_unit_key, retired_keys, rotate_key, sha256_hex,
 };
 pub use writer::{Cadence, Decision, Frame};
 

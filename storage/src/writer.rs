@@ -81,8 +81,7 @@ impl Cadence {
                 Decision::Start
             }
             Some((start, _))
-                if keyframe
-                    && (self.cut_next || mono.saturating_sub(start) >= self.segment_ns) =>
+                if keyframe && (self.cut_next || mono.saturating_sub(start) >= self.segment_ns) =>
             {
                 self.cut_next = false;
                 self.open = Some((mono, mono));
@@ -586,7 +585,11 @@ mod tests {
         c.cut_at_next_keyframe();
         assert_eq!(c.on_frame(false, S * 6 / 10), Decision::Nothing);
         assert_eq!(c.on_frame(true, S * 7 / 10), Decision::Cut);
-        assert_eq!(c.on_frame(true, S * 8 / 10), Decision::Nothing, "asked once");
+        assert_eq!(
+            c.on_frame(true, S * 8 / 10),
+            Decision::Nothing,
+            "asked once"
+        );
         // An explicit sync moves the next one on.
         c.synced(S * 15 / 10);
         assert_eq!(c.on_frame(false, S * 17 / 10), Decision::Nothing);

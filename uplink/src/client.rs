@@ -336,12 +336,15 @@ impl Client {
 
     /// Marks the unit in service; returns since when (ns).
     pub async fn commission_done(&self, reason: &str) -> Result<i64, ClientError> {
-        self.ask(&Request::CommissionDone {
+        self.ask(
+            &Request::CommissionDone {
                 reason: reason.to_owned(),
-            }, |a| match a {
-            Answer::InService { since_ns } => Ok(since_ns),
-            other => Err(other),
-        })
+            },
+            |a| match a {
+                Answer::InService { since_ns } => Ok(since_ns),
+                other => Err(other),
+            },
+        )
         .await
     }
 

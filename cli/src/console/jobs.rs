@@ -19,9 +19,15 @@ use tokio::sync::watch;
 
 use super::pages::{csrf_field, esc, may_see_footage, page};
 use super::{SessionId, Shared, lock, refuse};
+use crate::args::{Footage, Why};
+use crate::events::{Event, Events};
 use crate::export::{ExportArgs, Exported};
 use crate::report::Report;
-use crate::*;
+use crate::time::parse_time;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -22,7 +22,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rdc_config::Role;
 
-use crate::*;
+use crate::args::Target;
+use crate::units;
+use crate::units::connect;
+use anyhow::Context as _;
+use rdc_uplink::protocol::Request;
+use std::path::{Path, PathBuf};
 
 pub mod guard;
 mod jobs;

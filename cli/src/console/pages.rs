@@ -12,7 +12,12 @@ use rdc_config::Role;
 use rdc_uplink::protocol::{Answer, Refusal, StatusAnswer};
 
 use super::{Console, SessionId, Shared, refuse};
-use crate::*;
+use crate::time::parse_time;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow};
+use rdc_config::Id;
+use rdc_uplink::client::ClientError;
+use rdc_uplink::protocol::Request;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");

@@ -13,7 +13,8 @@ use rdc_format::stills::RegisterEntry;
 
 use super::pages::{both_times, csrf_field, esc, may, page};
 use super::{SessionId, Shared, refuse};
-use crate::*;
+use crate::units::connect;
+use anyhow::anyhow;
 
 fn reads_register(r: Role) -> bool {
     r != Role::Engineer

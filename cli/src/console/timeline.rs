@@ -16,7 +16,12 @@ use rdc_format::time::DAY_NS;
 
 use super::pages::{both_times, case_form, csrf_field, esc, may_see_footage, page};
 use super::{Console, SessionId, Shared, lock, refuse};
-use crate::*;
+use crate::events::Events;
+use crate::time::parse_time;
+use crate::units::connect;
+use rdc_config::Id;
+use rdc_uplink::client::Client;
+use rdc_uplink::protocol::{Justification, Purpose};
 
 const S: i64 = 1_000_000_000;
 const MINUTE: i64 = 60 * S;

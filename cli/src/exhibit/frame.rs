@@ -10,7 +10,9 @@ use gstreamer_app as gst_app;
 use rdc_format::stills::{self, Run};
 use rdc_format::ts::{self, Codec};
 
-use crate::*;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_format::Manifest;
+use std::path::Path;
 
 /// The served bytes as the age file they were cut from: the header and the run's chunks at
 /// their places; nothing else is ever read (the decryptor is only asked for the run).

@@ -15,9 +15,24 @@ use rdc_format::stills::{
 use rdc_format::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::audit::{check_chain, unit_keys};
+use crate::events::Events;
 use crate::export::{CA_FILE, base64_encode, write_new};
 use crate::keys::read_identities;
-use crate::*;
+use crate::time::parse_time;
+use crate::units;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_format::Manifest;
+use rdc_format::chain::{self as chainlog, Entry};
+use rdc_uplink::client::Client;
+use rdc_uplink::pki::{self};
+use rdc_uplink::protocol::{Justification, Purpose, Request};
+use rdc_uplink::tls::{self};
+use std::path::{Path, PathBuf};
 
 pub(crate) const RECORD: &str = "still.json";
 pub(crate) const PNG: &str = "still.png";

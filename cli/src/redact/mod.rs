@@ -11,10 +11,21 @@ mod sheet;
 use rdc_format::export::{self, Bundle, Exporter, FileHash, Signature};
 use serde::{Deserialize, Serialize};
 
+use crate::CheckFailed;
+use crate::args::Target;
+use crate::audit::unit_keys;
 use crate::export::{CA_FILE, MANIFEST, base64_encode, hash_file, write_new};
 use crate::report::Report;
-use crate::*;
+use crate::units;
+use crate::units::connect;
+use anyhow::{Context as _, anyhow, bail};
+use rdc_config::Id;
+use rdc_format::chain::{self as chainlog, Entry};
+use rdc_uplink::pki::{self};
+use rdc_uplink::protocol::{Justification, Purpose, Request};
+use rdc_uplink::tls::{self};
 use regions::{Mode, Region};
+use std::path::{Path, PathBuf};
 
 pub(crate) const DISCLOSURE: &str = "disclosure.json";
 pub(crate) const VIDEO: &str = "disclosure.mp4";

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::*;
+use crate::time::parse_time;
+use anyhow::{Context as _, bail};
 
 /// Pixels of the block grid: x264's macroblocks, so a block is coded on its own.
 pub(crate) const GRID: usize = 16;

@@ -7,7 +7,8 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::regions::{self, Mode, Plane, Region};
-use crate::*;
+use anyhow::{Context as _, anyhow, bail};
+use std::path::Path;
 
 /// The encoder's settings, as the disclosure records them.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]

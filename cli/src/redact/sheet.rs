@@ -6,7 +6,8 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
 use super::regions::{self, Region};
-use crate::*;
+use anyhow::{Context as _, anyhow, bail};
+use std::path::Path;
 
 const TILE_W: usize = 480;
 const COLUMNS: usize = 3;

@@ -316,8 +316,8 @@ mod segments;
 mod verify;
 
 use keys::{PUBLIC_KEY_FILE, lock_store, parse_key_hex, read_public_key, replace_file};
-pub use recording::{Pushed, SegmentWriter};
 pub use keys::{RetiredKey, load_unit_key, retired_keys, rotate_key};
+pub use recording::{Pushed, SegmentWriter};
 
 impl Store {
     /// The store's running clock now: ns of its own life, restarts included, power-off time

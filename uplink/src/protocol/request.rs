@@ -309,8 +309,7 @@ impl Request {
                 from_ns,
                 to_ns,
                 ..
-            }
-            => {
+            } => {
                 (s.camera, s.from_ns, s.to_ns) = (Some(camera), Some(*from_ns), Some(*to_ns));
                 s.known.push(camera);
             }

@@ -181,9 +181,7 @@ pub(super) fn handle(
         Request::StillApprove { approval } => {
             stills::approve(store, peer, max_age(extra), approval, rec)
         }
-        Request::StillMake { still } => {
-            stills::make(store, peer, max_age(extra), *still, rec)
-        }
+        Request::StillMake { still } => stills::make(store, peer, max_age(extra), *still, rec),
         Request::StillMade {
             still,
             frame_ns,
@@ -198,9 +196,7 @@ pub(super) fn handle(
             record_sha256,
             rec,
         ),
-        Request::StillRelease { still, to } => {
-            stills::release(store, peer, *still, to, rec)
-        }
+        Request::StillRelease { still, to } => stills::release(store, peer, *still, to, rec),
         Request::SarOpen {
             reference,
             camera,
@@ -249,7 +245,10 @@ fn record_scope(store: &Store, req: &Request, rec: &mut AuditRecord) -> Result<(
         rec.reason = Some(r.to_owned());
     }
     rec.detail = scope.detail.or(rec.detail.take());
-    scope.known.into_iter().try_for_each(|c| known_camera(store, c))
+    scope
+        .known
+        .into_iter()
+        .try_for_each(|c| known_camera(store, c))
 }
 
 fn create_hold(store: &Store, peer: &Peer, req: &Request) -> Result<rdc_format::Hold, Refusal> {
@@ -391,4 +390,3 @@ fn hooks(extra: &Extra) -> Result<&Arc<dyn UnitHooks>, Refusal> {
         detail: "this unit's uplink serves no stills, commissioning or selftest (it runs without its recorder)".into(),
     })
 }
-

@@ -6,9 +6,9 @@ use rdc_format::sar::{self, Outcome, SarEntry};
 use rdc_format::time::rfc3339;
 use rdc_storage::{AuditRecord, HoldRequest, Store};
 
-use crate::protocol::{Answer, Refusal};
 use super::Peer;
 use super::handle::{Handled, known_camera, refusal};
+use crate::protocol::{Answer, Refusal};
 
 fn refused(reference: &str, why: impl Into<String>) -> Refusal {
     Refusal::SarRefused {

@@ -10,9 +10,9 @@ use rdc_format::stills::{
 use rdc_format::time::rfc3339;
 use rdc_storage::{AuditRecord, Store};
 
-use crate::protocol::{Answer, Refusal, StillFootage};
-use super::handle::{Handled, refusal};
 use super::Peer;
+use super::handle::{Handled, refusal};
+use crate::protocol::{Answer, Refusal, StillFootage};
 
 const DAY_NS: i64 = 86_400_000_000_000;
 /// A signed time this far in the unit's future is still accepted (laptops' clocks drift).
