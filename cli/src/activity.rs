@@ -3,7 +3,7 @@
 //! the peaks show an officer on a slow link where to look first (R12), before fetching a byte
 //! of footage.
 
-use crate::args::Target;
+use crate::select::Target;
 use crate::units::connect;
 use anyhow::bail;
 use rdc_config::Id;

@@ -1,10 +1,11 @@
 //! The command line, as clap parses it.
 
-use anyhow::bail;
 use clap::{Parser, Subcommand};
 use rdc_config::Id;
-use rdc_uplink::protocol::{Justification, Purpose};
 use std::path::PathBuf;
+
+use crate::keys::KeysCmd;
+use crate::select::{Footage, Target};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,62 +17,6 @@ use std::path::PathBuf;
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
-}
-
-#[derive(clap::Args, Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Target {
-    /// The unit, as named in the units file.
-    #[arg(long, short)]
-    pub(crate) unit: String,
-    /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
-    #[arg(long)]
-    pub(crate) units: Option<PathBuf>,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub(crate) struct Why {
-    /// Why the footage is accessed: view, export or still.
-    #[arg(long, default_value = "view")]
-    pub(crate) purpose: String,
-    /// The case reference (required for footage).
-    #[arg(long = "case")]
-    pub(crate) case_ref: String,
-    /// The reason (required for footage).
-    #[arg(long)]
-    pub(crate) reason: String,
-}
-
-impl Why {
-    pub(crate) fn justification(&self) -> anyhow::Result<Justification> {
-        let purpose = match self.purpose.as_str() {
-            "view" => Purpose::View,
-            "export" => Purpose::Export,
-            "still" => Purpose::Still,
-            p => bail!("--purpose {p:?}: use view, export or still"),
-        };
-        Ok(Justification {
-            purpose,
-            case_ref: self.case_ref.clone(),
-            reason: self.reason.clone(),
-        })
-    }
-}
-
-/// Which footage, and why.
-#[derive(clap::Args, Debug)]
-pub(crate) struct Footage {
-    /// The camera's id (a-z, 0-9, '-', '_').
-    #[arg(long)]
-    pub(crate) camera: Id,
-    /// Start: a local time in the scheme's zone (2026-11-23T18:00), one with an offset
-    /// (2026-11-23T18:00:00Z), or now-10m, now-2h, now-1d.
-    #[arg(long, default_value = "now-1h")]
-    pub(crate) from: String,
-    /// End: as --from.
-    #[arg(long, default_value = "now")]
-    pub(crate) to: String,
-    #[command(flatten)]
-    pub(crate) why: Why,
 }
 
 #[derive(Subcommand, Debug)]
@@ -380,144 +325,6 @@ pub(crate) enum HoldsCmd {
         /// Why (recorded by the unit in its audit log).
         #[arg(long)]
         reason: String,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum KeysCmd {
-    /// A new scheme CA: <dir>/ca.crt and <dir>/ca.key (keep ca.key offline).
-    Ca {
-        /// The scheme's name, as its certificates will carry it.
-        #[arg(long)]
-        scheme: String,
-        /// The folder the keys and certificates are written to.
-        #[arg(long)]
-        dir: PathBuf,
-    },
-    /// A unit's certificate: <dir>/<id>.crt and .key, for the unit's [uplink].
-    Unit {
-        /// The scheme CA's folder (from `rdc keys ca`).
-        #[arg(long)]
-        ca_dir: PathBuf,
-        /// The unit's id, as officers will name it.
-        #[arg(long)]
-        id: String,
-        /// The folder the keys and certificates are written to.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Days the certificate is valid.
-        #[arg(long, default_value_t = 1095)]
-        days: i64,
-    },
-    /// A unit's certificate from the request `rdc-recorder init` made on the unit (its key
-    /// never leaves it): <dir>/<id>.crt.
-    SignUnit {
-        /// The scheme CA's folder (from `rdc keys ca`).
-        #[arg(long)]
-        ca_dir: PathBuf,
-        /// The unit's request (uplink.csr).
-        #[arg(long)]
-        csr: PathBuf,
-        /// The folder the keys and certificates are written to.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Days the certificate is valid.
-        #[arg(long, default_value_t = 1095)]
-        days: i64,
-    },
-    /// A person's certificate: <dir>/<name>.crt and .key; prints the line for units' configs.
-    User {
-        /// The scheme CA's folder (from `rdc keys ca`).
-        #[arg(long)]
-        ca_dir: PathBuf,
-        /// The person's name, as their certificate and the audit log will carry it.
-        #[arg(long)]
-        name: String,
-        /// The role the unit should give them: officer, manager, engineer or auditor.
-        #[arg(long, default_value = "officer")]
-        role: String,
-        /// The folder the keys and certificates are written to.
-        #[arg(long)]
-        dir: PathBuf,
-    },
-    /// Revoke certificates: writes the scheme's CRL (adding to it if it exists). Install it on
-    /// every unit as [uplink] crl.
-    Revoke {
-        /// The scheme CA's folder (from `rdc keys ca`).
-        #[arg(long)]
-        ca_dir: PathBuf,
-        /// The CRL file to create or extend.
-        #[arg(long)]
-        crl: PathBuf,
-        /// Certificates (PEM files) to revoke.
-        #[arg(required = true)]
-        certs: Vec<PathBuf>,
-    },
-    /// An officer's age identity (standard age format); prints its public key (a recipient).
-    Identity {
-        /// Where the file is written.
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// The scheme's WireGuard hub for units behind carrier NAT: writes <dir>/<interface>.conf
-    /// (standard wg-quick) and <interface>.nft (officers reach units; units reach nobody).
-    /// `add-unit` and `add-officer` extend them.
-    Hub {
-        #[command(subcommand)]
-        cmd: Option<HubCmd>,
-        /// Where the hub's files are (on the hub: /etc/wireguard).
-        #[arg(long, global = true, default_value = "/etc/wireguard")]
-        dir: PathBuf,
-        /// The hub's WireGuard interface (and its files' name).
-        #[arg(long, global = true, default_value = "rdc-hub")]
-        interface: String,
-        /// The scheme's tunnel subnet; the hub takes its first address.
-        #[arg(long, value_name = "CIDR")]
-        subnet: Option<String>,
-        /// The hub's UDP port.
-        #[arg(long, value_name = "PORT")]
-        listen: Option<u16>,
-        /// The hub's public name or address and port, as units and officers dial it.
-        #[arg(long, value_name = "HOST:PORT")]
-        endpoint: Option<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub(crate) enum HubCmd {
-    /// A unit, with the key and address `rdc-recorder init --vpn-*` printed on it.
-    AddUnit {
-        /// The person's name, as their certificate and the audit log will carry it.
-        #[arg(long)]
-        name: String,
-        /// The WireGuard public key it printed.
-        #[arg(long)]
-        public_key: String,
-        /// The unit's tunnel address (as given to init); the lowest free one when absent.
-        #[arg(long)]
-        address: Option<std::net::Ipv4Addr>,
-        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
-        #[arg(long)]
-        apply: bool,
-    },
-    /// An officer's machine. Without --public-key, makes its key pair and writes the officer's
-    /// wg-quick file to --out (mode 600) to hand over.
-    AddOfficer {
-        /// The person's name, as their certificate and the audit log will carry it.
-        #[arg(long)]
-        name: String,
-        /// The key `wg pubkey` printed on the officer's machine.
-        #[arg(long, conflicts_with = "out")]
-        public_key: Option<String>,
-        /// The officer's tunnel address (e.g. 10.77.255.3); the lowest free one when absent.
-        #[arg(long)]
-        address: Option<std::net::Ipv4Addr>,
-        /// Where the officer's configuration goes (default: ./<name>.conf).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
-        #[arg(long)]
-        apply: bool,
     },
 }
 

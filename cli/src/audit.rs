@@ -2,13 +2,12 @@
 //! cut or rewritten since the last reading.
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::keys::write_private;
+use crate::select::Target;
 use crate::time::parse_time;
-use crate::units::connect;
+use crate::units::{Anchor, anchors_path, connect};
 use anyhow::{Context as _, anyhow};
 use rdc_format::chain::{self as chainlog, Entry};
-use std::path::PathBuf;
 
 /// Every entry signed by the unit and matching its hash, consecutive, each linked to the one
 /// before it.
@@ -52,33 +51,6 @@ pub(crate) fn unit_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
         .ok()
         .and_then(|v| v.try_into().ok())
         .ok_or_else(|| anyhow!("the unit gave no valid signing key ({hex_key:?})"))
-}
-
-/// The newest audit entry seen from a unit: what its log must still contain next time.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Anchor {
-    unit_key: String,
-    pub(crate) seq: u64,
-    hash: String,
-    /// When this machine checked it (RFC 3339).
-    pub(crate) seen: String,
-}
-
-/// The anchors this machine holds, by unit (none when it never read an audit log).
-pub(crate) fn read_anchors() -> std::collections::BTreeMap<String, Anchor> {
-    std::fs::read(anchors_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-pub(crate) fn anchors_path() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
-        })
-        .join("rdc/audit-anchors.json")
 }
 
 /// `rdc audit`: prints what [`read_audit`] returns. It fetches the unit's audit log from the last anchor (or `from_seq`, whichever is

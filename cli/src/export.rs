@@ -17,12 +17,12 @@ use rdc_format::export::{
 };
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::audit::unit_keys;
 use crate::events::{Event, Events};
 use crate::fetch::{Fetched, fetch_segments, seq_span, status_and_list};
 use crate::mp4;
-use crate::time;
+use crate::select::Target;
+use crate::time::{self, now_ns};
 use crate::units;
 use crate::units::connect;
 use anyhow::{Context as _, anyhow, bail};
@@ -507,10 +507,6 @@ pub(crate) fn hash_file(dir: &Path, rel: &str) -> anyhow::Result<FileHash> {
         bytes,
         sha256: crate::fetch::sha256_file(&p)?,
     })
-}
-
-pub(crate) fn now_ns() -> i64 {
-    ::time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64
 }
 
 pub(crate) fn base64_encode(b: &[u8]) -> String {

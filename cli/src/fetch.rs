@@ -2,10 +2,10 @@
 //! the unit's signed manifest, local names built from numbers only, decrypted on this machine.
 
 use crate::CheckFailed;
-use crate::args::{Footage, Target};
 use crate::audit::{check_chain, unit_keys};
 use crate::events::{Event, Events};
 use crate::progress::{Counting, Progress};
+use crate::select::{Footage, Target};
 use crate::time;
 use crate::units::connect;
 use anyhow::{Context as _, anyhow};

@@ -5,7 +5,6 @@
 
 use rdc_uplink::vpn::{Hub, KeyPair, Net, PeerKind, check_endpoint, check_interface};
 
-use crate::args::HubCmd;
 use anyhow::{Context as _, anyhow, bail};
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -212,4 +211,42 @@ pub(crate) fn hub(
         }
     }
     Ok(())
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum HubCmd {
+    /// A unit, with the key and address `rdc-recorder init --vpn-*` printed on it.
+    AddUnit {
+        /// The person's name, as their certificate and the audit log will carry it.
+        #[arg(long)]
+        name: String,
+        /// The WireGuard public key it printed.
+        #[arg(long)]
+        public_key: String,
+        /// The unit's tunnel address (as given to init); the lowest free one when absent.
+        #[arg(long)]
+        address: Option<std::net::Ipv4Addr>,
+        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
+        #[arg(long)]
+        apply: bool,
+    },
+    /// An officer's machine. Without --public-key, makes its key pair and writes the officer's
+    /// wg-quick file to --out (mode 600) to hand over.
+    AddOfficer {
+        /// The person's name, as their certificate and the audit log will carry it.
+        #[arg(long)]
+        name: String,
+        /// The key `wg pubkey` printed on the officer's machine.
+        #[arg(long, conflicts_with = "out")]
+        public_key: Option<String>,
+        /// The officer's tunnel address (e.g. 10.77.255.3); the lowest free one when absent.
+        #[arg(long)]
+        address: Option<std::net::Ipv4Addr>,
+        /// Where the officer's configuration goes (default: ./<name>.conf).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Apply it to the running hub at once (`wg syncconf` and `nft -f`; as root, on the hub).
+        #[arg(long)]
+        apply: bool,
+    },
 }

@@ -1,12 +1,13 @@
 //! `rdc keys`: the scheme's CA, units' and people's certificates, revocation, age identities.
 
-use crate::args::KeysCmd;
 use anyhow::{Context as _, anyhow, bail};
 use rdc_uplink::pki::{self, Kind, Pem};
 use rdc_uplink::tls::Identity;
+
+use crate::hub::HubCmd;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn write_private(path: &Path, data: &str) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -182,4 +183,104 @@ pub(crate) fn read_identities(p: &Path) -> anyhow::Result<Vec<AgeIdentity>> {
         bail!("{} holds no age identity", p.display());
     }
     Ok(ids)
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum KeysCmd {
+    /// A new scheme CA: <dir>/ca.crt and <dir>/ca.key (keep ca.key offline).
+    Ca {
+        /// The scheme's name, as its certificates will carry it.
+        #[arg(long)]
+        scheme: String,
+        /// The folder the keys and certificates are written to.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// A unit's certificate: <dir>/<id>.crt and .key, for the unit's [uplink].
+    Unit {
+        /// The scheme CA's folder (from `rdc keys ca`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The unit's id, as officers will name it.
+        #[arg(long)]
+        id: String,
+        /// The folder the keys and certificates are written to.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 1095)]
+        days: i64,
+    },
+    /// A unit's certificate from the request `rdc-recorder init` made on the unit (its key
+    /// never leaves it): <dir>/<id>.crt.
+    SignUnit {
+        /// The scheme CA's folder (from `rdc keys ca`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The unit's request (uplink.csr).
+        #[arg(long)]
+        csr: PathBuf,
+        /// The folder the keys and certificates are written to.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 1095)]
+        days: i64,
+    },
+    /// A person's certificate: <dir>/<name>.crt and .key; prints the line for units' configs.
+    User {
+        /// The scheme CA's folder (from `rdc keys ca`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The person's name, as their certificate and the audit log will carry it.
+        #[arg(long)]
+        name: String,
+        /// The role the unit should give them: officer, manager, engineer or auditor.
+        #[arg(long, default_value = "officer")]
+        role: String,
+        /// The folder the keys and certificates are written to.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Revoke certificates: writes the scheme's CRL (adding to it if it exists). Install it on
+    /// every unit as [uplink] crl.
+    Revoke {
+        /// The scheme CA's folder (from `rdc keys ca`).
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The CRL file to create or extend.
+        #[arg(long)]
+        crl: PathBuf,
+        /// Certificates (PEM files) to revoke.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+    },
+    /// An officer's age identity (standard age format); prints its public key (a recipient).
+    Identity {
+        /// Where the file is written.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The scheme's WireGuard hub for units behind carrier NAT: writes <dir>/<interface>.conf
+    /// (standard wg-quick) and <interface>.nft (officers reach units; units reach nobody).
+    /// `add-unit` and `add-officer` extend them.
+    Hub {
+        #[command(subcommand)]
+        cmd: Option<HubCmd>,
+        /// Where the hub's files are (on the hub: /etc/wireguard).
+        #[arg(long, global = true, default_value = "/etc/wireguard")]
+        dir: PathBuf,
+        /// The hub's WireGuard interface (and its files' name).
+        #[arg(long, global = true, default_value = "rdc-hub")]
+        interface: String,
+        /// The scheme's tunnel subnet; the hub takes its first address.
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// The hub's UDP port.
+        #[arg(long, value_name = "PORT")]
+        listen: Option<u16>,
+        /// The hub's public name or address and port, as units and officers dial it.
+        #[arg(long, value_name = "HOST:PORT")]
+        endpoint: Option<String>,
+    },
 }

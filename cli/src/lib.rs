@@ -83,6 +83,7 @@ mod redact;
 pub use redact::render_for_bench as redact_render_for_bench;
 mod report;
 mod sar;
+mod select;
 mod stick;
 mod still;
 mod time;
@@ -94,6 +95,7 @@ use args::*;
 use audit::audit;
 use fetch::{fetch, list};
 use keys::keys;
+use select::{Footage, Target};
 use time::parse_time;
 use units::connect;
 pub use units::fuzz_units_file;
@@ -164,7 +166,7 @@ fn status_summary(v: &rdc_uplink::protocol::StatusAnswer) -> Vec<String> {
         out.push(format!("operator    {} ({})", a.operator, a.contact));
         out.push(format!("site        {}", a.site));
     }
-    let skew = (v.time_ns - crate::export::now_ns()) / 1_000_000_000;
+    let skew = (v.time_ns - crate::time::now_ns()) / 1_000_000_000;
     let clock = match &v.live {
         Some(l) if l.clock.synchronized => "synchronised".to_owned(),
         Some(_) => "NOT synchronised (footage times are the unit's own clock)".to_owned(),
@@ -388,7 +390,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 camera: camera.ok_or_else(|| anyhow!("--camera is needed"))?,
                 from: from.unwrap_or_else(|| "now-1h".into()),
                 to: to.unwrap_or_else(|| "now".into()),
-                why: crate::args::Why {
+                why: crate::select::Why {
                     purpose,
                     case_ref: case_ref.ok_or_else(|| anyhow!("--case is needed"))?,
                     reason: reason.ok_or_else(|| anyhow!("--reason is needed"))?,

@@ -14,11 +14,11 @@ use rdc_format::ts::{self, Codec};
 use serde::Serialize;
 
 use crate::CheckFailed;
-use crate::args::{Footage, Target};
 use crate::audit::unit_keys;
 use crate::events::Events;
 use crate::fetch::{fetch_segments, seq_span, status_and_list};
 use crate::font;
+use crate::select::{Footage, Target};
 use crate::time;
 use crate::units::connect;
 use anyhow::{Context as _, anyhow, bail};

@@ -6,8 +6,8 @@
 use rdc_format::sar::{self, Outcome, Sar, SarEntry};
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::audit::{check_chain, unit_keys};
+use crate::select::Target;
 use crate::time;
 use crate::units;
 use crate::units::connect;
@@ -167,7 +167,7 @@ pub(crate) async fn rows(
         .with_context(|| format!("cannot read the units file {}", path.display()))?;
     let file = units::parse_units(&text)
         .with_context(|| format!("{} is not a valid units file", path.display()))?;
-    let today = sar::uk_date(crate::export::now_ns());
+    let today = sar::uk_date(crate::time::now_ns());
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     for name in file.unit.keys() {

@@ -4,9 +4,9 @@
 use rdc_format::stick::{self, REQUEST_FILE, StickRequest};
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::audit::{check_chain, unit_keys};
 use crate::events::Events;
+use crate::select::Target;
 use crate::time;
 use crate::time::parse_time;
 use crate::units;
@@ -71,7 +71,7 @@ pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
         .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
     let key_pem = std::fs::read_to_string(&entry.key)
         .with_context(|| format!("reading your key {}", entry.key.display()))?;
-    let now = crate::export::now_ns();
+    let now = crate::time::now_ns();
     let valid = i64::from(valid_hours) * 3_600_000_000_000;
     if valid <= 0 || valid > stick::MAX_VALID_NS {
         bail!(

@@ -9,7 +9,7 @@ use gstreamer_app as gst_app;
 use rdc_uplink::protocol::CheckLine;
 
 use crate::CheckFailed;
-use crate::args::Target;
+use crate::select::Target;
 use crate::units::connect;
 use anyhow::{Context as _, bail};
 use rdc_config::Id;

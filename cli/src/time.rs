@@ -36,7 +36,8 @@ pub(crate) fn zone() -> &'static TimeZone {
     ZONE.get_or_init(|| TimeZone::get(DEFAULT_ZONE).unwrap_or(TimeZone::UTC))
 }
 
-fn now_ns() -> i64 {
+/// Now, ns since the epoch (UTC).
+pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)

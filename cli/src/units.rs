@@ -1,6 +1,6 @@
 //! The units file (`~/.config/rdc/units.toml`) and connecting to a unit named in it.
 
-use crate::args::Target;
+use crate::select::Target;
 use anyhow::{Context as _, anyhow, bail};
 use rdc_config::Id;
 use rdc_uplink::client::Client;
@@ -208,7 +208,7 @@ async fn ask(
         Ok(Err(e)) => line.problem = Some(format!("{e:#}")),
         Ok(Ok(st)) => {
             line.reachable = true;
-            line.clock_offset_s = Some((st.time_ns - crate::export::now_ns()) as f64 / 1e9);
+            line.clock_offset_s = Some((st.time_ns - crate::time::now_ns()) as f64 / 1e9);
             line.days_held = Some(st.store.effective_retention_days());
             if let Some(l) = &st.live {
                 line.clock_synchronized = Some(l.clock.synchronized);
@@ -239,7 +239,7 @@ pub(crate) async fn fleet(
         .with_context(|| format!("{} is not a valid units file", path.display()))?;
     let endpoint = Client::endpoint(false)?;
     let creds = Arc::new(Mutex::new(std::collections::HashMap::new()));
-    let anchors = crate::audit::read_anchors();
+    let anchors = crate::units::read_anchors();
     let asks = file.unit.into_iter().map(|(name, u)| {
         let valid = Id::parse(&name)
             .map(|_| u)
@@ -311,4 +311,31 @@ pub(crate) async fn fleet_status(
     }
     eprintln!("{up} of {} units reachable", lines.len());
     Ok(())
+}
+
+/// The newest audit entry seen from a unit: what its log must still contain next time.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Anchor {
+    pub(crate) unit_key: String,
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
+    /// When this machine checked it (RFC 3339).
+    pub(crate) seen: String,
+}
+
+/// The anchors this machine holds, by unit (none when it never read an audit log).
+pub(crate) fn read_anchors() -> std::collections::BTreeMap<String, Anchor> {
+    std::fs::read(anchors_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+pub(crate) fn anchors_path() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state")
+        })
+        .join("rdc/audit-anchors.json")
 }

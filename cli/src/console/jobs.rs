@@ -19,10 +19,10 @@ use tokio::sync::watch;
 
 use super::pages::{csrf_field, esc, may_see_footage, page};
 use super::{SessionId, Shared, lock, refuse};
-use crate::args::{Footage, Why};
 use crate::events::{Event, Events};
 use crate::export::{ExportArgs, Exported};
 use crate::report::Report;
+use crate::select::{Footage, Why};
 use crate::time::parse_time;
 use anyhow::{Context as _, anyhow, bail};
 use rdc_config::Id;
@@ -432,7 +432,7 @@ pub(crate) async fn start(
         kind,
         unit,
         args,
-        created: rdc_format::time::rfc3339(crate::export::now_ns()),
+        created: rdc_format::time::rfc3339(crate::time::now_ns()),
         state: JobState::Running,
         done: 0,
         total: 0,

@@ -22,7 +22,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rdc_config::Role;
 
-use crate::args::Target;
+use crate::select::Target;
 use crate::units;
 use crate::units::connect;
 use anyhow::Context as _;

@@ -247,7 +247,7 @@ async fn unit_row(c: &Console, name: &str) -> String {
         Reach::Up(st) => st,
     };
     let role = st.your_role;
-    let now = crate::export::now_ns();
+    let now = crate::time::now_ns();
     let skew_s = (st.time_ns - now) as f64 / 1e9;
     let clock = st.live.as_ref().map(|l| &l.clock);
     o.push_str("<dl>");

@@ -86,7 +86,7 @@ pub(crate) async fn page_handler(
         .find(|z| Some(z.0) == v.span.as_deref())
         .copied()
         .unwrap_or(ZOOMS[1]);
-    let now = crate::export::now_ns();
+    let now = crate::time::now_ns();
     let end = match v.end.as_deref() {
         Some(e) => parse_time(e).map_err(|e| refuse(StatusCode::BAD_REQUEST, &format!("{e:#}")))?,
         None => now,

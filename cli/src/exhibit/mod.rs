@@ -16,11 +16,11 @@ use rdc_format::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::audit::{check_chain, unit_keys};
 use crate::events::Events;
 use crate::export::{CA_FILE, base64_encode, write_new};
 use crate::keys::read_identities;
+use crate::select::Target;
 use crate::time::parse_time;
 use crate::units;
 use crate::units::connect;
@@ -230,7 +230,7 @@ pub(crate) async fn request(target: &Target, a: &RequestArgs) -> anyhow::Result<
         case_ref: a.case_ref.clone(),
         reason: a.reason.clone(),
         police,
-        requested_ns: crate::export::now_ns(),
+        requested_ns: crate::time::now_ns(),
     };
     let doc = rdc_uplink::stills::sign(&body, &me.cert_pem, &me.key_pem)
         .context("your key cannot sign the request")?;
@@ -373,7 +373,7 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
         unit: unit.clone(),
         still: id,
         request_sha256: request.sha256(),
-        approved_ns: crate::export::now_ns(),
+        approved_ns: crate::time::now_ns(),
         note: a.note.clone(),
     };
     let doc = rdc_uplink::stills::sign(&approval, &me.cert_pem, &me.key_pem)
@@ -401,7 +401,7 @@ pub(crate) async fn sign_approval(
         unit: unit.to_owned(),
         still: id,
         request_sha256: request.sha256(),
-        approved_ns: crate::export::now_ns(),
+        approved_ns: crate::time::now_ns(),
         note: note.to_owned(),
     };
     let doc = rdc_uplink::stills::sign(&approval, &me.cert_pem, &me.key_pem)
@@ -474,7 +474,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir().join(format!(
         "rdc-still-{}-{}",
         std::process::id(),
-        crate::export::now_ns()
+        crate::time::now_ns()
     ));
     std::fs::create_dir_all(&base)?;
     Ok(base)
@@ -546,7 +546,7 @@ pub(crate) async fn make(
         site: about.as_ref().map(|u| u.site.clone()),
     };
     let f = &found.units[found.index];
-    let produced_ns = crate::export::now_ns();
+    let produced_ns = crate::time::now_ns();
     let record = Record {
         format: stills::FORMAT.into(),
         still,

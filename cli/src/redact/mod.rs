@@ -12,10 +12,10 @@ use rdc_format::export::{self, Bundle, Exporter, FileHash, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::CheckFailed;
-use crate::args::Target;
 use crate::audit::unit_keys;
 use crate::export::{CA_FILE, MANIFEST, base64_encode, hash_file, write_new};
 use crate::report::Report;
+use crate::select::Target;
 use crate::units;
 use crate::units::connect;
 use anyhow::{Context as _, anyhow, bail};
@@ -462,7 +462,7 @@ async fn finish(
         })
         .await?;
     c.close();
-    let made_ns = crate::export::now_ns();
+    let made_ns = crate::time::now_ns();
     std::fs::write(
         out.join(crate::export::README),
         readme(source, made, reason, &a.request_ref),
