@@ -246,18 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             activity: false,
             json,
             ..
-        } => {
-            let c = connect(&target).await?;
-            let v = c.status().await?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                for l in status_summary(&v) {
-                    outln!("{l}");
-                }
-            }
-            Ok(())
-        }
+        } => status(&target, json).await,
         Cmd::Status {
             target,
             hours,
@@ -273,77 +262,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             activity::activity(&target, &cameras, hours, &why).await
         }
-        Cmd::Holds { target, cmd } => {
-            let c = connect(&target).await?;
-            let req = match cmd {
-                HoldsCmd::List => Request::HoldList,
-                HoldsCmd::Create {
-                    cameras,
-                    from,
-                    to,
-                    case_ref,
-                    reason,
-                    review,
-                } => Request::HoldCreate {
-                    cameras,
-                    from_ns: time::parse_range(&from, &to)?.0,
-                    to_ns: parse_time(&to)?,
-                    case_ref,
-                    reason,
-                    review_ns: parse_time(&review)?,
-                },
-                HoldsCmd::Release { id, reason } => Request::HoldRelease { id, reason },
-            };
-            outln!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
-            Ok(())
-        }
+        Cmd::Holds { target, cmd } => holds(&target, cmd).await,
         Cmd::Audit {
             target,
             from_seq,
             accept_new_key,
         } => audit(&target, from_seq, accept_new_key).await,
-        Cmd::List { target, footage } => {
-            let range = time::parse_range(&footage.from, &footage.to)?;
-            let c = connect(&target).await?;
-            let entries = list(&c, &footage, range).await?;
-            if entries.is_empty() {
-                let held = where_footage_is(&c, footage.camera.as_str()).await;
-                c.close();
-                eprintln!(
-                    "no footage of {} {}; {held}",
-                    footage.camera,
-                    time::describe_range(range.0, range.1)
-                );
-                return Ok(());
-            }
-            c.close();
-            outln!(
-                "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  then",
-                "camera",
-                "segment",
-                "from",
-                "to",
-                "size"
-            );
-            for e in &entries {
-                outln!(
-                    "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  {}",
-                    e.segment.camera,
-                    e.segment.seq,
-                    time::local(e.segment.start_ns),
-                    time::local(e.segment.end_ns),
-                    rdc_format::human::bytes(e.segment.bytes),
-                    match &e.ended {
-                        rdc_format::Ended::Cut => "the next segment follows".to_owned(),
-                        rdc_format::Ended::Stopped { cause } => format!("a gap: {cause}"),
-                        rdc_format::Ended::PowerLoss => "a gap: the unit lost power".to_owned(),
-                        rdc_format::Ended::Lost { cause } => format!("lost: {cause}"),
-                    }
-                );
-            }
-            eprintln!("{} segments", entries.len());
-            Ok(())
-        }
+        Cmd::List { target, footage } => list_segments(&target, &footage).await,
         Cmd::Fetch {
             unit,
             units,
@@ -354,21 +279,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             identity,
             out,
             ..
-        } => {
-            let identity = identity.ok_or_else(|| {
-                anyhow!("--identity is needed with --from-stick: the stick's footage is encrypted")
-            })?;
-            let v = crate::stick::open(&stick, unit.as_deref(), units, camera)?;
-            let f = crate::stick::fetch(&v, from.as_deref(), to.as_deref(), &identity, &out)?;
-            eprintln!(
-                "{} segments of {} from the stick in {}: checked against unit {}'s signed manifests, decrypted",
-                f.segments,
-                v.camera,
-                f.dir.display(),
-                v.request.unit
-            );
-            Ok(())
-        }
+        } => fetch_from_stick(
+            &stick,
+            unit.as_deref(),
+            units,
+            camera,
+            (from.as_deref(), to.as_deref()),
+            identity,
+            &out,
+        ),
         Cmd::Fetch {
             unit,
             units,
@@ -382,81 +301,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             identity,
             out,
         } => {
-            let target = Target {
-                unit: unit.ok_or_else(|| anyhow!("--unit is needed"))?,
-                units,
-            };
-            let footage = Footage {
-                camera: camera.ok_or_else(|| anyhow!("--camera is needed"))?,
-                from: from.unwrap_or_else(|| "now-1h".into()),
-                to: to.unwrap_or_else(|| "now".into()),
-                why: crate::select::Why {
-                    purpose,
-                    case_ref: case_ref.ok_or_else(|| anyhow!("--case is needed"))?,
-                    reason: reason.ok_or_else(|| anyhow!("--reason is needed"))?,
-                },
-            };
-            let f = fetch(
-                &target,
-                &footage,
-                identity.as_deref(),
+            fetch_remote(
+                target_of(unit, units)?,
+                footage_of(camera, (from, to), (purpose, case_ref, reason))?,
+                identity,
                 &out,
-                &Events::terminal(),
             )
-            .await?;
-            if f.segments == 0 {
-                let held = match connect(&target).await {
-                    Ok(c) => {
-                        let h = where_footage_is(&c, footage.camera.as_str()).await;
-                        c.close();
-                        h
-                    }
-                    Err(e) => format!("(the unit could not be asked where its footage is: {e:#})"),
-                };
-                eprintln!("no footage of {} in that range; {held}", footage.camera);
-            } else {
-                eprintln!(
-                    "{} segments from {} in {}: verified against the unit's signed manifests{}",
-                    f.segments,
-                    footage.camera,
-                    f.dir.display(),
-                    if f.decrypted { ", decrypted" } else { "" }
-                );
-            }
-            Ok(())
+            .await
         }
         Cmd::Export {
             unit,
             units,
             from_stick: Some(stick),
             export,
-        } => {
-            let v = crate::stick::open(&stick, unit.as_deref(), units, export.camera.clone())?;
-            let camera = v.camera.clone();
-            let x = crate::stick::export(v, &export.identity, &export.out).await?;
-            eprintln!(
-                "exported {} segments of {camera} from the stick into {}: {} gap(s), checked against the unit's signed manifests; the unit's receipt for the stick is its audit entry {}. Check it with: rdc verify {} --ca {}",
-                x.segments,
-                x.dir.display(),
-                x.gaps,
-                x.receipt_seq,
-                x.dir.display(),
-                x.ca.display()
-            );
-            Ok(())
-        }
+        } => export_from_stick(&stick, unit.as_deref(), units, export).await,
         Cmd::Export {
             unit,
             units,
             from_stick: None,
             export,
-        } => {
-            let target = Target {
-                unit: unit.ok_or_else(|| anyhow!("--unit is needed"))?,
-                units,
-            };
-            export::export(&target, &export.remote()?).await
-        }
+        } => export::export(&target_of(unit, units)?, &export.remote()?).await,
         Cmd::Preview { target, preview } => preview::preview(&target, &preview).await,
         Cmd::Commission {
             target,
@@ -478,21 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 still,
                 identity,
                 out,
-            } => {
-                let m = exhibit::make(&target, still, &identity, &out).await?;
-                outln!(
-                    "still {still}: the frame shown at {} ({}), {}×{}, in {}: {} of segment {}'s {} bytes served, checked against its signed manifest; nothing decrypted was written",
-                    m.record.frame.utc,
-                    m.record.frame.uk_local,
-                    m.record.picture.width,
-                    m.record.picture.height,
-                    m.dir.display(),
-                    m.served_bytes,
-                    m.record.frame.segment,
-                    m.segment_bytes
-                );
-                Ok(())
-            }
+            } => make_still(&target, still, &identity, &out).await,
             StillCmd::Release { still, to } => exhibit::release(&target, still, &to).await,
         },
         Cmd::Sar { cmd } => sar::run(cmd).await,
@@ -511,6 +361,222 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             source,
         } => verdict::verify(&dir, ca.as_deref(), identity.as_deref(), source.as_deref()),
     }
+}
+
+/// `rdc list`: the segments of a camera in a range, and what follows each.
+async fn list_segments(target: &Target, footage: &Footage) -> anyhow::Result<()> {
+    let range = time::parse_range(&footage.from, &footage.to)?;
+    let c = connect(target).await?;
+    let entries = list(&c, footage, range).await?;
+    if entries.is_empty() {
+        let held = where_footage_is(&c, footage.camera.as_str()).await;
+        c.close();
+        eprintln!(
+            "no footage of {} {}; {held}",
+            footage.camera,
+            time::describe_range(range.0, range.1)
+        );
+        return Ok(());
+    }
+    c.close();
+    outln!(
+        "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  then",
+        "camera",
+        "segment",
+        "from",
+        "to",
+        "size"
+    );
+    for e in &entries {
+        outln!(
+            "{:<10} {:>7}  {:<23}  {:<23}  {:>9}  {}",
+            e.segment.camera,
+            e.segment.seq,
+            time::local(e.segment.start_ns),
+            time::local(e.segment.end_ns),
+            rdc_format::human::bytes(e.segment.bytes),
+            match &e.ended {
+                rdc_format::Ended::Cut => "the next segment follows".to_owned(),
+                rdc_format::Ended::Stopped { cause } => format!("a gap: {cause}"),
+                rdc_format::Ended::PowerLoss => "a gap: the unit lost power".to_owned(),
+                rdc_format::Ended::Lost { cause } => format!("lost: {cause}"),
+            }
+        );
+    }
+    eprintln!("{} segments", entries.len());
+    Ok(())
+}
+
+/// `rdc fetch --from-stick`.
+fn fetch_from_stick(
+    stick: &std::path::Path,
+    unit: Option<&str>,
+    units: Option<std::path::PathBuf>,
+    camera: Option<rdc_config::Id>,
+    (from, to): (Option<&str>, Option<&str>),
+    identity: Option<std::path::PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let identity = identity.ok_or_else(|| {
+        anyhow!("--identity is needed with --from-stick: the stick's footage is encrypted")
+    })?;
+    let v = crate::stick::open(stick, unit, units, camera)?;
+    let f = crate::stick::fetch(&v, from, to, &identity, out)?;
+    eprintln!(
+        "{} segments of {} from the stick in {}: checked against unit {}'s signed manifests, decrypted",
+        f.segments,
+        v.camera,
+        f.dir.display(),
+        v.request.unit
+    );
+    Ok(())
+}
+
+/// `rdc fetch`: from the unit over its uplink.
+async fn fetch_remote(
+    target: Target,
+    footage: Footage,
+    identity: Option<std::path::PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let f = fetch(
+        &target,
+        &footage,
+        identity.as_deref(),
+        out,
+        &Events::terminal(),
+    )
+    .await?;
+    if f.segments == 0 {
+        let held = match connect(&target).await {
+            Ok(c) => {
+                let h = where_footage_is(&c, footage.camera.as_str()).await;
+                c.close();
+                h
+            }
+            Err(e) => format!("(the unit could not be asked where its footage is: {e:#})"),
+        };
+        eprintln!("no footage of {} in that range; {held}", footage.camera);
+    } else {
+        eprintln!(
+            "{} segments from {} in {}: verified against the unit's signed manifests{}",
+            f.segments,
+            footage.camera,
+            f.dir.display(),
+            if f.decrypted { ", decrypted" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// `rdc export --from-stick`.
+async fn export_from_stick(
+    stick: &std::path::Path,
+    unit: Option<&str>,
+    units: Option<std::path::PathBuf>,
+    export: crate::export::ExportCli,
+) -> anyhow::Result<()> {
+    let v = crate::stick::open(stick, unit, units, export.camera.clone())?;
+    let camera = v.camera.clone();
+    let x = crate::stick::export(v, &export.identity, &export.out).await?;
+    eprintln!(
+        "exported {} segments of {camera} from the stick into {}: {} gap(s), checked against the unit's signed manifests; the unit's receipt for the stick is its audit entry {}. Check it with: rdc verify {} --ca {}",
+        x.segments,
+        x.dir.display(),
+        x.gaps,
+        x.receipt_seq,
+        x.dir.display(),
+        x.ca.display()
+    );
+    Ok(())
+}
+
+/// `rdc status`.
+async fn status(target: &Target, json: bool) -> anyhow::Result<()> {
+    let c = connect(target).await?;
+    let v = c.status().await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for l in status_summary(&v) {
+            outln!("{l}");
+        }
+    }
+    Ok(())
+}
+
+/// `rdc holds`.
+async fn holds(target: &Target, cmd: HoldsCmd) -> anyhow::Result<()> {
+    let c = connect(target).await?;
+    let req = match cmd {
+        HoldsCmd::List => Request::HoldList,
+        HoldsCmd::Create {
+            cameras,
+            from,
+            to,
+            case_ref,
+            reason,
+            review,
+        } => Request::HoldCreate {
+            cameras,
+            from_ns: time::parse_range(&from, &to)?.0,
+            to_ns: parse_time(&to)?,
+            case_ref,
+            reason,
+            review_ns: parse_time(&review)?,
+        },
+        HoldsCmd::Release { id, reason } => Request::HoldRelease { id, reason },
+    };
+    outln!("{}", serde_json::to_string_pretty(&c.call(&req).await?)?);
+    Ok(())
+}
+
+/// `rdc still make`.
+async fn make_still(
+    target: &Target,
+    still: u64,
+    identity: &std::path::Path,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let m = exhibit::make(target, still, identity, out).await?;
+    outln!(
+        "still {still}: the frame shown at {} ({}), {}×{}, in {}: {} of segment {}'s {} bytes served, checked against its signed manifest; nothing decrypted was written",
+        m.record.frame.utc,
+        m.record.frame.uk_local,
+        m.record.picture.width,
+        m.record.picture.height,
+        m.dir.display(),
+        m.served_bytes,
+        m.record.frame.segment,
+        m.segment_bytes
+    );
+    Ok(())
+}
+
+/// The footage `rdc fetch` names, each part required unless it reads from a stick.
+fn footage_of(
+    camera: Option<rdc_config::Id>,
+    (from, to): (Option<String>, Option<String>),
+    (purpose, case_ref, reason): (String, Option<String>, Option<String>),
+) -> anyhow::Result<Footage> {
+    Ok(Footage {
+        camera: camera.ok_or_else(|| anyhow!("--camera is needed"))?,
+        from: from.unwrap_or_else(|| "now-1h".into()),
+        to: to.unwrap_or_else(|| "now".into()),
+        why: crate::select::Why {
+            purpose,
+            case_ref: case_ref.ok_or_else(|| anyhow!("--case is needed"))?,
+            reason: reason.ok_or_else(|| anyhow!("--reason is needed"))?,
+        },
+    })
+}
+
+/// The unit a command names, required unless it reads from a stick.
+fn target_of(unit: Option<String>, units: Option<std::path::PathBuf>) -> anyhow::Result<Target> {
+    Ok(Target {
+        unit: unit.ok_or_else(|| anyhow!("--unit is needed"))?,
+        units,
+    })
 }
 
 #[cfg(test)]

@@ -259,7 +259,7 @@ fn check_files(dir: &Path, b: &Bundle, r: &mut Report) -> anyhow::Result<BTreeMa
 /// The unit's manifests: an unbroken signed chain, each of this unit's camera. Returns those
 /// that are.
 fn check_unit_manifests(b: &Bundle, keys: &[[u8; 32]], r: &mut Report) -> Vec<Manifest> {
-    let chain_ok = match check_chain(&b.manifests, &keys, "manifest") {
+    let chain_ok = match check_chain(&b.manifests, keys, "manifest") {
         Ok(()) => true,
         Err(e) => {
             r.fail(format!("the unit's manifests: {e}"));
@@ -362,7 +362,7 @@ fn check_described(b: &Bundle, run_manifests: &[Manifest], r: &mut Report) {
     let present: BTreeSet<u64> = b.segments.iter().map(|s| s.seq).collect();
     let gaps = export::gaps(
         (b.requested.from_ns, b.requested.to_ns),
-        &run_manifests,
+        run_manifests,
         &|s| present.contains(&s),
     );
     r.check(

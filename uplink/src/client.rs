@@ -187,7 +187,7 @@ impl Client {
     pub async fn ask<T>(
         &self,
         req: &Request,
-        pick: impl FnOnce(Answer) -> Result<T, Answer>,
+        pick: impl FnOnce(Answer) -> Result<T, Box<Answer>>,
     ) -> Result<T, ClientError> {
         let answer = self.call(req).await?;
         pick(answer).map_err(|other| unexpected(&req.action().replace('_', " "), &other))
@@ -199,7 +199,7 @@ impl Client {
         &self,
         req: &Request,
         limit: usize,
-        pick: impl FnOnce(Answer) -> Result<T, Answer>,
+        pick: impl FnOnce(Answer) -> Result<T, Box<Answer>>,
     ) -> Result<(T, Vec<u8>), ClientError> {
         let asked = req.action().replace('_', " ");
         let (resp, mut recv) = self.request(req).await?;
@@ -226,7 +226,7 @@ impl Client {
     pub async fn status(&self) -> Result<StatusAnswer, ClientError> {
         self.ask(&Request::Status, |a| match a {
             Answer::Status(s) => Ok(*s),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -250,7 +250,7 @@ impl Client {
         };
         self.ask(&req, |a| match a {
             Answer::Segments(v) => Ok(v),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -273,7 +273,7 @@ impl Client {
         };
         self.ask(&req, |a| match a {
             Answer::Manifests(v) => Ok(v),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -282,7 +282,7 @@ impl Client {
     pub async fn audit(&self, from_seq: u64) -> Result<AuditAnswer, ClientError> {
         self.ask(&Request::Audit { from_seq }, |a| match a {
             Answer::Audit(a) => Ok(a),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -295,7 +295,7 @@ impl Client {
         };
         self.ask_bytes(&req, 16 << 20, |a| match a {
             Answer::Still(info) => Ok(info),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -305,7 +305,7 @@ impl Client {
     pub async fn register(&self, req: &Request) -> Result<Entry, ClientError> {
         self.ask(req, |a| match a {
             Answer::StillRegistered(e) => Ok(e),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -314,7 +314,7 @@ impl Client {
     pub async fn stills(&self) -> Result<AuditAnswer, ClientError> {
         self.ask(&Request::Stills, |a| match a {
             Answer::Register(a) => Ok(a),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -328,7 +328,7 @@ impl Client {
         let (info, bytes) = self
             .ask_bytes(&Request::StillMake { still }, 256 << 20, |a| match a {
                 Answer::StillFootage(info) => Ok(info),
-                other => Err(other),
+                other => Err(Box::new(other)),
             })
             .await?;
         Ok((*info, bytes))
@@ -342,7 +342,7 @@ impl Client {
             },
             |a| match a {
                 Answer::InService { since_ns } => Ok(since_ns),
-                other => Err(other),
+                other => Err(Box::new(other)),
             },
         )
         .await
@@ -365,7 +365,7 @@ impl Client {
         };
         self.ask(&req, |a| match a {
             Answer::Activity { bytes, .. } => Ok(bytes),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -374,7 +374,7 @@ impl Client {
     pub async fn selftest(&self) -> Result<Vec<CheckLine>, ClientError> {
         self.ask(&Request::SelfTest, |a| match a {
             Answer::SelfTest(lines) => Ok(lines),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
@@ -384,7 +384,7 @@ impl Client {
     pub async fn export_receipt(&self, req: &Request) -> Result<Entry, ClientError> {
         self.ask(req, |a| match a {
             Answer::Receipt(e) => Ok(e),
-            other => Err(other),
+            other => Err(Box::new(other)),
         })
         .await
     }
