@@ -222,39 +222,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             done,
             by,
             reason,
-        } => {
-            let Some(cfg) = load(&config) else {
-                return Ok(ExitCode::from(1));
-            };
-            let p = crate::commission::path(&cfg);
-            if done {
-                let reason = reason.unwrap_or_default();
-                if reason.trim().is_empty() {
-                    anyhow::bail!("--reason: say why (e.g. the installation's job number)");
-                }
-                let now = rdc_storage::Clocks::wall_ns(&RealClocks);
-                let m = crate::commission::mark(&p, &by, &reason, now)?;
-                println!(
-                    "in service since {} (marked by {}: {}); engineers see no footage from now on. The recorder puts this in the audit log within a second (or at its next start).",
-                    rfc3339(m.since_ns),
-                    m.by,
-                    m.reason
-                );
-            } else {
-                match crate::commission::read(&p) {
-                    Some(m) => println!(
-                        "in service since {} (marked by {}: {})",
-                        rfc3339(m.since_ns),
-                        m.by,
-                        m.reason
-                    ),
-                    None => println!(
-                        "being commissioned: engineers may see a live still of each camera (rdc commission); mark it in service with --done when the views are set"
-                    ),
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => commission(&config, done, &by, reason),
         Cmd::Init {
             id,
             dir,
@@ -325,172 +293,215 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Cmd::Stick { config, path } => {
-            let Some(cfg) = load(&config) else {
-                return Ok(ExitCode::from(1));
+        Cmd::Stick { config, path } => stick(&config, &path),
+        Cmd::Store { config, cmd } => store_cmd(&config, cmd),
+    }
+}
+
+/// `rdc-recorder store list`: every segment and gap record, in order.
+fn list_store(store: &Store, camera: Option<String>) -> anyhow::Result<ExitCode> {
+    let cams = match camera {
+        Some(c) => vec![c],
+        None => store.cameras()?,
+    };
+    for cam in cams {
+        // Gap records (a signed `lost` manifest: nothing was written, or what was
+        // could not be kept) are listed too, in their place, saying so: a
+        // number missing from the list would look like footage deleted unlogged.
+        let lost: Vec<rdc_storage::Manifest> = store
+            .manifests(&cam, 0, u64::MAX)?
+            .into_iter()
+            .filter_map(|e| serde_json::from_value::<rdc_storage::Manifest>(e.body).ok())
+            .filter(|m| matches!(m.ended, rdc_storage::Ended::Lost { .. }))
+            .collect();
+        let mut lost = lost.into_iter().peekable();
+        let print_lost = |m: &rdc_storage::Manifest| {
+            let rdc_storage::Ended::Lost { cause } = &m.ended else {
+                return;
             };
-            let started = std::time::Instant::now();
-            let mut last = std::time::Instant::now();
-            let done = crate::stick::run(&cfg, &path, &mut |p| {
-                if last.elapsed() >= std::time::Duration::from_secs(1)
-                    || p.segments_done == p.segments
-                {
-                    last = std::time::Instant::now();
-                    let secs = started.elapsed().as_secs_f64().max(0.001);
-                    eprintln!(
-                        "{}/{} segments, {} of {} MB ({:.1} MB/s)",
-                        p.segments_done,
-                        p.segments,
-                        p.bytes_done >> 20,
-                        p.bytes >> 20,
-                        p.bytes_done as f64 / secs / 1e6
-                    );
-                }
-            })?;
-            if done.kept > 0 {
-                eprintln!(
-                    "carried on from an earlier insertion: {} MB already on the stick were kept, {} MB written",
-                    done.kept >> 20,
-                    done.bytes >> 20
-                );
+            println!(
+                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes  [no footage, no file: {cause}]",
+                m.seq,
+                rfc3339(m.start_ns),
+                rfc3339(m.end_ns),
+                0
+            );
+        };
+        for e in store.list(&cam, i64::MIN, i64::MAX)? {
+            while let Some(m) = lost.next_if(|m| m.seq < e.segment.seq) {
+                print_lost(&m);
             }
-            print!("{}", done.status);
-            Ok(if done.complete {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            let end = match &e.ended {
+                rdc_storage::Ended::Cut => String::new(),
+                rdc_storage::Ended::Stopped { cause } => {
+                    format!("  [gap follows: {cause}]")
+                }
+                rdc_storage::Ended::PowerLoss => "  [ended by power loss]".into(),
+                rdc_storage::Ended::Lost { cause } => {
+                    format!("  [lost: {cause}]")
+                }
+            };
+            println!(
+                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes{}{end}",
+                e.segment.seq,
+                rfc3339(e.segment.start_ns),
+                rfc3339(e.segment.end_ns),
+                e.segment.bytes,
+                if e.clock_synced {
+                    ""
+                } else {
+                    "  [clock not synchronised]"
+                }
+            );
         }
-        Cmd::Store { config, cmd } => {
-            let Some(cfg) = load(&config) else {
-                return Ok(ExitCode::from(1));
-            };
-            if let StoreCmd::RotateKey { reason } = &cmd {
-                let (old, new) = rdc_storage::rotate_key(
-                    StoreConfig::from_config(&cfg),
-                    &cfg.unit.signing_key,
-                    reason,
-                    Arc::new(RealClocks),
-                )
-                .with_context(|| {
-                    format!(
-                        "rotating the key of the store at {}",
-                        cfg.storage.path.display()
-                    )
-                })?;
+        for m in lost {
+            print_lost(&m);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rdc-recorder store`: looks at the store (read-only), or rotates its key.
+fn store_cmd(config: &std::path::Path, cmd: StoreCmd) -> anyhow::Result<ExitCode> {
+    let Some(cfg) = load(config) else {
+        return Ok(ExitCode::from(1));
+    };
+    if let StoreCmd::RotateKey { reason } = &cmd {
+        let (old, new) = rdc_storage::rotate_key(
+            StoreConfig::from_config(&cfg),
+            &cfg.unit.signing_key,
+            reason,
+            Arc::new(RealClocks),
+        )
+        .with_context(|| {
+            format!(
+                "rotating the key of the store at {}",
+                cfg.storage.path.display()
+            )
+        })?;
+        println!(
+            "signing key rotated: retired {}, new {new}; tell the scheme's auditors (rdc audit --accept-new-key)",
+            old.as_deref().unwrap_or("(none)")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Looking never writes: no key, no recovery, no renames, and a running recorder
+    // is not disturbed.
+    let (store, report) =
+        Store::open_read_only(StoreConfig::from_config(&cfg), Arc::new(RealClocks))
+            .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?;
+    for p in &report.open_segments {
+        eprintln!(
+            "{p}: being written, or cut off by a power loss (the recorder recovers it when it starts)"
+        );
+    }
+    match cmd {
+        StoreCmd::RotateKey { .. } => unreachable!("handled above"),
+        StoreCmd::Status => {
+            let s = store.status()?;
+            println!("unit        {} ({})", cfg.unit.id, cfg.unit.operator);
+            for l in rdc_format::human::status_lines(&s, &|t| rfc3339(t)) {
+                println!("{l}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        StoreCmd::List { camera } => list_store(&store, camera),
+        StoreCmd::Verify { deep } => {
+            let problems = store.verify(deep)?;
+            if problems.is_empty() {
                 println!(
-                    "signing key rotated: retired {}, new {new}; tell the scheme's auditors (rdc audit --accept-new-key)",
-                    old.as_deref().unwrap_or("(none)")
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Looking never writes: no key, no recovery, no renames, and a running recorder
-            // is not disturbed.
-            let (store, report) =
-                Store::open_read_only(StoreConfig::from_config(&cfg), Arc::new(RealClocks))
-                    .with_context(|| {
-                        format!("opening the store at {}", cfg.storage.path.display())
-                    })?;
-            for p in &report.open_segments {
-                eprintln!(
-                    "{p}: being written, or cut off by a power loss (the recorder recovers it when it starts)"
-                );
-            }
-            match cmd {
-                StoreCmd::RotateKey { .. } => unreachable!("handled above"),
-                StoreCmd::Status => {
-                    let s = store.status()?;
-                    println!("unit        {} ({})", cfg.unit.id, cfg.unit.operator);
-                    for l in rdc_format::human::status_lines(&s, &|t| rfc3339(t)) {
-                        println!("{l}");
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                StoreCmd::List { camera } => {
-                    let cams = match camera {
-                        Some(c) => vec![c],
-                        None => store.cameras()?,
-                    };
-                    for cam in cams {
-                        // Gap records (a signed `lost` manifest: nothing was written, or what was
-                        // could not be kept) are listed too, in their place, saying so: a
-                        // number missing from the list would look like footage deleted unlogged.
-                        let lost: Vec<rdc_storage::Manifest> = store
-                            .manifests(&cam, 0, u64::MAX)?
-                            .into_iter()
-                            .filter_map(|e| {
-                                serde_json::from_value::<rdc_storage::Manifest>(e.body).ok()
-                            })
-                            .filter(|m| matches!(m.ended, rdc_storage::Ended::Lost { .. }))
-                            .collect();
-                        let mut lost = lost.into_iter().peekable();
-                        let print_lost = |m: &rdc_storage::Manifest| {
-                            let rdc_storage::Ended::Lost { cause } = &m.ended else {
-                                return;
-                            };
-                            println!(
-                                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes  [no footage, no file: {cause}]",
-                                m.seq,
-                                rfc3339(m.start_ns),
-                                rfc3339(m.end_ns),
-                                0
-                            );
-                        };
-                        for e in store.list(&cam, i64::MIN, i64::MAX)? {
-                            while let Some(m) = lost.next_if(|m| m.seq < e.segment.seq) {
-                                print_lost(&m);
-                            }
-                            let end = match &e.ended {
-                                rdc_storage::Ended::Cut => String::new(),
-                                rdc_storage::Ended::Stopped { cause } => {
-                                    format!("  [gap follows: {cause}]")
-                                }
-                                rdc_storage::Ended::PowerLoss => "  [ended by power loss]".into(),
-                                rdc_storage::Ended::Lost { cause } => {
-                                    format!("  [lost: {cause}]")
-                                }
-                            };
-                            println!(
-                                "{cam:<8} {:>6}  {} .. {}  {:>10} bytes{}{end}",
-                                e.segment.seq,
-                                rfc3339(e.segment.start_ns),
-                                rfc3339(e.segment.end_ns),
-                                e.segment.bytes,
-                                if e.clock_synced {
-                                    ""
-                                } else {
-                                    "  [clock not synchronised]"
-                                }
-                            );
-                        }
-                        for m in lost {
-                            print_lost(&m);
-                        }
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                StoreCmd::Verify { deep } => {
-                    let problems = store.verify(deep)?;
-                    if problems.is_empty() {
-                        println!(
-                            "store intact: logs, signatures and chains verify{}",
-                            if deep {
-                                ", every segment matches its manifest"
-                            } else {
-                                ""
-                            }
-                        );
-                        Ok(ExitCode::SUCCESS)
+                    "store intact: logs, signatures and chains verify{}",
+                    if deep {
+                        ", every segment matches its manifest"
                     } else {
-                        for p in &problems {
-                            println!("PROBLEM: {p}");
-                        }
-                        Ok(ExitCode::from(1))
+                        ""
                     }
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    println!("PROBLEM: {p}");
                 }
+                Ok(ExitCode::from(1))
             }
         }
     }
+}
+
+/// `rdc-recorder stick`: serves the spool request on a stick, with progress.
+fn stick(config: &std::path::Path, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let Some(cfg) = load(config) else {
+        return Ok(ExitCode::from(1));
+    };
+    let started = std::time::Instant::now();
+    let mut last = std::time::Instant::now();
+    let done = crate::stick::run(&cfg, path, &mut |p| {
+        if last.elapsed() >= std::time::Duration::from_secs(1) || p.segments_done == p.segments {
+            last = std::time::Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            eprintln!(
+                "{}/{} segments, {} of {} MB ({:.1} MB/s)",
+                p.segments_done,
+                p.segments,
+                p.bytes_done >> 20,
+                p.bytes >> 20,
+                p.bytes_done as f64 / secs / 1e6
+            );
+        }
+    })?;
+    if done.kept > 0 {
+        eprintln!(
+            "carried on from an earlier insertion: {} MB already on the stick were kept, {} MB written",
+            done.kept >> 20,
+            done.bytes >> 20
+        );
+    }
+    print!("{}", done.status);
+    Ok(if done.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `rdc-recorder commission`: says whether the unit is in service, or marks it so.
+fn commission(
+    config: &std::path::Path,
+    done: bool,
+    by: &str,
+    reason: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let Some(cfg) = load(config) else {
+        return Ok(ExitCode::from(1));
+    };
+    let p = crate::commission::path(&cfg);
+    if done {
+        let reason = reason.unwrap_or_default();
+        if reason.trim().is_empty() {
+            anyhow::bail!("--reason: say why (e.g. the installation's job number)");
+        }
+        let now = rdc_storage::Clocks::wall_ns(&RealClocks);
+        let m = crate::commission::mark(&p, by, &reason, now)?;
+        println!(
+            "in service since {} (marked by {}: {}); engineers see no footage from now on. The recorder puts this in the audit log within a second (or at its next start).",
+            rfc3339(m.since_ns),
+            m.by,
+            m.reason
+        );
+    } else {
+        match crate::commission::read(&p) {
+            Some(m) => println!(
+                "in service since {} (marked by {}: {})",
+                rfc3339(m.since_ns),
+                m.by,
+                m.reason
+            ),
+            None => println!(
+                "being commissioned: engineers may see a live still of each camera (rdc commission); mark it in service with --done when the views are set"
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load(path: &std::path::Path) -> Option<Config> {
