@@ -286,51 +286,10 @@ fn run(
     identity: Option<&Path>,
     r: &mut Report,
 ) -> anyhow::Result<()> {
-    // A closed set of regular files.
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let e = e?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let md = std::fs::symlink_metadata(e.path())?;
-        if !FILES.contains(&name.as_str()) {
-            r.fail(format!(
-                "{name} is in the still's folder but is not part of a still (a still holds only {})",
-                FILES.join(", ")
-            ));
-        } else if !md.file_type().is_file() {
-            r.fail(format!(
-                "{name} is not a regular file (a symbolic link or folder): a still holds only regular files"
-            ));
-        }
-    }
-    let json = match std::fs::read(dir.join(RECORD)) {
-        Ok(b) => b,
-        Err(e) => {
-            r.fail(format!("{RECORD} cannot be read ({e})"));
-            return Ok(());
-        }
-    };
-    let signed: SignedRecord = match serde_json::from_slice(&json) {
-        Ok(s) => s,
-        Err(e) => {
-            r.fail(format!("{RECORD} is not a still's record: {e}"));
-            return Ok(());
-        }
-    };
-    let rec: Record = match serde_json::from_value(signed.record.clone()) {
-        Ok(x) => x,
-        Err(e) => {
-            r.fail(format!("{RECORD}: the record is not readable: {e}"));
-            return Ok(());
-        }
-    };
-    if rec.format != stills::FORMAT {
-        r.fail(format!(
-            "{RECORD} is format {:?}; this rdc reads {:?}",
-            rec.format,
-            stills::FORMAT
-        ));
+    closed_set(dir, r)?;
+    let Some((json, signed, rec)) = read_record(dir, r) else {
         return Ok(());
-    }
+    };
     // The maker's signature and certificate.
     crate::report::check_maker(
         r,
@@ -382,6 +341,71 @@ fn run(
             return Ok(());
         }
     };
+    check_claims(&rec, &checked, r);
+    check_made(dir, &rec, &json, &keys, r);
+    if let Some(idp) = identity {
+        check_picture(dir, &rec, &checked, &bytes, idp, r)?;
+    }
+    Ok(())
+}
+
+/// A still's folder is a closed set of regular files.
+fn closed_set(dir: &Path, r: &mut Report) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let md = std::fs::symlink_metadata(e.path())?;
+        if !FILES.contains(&name.as_str()) {
+            r.fail(format!(
+                "{name} is in the still's folder but is not part of a still (a still holds only {})",
+                FILES.join(", ")
+            ));
+        } else if !md.file_type().is_file() {
+            r.fail(format!(
+                "{name} is not a regular file (a symbolic link or folder): a still holds only regular files"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The still's signed record, read: (its bytes, the signed record, the record); `None`
+/// (failed in the report) when it cannot be.
+fn read_record(dir: &Path, r: &mut Report) -> Option<(Vec<u8>, SignedRecord, Record)> {
+    let json = match std::fs::read(dir.join(RECORD)) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(format!("{RECORD} cannot be read ({e})"));
+            return None;
+        }
+    };
+    let signed: SignedRecord = match serde_json::from_slice(&json) {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(format!("{RECORD} is not a still's record: {e}"));
+            return None;
+        }
+    };
+    let rec: Record = match serde_json::from_value(signed.record.clone()) {
+        Ok(x) => x,
+        Err(e) => {
+            r.fail(format!("{RECORD}: the record is not readable: {e}"));
+            return None;
+        }
+    };
+    if rec.format != stills::FORMAT {
+        r.fail(format!(
+            "{RECORD} is format {:?}; this rdc reads {:?}",
+            rec.format,
+            stills::FORMAT
+        ));
+        return None;
+    }
+    Some((json, signed, rec))
+}
+
+/// What the record says of the still agrees with what the unit signed.
+fn check_claims(rec: &Record, checked: &Checked, r: &mut Report) {
     let mut wrong = Vec::new();
     if rec.still != rec.request.seq {
         wrong.push(format!("it calls itself still {}", rec.still));
@@ -416,7 +440,10 @@ fn run(
             wrong.join("; ")
         ),
     );
-    // The unit's register entry for the picture made.
+}
+
+/// The unit's register entry for the picture made names this picture and this record.
+fn check_made(dir: &Path, rec: &Record, json: &[u8], keys: &[[u8; 32]], r: &mut Report) {
     match std::fs::read(dir.join(MADE)) {
         Err(_) => r.notes.push(format!(
             "{MADE} is not in the folder: the unit's register entry for this picture is not checked here (`rdc stills` shows it)"
@@ -424,7 +451,7 @@ fn run(
         Ok(b) => {
             let made: Result<Entry, _> = serde_json::from_slice(&b);
             let good = made.ok().and_then(|e| {
-                chainlog::verify_entry_by(&e, &keys).ok()?;
+                chainlog::verify_entry_by(&e, keys).ok()?;
                 match serde_json::from_value::<RegisterEntry>(e.body.clone()).ok()? {
                     RegisterEntry::Made {
                         still,
@@ -435,7 +462,7 @@ fn run(
                     } => Some(
                         still == rec.still
                             && png_sha256 == rec.picture.sha256
-                            && record_sha256 == sha(&json)
+                            && record_sha256 == sha(json)
                             && producer.fingerprint == rec.producer.fingerprint,
                     ),
                     _ => Some(false),
@@ -448,50 +475,58 @@ fn run(
             );
         }
     }
-    if let Some(idp) = identity {
-        let ids = read_identities(idp)?;
-        let m = &checked.manifest;
-        let pic = frame::decrypt_run(&bytes, m, &rec.served.run, &ids)
-            .and_then(|plain| frame::find_frame(&plain, m, &rec.served.run, checked.at_ns))
-            .and_then(|found| {
-                let f = &found.units[found.index];
-                if f.pts != rec.frame.pts || found.frame_ns != rec.frame.time_ns {
-                    bail!(
-                        "the frame shown at the instant is the one at {}, not the record's",
-                        rdc_format::time::rfc3339(found.frame_ns)
-                    );
-                }
-                frame::decode(&found)
-            });
-        match pic {
-            Err(e) => r.fail(format!("decoding the served footage: {e:#}")),
-            Ok(pic) => {
-                let dsha = sha(&pic.i420);
-                r.check(
-                    dsha == rec.picture.decoded_sha256,
-                    format!("the frame decodes to the planes the record names (SHA-256 {dsha})"),
-                    format!(
-                        "the frame decodes to planes with SHA-256 {dsha}, not {}",
-                        rec.picture.decoded_sha256
-                    ),
-                );
-                let rgb = frame::to_rgb(&pic);
-                let (img, h) =
-                    frame::with_caption(&rgb, pic.width, pic.height, &rec.picture.caption);
-                let same = frame::png_pixels(&dir.join(PNG))
-                    .map(|(w, ph, px)| w == pic.width && ph == h && px == img);
-                r.check(
-                    matches!(same, Ok(true)),
-                    format!(
-                        "{PNG} is that frame's decode, pixel for pixel ({}×{}, {} {} range), with its caption",
-                        pic.width,
-                        pic.height,
-                        pic.matrix,
-                        if pic.full_range { "full" } else { "limited" }
-                    ),
-                    format!("{PNG} is not that frame's decode with its caption"),
+}
+
+/// With the officer's identity: the picture is the served frame's decode, pixel for pixel.
+fn check_picture(
+    dir: &Path,
+    rec: &Record,
+    checked: &Checked,
+    bytes: &[u8],
+    idp: &Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let ids = read_identities(idp)?;
+    let m = &checked.manifest;
+    let pic = frame::decrypt_run(bytes, m, &rec.served.run, &ids)
+        .and_then(|plain| frame::find_frame(&plain, m, &rec.served.run, checked.at_ns))
+        .and_then(|found| {
+            let f = &found.units[found.index];
+            if f.pts != rec.frame.pts || found.frame_ns != rec.frame.time_ns {
+                bail!(
+                    "the frame shown at the instant is the one at {}, not the record's",
+                    rdc_format::time::rfc3339(found.frame_ns)
                 );
             }
+            frame::decode(&found)
+        });
+    match pic {
+        Err(e) => r.fail(format!("decoding the served footage: {e:#}")),
+        Ok(pic) => {
+            let dsha = sha(&pic.i420);
+            r.check(
+                dsha == rec.picture.decoded_sha256,
+                format!("the frame decodes to the planes the record names (SHA-256 {dsha})"),
+                format!(
+                    "the frame decodes to planes with SHA-256 {dsha}, not {}",
+                    rec.picture.decoded_sha256
+                ),
+            );
+            let rgb = frame::to_rgb(&pic);
+            let (img, h) = frame::with_caption(&rgb, pic.width, pic.height, &rec.picture.caption);
+            let same = frame::png_pixels(&dir.join(PNG))
+                .map(|(w, ph, px)| w == pic.width && ph == h && px == img);
+            r.check(
+                matches!(same, Ok(true)),
+                format!(
+                    "{PNG} is that frame's decode, pixel for pixel ({}×{}, {} {} range), with its caption",
+                    pic.width,
+                    pic.height,
+                    pic.matrix,
+                    if pic.full_range { "full" } else { "limited" }
+                ),
+                format!("{PNG} is not that frame's decode with its caption"),
+            );
         }
     }
     Ok(())
