@@ -117,19 +117,32 @@ impl Store {
             .iter()
             .map(|(_, d)| (d.segment.camera.clone(), d.segment.seq))
             .collect();
-        // Every camera seen anywhere, and where it was seen.
+        let seen = self.cameras_seen(&audit, &destructions)?;
+        problems.extend(missing_logs(&seen, &manifest_logs));
+        for cam in &manifest_logs {
+            self.verify_camera(cam, &keys, &destructions, &destroyed, deep, &mut problems)?;
+        }
+        Ok(problems)
+    }
+
+    /// Every camera seen anywhere, and where it was seen.
+    fn cameras_seen(
+        &self,
+        audit: &Path,
+        destructions: &[(chainlog::Entry, Destruction)],
+    ) -> Result<BTreeMap<String, BTreeSet<&'static str>>, Error> {
         let mut seen: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
         for c in &self.inner.cfg.cameras {
             seen.entry(c.clone())
                 .or_default()
                 .insert("the configuration");
         }
-        for (_, d) in &destructions {
+        for (_, d) in destructions {
             seen.entry(d.segment.camera.clone())
                 .or_default()
                 .insert("the destruction log");
         }
-        for (_, a) in chainlog::read_all::<AuditRecord>(&audit)? {
+        for (_, a) in chainlog::read_all::<AuditRecord>(audit)? {
             // "version …, config … sha256 …, cameras front,rear, unit public key …"
             if a.action == "recorder_started"
                 && let Some(list) = a
@@ -162,144 +175,157 @@ impl Store {
                 }
             }
         }
-        for (cam, wheres) in &seen {
-            if manifest_logs.contains(cam) {
-                continue;
+        Ok(seen)
+    }
+
+    /// One camera's manifest log: its chain, each manifest against its file and the
+    /// destruction log, and no segment file that no manifest accounts for.
+    fn verify_camera(
+        &self,
+        cam: &String,
+        keys: &[[u8; 32]],
+        destructions: &[(chainlog::Entry, Destruction)],
+        destroyed: &HashSet<(String, u64)>,
+        deep: bool,
+        problems: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let lp = self.manifest_log_path(cam);
+        problems.extend(
+            chainlog::verify(&lp, keys)?
+                .into_iter()
+                .map(|m| format!("camera {cam}: {m}")),
+        );
+        let dir = self.segments_dir(cam);
+        let mut named = HashSet::new();
+        let mut seqs = HashSet::new();
+        let mut last_seq: Option<u64> = None;
+        for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
+            named.insert(m.file.clone());
+            if !seqs.insert(m.seq) || last_seq.is_some_and(|l| m.seq <= l) {
+                problems.push(format!(
+                    "camera {cam}: segment number {} appears again or out of order in the manifest log",
+                    m.seq
+                ));
             }
-            // Only footage implies a log: a camera named in the configuration or the start
-            // records that never delivered a frame (unreachable, refused) has none and needs none.
-            let footage = ["the index", "segment files on disk", "the destruction log"];
-            if !footage.iter().any(|f| wheres.contains(f)) {
-                continue;
+            last_seq = Some(m.seq);
+            self.check_manifest(cam, &dir, &m, destroyed, deep, problems)?;
+        }
+        for (_, d) in destructions
+            .iter()
+            .filter(|(_, d)| d.segment.camera == *cam)
+        {
+            if !seqs.contains(&d.segment.seq) {
+                problems.push(format!(
+                    "camera {cam}: the destruction log records segment {} ({}), which its manifest log does not have: manifests were removed from the log",
+                    d.segment.seq, d.segment.file
+                ));
             }
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            for f in rd.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".age") && !named.contains(&name) {
+                    problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted, from another unit, or its manifest was removed from the log"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One manifest of `cam`'s log against its file (or, for a lost segment, against the
+    /// destruction log).
+    fn check_manifest(
+        &self,
+        cam: &String,
+        dir: &Path,
+        m: &Manifest,
+        destroyed: &HashSet<(String, u64)>,
+        deep: bool,
+        problems: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        if m.camera != *cam {
             problems.push(format!(
-                "camera {cam}: its manifest log logs/manifests/{cam}.jsonl is missing, yet the camera appears in {}: the log was deleted or replaced",
-                wheres.iter().copied().collect::<Vec<_>>().join(", ")
+                "camera {cam}: manifest {} is about camera {}",
+                m.seq, m.camera
             ));
         }
-        for cam in &manifest_logs {
-            let lp = self.manifest_log_path(cam);
-            problems.extend(
-                chainlog::verify(&lp, &keys)?
-                    .into_iter()
-                    .map(|m| format!("camera {cam}: {m}")),
-            );
-            let dir = self.segments_dir(cam);
-            let mut named = HashSet::new();
-            let mut seqs = HashSet::new();
-            let mut last_seq: Option<u64> = None;
-            for (_, m) in chainlog::read_all::<Manifest>(&lp)? {
-                named.insert(m.file.clone());
-                if !seqs.insert(m.seq) || last_seq.is_some_and(|l| m.seq <= l) {
-                    problems.push(format!(
-                        "camera {cam}: segment number {} appears again or out of order in the manifest log",
-                        m.seq
-                    ));
+        // Frame times go forward: a segment of more than one frame spans a positive
+        // time. (The unit cannot see the times inside the ciphertext; `rdc verify` and
+        // `rdc fetch` check every frame's.)
+        // (A step of the unit's own clock, signed as `wall_steps`, may move the wall
+        // range; the monotonic one must still go forward.)
+        if m.frames > 1
+            && (m.end_mono_ns <= m.start_mono_ns || (m.wall_steps == 0 && m.end_ns <= m.start_ns))
+        {
+            problems.push(format!(
+            "{cam}/{}: segment {} of {} frames has a signed range of {:.3} s ({:.3} s on the monotonic clock): its frame times did not increase",
+            m.file,
+            m.seq,
+            m.frames,
+            (m.end_ns - m.start_ns) as f64 / 1e9,
+            (m.end_mono_ns as i128 - m.start_mono_ns as i128) as f64 / 1e9
+        ));
+        }
+        // A lost segment has no file: its discarded bytes, if any, are in the
+        // destruction log (chained, so a removed entry shows there).
+        if let Ended::Lost { cause } = &m.ended {
+            // A lost segment holds no footage, and the destruction log agrees with how
+            // it says it was lost: a gap record (recording stopped, nothing was written)
+            // names no file and no deletion; a segment discarded before its first sync
+            // has its discarded bytes in the destruction log.
+            if m.frames > 0 || m.ciphertext_len > 0 {
+                problems.push(format!(
+                    "camera {cam}: manifest {} records a lost segment yet {} frames, {} bytes",
+                    m.seq, m.frames, m.ciphertext_len
+                ));
+            }
+            let gap_record = m.file.is_empty() || cause.starts_with("not recorded");
+            let logged = destroyed.contains(&(cam.clone(), m.seq));
+            if gap_record && logged {
+                problems.push(format!(
+                "camera {cam}: manifest {} records a gap (nothing written), yet the destruction log records deleting segment {}",
+                m.seq, m.seq
+            ));
+            } else if !gap_record && !logged {
+                problems.push(format!(
+                "camera {cam}: segment {} ({}) was lost, and the destruction log does not record what was discarded of it",
+                m.seq, m.file
+            ));
+            }
+            if !m.file.is_empty() && dir.join(&m.file).exists() {
+                problems.push(format!(
+                    "{cam}/{}: a file of a segment recorded as lost",
+                    m.file
+                ));
+            }
+            return Ok(());
+        }
+        let p = dir.join(&m.file);
+        match File::open(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !destroyed.contains(&(cam.clone(), m.seq)) {
+                    problems.push(format!("{cam}/{}: segment {} is missing and the destruction log does not record its deletion", m.file, m.seq));
                 }
-                last_seq = Some(m.seq);
-                if m.camera != *cam {
-                    problems.push(format!(
-                        "camera {cam}: manifest {} is about camera {}",
-                        m.seq, m.camera
-                    ));
+            }
+            Err(e) => problems.push(format!("{cam}/{}: cannot be read: {e}", m.file)),
+            Ok(mut f) => {
+                if destroyed.contains(&(cam.clone(), m.seq)) {
+                    return Ok(());
                 }
-                // Frame times go forward: a segment of more than one frame spans a positive
-                // time. (The unit cannot see the times inside the ciphertext; `rdc verify` and
-                // `rdc fetch` check every frame's.)
-                // (A step of the unit's own clock, signed as `wall_steps`, may move the wall
-                // range; the monotonic one must still go forward.)
-                if m.frames > 1
-                    && (m.end_mono_ns <= m.start_mono_ns
-                        || (m.wall_steps == 0 && m.end_ns <= m.start_ns))
+                let len = f.metadata().map(|md| md.len()).unwrap_or(0);
+                if len != m.ciphertext_len {
+                    problems.push(format!(
+                        "{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered",
+                        m.file, m.seq, m.ciphertext_len
+                    ));
+                } else if deep
+                    && sha256_hex(&mut f).map_err(io_err("read", &p))? != m.ciphertext_sha256
                 {
-                    problems.push(format!(
-                        "{cam}/{}: segment {} of {} frames has a signed range of {:.3} s ({:.3} s on the monotonic clock): its frame times did not increase",
-                        m.file,
-                        m.seq,
-                        m.frames,
-                        (m.end_ns - m.start_ns) as f64 / 1e9,
-                        (m.end_mono_ns as i128 - m.start_mono_ns as i128) as f64 / 1e9
-                    ));
-                }
-                // A lost segment has no file: its discarded bytes, if any, are in the
-                // destruction log (chained, so a removed entry shows there).
-                if let Ended::Lost { cause } = &m.ended {
-                    // A lost segment holds no footage, and the destruction log agrees with how
-                    // it says it was lost: a gap record (recording stopped, nothing was written)
-                    // names no file and no deletion; a segment discarded before its first sync
-                    // has its discarded bytes in the destruction log.
-                    if m.frames > 0 || m.ciphertext_len > 0 {
-                        problems.push(format!(
-                            "camera {cam}: manifest {} records a lost segment yet {} frames, {} bytes",
-                            m.seq, m.frames, m.ciphertext_len
-                        ));
-                    }
-                    let gap_record = m.file.is_empty() || cause.starts_with("not recorded");
-                    let logged = destroyed.contains(&(cam.clone(), m.seq));
-                    if gap_record && logged {
-                        problems.push(format!(
-                            "camera {cam}: manifest {} records a gap (nothing written), yet the destruction log records deleting segment {}",
-                            m.seq, m.seq
-                        ));
-                    } else if !gap_record && !logged {
-                        problems.push(format!(
-                            "camera {cam}: segment {} ({}) was lost, and the destruction log does not record what was discarded of it",
-                            m.seq, m.file
-                        ));
-                    }
-                    if !m.file.is_empty() && dir.join(&m.file).exists() {
-                        problems.push(format!(
-                            "{cam}/{}: a file of a segment recorded as lost",
-                            m.file
-                        ));
-                    }
-                    continue;
-                }
-                let p = dir.join(&m.file);
-                match File::open(&p) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        if !destroyed.contains(&(cam.clone(), m.seq)) {
-                            problems.push(format!("{cam}/{}: segment {} is missing and the destruction log does not record its deletion", m.file, m.seq));
-                        }
-                    }
-                    Err(e) => problems.push(format!("{cam}/{}: cannot be read: {e}", m.file)),
-                    Ok(mut f) => {
-                        if destroyed.contains(&(cam.clone(), m.seq)) {
-                            continue;
-                        }
-                        let len = f.metadata().map(|md| md.len()).unwrap_or(0);
-                        if len != m.ciphertext_len {
-                            problems.push(format!("{cam}/{}: segment {} is {len} bytes, its signed manifest says {}: altered", m.file, m.seq, m.ciphertext_len));
-                        } else if deep
-                            && sha256_hex(&mut f).map_err(io_err("read", &p))?
-                                != m.ciphertext_sha256
-                        {
-                            problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
-                        }
-                    }
-                }
-            }
-            for (_, d) in destructions
-                .iter()
-                .filter(|(_, d)| d.segment.camera == *cam)
-            {
-                if !seqs.contains(&d.segment.seq) {
-                    problems.push(format!(
-                        "camera {cam}: the destruction log records segment {} ({}), which its manifest log does not have: manifests were removed from the log",
-                        d.segment.seq, d.segment.file
-                    ));
-                }
-            }
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for f in rd.flatten() {
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    if name.ends_with(".age") && !named.contains(&name) {
-                        problems.push(format!("{cam}/{name}: segment file that no manifest of this unit accounts for: inserted, from another unit, or its manifest was removed from the log"));
-                    }
+                    problems.push(format!("{cam}/{}: segment {} does not match the SHA-256 in its signed manifest: altered", m.file, m.seq));
                 }
             }
         }
-        Ok(problems)
+        Ok(())
     }
 
     /// Flushes the index and the running clock (the logs are always durable already).
@@ -307,4 +333,29 @@ impl Store {
         self.save_running_clock()?;
         self.inner.index.flush().map_err(idx_err)
     }
+}
+
+/// A camera whose footage appears somewhere (the index, files, the destruction log) but that
+/// has no manifest log: the log was deleted or replaced.
+fn missing_logs(
+    seen: &BTreeMap<String, BTreeSet<&'static str>>,
+    manifest_logs: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (cam, wheres) in seen {
+        if manifest_logs.contains(cam) {
+            continue;
+        }
+        // Only footage implies a log: a camera named in the configuration or the start
+        // records that never delivered a frame (unreachable, refused) has none and needs none.
+        let footage = ["the index", "segment files on disk", "the destruction log"];
+        if !footage.iter().any(|f| wheres.contains(f)) {
+            continue;
+        }
+        problems.push(format!(
+        "camera {cam}: its manifest log logs/manifests/{cam}.jsonl is missing, yet the camera appears in {}: the log was deleted or replaced",
+        wheres.iter().copied().collect::<Vec<_>>().join(", ")
+    ));
+    }
+    problems
 }
