@@ -325,23 +325,7 @@ fn write_loop(
         let ev = match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(ev) => ev,
             Err(RecvTimeoutError::Timeout) => {
-                // A quiet second: make what was received durable. A sync that fails leaves the
-                // frames since the last good one unsynced: the segment is closed at that sync
-                // (its manifest signs what is kept) and the loss is said.
-                if let Err(e) = writer.sync() {
-                    tracing::error!(camera = %writer.camera(), error = %e, "cannot sync the footage: the frames since the last sync (up to a second) are lost; closing the segment at its last sync");
-                    if let Err(e) = writer.close(&format!("storage error: {e}")) {
-                        tracing::error!(camera = %writer.camera(), error = %e, "cannot close the segment; it is recovered at the next start");
-                    }
-                }
-                if let Some(p) = &mut previews
-                    && let Err(e) = p.writer.sync()
-                {
-                    tracing::error!(track = %p.writer.track(), error = %e, "cannot sync the previews: the newest preview is lost; closing the preview segment at its last sync");
-                    if let Err(e) = p.writer.close(&format!("storage error: {e}")) {
-                        tracing::error!(track = %p.writer.track(), error = %e, "cannot close the preview segment; it is recovered at the next start");
-                    }
-                }
+                sync_quiet(&mut writer, previews.as_mut());
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => Event::Stop,
@@ -422,6 +406,26 @@ fn write_loop(
                 state.recording.store(false, Ordering::Relaxed);
                 return;
             }
+        }
+    }
+}
+
+/// A quiet second: make what was received durable. A sync that fails leaves the frames since
+/// the last good one unsynced: the segment is closed at that sync (its manifest signs what is
+/// kept) and the loss is said.
+fn sync_quiet(writer: &mut rdc_storage::SegmentWriter, previews: Option<&mut Previews>) {
+    if let Err(e) = writer.sync() {
+        tracing::error!(camera = %writer.camera(), error = %e, "cannot sync the footage: the frames since the last sync (up to a second) are lost; closing the segment at its last sync");
+        if let Err(e) = writer.close(&format!("storage error: {e}")) {
+            tracing::error!(camera = %writer.camera(), error = %e, "cannot close the segment; it is recovered at the next start");
+        }
+    }
+    if let Some(p) = previews
+        && let Err(e) = p.writer.sync()
+    {
+        tracing::error!(track = %p.writer.track(), error = %e, "cannot sync the previews: the newest preview is lost; closing the preview segment at its last sync");
+        if let Err(e) = p.writer.close(&format!("storage error: {e}")) {
+            tracing::error!(track = %p.writer.track(), error = %e, "cannot close the preview segment; it is recovered at the next start");
         }
     }
 }

@@ -208,18 +208,7 @@ async fn run(
     counters: Arc<Counters>,
     clocks: Arc<dyn Clocks>,
 ) -> Result<(), String> {
-    let creds = spec.username.as_ref().map(|u| Credentials {
-        username: u.clone(),
-        password: spec
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_default(),
-    });
-    let opts = SessionOptions::default()
-        .creds(creds)
-        .user_agent("rdc-recorder".into())
-        .teardown(TeardownPolicy::Auto);
+    let opts = session_options(spec);
     // Over TCP, a low-water mark on the connection: the thread wakes per burst, not per packet.
     let peers = match spec.transport {
         Transport::Tcp | Transport::Auto => camera_addrs(&url).await,
@@ -229,40 +218,10 @@ async fn run(
     let (described, socket) = lowat::opened_by(&peers, describe).await;
     let mut mark = Mark::new(socket);
     let mut session = described?;
-    let mut video = None;
-    for (i, s) in session.streams().iter().enumerate() {
-        if s.media() != "video" {
-            tracing::info!(camera = %spec.id, media = s.media(), "not setting up a non-video stream (audio is never recorded)");
-        } else if video.is_some() {
-            tracing::info!(camera = %spec.id, "the camera offers a second video stream; recording the first only");
-        } else {
-            video = Some((i, s.encoding_name().to_ascii_uppercase(), s.clock_rate_hz()));
-        }
-    }
-    let (stream, encoding, clock_rate) = video.ok_or_else(|| {
-        "the camera offers no video stream: check the camera's path and its stream settings"
-            .to_owned()
-    })?;
+    let (stream, encoding, clock_rate) = video_stream(&session, spec)?;
     let codec = codec_of(&encoding)?;
     let rate = NonZeroU32::new(clock_rate).ok_or("the camera's video has a clock rate of 0")?;
-    let transport = match spec.transport {
-        Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
-        // Interleaved in the RTSP connection: through any NAT and firewall, and nothing lost.
-        Transport::Tcp | Transport::Auto => {
-            retina::client::Transport::Tcp(TcpTransportOptions::default())
-        }
-    };
-    // Length-prefixed NALs, turned into Annex B here in place while looking at their types
-    // (`to_annex_b`), and the parameter sets put in here (`with_parameter_sets`).
-    let format = FrameFormat {
-        h26x_framing: retina::codec::h26x::Framing::FourByteLength,
-        parameter_set_insertion: retina::codec::ParameterSetInsertion::Never,
-        ..FrameFormat::SIMPLE
-    };
-    let setup = SetupOptions::default()
-        .transport(transport)
-        .frame_format(format);
-    answer("SETUP", session.setup(stream, setup)).await?;
+    answer("SETUP", session.setup(stream, setup_options(spec))).await?;
     let playing = answer("PLAY", session.play(PlayOptions::default())).await?;
     let mut frames = playing.demuxed().map_err(|e| explain(&e))?;
     // The writer must know the codec before the first frame: wait for room in the queue.
@@ -275,21 +234,12 @@ async fn run(
         ),
         _ => (None, None),
     };
-    let mut started = Event::Started {
+    let started = Event::Started {
         codec,
         frame_ns,
         size,
     };
-    loop {
-        match tx.try_send(started) {
-            Ok(()) => break,
-            Err(TrySendError::Full(e)) => {
-                started = e;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(TrySendError::Disconnected(_)) => return Err("the recorder is stopping".into()),
-        }
-    }
+    send_when_room(&tx, started).await?;
     let mut gate = DropGate::default();
     let mut camera_clock = CameraClock::default();
     let quiet = tokio::time::sleep(lowat::QUIET);
@@ -367,6 +317,76 @@ async fn run(
         }
     }
     Ok(())
+}
+
+fn session_options(spec: &CameraSpec) -> SessionOptions {
+    let creds = spec.username.as_ref().map(|u| Credentials {
+        username: u.clone(),
+        password: spec
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_default(),
+    });
+    SessionOptions::default()
+        .creds(creds)
+        .user_agent("rdc-recorder".into())
+        .teardown(TeardownPolicy::Auto)
+}
+
+/// The camera's first video stream: (its index, encoding, clock rate). Audio is never set up.
+fn video_stream(
+    session: &retina::client::Session<retina::client::Described>,
+    spec: &CameraSpec,
+) -> Result<(usize, String, u32), String> {
+    let mut video = None;
+    for (i, s) in session.streams().iter().enumerate() {
+        if s.media() != "video" {
+            tracing::info!(camera = %spec.id, media = s.media(), "not setting up a non-video stream (audio is never recorded)");
+        } else if video.is_some() {
+            tracing::info!(camera = %spec.id, "the camera offers a second video stream; recording the first only");
+        } else {
+            video = Some((i, s.encoding_name().to_ascii_uppercase(), s.clock_rate_hz()));
+        }
+    }
+    video.ok_or_else(|| {
+        "the camera offers no video stream: check the camera's path and its stream settings"
+            .to_owned()
+    })
+}
+
+fn setup_options(spec: &CameraSpec) -> SetupOptions {
+    let transport = match spec.transport {
+        Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
+        // Interleaved in the RTSP connection: through any NAT and firewall, and nothing lost.
+        Transport::Tcp | Transport::Auto => {
+            retina::client::Transport::Tcp(TcpTransportOptions::default())
+        }
+    };
+    // Length-prefixed NALs, turned into Annex B here in place while looking at their types
+    // (`to_annex_b`), and the parameter sets put in here (`with_parameter_sets`).
+    let format = FrameFormat {
+        h26x_framing: retina::codec::h26x::Framing::FourByteLength,
+        parameter_set_insertion: retina::codec::ParameterSetInsertion::Never,
+        ..FrameFormat::SIMPLE
+    };
+    SetupOptions::default()
+        .transport(transport)
+        .frame_format(format)
+}
+
+/// Sends `e` once the queue has room (the writer must know the codec before the first frame).
+async fn send_when_room(tx: &SyncSender<Event>, mut e: Event) -> Result<(), String> {
+    loop {
+        match tx.try_send(e) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) => {
+                e = back;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(TrySendError::Disconnected(_)) => return Err("the recorder is stopping".into()),
+        }
+    }
 }
 
 /// The addresses the camera's URL names (retina connects to one of them).

@@ -480,7 +480,7 @@ pub fn run(
     let r = &doc.body;
     let hash = doc.sha256();
     // What goes: each camera's segments in the range.
-    let mut plan = Vec::new();
+    let mut plan: Plan = Vec::new();
     for cam in &r.cameras {
         let list = store.list(cam, r.from_ns, r.to_ns)?;
         let segs: Vec<_> = list.into_iter().filter(|e| e.segment.bytes > 0).collect();
@@ -554,50 +554,14 @@ pub fn run(
         ..Default::default()
     };
     let (mut written, mut kept) = (0u64, 0u64);
-    let copied = (|| -> anyhow::Result<Vec<String>> {
-        let mut lines = Vec::new();
-        let syncer = Syncer::new();
-        for (cam, segs) in &plan {
-            let dir = base.join(cam);
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            for e in segs {
-                let src = store.segment_path(cam, e.segment.seq)?;
-                let (n, k) = copy_segment(
-                    &src,
-                    &dir.join(&e.segment.file),
-                    (e.segment.bytes, &e.segment.ciphertext_sha256),
-                    &syncer,
-                    &mut |b| {
-                        p.bytes_done += b;
-                        progress(p);
-                    },
-                )?;
-                written += n;
-                kept += k;
-                p.bytes_done += k;
-                p.segments_done += 1;
-                progress(p);
-            }
-            let (lo, hi) = (
-                segs.first().map_or(0, |e| e.segment.seq.saturating_sub(1)),
-                segs.last().map_or(0, |e| e.segment.seq + 2),
-            );
-            let manifests = store.manifests(cam, lo, hi)?;
-            write_synced(
-                &base.join(format!("{cam}.manifests.json")),
-                &serde_json::to_vec_pretty(&manifests)?,
-            )?;
-            lines.push(camera_line(cam, segs));
-        }
-        syncer.finish()?;
-        for (cam, _) in &plan {
-            if let Ok(d) = std::fs::File::open(base.join(cam)) {
-                let _ = d.sync_all();
-            }
-        }
-        write_synced(&base.join("unit.json"), &serde_json::to_vec_pretty(&facts)?)?;
-        Ok(lines)
-    })();
+    let copied = copy_all(
+        &store,
+        &plan,
+        &base,
+        &facts,
+        (&mut p, progress),
+        (&mut written, &mut kept),
+    );
     let lines = match copied {
         Ok(l) => l,
         Err(e) => {
@@ -641,6 +605,64 @@ pub fn run(
         kept,
         status,
     })
+}
+
+/// What a camera's footage on the stick is: its segments in the range.
+type Plan = Vec<(String, Vec<rdc_storage::SegmentEntry>)>;
+
+/// Copies every planned segment and each camera's manifests to the stick, then the unit's
+/// facts; counts what was written and what an earlier insertion had already written. Returns
+/// STATUS.txt's line for each camera.
+fn copy_all(
+    store: &Store,
+    plan: &Plan,
+    base: &Path,
+    facts: &serde_json::Value,
+    (p, progress): (&mut Progress, &mut dyn FnMut(Progress)),
+    (written, kept): (&mut u64, &mut u64),
+) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let syncer = Syncer::new();
+    for (cam, segs) in plan {
+        let dir = base.join(cam);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for e in segs {
+            let src = store.segment_path(cam, e.segment.seq)?;
+            let (n, k) = copy_segment(
+                &src,
+                &dir.join(&e.segment.file),
+                (e.segment.bytes, &e.segment.ciphertext_sha256),
+                &syncer,
+                &mut |b| {
+                    p.bytes_done += b;
+                    progress(*p);
+                },
+            )?;
+            *written += n;
+            *kept += k;
+            p.bytes_done += k;
+            p.segments_done += 1;
+            progress(*p);
+        }
+        let (lo, hi) = (
+            segs.first().map_or(0, |e| e.segment.seq.saturating_sub(1)),
+            segs.last().map_or(0, |e| e.segment.seq + 2),
+        );
+        let manifests = store.manifests(cam, lo, hi)?;
+        write_synced(
+            &base.join(format!("{cam}.manifests.json")),
+            &serde_json::to_vec_pretty(&manifests)?,
+        )?;
+        lines.push(camera_line(cam, segs));
+    }
+    syncer.finish()?;
+    for (cam, _) in plan {
+        if let Ok(d) = std::fs::File::open(base.join(cam)) {
+            let _ = d.sync_all();
+        }
+    }
+    write_synced(&base.join("unit.json"), &serde_json::to_vec_pretty(&facts)?)?;
+    Ok(lines)
 }
 
 /// STATUS.txt's line for a camera.

@@ -139,36 +139,7 @@ pub(crate) async fn register(
     }
     body.push_str(r#"<h2>Register</h2><table><thead><tr><th scope="col">Entry</th><th scope="col">Time</th><th scope="col">Still</th><th scope="col">What</th></tr></thead><tbody>"#);
     for (e, b) in &reg {
-        let what = match b {
-            RegisterEntry::Request {
-                requester,
-                camera,
-                at_ns,
-                case_ref,
-                reason,
-                ..
-            } => format!(
-                "requested by {} of camera {} at {}, case {}: {}",
-                requester.name,
-                camera,
-                both_times(*at_ns),
-                case_ref,
-                reason
-            ),
-            RegisterEntry::Approval { approver, .. } => format!("approved by {}", approver.name),
-            RegisterEntry::Production {
-                producer, served, ..
-            } => format!(
-                "footage served to {} (segment {}, {} bytes)",
-                producer.name, served.run.seq, served.bytes
-            ),
-            RegisterEntry::Made {
-                producer,
-                png_sha256,
-                ..
-            } => format!("made by {}: PNG SHA-256 {png_sha256}", producer.name),
-            RegisterEntry::Release { by, to, .. } => format!("released by {} to {to}", by.name),
-        };
+        let what = describe(b);
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.seq,
@@ -179,6 +150,40 @@ pub(crate) async fn register(
     }
     body.push_str("</tbody></table>");
     page(&format!("Stills of unit {unit}"), &body).into_response()
+}
+
+/// What a register entry records, in a line.
+fn describe(b: &RegisterEntry) -> String {
+    match b {
+        RegisterEntry::Request {
+            requester,
+            camera,
+            at_ns,
+            case_ref,
+            reason,
+            ..
+        } => format!(
+            "requested by {} of camera {} at {}, case {}: {}",
+            requester.name,
+            camera,
+            both_times(*at_ns),
+            case_ref,
+            reason
+        ),
+        RegisterEntry::Approval { approver, .. } => format!("approved by {}", approver.name),
+        RegisterEntry::Production {
+            producer, served, ..
+        } => format!(
+            "footage served to {} (segment {}, {} bytes)",
+            producer.name, served.run.seq, served.bytes
+        ),
+        RegisterEntry::Made {
+            producer,
+            png_sha256,
+            ..
+        } => format!("made by {}: PNG SHA-256 {png_sha256}", producer.name),
+        RegisterEntry::Release { by, to, .. } => format!("released by {} to {to}", by.name),
+    }
 }
 
 /// `POST /unit/{unit}/stills/{id}/approve`: the manager's approval, signed over the request
