@@ -70,6 +70,7 @@ mod activity;
 mod args;
 mod audit;
 mod console;
+mod decode;
 mod exhibit;
 mod export;
 mod fetch;

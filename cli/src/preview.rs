@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::CheckFailed;
 use crate::audit::unit_keys;
+use crate::decode::element;
 use crate::events::Events;
 use crate::fetch::{fetch_segments, seq_span, status_and_list};
 use crate::font;
@@ -539,12 +540,6 @@ fn fill(img: &mut [u8], w: usize, (x0, y0): (usize, usize), (tw, th): (usize, us
     }
 }
 
-fn gst_element(name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(name).build().with_context(|| {
-        format!("GStreamer's {name} is missing: install gstreamer1.0-libav and gstreamer1.0-plugins-base/good/bad")
-    })
-}
-
 /// Decodes `pictures[i]` for each `i` in `wanted` (in order) into THUMB-sized RGB, the
 /// picture's shape kept (bars where it differs); `None` for a picture that does not decode.
 fn thumbnails(pictures: &[Picture], wanted: &[usize]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
@@ -570,46 +565,27 @@ fn thumbnails(pictures: &[Picture], wanted: &[usize]) -> anyhow::Result<Vec<Opti
 }
 
 fn decode_run(codec: Codec, run: &[&[u8]]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-    gst::init().context("GStreamer could not start")?;
-    let (caps, parse, dec) = match codec {
-        Codec::H264 => ("video/x-h264", "h264parse", "avdec_h264"),
-        Codec::H265 => ("video/x-h265", "h265parse", "avdec_h265"),
-    };
-    let src = gst_app::AppSrc::builder()
-        .caps(
-            &gst::Caps::builder(caps)
-                .field("stream-format", "byte-stream")
-                .field("alignment", "au")
-                .build(),
-        )
-        .format(gst::Format::Time)
-        .build();
-    let scale = gst_element("videoscale")?;
+    let (src, parse, dec) = crate::decode::access_units(codec)?;
+    let scale = element("videoscale")?;
     scale.set_property("add-borders", true);
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("video/x-raw")
-                .field("format", "RGB")
-                .field("width", THUMB.0 as i32)
-                .field("height", THUMB.1 as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let sink = crate::decode::pictures(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .field("width", THUMB.0 as i32)
+            .field("height", THUMB.1 as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    );
     let chain = [
         src.upcast_ref::<gst::Element>().clone(),
-        gst_element(parse)?,
-        gst_element(dec)?,
-        gst_element("videoconvert")?,
+        parse,
+        dec,
+        element("videoconvert")?,
         scale,
-        gst_element("videoconvert")?,
+        element("videoconvert")?,
         sink.upcast_ref::<gst::Element>().clone(),
     ];
-    let pipeline = gst::Pipeline::new();
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    pipeline.set_state(gst::State::Playing)?;
+    let pipeline = crate::decode::play(&chain)?;
     // Each picture is a keyframe: given a second of its own, it comes out at that second.
     let feeder = {
         let src = src.clone();
@@ -677,13 +653,13 @@ pub(crate) fn write_png(img: &[u8], (w, h): (usize, usize), out: &Path) -> anyho
         )
         .format(gst::Format::Time)
         .build();
-    let sink = gst_element("filesink")?;
+    let sink = element("filesink")?;
     sink.set_property("location", tmp.to_string_lossy().as_ref());
-    let enc = gst_element("pngenc")?;
+    let enc = element("pngenc")?;
     enc.set_property("snapshot", true);
     let chain = [
         src.upcast_ref::<gst::Element>().clone(),
-        gst_element("videoconvert")?,
+        element("videoconvert")?,
         enc,
         sink,
     ];

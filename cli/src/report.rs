@@ -111,3 +111,74 @@ pub(crate) fn check_maker(
     );
     Ok(())
 }
+
+/// A folder's signed document (a bundle's manifest, a still's record, a disclosure), read.
+pub(crate) struct SignedDoc<T> {
+    /// The file's bytes.
+    pub(crate) bytes: Vec<u8>,
+    /// The document as signed (its canonical JSON is what the signature covers).
+    pub(crate) value: serde_json::Value,
+    pub(crate) signature: export::Signature,
+    pub(crate) doc: T,
+}
+
+/// Reads `dir/file`, a signed document whose `field` holds a `T` that says its `format`, and
+/// checks it is `want`; `kind` says what the file should be ("a still's record"). Each way it
+/// can fail is a line of the report, and then `None`: nothing else can be checked.
+pub(crate) fn read_signed<T: serde::de::DeserializeOwned>(
+    (dir, file, field): (&Path, &str, &str),
+    kind: &str,
+    (want, format): (&str, impl Fn(&T) -> &str),
+    r: &mut Report,
+) -> Option<SignedDoc<T>> {
+    let path = dir.join(file);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail(format!(
+                "{}: cannot be read ({e}); without it nothing can be checked",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        signature: export::Signature,
+        #[serde(flatten)]
+        rest: serde_json::Map<String, serde_json::Value>,
+    }
+    let (signature, value) = match serde_json::from_slice::<Wrapper>(&bytes) {
+        Ok(mut w) => match w.rest.remove(field) {
+            Some(v) => (w.signature, v),
+            None => {
+                r.fail(format!("{file} is not {kind}: it has no {field:?}"));
+                return None;
+            }
+        },
+        Err(e) => {
+            r.fail(format!("{file} is not {kind}: {e}"));
+            return None;
+        }
+    };
+    let doc: T = match serde_json::from_value(value.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail(format!("{file}: the {field} is not readable: {e}"));
+            return None;
+        }
+    };
+    if format(&doc) != want {
+        r.fail(format!(
+            "{file} is format {:?}; this rdc reads {want:?}",
+            format(&doc)
+        ));
+        return None;
+    }
+    Some(SignedDoc {
+        bytes,
+        value,
+        signature,
+        doc,
+    })
+}

@@ -13,7 +13,7 @@ use rdc_format::export::{self, Bundle, Signed};
 
 use crate::audit::{check_chain, unit_keys};
 use crate::export::{CA_FILE, MANIFEST, SUMS};
-use crate::report::Report;
+use crate::report::{Report, read_signed};
 use anyhow::Context as _;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog};
@@ -101,40 +101,17 @@ fn run(
 
 /// The bundle's signed manifest, read; `None` (failed in the report) when it cannot be.
 fn read_manifest(dir: &Path, r: &mut Report) -> Option<(Signed, Bundle)> {
-    let mpath = dir.join(MANIFEST);
-    let bytes = match std::fs::read(&mpath) {
-        Ok(b) => b,
-        Err(e) => {
-            r.fail(format!(
-                "{}: cannot be read ({e}); without it nothing can be checked",
-                mpath.display()
-            ));
-            return None;
-        }
+    let d = read_signed(
+        (dir, MANIFEST, "bundle"),
+        "a bundle manifest",
+        (export::FORMAT, |b: &Bundle| b.format.as_str()),
+        r,
+    )?;
+    let signed = Signed {
+        bundle: d.value,
+        signature: d.signature,
     };
-    let signed: Signed = match serde_json::from_slice(&bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            r.fail(format!("{MANIFEST} is not a bundle manifest: {e}"));
-            return None;
-        }
-    };
-    let b: Bundle = match serde_json::from_value(signed.bundle.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            r.fail(format!("{MANIFEST}: the bundle is not readable: {e}"));
-            return None;
-        }
-    };
-    if b.format != export::FORMAT {
-        r.fail(format!(
-            "{MANIFEST} is format {:?}; this rdc reads {:?}",
-            b.format,
-            export::FORMAT
-        ));
-        return None;
-    }
-    Some((signed, b))
+    Some((signed, d.doc))
 }
 
 /// The exporter's signature over the manifest, and their certificate issued by the scheme CA:

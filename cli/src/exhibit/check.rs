@@ -372,36 +372,17 @@ fn closed_set(dir: &Path, r: &mut Report) -> anyhow::Result<()> {
 /// The still's signed record, read: (its bytes, the signed record, the record); `None`
 /// (failed in the report) when it cannot be.
 fn read_record(dir: &Path, r: &mut Report) -> Option<(Vec<u8>, SignedRecord, Record)> {
-    let json = match std::fs::read(dir.join(RECORD)) {
-        Ok(b) => b,
-        Err(e) => {
-            r.fail(format!("{RECORD} cannot be read ({e})"));
-            return None;
-        }
+    let d = crate::report::read_signed(
+        (dir, RECORD, "record"),
+        "a still's record",
+        (stills::FORMAT, |x: &Record| x.format.as_str()),
+        r,
+    )?;
+    let signed = SignedRecord {
+        record: d.value,
+        signature: d.signature,
     };
-    let signed: SignedRecord = match serde_json::from_slice(&json) {
-        Ok(s) => s,
-        Err(e) => {
-            r.fail(format!("{RECORD} is not a still's record: {e}"));
-            return None;
-        }
-    };
-    let rec: Record = match serde_json::from_value(signed.record.clone()) {
-        Ok(x) => x,
-        Err(e) => {
-            r.fail(format!("{RECORD}: the record is not readable: {e}"));
-            return None;
-        }
-    };
-    if rec.format != stills::FORMAT {
-        r.fail(format!(
-            "{RECORD} is format {:?}; this rdc reads {:?}",
-            rec.format,
-            stills::FORMAT
-        ));
-        return None;
-    }
-    Some((json, signed, rec))
+    Some((d.bytes, signed, d.doc))
 }
 
 /// What the record says of the still agrees with what the unit signed.

@@ -6,12 +6,13 @@ use std::io::{Read, Seek, SeekFrom};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use rdc_format::stills::{self, Run};
 use rdc_format::ts::{self, Codec};
 
 use anyhow::{Context as _, anyhow, bail};
 use rdc_format::Manifest;
+
+use crate::decode::element;
 use std::path::Path;
 
 /// The served bytes as the age file they were cut from: the header and the run's chunks at
@@ -179,48 +180,23 @@ pub(crate) struct Picture {
     pub(crate) full_range: bool,
 }
 
-fn element(name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make(name).build().with_context(|| {
-        format!("GStreamer's {name} is missing: install gstreamer1.0-libav and gstreamer1.0-plugins-good/bad")
-    })
-}
-
 /// Decodes `f.units` and returns the picture of the frame at `f.index` (its presentation
 /// time), nothing scaled or converted but its planes copied out.
 pub(crate) fn decode(f: &Found) -> anyhow::Result<Picture> {
-    gst::init().context("GStreamer could not start")?;
-    let (caps, parse, dec) = match f.codec {
-        Codec::H264 => ("video/x-h264", "h264parse", "avdec_h264"),
-        Codec::H265 => ("video/x-h265", "h265parse", "avdec_h265"),
-    };
-    let src = gst_app::AppSrc::builder()
-        .caps(
-            &gst::Caps::builder(caps)
-                .field("stream-format", "byte-stream")
-                .field("alignment", "au")
-                .build(),
-        )
-        .format(gst::Format::Time)
-        .build();
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let (src, parse, dec) = crate::decode::access_units(f.codec)?;
+    let sink = crate::decode::pictures(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
     let chain = [
         src.upcast_ref::<gst::Element>().clone(),
-        element(parse)?,
-        element(dec)?,
+        parse,
+        dec,
         element("videoconvert")?,
         sink.upcast_ref::<gst::Element>().clone(),
     ];
-    let pipeline = gst::Pipeline::new();
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    pipeline.set_state(gst::State::Playing)?;
+    let pipeline = crate::decode::play(&chain)?;
     // Times after the keyframe, a second in, so B-frames' decode times stay positive.
     let kf = &f.units[0];
     let (kf_pts, kf_dts) = (kf.pts, kf.dts);
@@ -424,24 +400,18 @@ pub(crate) fn png_pixels(path: &Path) -> anyhow::Result<(usize, usize, Vec<u8>)>
     gst::init().context("GStreamer could not start")?;
     let src = element("filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
-    let sink = gst_app::AppSink::builder()
-        .caps(
-            &gst::Caps::builder("video/x-raw")
-                .field("format", "RGB")
-                .build(),
-        )
-        .sync(false)
-        .build();
+    let sink = crate::decode::pictures(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "RGB")
+            .build(),
+    );
     let chain = [
         src,
         element("pngdec")?,
         element("videoconvert")?,
         sink.upcast_ref::<gst::Element>().clone(),
     ];
-    let pipeline = gst::Pipeline::new();
-    pipeline.add_many(&chain)?;
-    gst::Element::link_many(&chain)?;
-    pipeline.set_state(gst::State::Playing)?;
+    let pipeline = crate::decode::play(&chain)?;
     let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(30));
     pipeline.set_state(gst::State::Null)?;
     let s = sample.ok_or_else(|| anyhow!("{} is not a readable PNG", path.display()))?;

@@ -569,28 +569,19 @@ fn check_run(
     source: Option<&Path>,
     r: &mut Report,
 ) -> anyhow::Result<()> {
-    let bytes = std::fs::read(dir.join(DISCLOSURE))?;
-    let signed: SignedDisclosure = match serde_json::from_slice(&bytes) {
-        Ok(s) => s,
-        Err(e) => {
-            r.fail(format!("{DISCLOSURE} is not a disclosure's record: {e}"));
-            return Ok(());
-        }
-    };
-    let d: Disclosure = match serde_json::from_value(signed.disclosure.clone()) {
-        Ok(d) => d,
-        Err(e) => {
-            r.fail(format!("{DISCLOSURE}: not readable: {e}"));
-            return Ok(());
-        }
-    };
-    if d.format != FORMAT {
-        r.fail(format!(
-            "{DISCLOSURE} is format {:?}; this rdc reads {FORMAT:?}",
-            d.format
-        ));
+    let Some(doc) = crate::report::read_signed(
+        (dir, DISCLOSURE, "disclosure"),
+        "a disclosure's record",
+        (FORMAT, |x: &Disclosure| x.format.as_str()),
+        r,
+    ) else {
         return Ok(());
-    }
+    };
+    let d = doc.doc;
+    let signed = SignedDisclosure {
+        disclosure: doc.value,
+        signature: doc.signature,
+    };
     // Its maker's signature and certificate.
     crate::report::check_maker(
         r,
