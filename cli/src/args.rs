@@ -5,7 +5,7 @@ use rdc_config::Id;
 use std::path::PathBuf;
 
 use crate::keys::KeysCmd;
-use crate::select::{Footage, Target};
+use crate::select::{Footage, Source, Span, Target};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,17 +75,8 @@ pub(crate) enum Cmd {
     /// Fetch, verify and decrypt the segments of a camera in a time range, over the link or
     /// (--from-stick) from a memory stick the unit wrote.
     Fetch {
-        /// The unit, as named in the units file (with --from-stick: the stick names it).
-        #[arg(long, short, required_unless_present = "from_stick")]
-        unit: Option<String>,
-        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
-        #[arg(long)]
-        units: Option<PathBuf>,
-        /// Where a memory stick the unit wrote is mounted: the segments come from it, each
-        /// checked against the unit's signed manifests (no link, no case and reason: the
-        /// stick's request carries them).
-        #[arg(long, value_name = "STICK")]
-        from_stick: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
         /// The camera's id (a-z, 0-9, '-', '_'); with --from-stick, needed only when the stick
         /// holds more than one.
         #[arg(long, required_unless_present = "from_stick")]
@@ -128,16 +119,8 @@ pub(crate) enum Cmd {
     /// signed them and decrypted, a working copy (MP4 with a time track), a signed manifest
     /// with every gap and the unit's audit receipt, SHA256SUMS and a README. Resumable.
     Export {
-        /// The unit, as named in the units file (with --from-stick: the stick names it).
-        #[arg(long, short, required_unless_present = "from_stick")]
-        unit: Option<String>,
-        /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
-        #[arg(long)]
-        units: Option<PathBuf>,
-        /// Where a memory stick the unit wrote is mounted: the bundle is made from it, not over
-        /// the link (the case, reason, cameras and range are the stick's request's).
-        #[arg(long, value_name = "STICK")]
-        from_stick: Option<PathBuf>,
+        #[command(flatten)]
+        source: Source,
         #[command(flatten)]
         export: crate::export::ExportCli,
     },
@@ -302,12 +285,8 @@ pub(crate) enum HoldsCmd {
         /// A camera (repeat for more; all the unit has if none).
         #[arg(long = "camera")]
         cameras: Vec<Id>,
-        /// Start: a local time (2026-06-01T18:00), one with an offset, or now-10m.
-        #[arg(long)]
-        from: String,
-        /// End: as --from.
-        #[arg(long)]
-        to: String,
+        #[command(flatten)]
+        span: Span,
         /// The case reference.
         #[arg(long = "case")]
         case_ref: String,

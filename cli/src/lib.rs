@@ -96,7 +96,7 @@ use args::*;
 use audit::audit;
 use fetch::{fetch, list};
 use keys::keys;
-use select::{Footage, Target};
+use select::{Footage, Source, Span, Target};
 use time::parse_time;
 use units::connect;
 pub use units::fuzz_units_file;
@@ -271,9 +271,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => audit(&target, from_seq, accept_new_key).await,
         Cmd::List { target, footage } => list_segments(&target, &footage).await,
         Cmd::Fetch {
-            unit,
-            units,
-            from_stick: Some(stick),
+            source:
+                Source {
+                    unit,
+                    units,
+                    from_stick: Some(stick),
+                },
             camera,
             from,
             to,
@@ -290,9 +293,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &out,
         ),
         Cmd::Fetch {
-            unit,
-            units,
-            from_stick: None,
+            source:
+                Source {
+                    unit,
+                    units,
+                    from_stick: None,
+                },
             camera,
             from,
             to,
@@ -311,15 +317,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Cmd::Export {
-            unit,
-            units,
-            from_stick: Some(stick),
+            source:
+                Source {
+                    unit,
+                    units,
+                    from_stick: Some(stick),
+                },
             export,
         } => export_from_stick(&stick, unit.as_deref(), units, export).await,
         Cmd::Export {
-            unit,
-            units,
-            from_stick: None,
+            source:
+                Source {
+                    unit,
+                    units,
+                    from_stick: None,
+                },
             export,
         } => export::export(&target_of(unit, units)?, &export.remote()?).await,
         Cmd::Preview { target, preview } => preview::preview(&target, &preview).await,
@@ -513,8 +525,7 @@ async fn holds(target: &Target, cmd: HoldsCmd) -> anyhow::Result<()> {
         HoldsCmd::List => Request::HoldList,
         HoldsCmd::Create {
             cameras,
-            from,
-            to,
+            span: Span { from, to },
             case_ref,
             reason,
             review,

@@ -61,3 +61,30 @@ pub(crate) struct Footage {
     #[command(flatten)]
     pub(crate) why: Why,
 }
+
+/// Where footage comes from: the unit over its link, or a memory stick it wrote.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Source {
+    /// The unit, as named in the units file (with --from-stick: the stick names it).
+    #[arg(long, short, required_unless_present = "from_stick")]
+    pub(crate) unit: Option<String>,
+    /// The units file (default: $XDG_CONFIG_HOME/rdc/units.toml or ~/.config/rdc/units.toml).
+    #[arg(long)]
+    pub(crate) units: Option<PathBuf>,
+    /// Where a memory stick the unit wrote is mounted: the footage comes from it, not over the
+    /// link, each segment checked against the unit's signed manifests (no case and reason: the
+    /// stick's request carries them, with its cameras and range).
+    #[arg(long, value_name = "STICK")]
+    pub(crate) from_stick: Option<PathBuf>,
+}
+
+/// A time range as people give it.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Span {
+    /// Start: a local time (2026-06-01T18:00), one with an offset, or now-10m, now-1d.
+    #[arg(long)]
+    pub(crate) from: String,
+    /// End: as --from.
+    #[arg(long)]
+    pub(crate) to: String,
+}

@@ -6,7 +6,7 @@ use rdc_format::stick::{self, REQUEST_FILE, StickRequest};
 use crate::CheckFailed;
 use crate::audit::{check_chain, unit_keys};
 use crate::events::Events;
-use crate::select::Target;
+use crate::select::{Span, Target};
 use crate::time;
 use crate::time::parse_time;
 use crate::units;
@@ -34,12 +34,8 @@ pub(crate) enum StickCmd {
         /// A camera to export (repeat for more).
         #[arg(long = "camera", required = true)]
         cameras: Vec<Id>,
-        /// Start: a local time (2026-06-01T18:00), one with an offset, or now-1d.
-        #[arg(long)]
-        from: String,
-        /// End: as --from.
-        #[arg(long)]
-        to: String,
+        #[command(flatten)]
+        span: Span,
         /// The case reference.
         #[arg(long = "case")]
         case_ref: String,
@@ -58,8 +54,7 @@ pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
         unit,
         units,
         cameras,
-        from,
-        to,
+        span: Span { from, to },
         case_ref,
         reason,
         valid_hours,

@@ -315,7 +315,44 @@ pub struct StillState {
     pub releases: Vec<RegisterEntry>,
 }
 
+/// A still's request as the unit registered it, borrowed from its [`StillState`].
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub requester: &'a Person,
+    pub camera: &'a str,
+    pub at_ns: i64,
+    pub case_ref: &'a str,
+    pub reason: &'a str,
+    pub request: &'a Signed<StillRequest>,
+    pub request_sha256: &'a str,
+}
+
 impl StillState {
+    /// Its request, if the register holds one.
+    pub fn asked(&self) -> Option<Asked<'_>> {
+        match &self.request {
+            Some(RegisterEntry::Request {
+                requester,
+                camera,
+                at_ns,
+                case_ref,
+                reason,
+                request,
+                request_sha256,
+                ..
+            }) => Some(Asked {
+                requester,
+                camera,
+                at_ns: *at_ns,
+                case_ref,
+                reason,
+                request,
+                request_sha256,
+            }),
+            _ => None,
+        }
+    }
+
     pub fn case_ref(&self) -> Option<&str> {
         match &self.request {
             Some(RegisterEntry::Request { case_ref, .. }) => Some(case_ref),

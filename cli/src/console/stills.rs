@@ -78,7 +78,7 @@ pub(crate) async fn register(
             body.push_str("<p>No requests are waiting.</p>");
         }
         for st in &pending {
-            let Some(RegisterEntry::Request {
+            let Some(rdc_format::stills::Asked {
                 requester,
                 camera,
                 at_ns,
@@ -86,7 +86,7 @@ pub(crate) async fn register(
                 reason,
                 request,
                 ..
-            }) = &st.request
+            }) = st.asked()
             else {
                 continue;
             };
@@ -115,7 +115,7 @@ pub(crate) async fn register(
                 let from = at_ns - at_ns.rem_euclid(1_000_000_000) - 10_000_000_000;
                 format!(
                     r#"<img class="still-preview" alt="The camera's preview nearest {t}" src="/unit/{u}/camera/{cam}/tile?at={from}&amp;window=20000000000">"#,
-                    t = esc(&both_times(*at_ns)),
+                    t = esc(&both_times(at_ns)),
                     cam = esc(camera)
                 )
             };
@@ -128,7 +128,7 @@ pub(crate) async fn register(
 <button>Approve still {id}</button></form></section>"#,
                 id = st.id,
                 cam = esc(camera),
-                t = esc(&both_times(*at_ns)),
+                t = esc(&both_times(at_ns)),
                 case = esc(case_ref),
                 reason = esc(reason),
                 who = esc(&requester.name),

@@ -307,11 +307,11 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
         }
         return Ok(());
     };
-    let s = st
+    let (s, asked) = st
         .get(&id)
-        .filter(|s| s.request.is_some())
+        .and_then(|s| Some((s, s.asked()?)))
         .ok_or_else(|| anyhow!("unit {unit} has no still {id}: `rdc still approve` lists them"))?;
-    let Some(RegisterEntry::Request {
+    let stills::Asked {
         request: registered,
         requester,
         camera,
@@ -319,10 +319,7 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
         case_ref,
         reason,
         ..
-    }) = &s.request
-    else {
-        bail!("still {id} has no request");
-    };
+    } = asked;
     outln!("{}", one_line(s));
     outln!(
         "  requested by {} ({})",
@@ -343,11 +340,11 @@ pub(crate) async fn approve(target: &Target, a: &ApproveArgs) -> anyhow::Result<
     if let Some(idp) = &a.identity {
         let why = Justification {
             purpose: Purpose::View,
-            case_ref: case_ref.clone(),
+            case_ref: case_ref.to_owned(),
             reason: format!("approving still {id}: {reason}"),
         };
         let camera = Id::parse(camera).map_err(|e| anyhow!("{e}"))?;
-        match nearest_preview(target, &camera, *at_ns, idp, &why, &a.preview).await {
+        match nearest_preview(target, &camera, at_ns, idp, &why, &a.preview).await {
             Ok(at) => outln!(
                 "  nearest preview ({}) written to {}",
                 rfc3339(at),

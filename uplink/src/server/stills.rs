@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdc_format::chain::Entry;
 use rdc_format::stills::{
-    self, Person, RegisterEntry, Served, Signed, StillApproval, StillRequest, StillState,
+    self, Asked, Person, RegisterEntry, Served, Signed, StillApproval, StillRequest, StillState,
 };
 use rdc_format::time::rfc3339;
 use rdc_storage::{AuditRecord, Store};
@@ -195,24 +195,11 @@ pub(crate) fn approve(
     rec.detail = Some(format!("still {}", a.still));
     signed_by_peer(doc, peer)?;
     let s = state(store, a.still)?;
-    let Some(RegisterEntry::Request {
+    let Asked {
         requester,
-        camera,
-        at_ns,
-        case_ref,
-        reason,
         request_sha256,
         ..
-    }) = &s.request
-    else {
-        return Err(Refusal::NoSuchStill { still: a.still });
-    };
-    rec.camera = Some(camera.clone());
-    rec.from_ns = Some(*at_ns);
-    rec.to_ns = Some(*at_ns);
-    rec.purpose = Some("still".into());
-    rec.case_ref = Some(case_ref.clone());
-    rec.reason = Some(reason.clone());
+    } = asked(&s, a.still, rec)?;
     if a.unit != store.config().unit_id {
         return Err(refused(
             a.still,
@@ -286,23 +273,14 @@ pub(crate) fn make(
 ) -> Result<Handled, Refusal> {
     rec.detail = Some(format!("still {still}"));
     let s = state(store, still)?;
-    let Some(RegisterEntry::Request {
+    let Asked {
         requester,
         camera,
         at_ns,
         case_ref,
         reason,
         ..
-    }) = &s.request
-    else {
-        return Err(Refusal::NoSuchStill { still });
-    };
-    rec.camera = Some(camera.clone());
-    rec.from_ns = Some(*at_ns);
-    rec.to_ns = Some(*at_ns);
-    rec.purpose = Some("still".into());
-    rec.case_ref = Some(case_ref.clone());
-    rec.reason = Some(reason.clone());
+    } = asked(&s, still, rec)?;
     let Some((approved_at, RegisterEntry::Approval { approver, .. })) = &s.approved else {
         return Err(refused(
             still,
@@ -332,7 +310,7 @@ pub(crate) fn make(
             ));
         }
     }
-    let seg = footage_at(store, camera, *at_ns)?;
+    let seg = footage_at(store, camera, at_ns)?;
     let seq = seg.segment.seq;
     rec.seq = Some(seq);
     let manifest = store.manifest_entry(camera, seq).map_err(refusal)?;
@@ -340,7 +318,7 @@ pub(crate) fn make(
         serde_json::from_value(manifest.body.clone()).map_err(|e| Refusal::Failed {
             detail: format!("segment {camera}/{seq}'s manifest is unreadable: {e}"),
         })?;
-    let run = stills::plan(&m, *at_ns).map_err(|e| Refusal::Failed {
+    let run = stills::plan(&m, at_ns).map_err(|e| Refusal::Failed {
         detail: e.to_string(),
     })?;
     let path = store.segment_path(camera, seq).map_err(refusal)?;
@@ -369,7 +347,7 @@ pub(crate) fn make(
     bytes.extend_from_slice(&file[cs as usize..ce as usize]);
     drop(file);
     let served = Served {
-        camera: camera.clone(),
+        camera: camera.to_owned(),
         run,
         manifest_hash: manifest.hash.clone(),
         bytes: bytes.len() as u64,
@@ -380,9 +358,9 @@ pub(crate) fn make(
             still,
             producer: person(peer),
             approver: approver.name.clone(),
-            case_ref: case_ref.clone(),
-            reason: reason.clone(),
-            at_ns: *at_ns,
+            case_ref: case_ref.to_owned(),
+            reason: reason.to_owned(),
+            at_ns,
             served,
         })
         .map_err(refusal)?;
@@ -477,4 +455,17 @@ pub(crate) fn release(
         })
         .map_err(refusal)?;
     Ok(Handled::Answer(Answer::StillRegistered(entry)))
+}
+
+/// A still's request, recorded in the audit entry of what is done with it (its camera,
+/// instant, case and reason); refused if the register has no such still.
+fn asked<'a>(s: &'a StillState, still: u64, rec: &mut AuditRecord) -> Result<Asked<'a>, Refusal> {
+    let q = s.asked().ok_or(Refusal::NoSuchStill { still })?;
+    rec.camera = Some(q.camera.to_owned());
+    rec.from_ns = Some(q.at_ns);
+    rec.to_ns = Some(q.at_ns);
+    rec.purpose = Some("still".into());
+    rec.case_ref = Some(q.case_ref.to_owned());
+    rec.reason = Some(q.reason.to_owned());
+    Ok(q)
 }
