@@ -5,7 +5,7 @@ use rdc_config::Id;
 use std::path::PathBuf;
 
 use crate::keys::KeysCmd;
-use crate::select::{Footage, Source, Span, Target};
+use crate::select::{Case, Footage, Source, Span, Target};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -287,12 +287,8 @@ pub(crate) enum HoldsCmd {
         cameras: Vec<Id>,
         #[command(flatten)]
         span: Span,
-        /// The case reference.
-        #[arg(long = "case")]
-        case_ref: String,
-        /// Why (recorded by the unit in its audit log).
-        #[arg(long)]
-        reason: String,
+        #[command(flatten)]
+        case: Case,
         /// When the hold must be reviewed (at most a year ahead), e.g. 2027-05-01T00:00:00Z.
         #[arg(long)]
         review: String,

@@ -12,14 +12,15 @@
 //! ```
 
 use rdc_format::export::{
-    self, Bundle, BundleSegment, ClockSummary, Exporter, FileHash, Range, Signature, Signed,
-    UnitFacts, WorkingCopy,
+    self, Bundle, BundleSegment, ClockSummary, FileHash, Range, Signature, Signed, UnitFacts,
+    WorkingCopy,
 };
 
 use crate::CheckFailed;
 use crate::audit::unit_keys;
 use crate::events::{Event, Events};
 use crate::fetch::{Fetched, fetch_segments, seq_span, status_and_list};
+use crate::keys::Signer;
 use crate::mp4;
 use crate::select::Target;
 use crate::time::{self, now_ns};
@@ -30,9 +31,8 @@ use rdc_config::Id;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog, Entry};
 use rdc_uplink::client::Client;
-use rdc_uplink::pki::{self};
+use rdc_uplink::pki;
 use rdc_uplink::protocol::{Justification, Purpose, Request, Track};
-use rdc_uplink::tls::{self};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -170,21 +170,7 @@ pub async fn export_bundle(
     }
     let identities = crate::keys::read_identities(&a.identity)?;
     let entry = units::entry(target)?;
-    let cert_pem = std::fs::read_to_string(&entry.cert)
-        .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
-    let key_pem = std::fs::read_to_string(&entry.key)
-        .with_context(|| format!("reading your key {}", entry.key.display()))?;
-    let ca_pem = std::fs::read_to_string(&entry.ca)
-        .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
-    let cert_der = tls::cert_der(&cert_pem)
-        .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
-    // Sign something first: a key that cannot sign fails before anything is fetched.
-    pki::sign(&key_pem, b"rdc export").context("your key cannot sign the bundle")?;
-    let exporter = Exporter {
-        name: pki::common_name(&cert_der).unwrap_or_else(|| "(no name)".into()),
-        fingerprint: pki::fingerprint_text(&cert_der),
-        certificate: cert_pem.clone(),
-    };
+    let signer = Signer::from_entry(&entry, "the bundle")?;
 
     let just = Justification {
         purpose: Purpose::Export,
@@ -266,12 +252,6 @@ pub async fn export_bundle(
         gaps,
         receipt,
     };
-    let signer = BundleSigner {
-        exporter,
-        key_pem,
-        ca_pem,
-        ca_path: entry.ca.clone(),
-    };
     assemble(&a.out, parts, &signer, events).await
 }
 
@@ -291,20 +271,12 @@ pub(crate) struct Parts {
     pub(crate) receipt: Entry,
 }
 
-/// Who signs a bundle: the exporter's certificate and key, and the scheme's CA.
-pub(crate) struct BundleSigner {
-    pub(crate) exporter: Exporter,
-    pub(crate) key_pem: String,
-    pub(crate) ca_pem: String,
-    pub(crate) ca_path: PathBuf,
-}
-
 /// The working copy, the signed manifest, the CA, the README and SHA256SUMS of a bundle whose
 /// footage is in `out/master/`.
 pub(crate) async fn assemble(
     out: &Path,
     p: Parts,
-    s: &BundleSigner,
+    s: &Signer,
     events: &Events,
 ) -> anyhow::Result<Exported> {
     let Parts {
@@ -374,7 +346,7 @@ pub(crate) async fn assemble(
         segments: fetched.iter().map(|f| bundle_segment(out, f)).collect(),
         manifests: log,
         receipt,
-        exporter: s.exporter.clone(),
+        exporter: s.who.clone(),
         files: Vec::new(),
     };
     std::fs::write(out.join(CA_FILE), &s.ca_pem)?;

@@ -284,3 +284,43 @@ pub(crate) enum KeysCmd {
         endpoint: Option<String>,
     },
 }
+
+/// Who signs what a person makes (a bundle, a still, a disclosure): their certificate and key
+/// from the units file, and the scheme's CA.
+pub(crate) struct Signer {
+    pub(crate) who: rdc_format::export::Exporter,
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    pub(crate) ca_pem: String,
+    pub(crate) ca_path: PathBuf,
+}
+
+impl Signer {
+    /// The signer a units file's entry names; refused before anything is fetched if the key
+    /// cannot sign (`what` says what it was to sign).
+    pub(crate) fn from_entry(
+        entry: &crate::units::UnitEntry,
+        what: &str,
+    ) -> anyhow::Result<Signer> {
+        let cert_pem = std::fs::read_to_string(&entry.cert)
+            .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
+        let key_pem = std::fs::read_to_string(&entry.key)
+            .with_context(|| format!("reading your key {}", entry.key.display()))?;
+        let ca_pem = std::fs::read_to_string(&entry.ca)
+            .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
+        let der = rdc_uplink::tls::cert_der(&cert_pem)
+            .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
+        pki::sign(&key_pem, b"rdc").with_context(|| format!("your key cannot sign {what}"))?;
+        Ok(Signer {
+            who: rdc_format::export::Exporter {
+                name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
+                fingerprint: pki::fingerprint_text(&der),
+                certificate: cert_pem.clone(),
+            },
+            cert_pem,
+            key_pem,
+            ca_pem,
+            ca_path: entry.ca.clone(),
+        })
+    }
+}

@@ -96,7 +96,7 @@ use args::*;
 use audit::audit;
 use fetch::{fetch, list};
 use keys::keys;
-use select::{Footage, Source, Span, Target};
+use select::{Case, Footage, Source, Span, Target};
 use time::parse_time;
 use units::connect;
 pub use units::fuzz_units_file;
@@ -526,8 +526,7 @@ async fn holds(target: &Target, cmd: HoldsCmd) -> anyhow::Result<()> {
         HoldsCmd::Create {
             cameras,
             span: Span { from, to },
-            case_ref,
-            reason,
+            case: Case { case_ref, reason },
             review,
         } => Request::HoldCreate {
             cameras,

@@ -88,3 +88,14 @@ pub(crate) struct Span {
     #[arg(long)]
     pub(crate) to: String,
 }
+
+/// The case a request is for, and why: both recorded by the unit in its audit log.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Case {
+    /// The case reference.
+    #[arg(long = "case")]
+    pub(crate) case_ref: String,
+    /// Why (recorded by the unit in its audit log).
+    #[arg(long)]
+    pub(crate) reason: String,
+}

@@ -6,7 +6,7 @@ use rdc_format::stick::{self, REQUEST_FILE, StickRequest};
 use crate::CheckFailed;
 use crate::audit::{check_chain, unit_keys};
 use crate::events::Events;
-use crate::select::{Span, Target};
+use crate::select::{Case, Span, Target};
 use crate::time;
 use crate::time::parse_time;
 use crate::units;
@@ -14,8 +14,6 @@ use anyhow::{Context as _, anyhow, bail};
 use rdc_config::Id;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog, Entry};
-use rdc_uplink::pki::{self};
-use rdc_uplink::tls::{self};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
@@ -36,12 +34,9 @@ pub(crate) enum StickCmd {
         cameras: Vec<Id>,
         #[command(flatten)]
         span: Span,
-        /// The case reference.
-        #[arg(long = "case")]
-        case_ref: String,
-        /// Why the footage leaves on a stick (recorded by the unit in its audit log).
-        #[arg(long)]
-        reason: String,
+        /// The case, and why the footage leaves on a stick.
+        #[command(flatten)]
+        case: Case,
         /// Hours the request stays valid (at most a week).
         #[arg(long, default_value_t = 72)]
         valid_hours: u32,
@@ -55,8 +50,7 @@ pub(crate) async fn run(cmd: StickCmd) -> anyhow::Result<()> {
         units,
         cameras,
         span: Span { from, to },
-        case_ref,
-        reason,
+        case: Case { case_ref, reason },
         valid_hours,
     } = cmd;
     let (from_ns, to_ns) = time::parse_range(&from, &to)?;
@@ -394,23 +388,7 @@ pub(crate) async fn export(
     let run = v.manifests()?;
     let present = |s: u64| fetched.iter().any(|f| f.manifest.seq == s);
     let gaps = rdc_format::export::gaps((r.from_ns, r.to_ns), &run, &present);
-    let entry = &v.entry;
-    let cert_pem = std::fs::read_to_string(&entry.cert)
-        .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
-    let der = tls::cert_der(&cert_pem)
-        .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
-    let signer = crate::export::BundleSigner {
-        exporter: rdc_format::export::Exporter {
-            name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
-            fingerprint: pki::fingerprint_text(&der),
-            certificate: cert_pem,
-        },
-        key_pem: std::fs::read_to_string(&entry.key)
-            .with_context(|| format!("reading your key {}", entry.key.display()))?,
-        ca_pem: std::fs::read_to_string(&entry.ca)
-            .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?,
-        ca_path: entry.ca.clone(),
-    };
+    let signer = crate::keys::Signer::from_entry(&v.entry, "the bundle")?;
     let b = &v.unit.binding;
     let parts = crate::export::Parts {
         unit: rdc_format::export::UnitFacts {

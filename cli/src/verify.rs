@@ -17,8 +17,8 @@ use crate::report::{Report, read_signed};
 use anyhow::Context as _;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog};
-use rdc_uplink::pki::{self};
-use rdc_uplink::tls::{self};
+use rdc_uplink::pki;
+use rdc_uplink::tls;
 use std::path::{Path, PathBuf};
 
 /// Checks the bundle in `dir`: every line of the report, and its verdict; `Err` (with the

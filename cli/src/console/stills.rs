@@ -78,18 +78,11 @@ pub(crate) async fn register(
             body.push_str("<p>No requests are waiting.</p>");
         }
         for st in &pending {
-            let Some(rdc_format::stills::Asked {
-                requester,
-                camera,
-                at_ns,
-                case_ref,
-                reason,
-                request,
-                ..
-            }) = st.asked()
-            else {
+            let Some(q) = st.asked() else {
                 continue;
             };
+            let (requester, camera, at_ns) = (q.requester, q.camera, q.at_ns);
+            let (case_ref, reason, request) = (q.case_ref, q.reason, q.request);
             let police = request
                 .body
                 .police

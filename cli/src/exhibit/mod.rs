@@ -19,7 +19,7 @@ use crate::CheckFailed;
 use crate::audit::{check_chain, unit_keys};
 use crate::events::Events;
 use crate::export::{CA_FILE, base64_encode, write_new};
-use crate::keys::read_identities;
+use crate::keys::{Signer, read_identities};
 use crate::select::Target;
 use crate::time::parse_time;
 use crate::units;
@@ -29,9 +29,8 @@ use rdc_config::Id;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog, Entry};
 use rdc_uplink::client::Client;
-use rdc_uplink::pki::{self};
+use rdc_uplink::pki;
 use rdc_uplink::protocol::{Justification, Purpose, Request};
-use rdc_uplink::tls::{self};
 use std::path::{Path, PathBuf};
 
 pub(crate) const RECORD: &str = "still.json";
@@ -171,33 +170,8 @@ pub(crate) struct SignedRecord {
 }
 
 /// The person's certificate and key from the units file.
-struct Me {
-    cert_pem: String,
-    key_pem: String,
-    ca_pem: String,
-    exporter: Exporter,
-}
-
-fn me(target: &Target) -> anyhow::Result<Me> {
-    let entry = units::entry(target)?;
-    let cert_pem = std::fs::read_to_string(&entry.cert)
-        .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
-    let key_pem = std::fs::read_to_string(&entry.key)
-        .with_context(|| format!("reading your key {}", entry.key.display()))?;
-    let ca_pem = std::fs::read_to_string(&entry.ca)
-        .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
-    let der = tls::cert_der(&cert_pem)
-        .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
-    Ok(Me {
-        exporter: Exporter {
-            name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
-            fingerprint: pki::fingerprint_text(&der),
-            certificate: cert_pem.clone(),
-        },
-        cert_pem,
-        key_pem,
-        ca_pem,
-    })
+fn me(target: &Target) -> anyhow::Result<Signer> {
+    Signer::from_entry(&units::entry(target)?, "the still's documents")
 }
 
 fn body<T: serde::de::DeserializeOwned>(e: &Entry) -> anyhow::Result<T> {
@@ -586,7 +560,7 @@ pub(crate) async fn make(
             matrix: pic.matrix.clone(),
             full_range: pic.full_range,
         },
-        producer: me.exporter.clone(),
+        producer: me.who.clone(),
         produced_ns,
         produced: rfc3339(produced_ns),
     };

@@ -21,9 +21,8 @@ use crate::units::connect;
 use anyhow::{Context as _, anyhow, bail};
 use rdc_config::Id;
 use rdc_format::chain::{self as chainlog, Entry};
-use rdc_uplink::pki::{self};
+use rdc_uplink::pki;
 use rdc_uplink::protocol::{Justification, Purpose, Request};
-use rdc_uplink::tls::{self};
 use regions::{Mode, Region};
 use std::path::{Path, PathBuf};
 
@@ -409,25 +408,12 @@ impl Maker {
             unit: a.unit.clone().unwrap_or_default(),
             units: a.units.clone(),
         };
-        let entry = units::entry(&target)?;
-        let cert_pem = std::fs::read_to_string(&entry.cert)
-            .with_context(|| format!("reading your certificate {}", entry.cert.display()))?;
-        let key_pem = std::fs::read_to_string(&entry.key)
-            .with_context(|| format!("reading your key {}", entry.key.display()))?;
-        let ca_pem = std::fs::read_to_string(&entry.ca)
-            .with_context(|| format!("reading the scheme CA {}", entry.ca.display()))?;
-        pki::sign(&key_pem, b"rdc redact").context("your key cannot sign the disclosure")?;
-        let der = tls::cert_der(&cert_pem)
-            .ok_or_else(|| anyhow!("{} holds no certificate", entry.cert.display()))?;
+        let s = crate::keys::Signer::from_entry(&units::entry(&target)?, "the disclosure")?;
         Ok(Maker {
             target,
-            who: Exporter {
-                name: pki::common_name(&der).unwrap_or_else(|| "(no name)".into()),
-                fingerprint: pki::fingerprint_text(&der),
-                certificate: cert_pem,
-            },
-            key_pem,
-            ca_pem,
+            who: s.who,
+            key_pem: s.key_pem,
+            ca_pem: s.ca_pem,
         })
     }
 }

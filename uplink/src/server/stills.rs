@@ -212,7 +212,7 @@ pub(crate) fn approve(
             format!("it was already approved by {}", approver.name),
         ));
     }
-    if &a.request_sha256 != request_sha256 {
+    if a.request_sha256 != request_sha256 {
         return Err(refused(
             a.still,
             format!(
