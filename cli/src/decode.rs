@@ -15,10 +15,9 @@ pub(crate) fn element(name: &str) -> anyhow::Result<gst::Element> {
     })
 }
 
-/// A source of `codec`'s access units (Annex B, timed), with its parser and decoder.
-pub(crate) fn access_units(
-    codec: Codec,
-) -> anyhow::Result<(gst_app::AppSrc, gst::Element, gst::Element)> {
+/// A source of `codec`'s access units (Annex B, timed), and the elements that make raw
+/// pictures of them (parser, decoder, converter), to link after it.
+pub(crate) fn access_units(codec: Codec) -> anyhow::Result<(gst_app::AppSrc, Vec<gst::Element>)> {
     gst::init().context("GStreamer could not start")?;
     let (caps, parse, dec) = match codec {
         Codec::H264 => ("video/x-h264", "h264parse", "avdec_h264"),
@@ -33,7 +32,13 @@ pub(crate) fn access_units(
         )
         .format(gst::Format::Time)
         .build();
-    Ok((src, element(parse)?, element(dec)?))
+    let head = vec![
+        src.upcast_ref::<gst::Element>().clone(),
+        element(parse)?,
+        element(dec)?,
+        element("videoconvert")?,
+    ];
+    Ok((src, head))
 }
 
 /// A sink of raw pictures as `caps` says, as fast as they come.

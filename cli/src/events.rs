@@ -40,6 +40,27 @@ pub enum Event {
 }
 
 impl Event {
+    /// A dropped link, as people read it: where, why, and when it is tried again.
+    pub fn dropped_note(&self) -> Option<String> {
+        let Event::LinkDropped {
+            seq,
+            at,
+            of,
+            error,
+            attempt,
+            attempts,
+            retry_in_s,
+        } = self
+        else {
+            return None;
+        };
+        Some(format!(
+            "The link dropped during segment {seq} at {:.1} of {:.1} MB ({error}): resuming from there in {retry_in_s} s (attempt {attempt} of {attempts}).",
+            *at as f64 / 1e6,
+            *of as f64 / 1e6
+        ))
+    }
+
     /// The share done, 0 to 100, of a [`Event::Progress`].
     pub fn percent(done: u64, total: u64) -> f64 {
         (done as f64 * 100.0 / total.max(1) as f64).clamp(0.0, 100.0)
@@ -103,18 +124,7 @@ fn render_on_terminal(e: &Event, tty: bool) {
         Event::SegmentVerified { label, seq } => {
             eprintln!("{label}: segment {seq} verified")
         }
-        Event::LinkDropped {
-            at,
-            of,
-            error,
-            attempt,
-            attempts,
-            retry_in_s,
-            ..
-        } => {
-            eprintln!("\nlink dropped at {at} of {of} bytes ({error}); resuming");
-            eprintln!("retrying in {retry_in_s} s (attempt {attempt} of {attempts})");
-        }
+        Event::LinkDropped { .. } => eprintln!("\n{}", e.dropped_note().unwrap_or_default()),
         Event::Finished { .. } if tty => eprintln!(),
         Event::Finished { .. } => {}
         Event::Step { what } => eprintln!("{what} ..."),

@@ -126,7 +126,7 @@ pub struct ExportArgs {
 pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()> {
     let x = export_bundle(target, a, &Events::terminal()).await?;
     eprintln!(
-        "exported {} segments of {} ({} to {}) into {}: {} gap(s); the unit recorded the export (audit entry {}). Check it with: rdc verify {} --ca {}",
+        "exported {} segments of {} ({} to {}) into {}: {} gap(s); the unit recorded the export (audit entry {}). {}",
         x.segments,
         a.camera,
         x.from,
@@ -134,8 +134,7 @@ pub(crate) async fn export(target: &Target, a: &ExportArgs) -> anyhow::Result<()
         x.dir.display(),
         x.gaps,
         x.receipt_seq,
-        x.dir.display(),
-        x.ca.display()
+        x.check_it()
     );
     Ok(())
 }
@@ -152,6 +151,17 @@ pub struct Exported {
     pub receipt_seq: u64,
     /// The scheme CA the officer's units file names (to check the bundle against).
     pub ca: PathBuf,
+}
+
+impl Exported {
+    /// The command that checks the bundle against the scheme's CA.
+    pub fn check_it(&self) -> String {
+        format!(
+            "Check it with: rdc verify {} --ca {}",
+            self.dir.display(),
+            self.ca.display()
+        )
+    }
 }
 
 /// Makes the evidence bundle `a` asks for, reporting progress to `events`; resumes an
@@ -232,17 +242,8 @@ pub async fn export_bundle(
         .map_err(|e| CheckFailed(format!("the unit's export receipt: {e}")))?;
     client.close();
 
-    let about = status.about.clone();
     let parts = Parts {
-        unit: UnitFacts {
-            id: status.unit.clone(),
-            public_key: status.unit_public_key.clone(),
-            retired_keys: status.retired_keys.clone(),
-            operator: about.as_ref().map(|u| u.operator.clone()),
-            contact: about.as_ref().map(|u| u.contact.clone()),
-            purpose: about.as_ref().map(|u| u.purpose.clone()),
-            site: about.as_ref().map(|u| u.site.clone()),
-        },
+        unit: unit_facts(&status),
         camera: camera.to_string(),
         case_ref: a.case_ref.clone(),
         reason: a.reason.clone(),
@@ -588,4 +589,18 @@ TO VERIFY
             .map(|n| format!("\n                      It {n}."))
             .unwrap_or_default(),
     )
+}
+
+/// Who runs the unit, where and why, as its status said.
+pub(crate) fn unit_facts(status: &rdc_uplink::protocol::StatusAnswer) -> UnitFacts {
+    let about = status.about.as_ref();
+    UnitFacts {
+        id: status.unit.clone(),
+        public_key: status.unit_public_key.clone(),
+        retired_keys: status.retired_keys.clone(),
+        operator: about.map(|u| u.operator.clone()),
+        contact: about.map(|u| u.contact.clone()),
+        purpose: about.map(|u| u.purpose.clone()),
+        site: about.map(|u| u.site.clone()),
+    }
 }

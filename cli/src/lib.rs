@@ -493,13 +493,12 @@ async fn export_from_stick(
     let camera = v.camera.clone();
     let x = crate::stick::export(v, &export.identity, &export.out).await?;
     eprintln!(
-        "exported {} segments of {camera} from the stick into {}: {} gap(s), checked against the unit's signed manifests; the unit's receipt for the stick is its audit entry {}. Check it with: rdc verify {} --ca {}",
+        "exported {} segments of {camera} from the stick into {}: {} gap(s), checked against the unit's signed manifests; the unit's receipt for the stick is its audit entry {}. {}",
         x.segments,
         x.dir.display(),
         x.gaps,
         x.receipt_seq,
-        x.dir.display(),
-        x.ca.display()
+        x.check_it()
     );
     Ok(())
 }

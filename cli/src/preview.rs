@@ -565,7 +565,7 @@ fn thumbnails(pictures: &[Picture], wanted: &[usize]) -> anyhow::Result<Vec<Opti
 }
 
 fn decode_run(codec: Codec, run: &[&[u8]]) -> anyhow::Result<Vec<Option<Vec<u8>>>> {
-    let (src, parse, dec) = crate::decode::access_units(codec)?;
+    let (src, mut chain) = crate::decode::access_units(codec)?;
     let scale = element("videoscale")?;
     scale.set_property("add-borders", true);
     let sink = crate::decode::pictures(
@@ -576,15 +576,11 @@ fn decode_run(codec: Codec, run: &[&[u8]]) -> anyhow::Result<Vec<Option<Vec<u8>>
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build(),
     );
-    let chain = [
-        src.upcast_ref::<gst::Element>().clone(),
-        parse,
-        dec,
-        element("videoconvert")?,
+    chain.extend([
         scale,
         element("videoconvert")?,
         sink.upcast_ref::<gst::Element>().clone(),
-    ];
+    ]);
     let pipeline = crate::decode::play(&chain)?;
     // Each picture is a keyframe: given a second of its own, it comes out at that second.
     let feeder = {

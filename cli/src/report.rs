@@ -81,6 +81,24 @@ pub(crate) fn check_maker(
             "{file}: its maker's signature does not match what it says (edited after it was made?)"
         ),
     );
+    check_issued(
+        r,
+        (dir, "folder"),
+        ca,
+        (&der, "the maker"),
+        ("when it was made", made.0, made.1),
+    )
+}
+
+/// That `maker`'s certificate (DER) was issued by the scheme CA (`ca`; without it the CA the
+/// folder carries, noted) and valid at the time given (ns, and as people read it).
+pub(crate) fn check_issued(
+    r: &mut Report,
+    (dir, folder): (&Path, &str),
+    ca: Option<&Path>,
+    (der, maker): (&[u8], &str),
+    (when, at_ns, at): (&str, i64, &str),
+) -> anyhow::Result<()> {
     let (ca_pem, whose) = match ca {
         Some(p) => (
             std::fs::read_to_string(p)
@@ -88,24 +106,22 @@ pub(crate) fn check_maker(
             format!("the scheme CA {}", p.display()),
         ),
         None => {
+            let pem = std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default();
+            let fp = tls::cert_der(&pem)
+                .map(|d| pki::fingerprint_text(&d))
+                .unwrap_or_else(|| "none".into());
             r.notes.push(format!(
-                "the maker's certificate was checked against the CA in the folder ({CA_FILE}); give --ca with the scheme's CA certificate to check it is the scheme's"
+                "{maker}'s certificate was checked against the CA in the {folder} ({CA_FILE}, {fp}); give --ca with the scheme's CA certificate to check it is the scheme's"
             ));
-            (
-                std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default(),
-                format!("the folder's {CA_FILE}"),
-            )
+            (pem, format!("the {folder}'s {CA_FILE}"))
         }
     };
-    let trusted = pki::verify_person(&ca_pem, &der, made.0);
+    let trusted = pki::verify_person(&ca_pem, der, at_ns);
     r.check(
         trusted.is_ok(),
+        format!("{maker}'s certificate was issued by {whose} and valid {when} ({at})"),
         format!(
-            "the maker's certificate was issued by {whose} and valid when it was made ({})",
-            made.1
-        ),
-        format!(
-            "the maker's certificate: {}",
+            "{maker}'s certificate: {}",
             trusted.err().map(|e| e.to_string()).unwrap_or_default()
         ),
     );

@@ -12,8 +12,8 @@ use rdc_format::AuditRecord;
 use rdc_format::export::{self, Bundle, Signed};
 
 use crate::audit::{check_chain, unit_keys};
-use crate::export::{CA_FILE, MANIFEST, SUMS};
-use crate::report::{Report, read_signed};
+use crate::export::{MANIFEST, SUMS};
+use crate::report::{Report, check_issued, read_signed};
 use anyhow::Context as _;
 use rdc_format::Manifest;
 use rdc_format::chain::{self as chainlog};
@@ -29,7 +29,7 @@ pub fn check_bundle(
     identity: Option<&Path>,
 ) -> (Report, anyhow::Result<()>) {
     let mut r = Report::default();
-    let result = run(dir, ca, identity, &mut r);
+    let result = check_all(dir, ca, identity, &mut r);
     r.verdict = if result.is_err() {
         format!(
             "The bundle in {} could not be checked to the end.",
@@ -65,7 +65,7 @@ fn inside(dir: &Path, rel: &str) -> Option<PathBuf> {
     plain.then(|| dir.join(p))
 }
 
-fn run(
+fn check_all(
     dir: &Path,
     ca: Option<&Path>,
     identity: Option<&Path>,
@@ -149,35 +149,17 @@ fn check_exporter(
                 "the exporter's fingerprint is their certificate's",
                 "the exporter's fingerprint is not that of the certificate in the manifest",
             );
-            let (ca_pem, whose) = match ca {
-                Some(p) => (
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading the CA {}", p.display()))?,
-                    format!("the scheme CA {}", p.display()),
+            check_issued(
+                r,
+                (dir, "bundle"),
+                ca,
+                (der, "the exporter"),
+                (
+                    "when the bundle was signed",
+                    b.exported_at_ns,
+                    &b.exported_at,
                 ),
-                None => {
-                    let pem = std::fs::read_to_string(dir.join(CA_FILE)).unwrap_or_default();
-                    let fp = tls::cert_der(&pem)
-                        .map(|d| pki::fingerprint_text(&d))
-                        .unwrap_or_else(|| "none".into());
-                    r.notes.push(format!(
-                        "the exporter's certificate was checked against the CA in the bundle ({CA_FILE}, {fp}); give --ca with the scheme's CA certificate to check it is the scheme's"
-                    ));
-                    (pem, format!("the bundle's {CA_FILE}"))
-                }
-            };
-            let trusted = pki::verify_person(&ca_pem, der, b.exported_at_ns);
-            r.check(
-                trusted.is_ok(),
-                format!(
-                    "the exporter's certificate was issued by {whose} and valid when the bundle was signed ({})",
-                    b.exported_at
-                ),
-                format!(
-                    "the exporter's certificate: {}",
-                    trusted.err().map(|e| e.to_string()).unwrap_or_default()
-                ),
-            );
+            )?;
         }
         (None, _) => r.fail("the manifest's exporter certificate is not a PEM certificate"),
         (_, Err(e)) => r.fail(format!("the manifest's signature is not base64: {e}")),

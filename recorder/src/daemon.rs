@@ -228,16 +228,21 @@ async fn housekeeping(
     }
 }
 
-/// Serves the uplink: the unit's one listening socket (UDP, QUIC).
-/// Writes the store's [`rdc_format::stick::KeyBinding`]: the unit's signing keys signed with its
-/// uplink key, which the stick job copies onto each stick (it holds no uplink key itself).
-fn write_key_binding(unit: &str, u: &rdc_config::Uplink, store: &Store) -> anyhow::Result<()> {
+/// The unit's uplink key and certificate, as the configuration names them.
+fn uplink_identity(u: &rdc_config::Uplink) -> anyhow::Result<(rdc_config::Secret, String)> {
     let key = u
         .key
         .read()
         .map_err(|m| anyhow::anyhow!("uplink key: {m}"))?;
     let cert = std::fs::read_to_string(&u.cert)
         .with_context(|| format!("uplink.cert {}", u.cert.display()))?;
+    Ok((key, cert))
+}
+
+/// Writes the store's [`rdc_format::stick::KeyBinding`]: the unit's signing keys signed with its
+/// uplink key, which the stick job copies onto each stick (it holds no uplink key itself).
+fn write_key_binding(unit: &str, u: &rdc_config::Uplink, store: &Store) -> anyhow::Result<()> {
+    let (key, cert) = uplink_identity(u)?;
     let retired: Vec<String> = store
         .retired_public_keys()
         .iter()
@@ -260,12 +265,7 @@ fn start_uplink(
     hooks: Arc<crate::hooks::Hooks>,
 ) -> anyhow::Result<std::sync::Arc<rdc_uplink::server::Server>> {
     use rdc_uplink::tls;
-    let key = u
-        .key
-        .read()
-        .map_err(|m| anyhow::anyhow!("uplink key: {m}"))?;
-    let cert = std::fs::read_to_string(&u.cert)
-        .with_context(|| format!("uplink.cert {}", u.cert.display()))?;
+    let (key, cert) = uplink_identity(u)?;
     let ca =
         std::fs::read_to_string(&u.ca).with_context(|| format!("uplink.ca {}", u.ca.display()))?;
     let id = tls::Identity::from_pem(&cert, key.expose())

@@ -228,21 +228,9 @@ impl Jobs {
                     }
                 )
             }),
-            Event::LinkDropped {
-                seq,
-                at,
-                of,
-                error,
-                attempt,
-                attempts,
-                retry_in_s,
-            } => self.update(id, true, |j| {
+            Event::LinkDropped { .. } => self.update(id, true, |j| {
                 j.drops += 1;
-                j.note = format!(
-                    "The link dropped during segment {seq} at {:.1} of {:.1} MB ({error}): resuming from there in {retry_in_s} s (attempt {attempt} of {attempts}).",
-                    *at as f64 / 1e6,
-                    *of as f64 / 1e6
-                );
+                j.note = e.dropped_note().unwrap_or_default();
             }),
             Event::Step { what } => self.update(id, true, |j| j.note = format!("{what} …")),
             Event::Finished { .. } => {}

@@ -183,19 +183,13 @@ pub(crate) struct Picture {
 /// Decodes `f.units` and returns the picture of the frame at `f.index` (its presentation
 /// time), nothing scaled or converted but its planes copied out.
 pub(crate) fn decode(f: &Found) -> anyhow::Result<Picture> {
-    let (src, parse, dec) = crate::decode::access_units(f.codec)?;
+    let (src, mut chain) = crate::decode::access_units(f.codec)?;
     let sink = crate::decode::pictures(
         gst::Caps::builder("video/x-raw")
             .field("format", "I420")
             .build(),
     );
-    let chain = [
-        src.upcast_ref::<gst::Element>().clone(),
-        parse,
-        dec,
-        element("videoconvert")?,
-        sink.upcast_ref::<gst::Element>().clone(),
-    ];
+    chain.push(sink.upcast_ref::<gst::Element>().clone());
     let pipeline = crate::decode::play(&chain)?;
     // Times after the keyframe, a second in, so B-frames' decode times stay positive.
     let kf = &f.units[0];

@@ -507,15 +507,7 @@ pub(crate) async fn make(
     write_new(&out.join(SERVED), &bytes)?;
     crate::preview::write_png(&img, (pic.width, total_h), &out.join(PNG))?;
     std::fs::write(out.join(CA_FILE), &me.ca_pem)?;
-    let unit = UnitFacts {
-        id: status.unit.clone(),
-        public_key: status.unit_public_key.clone(),
-        retired_keys: status.retired_keys.clone(),
-        operator: about.as_ref().map(|u| u.operator.clone()),
-        contact: about.as_ref().map(|u| u.contact.clone()),
-        purpose: about.as_ref().map(|u| u.purpose.clone()),
-        site: about.as_ref().map(|u| u.site.clone()),
-    };
+    let unit = crate::export::unit_facts(&status);
     let f = &found.units[found.index];
     let produced_ns = crate::time::now_ns();
     let record = Record {

@@ -84,12 +84,12 @@ pub enum Request {
     /// sooner. Audited as a fetch of that segment; refused if the range holds none.
     FetchFirst {
         camera: Id,
-        from_ns: i64,
-        to_ns: i64,
-        why: Justification,
         /// The camera's footage (the default) or its preview track.
         #[serde(default, skip_serializing_if = "Track::is_footage")]
         track: Track,
+        from_ns: i64,
+        to_ns: i64,
+        why: Justification,
     },
     /// Signed manifests of a camera, `from_seq <= seq < to_seq`.
     Manifests {
