@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+. "$(dirname "$0")/bench-common.sh"
 SECS=${1:-30}
 RUNS=${2:-3}
 N=4
@@ -25,28 +26,7 @@ printf "%-4s %-9s %14s %14s %16s\n" run previews "cpu_%/stream" "previews_kept" 
 for r in $(seq 1 "$RUNS"); do
   for mode in off 10s; do
     rm -rf "$work/store"
-    {
-      cat <<TOML
-[unit]
-id = "bench"
-operator = "bench"
-contact = "bench"
-purpose = "bench"
-site = "bench"
-signing_key = "$work/unit.key"
-[storage]
-path = "$work/store"
-max_bytes = "64 GiB"
-segment_secs = 60
-preview_interval = "$mode"
-[[recipient]]
-name = "bench"
-public_key = "$pub"
-[logging]
-level = "warn"
-TOML
-      for i in $(seq 1 "$N"); do printf '[[camera]]\nid = "c%d"\nurl = "%s"\n' "$i" "$url"; done
-    } > "$work/rec.toml"
+    bench_config "$N" "$mode"
     # A camera of its own each run (gst-rtsp-server 1.22 can abort when a shared media's
     # clients all leave and others come).
     $bin/rdc-fake-camera --port "$port" --width 1920 --height 1080 --kbps 4000 --gop 50 > "$work/cam.log" 2>&1 &

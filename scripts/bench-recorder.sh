@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+. "$(dirname "$0")/bench-common.sh"
 SECS=${1:-30}
 shift || true
 COUNTS=("$@")
@@ -40,27 +41,7 @@ printf "%-8s %-8s %12s %12s %14s %14s\n" tool streams "cpu_s/stream" "cpu_%/stre
 for n in "${COUNTS[@]}"; do
   # rdc-recorder: one process, n cameras.
   rm -rf "$work/store"
-  {
-    cat <<TOML
-[unit]
-id = "bench"
-operator = "bench"
-contact = "bench"
-purpose = "bench"
-site = "bench"
-signing_key = "$work/unit.key"
-[storage]
-path = "$work/store"
-max_bytes = "64 GiB"
-segment_secs = 60
-[[recipient]]
-name = "bench"
-public_key = "$pub"
-[logging]
-level = "warn"
-TOML
-    for i in $(seq 1 "$n"); do printf '[[camera]]\nid = "c%d"\nurl = "%s"\n' "$i" "$url"; done
-  } > "$work/rec.toml"
+  bench_config "$n"
   $bin/rdc-recorder run -c "$work/rec.toml" 2> "$work/rec-$n.log" &
   rec=$!
   sleep 5
