@@ -236,12 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rdc_config::shell::completions(<Cli as clap::CommandFactory>::command(), shell);
             Ok(())
         }
-        Cmd::Man { dir } => {
-            for p in rdc_config::shell::man_pages(<Cli as clap::CommandFactory>::command(), &dir)? {
-                outln!("{}", p.display());
-            }
-            Ok(())
-        }
+        Cmd::Man { dir } => man_pages(&dir),
         Cmd::Status {
             target,
             activity: false,
@@ -579,6 +574,14 @@ fn footage_of(
             reason: reason.ok_or_else(|| anyhow!("--reason is needed"))?,
         },
     })
+}
+
+/// `rdc man DIR`: writes the man pages, one a command, and names them.
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    for p in rdc_config::shell::man_pages(<Cli as clap::CommandFactory>::command(), dir)? {
+        outln!("{}", p.display());
+    }
+    Ok(())
 }
 
 /// The unit a command names, required unless it reads from a stick.

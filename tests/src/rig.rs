@@ -380,3 +380,91 @@ impl Drop for RecordingUnit {
         let _ = self.camera.wait();
     }
 }
+
+/// A bench binary that is also `rdc` and `rdc-recorder` (run as `BENCH rdc ARGS` and
+/// `BENCH recorder ARGS`, so one build serves every namespace): the tool's exit code when the
+/// first argument asks for one.
+pub fn as_tool() -> Option<std::process::ExitCode> {
+    match std::env::args().nth(1).as_deref() {
+        Some("rdc") => Some(rdc_cli::main_from(std::env::args_os().skip(1))),
+        Some("recorder") => Some(rdc_recorder::cli::main_from(std::env::args_os().skip(1))),
+        _ => None,
+    }
+}
+
+/// An emulated 4G link, as the benchmarks take it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinkArgs {
+    /// Link rate, Mbit/s each way.
+    #[arg(long, default_value_t = 10.0)]
+    pub mbit: f64,
+    /// Round-trip time the link adds, ms.
+    #[arg(long, default_value_t = 60.0)]
+    pub rtt_ms: f64,
+    /// Random loss each way, percent.
+    #[arg(long, default_value_t = 1.0)]
+    pub loss_pct: f64,
+}
+
+/// The officer's age identity, made as an officer makes it (`rdc keys identity`, run by
+/// `tool`, a bench binary that is also `rdc`) into `path`: its recipient.
+pub fn officer_identity(tool: &Path, path: &Path) -> anyhow::Result<String> {
+    let made = Command::new(tool)
+        .args(["rdc", "keys", "identity", "--out"])
+        .arg(path)
+        .output()?;
+    anyhow::ensure!(
+        made.status.success(),
+        "rdc keys identity: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    Ok(String::from_utf8(made.stdout)?.trim().to_owned())
+}
+
+impl<'a> Busy<'a> {
+    /// `cameras` emulated 1080p cameras at 4 Mbit/s, a keyframe every 2 s, recorded by the
+    /// recorder that `tool` (a bench binary) runs, encrypted to `recipient`.
+    pub fn hd(tool: &'a Path, camera: &'a Path, cameras: usize, recipient: &'a str) -> Busy<'a> {
+        Busy {
+            recorder: (tool, &["recorder"]),
+            camera,
+            camera_args: &[
+                "--width", "1920", "--height", "1080", "--kbps", "4000", "--gop", "50",
+            ],
+            cameras,
+            recipient,
+        }
+    }
+}
+
+/// The scheme's users of a bench unit: the officer J. Smith, by the fingerprint of `officer`.
+pub fn officer_users(officer: &rdc_uplink::pki::Pem) -> anyhow::Result<Vec<rdc_config::User>> {
+    let fp = rdc_uplink::pki::fingerprint(
+        &rdc_uplink::tls::Identity::from_pem(&officer.cert, &officer.key)?.chain[0],
+    );
+    Ok(vec![rdc_config::User {
+        name: "J. Smith".into(),
+        role: rdc_config::Role::Officer,
+        fingerprint: Some(fp),
+        common_name: None,
+    }])
+}
+
+/// A bench unit's store in `dir`, encrypted to `recipient`, as `tune` sets it; and now (ns).
+pub fn bench_store(
+    dir: &Path,
+    recipient: [u8; 32],
+    tune: impl FnOnce(StoreConfig) -> StoreConfig,
+) -> anyhow::Result<(Store, i64)> {
+    let cfg = tune(StoreConfig::new(
+        dir.join("store"),
+        "bench",
+        vec![recipient],
+    ));
+    let key = Arc::new(UnitKey::load_or_create(&dir.join("unit-signing.key"))?);
+    let (store, _) = Store::open(cfg, key, Arc::new(RealClocks))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as i64;
+    Ok((store, now))
+}

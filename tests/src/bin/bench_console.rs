@@ -11,12 +11,11 @@
 //! cargo run --release -p rdc-tests --bin rdc-bench-console -- --hours 24 --runs 3
 //! ```
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fantoccini::Locator;
-use rdc_storage::{Budget, RealClocks, Store, StoreConfig, UnitKey};
+use rdc_storage::{Budget, StoreConfig};
 use rdc_tests::browser::{Browser, ConsoleProcess};
 
 #[derive(Parser)]
@@ -63,17 +62,12 @@ fn main() -> anyhow::Result<()> {
          videotestsrc num-buffers=250 pattern=snow ! video/x-raw,width=1920,height=1080,framerate=25/1 ! c.sink_2 \
          compositor name=c sink_2::alpha=0.06 ! video/x-raw,width=1920,height=1080,framerate=25/1 ! videoconvert ! video/x-raw,format=I420";
     let clip = rdc_tests::footage::encode_h264(source, 250, 25, a.kbps, 50)?;
-    let cfg = StoreConfig {
+    let (store, now) = rdc_tests::rig::bench_store(tmp.path(), recipient, |c| StoreConfig {
         budget: Budget::MaxBytes(1 << 42),
         segment_ns: 60 * S as u64,
         preview_interval_ns: Some(10 * S as u64),
-        ..StoreConfig::new(p("store"), "bench", vec![recipient])
-    };
-    let key = Arc::new(UnitKey::load_or_create(&p("unit-signing.key"))?);
-    let (store, _) = Store::open(cfg, key, Arc::new(RealClocks))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i64;
+        ..c
+    })?;
     let len = a.hours as i64 * 3600 * S;
     let start = (now - len) / (60 * S) * (60 * S);
     let outage = (start + len / 2, start + len / 2 + 30 * S);
@@ -104,15 +98,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let fp = pki::fingerprint(
-        &rdc_uplink::tls::Identity::from_pem(&officer.cert, &officer.key)?.chain[0],
-    );
-    let users = vec![rdc_config::User {
-        name: "J. Smith".into(),
-        role: rdc_config::Role::Officer,
-        fingerprint: Some(fp),
-        common_name: None,
-    }];
+    let users = rdc_tests::rig::officer_users(&officer)?;
     let server_cfg = rdc_uplink::tls::server_config(
         &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key)?,
         &ca.cert,

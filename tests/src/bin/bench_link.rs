@@ -18,21 +18,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rdc_tests::relay::{Link, Relay};
-use rdc_tests::rig::{Busy, UplinkRig};
+use rdc_tests::rig::{Busy, LinkArgs, UplinkRig, officer_identity};
 use rdc_tests::tunlink::TunLink;
 use rdc_uplink::protocol::{Justification, Purpose};
 
 #[derive(Parser)]
 struct Args {
-    /// Link rate, Mbit/s each way.
-    #[arg(long, default_value_t = 10.0)]
-    mbit: f64,
-    /// Round-trip time the link adds, ms.
-    #[arg(long, default_value_t = 60.0)]
-    rtt_ms: f64,
-    /// Random loss each way, percent.
-    #[arg(long, default_value_t = 1.0)]
-    loss_pct: f64,
+    #[command(flatten)]
+    link: LinkArgs,
     /// The link's queue, ms of backlog (tail drop beyond it).
     #[arg(long, default_value_t = 1000)]
     queue_ms: u64,
@@ -68,13 +61,10 @@ enum Role {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    // `rdc-bench-link rdc ARGS`: the `rdc` tool, run inside the officer's namespace.
-    if std::env::args().nth(1).as_deref() == Some("rdc") {
-        return Ok(rdc_cli::main_from(std::env::args_os().skip(1)));
-    }
+    // `rdc-bench-link rdc ARGS`: the `rdc` tool, run inside the officer's namespace;
     // `rdc-bench-link recorder ARGS`: the recorder, for --busy-cameras.
-    if std::env::args().nth(1).as_deref() == Some("recorder") {
-        return Ok(rdc_recorder::cli::main_from(std::env::args_os().skip(1)));
+    if let Some(code) = rdc_tests::rig::as_tool() {
+        return Ok(code);
     }
     let args = Args::parse();
     match args.role {
@@ -103,9 +93,9 @@ fn main() -> anyhow::Result<ExitCode> {
     println!(
         "footage {footage} bytes in {} segments; link {} Mbit/s, {} ms RTT, {} % loss each way; median of {} run(s)",
         entries.len(),
-        args.mbit,
-        args.rtt_ms,
-        args.loss_pct,
+        args.link.mbit,
+        args.link.rtt_ms,
+        args.link.loss_pct,
         args.runs
     );
     let packet_level = !args.udp_relay && TunLink::check().is_ok();
@@ -119,10 +109,10 @@ fn main() -> anyhow::Result<ExitCode> {
         "{:<44} {:>8} {:>13} {:>8} {:>12}",
         "transfer", "seconds", "goodput Mb/s", "of link", "wire/footage"
     );
-    for (cond, loss) in [("no loss", 0.0), ("loss", args.loss_pct / 100.0)] {
+    for (cond, loss) in [("no loss", 0.0), ("loss", args.link.loss_pct / 100.0)] {
         let link = Link {
-            rate_bps: (args.mbit * 1e6) as u64,
-            delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
+            rate_bps: (args.link.mbit * 1e6) as u64,
+            delay: Duration::from_secs_f64(args.link.rtt_ms / 2000.0),
             loss,
             queue: Duration::from_millis(args.queue_ms),
         };
@@ -156,7 +146,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 format!("{name}, {cond}"),
                 secs,
                 goodput,
-                goodput / args.mbit * 100.0,
+                goodput / args.link.mbit * 100.0,
                 wire / footage as f64
             );
         }
@@ -289,35 +279,24 @@ fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe()?;
     // The officer's age recipient, made as an officer makes it.
     let id_dir = tempfile::tempdir()?;
-    let keys = std::process::Command::new(&exe)
-        .args(["rdc", "keys", "identity", "--out"])
-        .arg(id_dir.path().join("officer-age.key"))
-        .output()?;
-    let recipient = String::from_utf8(keys.stdout)?.trim().to_owned();
-    let unit = rig.into_recording_unit(&Busy {
-        recorder: (&exe, &["recorder"]),
-        camera: &exe.with_file_name("rdc-fake-camera"),
-        camera_args: &[
-            "--width", "1920", "--height", "1080", "--kbps", "4000", "--gop", "50",
-        ],
-        cameras: args.busy_cameras,
-        recipient: &recipient,
-    })?;
+    let recipient = officer_identity(&exe, &id_dir.path().join("officer-age.key"))?;
+    let camera = exe.with_file_name("rdc-fake-camera");
+    let unit = rig.into_recording_unit(&Busy::hd(&exe, &camera, args.busy_cameras, &recipient))?;
     let (d, port) = (unit.dir.path(), unit.port);
     println!(
         "footage {footage} bytes in {} segments, served by rdc-recorder recording {} cameras (1080p, 4 Mbit/s); link {} Mbit/s, {} ms RTT, {} % loss each way, {} ms queue; {} run(s)",
         files.len(),
         args.busy_cameras,
-        args.mbit,
-        args.rtt_ms,
-        args.loss_pct,
+        args.link.mbit,
+        args.link.rtt_ms,
+        args.link.loss_pct,
         args.queue_ms,
         args.runs
     );
     let link = Link {
-        rate_bps: (args.mbit * 1e6) as u64,
-        delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
-        loss: args.loss_pct / 100.0,
+        rate_bps: (args.link.mbit * 1e6) as u64,
+        delay: Duration::from_secs_f64(args.link.rtt_ms / 2000.0),
+        loss: args.link.loss_pct / 100.0,
         queue: Duration::from_millis(args.queue_ms),
     };
     let mut runs = Vec::new();
@@ -357,7 +336,7 @@ fn busy(rig: UplinkRig, args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         let ratio = net.bytes() as f64 / footage as f64;
-        let share = footage as f64 * 8.0 / secs / 1e6 / args.mbit;
+        let share = footage as f64 * 8.0 / secs / 1e6 / args.link.mbit;
         println!(
             "run {:>2}: {secs:7.2} s, goodput {:5.1} % of the link, wire/footage {ratio:.3}",
             run + 1,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use rdc_tests::rig::{Busy, UplinkRig};
+use rdc_tests::rig::{Busy, UplinkRig, officer_identity};
 
 const MOUNT_HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../systemd/rdc-stick-mount");
 
@@ -47,10 +47,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    match std::env::args().nth(1).as_deref() {
-        Some("rdc") => return Ok(rdc_cli::main_from(std::env::args_os().skip(1))),
-        Some("recorder") => return Ok(rdc_recorder::cli::main_from(std::env::args_os().skip(1))),
-        _ => {}
+    if let Some(code) = rdc_tests::rig::as_tool() {
+        return Ok(code);
     }
     let a = Args::parse();
     let exe = std::env::current_exe()?;
@@ -68,20 +66,9 @@ fn main() -> anyhow::Result<ExitCode> {
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
         .sum();
     let id_dir = tempfile::tempdir()?;
-    let keys = Command::new(&exe)
-        .args(["rdc", "keys", "identity", "--out"])
-        .arg(id_dir.path().join("officer-age.key"))
-        .output()?;
-    let recipient = String::from_utf8(keys.stdout)?.trim().to_owned();
-    let unit = rig.into_recording_unit(&Busy {
-        recorder: (&exe, &["recorder"]),
-        camera: &exe.with_file_name("rdc-fake-camera"),
-        camera_args: &[
-            "--width", "1920", "--height", "1080", "--kbps", "4000", "--gop", "50",
-        ],
-        cameras: a.cameras,
-        recipient: &recipient,
-    })?;
+    let recipient = officer_identity(&exe, &id_dir.path().join("officer-age.key"))?;
+    let camera = exe.with_file_name("rdc-fake-camera");
+    let unit = rig.into_recording_unit(&Busy::hd(&exe, &camera, a.cameras, &recipient))?;
     let d = unit.dir.path().to_owned();
     let units = rdc_tests::rig::units_file_in(
         &d,

@@ -12,12 +12,11 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use rdc_storage::{Budget, RealClocks, Store, StoreConfig, UnitKey};
+use rdc_storage::{Budget, StoreConfig};
 use rdc_tests::relay::{Link, Relay};
 use rdc_uplink::pki::{self, Kind};
 
@@ -61,8 +60,8 @@ const S: i64 = 1_000_000_000;
 
 fn main() -> anyhow::Result<ExitCode> {
     // `rdc-bench-still rdc ARGS`: the `rdc` tool, as a process of its own.
-    if std::env::args().nth(1).as_deref() == Some("rdc") {
-        return Ok(rdc_cli::main_from(std::env::args_os().skip(1)));
+    if let Some(code) = rdc_tests::rig::as_tool() {
+        return Ok(code);
     }
     let a = Args::parse();
     let link = Link {
@@ -114,23 +113,14 @@ fn bench_scene(
             common_name: Some(who.into()),
         });
     }
-    let made = Command::new(std::env::current_exe()?)
-        .args(["rdc", "keys", "identity", "--out"])
-        .arg(p("officer.key"))
-        .output()?;
-    let public = String::from_utf8(made.stdout)?;
-    let recipient = rdc_config::Recipient::parse_key(public.trim())
+    let public = rdc_tests::rig::officer_identity(&std::env::current_exe()?, &p("officer.key"))?;
+    let recipient = rdc_config::Recipient::parse_key(&public)
         .map_err(|e| anyhow::anyhow!("the officer's identity: {e}"))?;
-    let cfg = StoreConfig {
+    let (store, now) = rdc_tests::rig::bench_store(tmp.path(), recipient, |c| StoreConfig {
         budget: Budget::MaxBytes(1 << 40),
         segment_ns: 10 * S as u64,
-        ..StoreConfig::new(p("store"), "bench", vec![recipient])
-    };
-    let key = Arc::new(UnitKey::load_or_create(&p("unit-signing.key"))?);
-    let (store, _) = Store::open(cfg, key, Arc::new(RealClocks))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as i64;
+        ..c
+    })?;
     let len = 120 * S;
     let start = (now - len - 60 * S) / S * S;
     rdc_tests::footage::record(&store, "front", clip, (start, len as u64), &[], "end")?;

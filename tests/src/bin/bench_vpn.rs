@@ -20,17 +20,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use rdc_tests::relay::Link;
-use rdc_tests::rig::UplinkRig;
+use rdc_tests::rig::{LinkArgs, UplinkRig};
 use rdc_tests::wgnet::{self, NAT_PUBLIC, Options, UNIT_A, VpnNet};
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, default_value_t = 10.0)]
-    mbit: f64,
-    #[arg(long, default_value_t = 60.0)]
-    rtt_ms: f64,
-    #[arg(long, default_value_t = 1.0)]
-    loss_pct: f64,
+    #[command(flatten)]
+    link: LinkArgs,
     /// Frames of 40 kB in the unit's store (the fetched footage).
     #[arg(long, default_value_t = 500)]
     frames: u64,
@@ -57,11 +53,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    if std::env::args().nth(1).as_deref() == Some("rdc") {
-        return Ok(rdc_cli::main_from(std::env::args_os().skip(1)));
-    }
-    if std::env::args().nth(1).as_deref() == Some("recorder") {
-        return Ok(rdc_recorder::cli::main_from(std::env::args_os().skip(1)));
+    if let Some(code) = rdc_tests::rig::as_tool() {
+        return Ok(code);
     }
     let args = Args::parse();
     wgnet::check()?;
@@ -80,9 +73,9 @@ fn main() -> anyhow::Result<ExitCode> {
     let rdc = script("rdc", "rdc")?;
     let recorder = script("rdc-recorder", "recorder")?;
     let link = Link {
-        rate_bps: (args.mbit * 1e6) as u64,
-        delay: Duration::from_secs_f64(args.rtt_ms / 2000.0),
-        loss: args.loss_pct / 100.0,
+        rate_bps: (args.link.mbit * 1e6) as u64,
+        delay: Duration::from_secs_f64(args.link.rtt_ms / 2000.0),
+        loss: args.link.loss_pct / 100.0,
         queue: Duration::from_millis(500),
     };
     let rig = UplinkRig::new(args.frames);
@@ -108,7 +101,7 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     println!(
         "link {} Mbit/s, {} ms RTT, {} % loss each way on the unit's side; footage {footage} bytes",
-        args.mbit, args.rtt_ms, args.loss_pct
+        args.link.mbit, args.link.rtt_ms, args.link.loss_pct
     );
 
     // 1. Goodput: tunnel and direct, alternating.
@@ -314,15 +307,7 @@ fn fleet(net: &VpnNet, rdc: &std::path::Path, rig: &UplinkRig) -> anyhow::Result
     std::fs::write(p("ca.crt"), &ca.cert)?;
     std::fs::write(p("officer.crt"), &officer.cert)?;
     std::fs::write(p("officer.key"), &officer.key)?;
-    let fp = rdc_uplink::pki::fingerprint(
-        &rdc_uplink::tls::Identity::from_pem(&officer.cert, &officer.key)?.chain[0],
-    );
-    let users = vec![rdc_config::User {
-        name: "J. Smith".into(),
-        role: rdc_config::Role::Officer,
-        fingerprint: Some(fp),
-        common_name: None,
-    }];
+    let users = rdc_tests::rig::officer_users(&officer)?;
     let mut entries = String::new();
     let entry = |name: &str, addr: String| {
         format!(
