@@ -47,3 +47,8 @@ rv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
 if [ -n "$rv" ] && ! rustup toolchain list | grep -q "^$rv"; then
   rustup toolchain install "$rv" --profile minimal
 fi
+# cargo-deny checks the dependency graph (scripts/deny.sh); a pinned version, built once.
+deny_version=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q " $deny_version$"; then
+  cargo install --locked "cargo-deny@$deny_version"
+fi

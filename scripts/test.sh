@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every check CI runs: formatting, clippy, the declared
-# rust-version, the docs, all tests, then the packages (scripts/test-packages.sh: both .deb
+# rust-version, the docs, the dependency graph (scripts/deny.sh), all tests, then the packages (scripts/test-packages.sh: both .deb
 # built, the amd64 one installed on a clean Debian 12 chroot, the arm64 binaries under qemu).
 # Ends with the line summing every test binary: "tests: N passed, M failed" (and, after it,
 # "packages: ok").
@@ -21,6 +21,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 rv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 cargo "+$rv" check --locked --workspace --all-targets
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace
+# Licences, advisories, duplicate versions and sources, each exception explained in deny.toml.
+scripts/deny.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -5,5 +5,7 @@ pub mod browser;
 pub mod footage;
 pub mod relay;
 pub mod rig;
+#[cfg(test)]
+mod structure;
 pub mod tunlink;
 pub mod wgnet;

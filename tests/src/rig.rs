@@ -468,3 +468,24 @@ pub fn bench_store(
         .as_nanos() as i64;
     Ok((store, now))
 }
+
+/// Serves `store` as unit `unit` of the scheme `ca` to `users` on loopback, on `rt`: the
+/// address.
+pub fn serve_store(
+    rt: &tokio::runtime::Runtime,
+    (unit, ca): (&rdc_uplink::pki::Pem, &str),
+    users: Vec<rdc_config::User>,
+    store: Store,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let server_cfg = rdc_uplink::tls::server_config(
+        &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key)?,
+        ca,
+        None,
+    )?;
+    rt.block_on(async {
+        let s = rdc_uplink::server::Server::bind("127.0.0.1:0".parse()?, server_cfg, users, store)?;
+        let addr = s.local_addr()?;
+        tokio::spawn(s.serve());
+        anyhow::Ok(addr)
+    })
+}

@@ -99,17 +99,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let users = rdc_tests::rig::officer_users(&officer)?;
-    let server_cfg = rdc_uplink::tls::server_config(
-        &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key)?,
-        &ca.cert,
-        None,
-    )?;
-    let server = rt.block_on(async {
-        let s = rdc_uplink::server::Server::bind("127.0.0.1:0".parse()?, server_cfg, users, store)?;
-        let addr = s.local_addr()?;
-        tokio::spawn(s.serve());
-        anyhow::Ok(addr)
-    })?;
+    let server = rdc_tests::rig::serve_store(&rt, (&unit, &ca.cert), users, store)?;
     let link = rdc_tests::relay::Link {
         rate_bps: 5_000_000,
         delay: Duration::from_millis(50),
@@ -145,48 +135,7 @@ fn main() -> anyhow::Result<()> {
             &state,
             &p("exports"),
         );
-        let r = rt.block_on(async {
-            let browser = Browser::start(true).await;
-            let b = &browser.client;
-            b.goto(&console.url).await?;
-            b.goto(&console.at("/case?back=/")).await?;
-            b.find(Locator::Css("input[name=case]"))
-                .await?
-                .send_keys("BENCH/1")
-                .await?;
-            b.find(Locator::Css("input[name=reason]"))
-                .await?
-                .send_keys("benchmark")
-                .await?;
-            b.find(Locator::Css("form button")).await?.click().await?;
-            wait(b, "return document.querySelector('h1') !== null").await?;
-            let before = relay.bytes();
-            let t = Instant::now();
-            b.goto(&console.at("/unit/bench/camera/front?span=1d"))
-                .await?;
-            wait(b, "return performance.getEntriesByName('first-contentful-paint').length > 0")
-                .await?;
-            let fcp = b
-                .execute(
-                    "const n = performance.getEntriesByType('navigation')[0]; return (performance.getEntriesByName('first-contentful-paint')[0].startTime - n.startTime) / 1000",
-                    vec![],
-                )
-                .await?
-                .as_f64()
-                .unwrap_or(f64::NAN);
-            let paint_bytes = relay.bytes() - before;
-            let gaps = b.find(Locator::Css("#gaps")).await?.text().await?;
-            anyhow::ensure!(gaps.contains("closed the connection"), "the outage is not shown: {gaps}");
-            wait(b, "return [...document.querySelectorAll('.tiles img')].some(i => i.complete && i.naturalWidth > 0)").await?;
-            let first_at = t.elapsed().as_secs_f64();
-            wait(b, "return [...document.querySelectorAll('.tiles img')].every(i => i.complete && i.naturalWidth > 0)").await?;
-            let all_at = t.elapsed().as_secs_f64();
-            let all_bytes = relay.bytes() - before;
-            let pics = b
-                .execute("return [...document.querySelectorAll('.tiles img')].filter(i => i.naturalWidth === 1920).length", vec![])
-                .await?;
-            anyhow::Ok((fcp, paint_bytes, first_at, all_at, all_bytes, pics))
-        })?;
+        let r = rt.block_on(paint_timeline(&console, &relay))?;
         let (fcp, paint_bytes, first_at, all_at, all_bytes, pics) = r;
         println!(
             "{run:>4} {fcp:>12.2} {:>12.1} {first_at:>14.1} {all_at:>12.1} {:>12.0} {:>9.3}%   ({pics} pictures of 1920x1080)",
@@ -197,6 +146,60 @@ fn main() -> anyhow::Result<()> {
         drop(console);
     }
     Ok(())
+}
+
+/// One officer's first look at the day's timeline through the console, in a real browser:
+/// (first paint s, bytes to it, first picture s, all pictures s, bytes in all, 1080p pictures).
+async fn paint_timeline(
+    console: &ConsoleProcess,
+    relay: &rdc_tests::relay::Relay,
+) -> anyhow::Result<(f64, u64, f64, f64, u64, serde_json::Value)> {
+    let browser = Browser::start(true).await;
+    let b = &browser.client;
+    b.goto(&console.url).await?;
+    b.goto(&console.at("/case?back=/")).await?;
+    b.find(Locator::Css("input[name=case]"))
+        .await?
+        .send_keys("BENCH/1")
+        .await?;
+    b.find(Locator::Css("input[name=reason]"))
+        .await?
+        .send_keys("benchmark")
+        .await?;
+    b.find(Locator::Css("form button")).await?.click().await?;
+    wait(b, "return document.querySelector('h1') !== null").await?;
+    let before = relay.bytes();
+    let t = Instant::now();
+    b.goto(&console.at("/unit/bench/camera/front?span=1d"))
+        .await?;
+    wait(
+        b,
+        "return performance.getEntriesByName('first-contentful-paint').length > 0",
+    )
+    .await?;
+    let fcp = b
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0]; return (performance.getEntriesByName('first-contentful-paint')[0].startTime - n.startTime) / 1000",
+            vec![],
+        )
+        .await?
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let paint_bytes = relay.bytes() - before;
+    let gaps = b.find(Locator::Css("#gaps")).await?.text().await?;
+    anyhow::ensure!(
+        gaps.contains("closed the connection"),
+        "the outage is not shown: {gaps}"
+    );
+    wait(b, "return [...document.querySelectorAll('.tiles img')].some(i => i.complete && i.naturalWidth > 0)").await?;
+    let first_at = t.elapsed().as_secs_f64();
+    wait(b, "return [...document.querySelectorAll('.tiles img')].every(i => i.complete && i.naturalWidth > 0)").await?;
+    let all_at = t.elapsed().as_secs_f64();
+    let all_bytes = relay.bytes() - before;
+    let pics = b
+        .execute("return [...document.querySelectorAll('.tiles img')].filter(i => i.naturalWidth === 1920).length", vec![])
+        .await?;
+    Ok((fcp, paint_bytes, first_at, all_at, all_bytes, pics))
 }
 
 /// Polls a script until it returns true (at most 10 minutes): how long it took.

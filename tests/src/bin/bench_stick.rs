@@ -116,33 +116,9 @@ fn main() -> anyhow::Result<ExitCode> {
         tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or_else(|| "/var/tmp".into()))?;
     for target in &a.targets {
         for run in 0..a.runs {
-            let prepare = |dir: &Path| -> anyhow::Result<()> {
-                let request = Command::new(&exe)
-                    .args(["rdc", "stick", "prepare"])
-                    .arg(dir)
-                    .args(["--unit", "relay-unit", "--units"])
-                    .arg(&units)
-                    .args([
-                        "--camera",
-                        "front",
-                        "--from",
-                        "now-1d",
-                        "--to",
-                        "now",
-                        "--case",
-                        "BENCH/1",
-                        "--reason",
-                        "benchmark",
-                    ])
-                    .output()?;
-                if !request.status.success() {
-                    bail!("prepare: {}", String::from_utf8_lossy(&request.stderr));
-                }
-                Ok(())
-            };
             let job = || -> anyhow::Result<(f64, Watched)> {
                 let stick = Target::make(target, work.path(), bytes)?;
-                prepare(&stick.dir)?;
+                prepare(&exe, &stick.dir, &units)?;
                 drop_caches(dropping);
                 let before = status.read()?;
                 let watching = status.start();
@@ -165,26 +141,8 @@ fn main() -> anyhow::Result<ExitCode> {
                 }
                 Ok((secs, w))
             };
-            let cp = |behind: bool| -> anyhow::Result<f64> {
-                let stick = Target::make(target, work.path(), bytes)?;
-                drop_caches(dropping);
-                let to = stick.dir.join(if behind { "cp-behind" } else { "cp" });
-                std::fs::create_dir_all(&to)?;
-                let t = Instant::now();
-                let mut c = if behind {
-                    let mut c = Command::new("nice");
-                    c.args(["-n", "19", "ionice", "-c", "3", "cp"]);
-                    c
-                } else {
-                    Command::new("cp")
-                };
-                let ok = c.args(&segments).arg(&to).status()?.success()
-                    && Command::new("sync").arg("-f").arg(&to).status()?.success();
-                if !ok {
-                    bail!("cp to {}", to.display());
-                }
-                Ok(t.elapsed().as_secs_f64())
-            };
+            let cp =
+                |behind| copy_with_cp((target, work.path(), bytes), &segments, dropping, behind);
             let ((job_s, w), cp_s, behind_s) = if run % 2 == 0 {
                 let j = job()?;
                 (j, cp(false)?, cp(true)?)
@@ -208,6 +166,60 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     drop(unit);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the officer's request for a day of camera front onto the stick at `dir`.
+fn prepare(exe: &Path, dir: &Path, units: &Path) -> anyhow::Result<()> {
+    let request = Command::new(exe)
+        .args(["rdc", "stick", "prepare"])
+        .arg(dir)
+        .args(["--unit", "relay-unit", "--units"])
+        .arg(units)
+        .args([
+            "--camera",
+            "front",
+            "--from",
+            "now-1d",
+            "--to",
+            "now",
+            "--case",
+            "BENCH/1",
+            "--reason",
+            "benchmark",
+        ])
+        .output()?;
+    if !request.status.success() {
+        bail!("prepare: {}", String::from_utf8_lossy(&request.stderr));
+    }
+    Ok(())
+}
+
+/// Copies the segments onto a fresh `target` with cp (`behind`: at the idle I/O class and
+/// lowest CPU priority, as the stick job runs) and syncs: the seconds it took.
+fn copy_with_cp(
+    (target, work, bytes): (&str, &Path, u64),
+    segments: &[PathBuf],
+    dropping: bool,
+    behind: bool,
+) -> anyhow::Result<f64> {
+    let stick = Target::make(target, work, bytes)?;
+    drop_caches(dropping);
+    let to = stick.dir.join(if behind { "cp-behind" } else { "cp" });
+    std::fs::create_dir_all(&to)?;
+    let t = Instant::now();
+    let mut c = if behind {
+        let mut c = Command::new("nice");
+        c.args(["-n", "19", "ionice", "-c", "3", "cp"]);
+        c
+    } else {
+        Command::new("cp")
+    };
+    let ok = c.args(segments).arg(&to).status()?.success()
+        && Command::new("sync").arg("-f").arg(&to).status()?.success();
+    if !ok {
+        bail!("cp to {}", to.display());
+    }
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// A target file system, mounted while it lives.

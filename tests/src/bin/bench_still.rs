@@ -128,22 +128,7 @@ fn bench_scene(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let server_cfg = rdc_uplink::tls::server_config(
-        &rdc_uplink::tls::Identity::from_pem(&unit.cert, &unit.key)?,
-        &ca.cert,
-        None,
-    )?;
-    let server_addr = rt.block_on(async {
-        let s = rdc_uplink::server::Server::bind(
-            "127.0.0.1:0".parse().expect("an address"),
-            server_cfg,
-            users,
-            store.clone(),
-        )?;
-        let addr = s.local_addr()?;
-        tokio::spawn(s.serve());
-        anyhow::Ok(addr)
-    })?;
+    let server_addr = rdc_tests::rig::serve_store(&rt, (&unit, &ca.cert), users, store.clone())?;
     let relay = Relay::start(server_addr, link)?;
     for who in ["j.smith", "m.jones"] {
         std::fs::write(

@@ -104,7 +104,30 @@ fn main() -> anyhow::Result<ExitCode> {
         args.link.mbit, args.link.rtt_ms, args.link.loss_pct
     );
 
-    // 1. Goodput: tunnel and direct, alternating.
+    let tunnel_units = goodput(&net, &rig, (&me, &rdc), &args)?;
+
+    if !args.no_idle {
+        // 2. Keepalive bytes of an idle unit.
+        if !args.no_keepalive_bytes {
+            keepalive_bytes(&net, args.idle_secs);
+        }
+        // 3. First request after idling.
+        first_request(&net, &rdc, &tunnel_units, &args)?;
+    }
+    drop(rig.rt);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1. Goodput through the tunnel and directly, alternating; then 4., the fleet status. Returns
+/// the officer's units file that reaches the unit through the tunnel.
+fn goodput(
+    net: &VpnNet,
+    rig: &UplinkRig,
+    (me, rdc): (&std::path::Path, &std::path::Path),
+    args: &Args,
+) -> anyhow::Result<std::path::PathBuf> {
+    let port = rig.server_addr.port();
+    let footage = rig.footage_bytes();
     // (The rig names a units file by port; both paths use the same port, so each is kept aside.)
     let keep = |addr: SocketAddr, name: &str| -> anyhow::Result<std::path::PathBuf> {
         let p = rig.dir.path().join(name);
@@ -127,7 +150,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .stats
                 .tracing
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            let mut c = net.officer(&me);
+            let mut c = net.officer(me);
             c.arg("rdc");
             UplinkRig::fetch_args(&mut c, units, out.path());
             let t = Instant::now();
@@ -197,98 +220,105 @@ fn main() -> anyhow::Result<ExitCode> {
         );
 
         // 4. Fleet status.
-        fleet(&net, &rdc, &rig)?;
+        fleet(net, rdc, rig)?;
     }
 
-    if !args.no_idle {
-        // 2. Keepalive bytes of an idle unit.
-        if !args.no_keepalive_bytes {
-            // After the link's own start-up chatter (IPv6 router solicitations) is over.
-            std::thread::sleep(Duration::from_secs(20));
-            let before = net.link.bytes();
-            let t = Instant::now();
-            net.link.stats.trace.lock().unwrap().clear();
-            net.link
-                .stats
-                .tracing
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            std::thread::sleep(Duration::from_secs(args.idle_secs));
-            net.link
-                .stats
-                .tracing
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-            let bytes = net.link.bytes() - before;
-            let trace = net.link.stats.trace.lock().unwrap().clone();
-            let mut sizes = std::collections::BTreeMap::<(bool, u32), usize>::new();
-            for p in &trace {
-                *sizes.entry((p.up, p.bytes)).or_default() += 1;
-            }
-            println!("idle packets (officer-bound?, bytes) -> count: {sizes:?}");
-            let per_day = bytes as f64 * 86_400.0 / t.elapsed().as_secs_f64();
-            println!(
-                "idle unit, keepalive {} s: {bytes} bytes in {:.0} s on the 4G link (both ways, IP) = {:.2} MB a day",
-                wgnet_default_keepalive(),
-                t.elapsed().as_secs_f64(),
-                per_day / 1e6
-            );
-        }
-        // 3. First request after idling.
-        // Idle times spread over the keepalive's cycle (the request's own packets restart it).
-        let cases: &[(u32, u64)] = if args.short_nat_only {
-            &[(10, 30)]
-        } else {
-            &[(30, 60), (10, 60)]
-        };
-        for &(nat_timeout, idle) in cases {
-            net.set_nat_timeout(nat_timeout)?;
-            let mut delays = Vec::new();
-            for i in 0..if args.short_nat_only { 3u64 } else { 6 } {
-                std::thread::sleep(Duration::from_secs(idle + i * 4));
-                // With the shorter NAT timeout, the worst case: the unit's mapping is gone.
-                if nat_timeout < u32::from(wgnet_default_keepalive()) {
-                    let unit = net.link.unit_ip.to_string();
-                    let t = Instant::now();
-                    while net.nat_mappings()?.contains(&format!("src={unit} "))
-                        && t.elapsed() < Duration::from_secs(60)
-                    {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
-                        println!("before: {}", net.nat_mappings()?);
-                    }
-                }
-                let t = Instant::now();
-                let o = net
-                    .officer(&rdc)
-                    .args(["status", "--unit", "relay-unit", "--units"])
-                    .arg(&tunnel_units)
-                    .stdout(Stdio::null())
-                    .output()?;
-                if !o.status.success() {
-                    println!(
-                        "   status failed: {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
-                    );
-                }
-                delays.push(t.elapsed().as_secs_f64());
-                if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
-                    println!("after: {}", net.nat_mappings()?);
-                }
-            }
-            println!(
-                "first request after {idle} to {} s idle, NAT UDP timeout {nat_timeout} s, keepalive {} s: {}",
-                idle + 20,
-                wgnet_default_keepalive(),
-                delays
-                    .iter()
-                    .map(|d| format!("{d:.2} s"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+    Ok(tunnel_units)
+}
+
+/// 2. The bytes an idle unit's keepalives cost on the 4G link.
+fn keepalive_bytes(net: &VpnNet, idle_secs: u64) {
+    // After the link's own start-up chatter (IPv6 router solicitations) is over.
+    std::thread::sleep(Duration::from_secs(20));
+    let before = net.link.bytes();
+    let t = Instant::now();
+    net.link.stats.trace.lock().unwrap().clear();
+    net.link
+        .stats
+        .tracing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    net.link
+        .stats
+        .tracing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let bytes = net.link.bytes() - before;
+    let trace = net.link.stats.trace.lock().unwrap().clone();
+    let mut sizes = std::collections::BTreeMap::<(bool, u32), usize>::new();
+    for p in &trace {
+        *sizes.entry((p.up, p.bytes)).or_default() += 1;
     }
-    drop(rig.rt);
-    Ok(ExitCode::SUCCESS)
+    println!("idle packets (officer-bound?, bytes) -> count: {sizes:?}");
+    let per_day = bytes as f64 * 86_400.0 / t.elapsed().as_secs_f64();
+    println!(
+        "idle unit, keepalive {} s: {bytes} bytes in {:.0} s on the 4G link (both ways, IP) = {:.2} MB a day",
+        wgnet_default_keepalive(),
+        t.elapsed().as_secs_f64(),
+        per_day / 1e6
+    );
+}
+
+/// 3. How long the first request after idling takes, NAT mappings kept and forgotten.
+fn first_request(
+    net: &VpnNet,
+    rdc: &std::path::Path,
+    tunnel_units: &std::path::Path,
+    args: &Args,
+) -> anyhow::Result<()> {
+    // Idle times spread over the keepalive's cycle (the request's own packets restart it).
+    let cases: &[(u32, u64)] = if args.short_nat_only {
+        &[(10, 30)]
+    } else {
+        &[(30, 60), (10, 60)]
+    };
+    for &(nat_timeout, idle) in cases {
+        net.set_nat_timeout(nat_timeout)?;
+        let mut delays = Vec::new();
+        for i in 0..if args.short_nat_only { 3u64 } else { 6 } {
+            std::thread::sleep(Duration::from_secs(idle + i * 4));
+            // With the shorter NAT timeout, the worst case: the unit's mapping is gone.
+            if nat_timeout < u32::from(wgnet_default_keepalive()) {
+                let unit = net.link.unit_ip.to_string();
+                let t = Instant::now();
+                while net.nat_mappings()?.contains(&format!("src={unit} "))
+                    && t.elapsed() < Duration::from_secs(60)
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
+                    println!("before: {}", net.nat_mappings()?);
+                }
+            }
+            let t = Instant::now();
+            let o = net
+                .officer(rdc)
+                .args(["status", "--unit", "relay-unit", "--units"])
+                .arg(tunnel_units)
+                .stdout(Stdio::null())
+                .output()?;
+            if !o.status.success() {
+                println!(
+                    "   status failed: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+            }
+            delays.push(t.elapsed().as_secs_f64());
+            if std::env::var_os("RDC_BENCH_DEBUG").is_some() {
+                println!("after: {}", net.nat_mappings()?);
+            }
+        }
+        println!(
+            "first request after {idle} to {} s idle, NAT UDP timeout {nat_timeout} s, keepalive {} s: {}",
+            idle + 20,
+            wgnet_default_keepalive(),
+            delays
+                .iter()
+                .map(|d| format!("{d:.2} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn wgnet_default_keepalive() -> u16 {
