@@ -118,8 +118,8 @@ fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// 1. Goodput through the tunnel and directly, alternating; then 4., the fleet status. Returns
-/// the officer's units file that reaches the unit through the tunnel.
+/// Goodput through the tunnel and directly, alternating (measurement 1), then the fleet status
+/// (4). Returns the officer's units file that reaches the unit through the tunnel.
 fn goodput(
     net: &VpnNet,
     rig: &UplinkRig,
@@ -226,7 +226,7 @@ fn goodput(
     Ok(tunnel_units)
 }
 
-/// 2. The bytes an idle unit's keepalives cost on the 4G link.
+/// Measurement 2: the bytes an idle unit's keepalives cost on the 4G link.
 fn keepalive_bytes(net: &VpnNet, idle_secs: u64) {
     // After the link's own start-up chatter (IPv6 router solicitations) is over.
     std::thread::sleep(Duration::from_secs(20));
@@ -258,7 +258,7 @@ fn keepalive_bytes(net: &VpnNet, idle_secs: u64) {
     );
 }
 
-/// 3. How long the first request after idling takes, NAT mappings kept and forgotten.
+/// Measurement 3: how long the first request after idling takes, NAT mappings kept and forgotten.
 fn first_request(
     net: &VpnNet,
     rdc: &std::path::Path,
