@@ -444,7 +444,7 @@ fn check_receipt(
     // A unit that wrote the footage onto a memory stick records one receipt for all the
     // request's cameras, each camera's segments in it as an export receipt names them.
     let by_stick = rec.action == "stick_export";
-    if !(rec.action == "export" || by_stick) || rec.outcome != "granted" {
+    if !(rec.action == "export" || by_stick) || !rec.outcome.is_granted() {
         wrong.push(format!(
             "it records {} ({}), not a granted export",
             rec.action, rec.outcome

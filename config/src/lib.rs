@@ -334,44 +334,7 @@ pub enum KeyError {
     Length(usize),
 }
 
-/// A role in the scheme (R9).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Case support officer: views and exports footage.
-    Officer,
-    /// An officer who also manages holds and reads the audit log.
-    Manager,
-    /// Field engineer: installs and checks units, never sees footage.
-    Engineer,
-    /// Reads the audit log only.
-    Auditor,
-}
-
-impl Role {
-    pub fn may_see_footage(self) -> bool {
-        matches!(self, Role::Officer | Role::Manager)
-    }
-    pub fn may_manage_holds(self) -> bool {
-        self == Role::Manager
-    }
-    pub fn may_read_audit(self) -> bool {
-        matches!(self, Role::Manager | Role::Auditor)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Officer => "officer",
-            Role::Manager => "manager",
-            Role::Engineer => "engineer",
-            Role::Auditor => "auditor",
-        })
-    }
-}
+pub use rdc_format::Role;
 
 /// The QUIC uplink through which officers reach the unit.
 #[derive(Debug, Clone)]

@@ -20,8 +20,8 @@ pub mod ts;
 
 pub use manifest::{ClockState, Ended, Manifest, TimeSource};
 pub use records::{
-    AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, PreviewStatus, SegmentEntry,
-    SegmentFile, Status,
+    Actor, AuditRecord, CameraStatus, Destruction, Hold, HoldRequest, Outcome, PreviewStatus,
+    Purpose, Role, SegmentEntry, SegmentFile, Status,
 };
 pub use track::Track;
 

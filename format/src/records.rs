@@ -5,11 +5,196 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Ended, Manifest};
 
+/// A role in the scheme (R9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Case support officer: views and exports footage.
+    Officer,
+    /// An officer who also manages holds and reads the audit log.
+    Manager,
+    /// Field engineer: installs and checks units, never sees footage.
+    Engineer,
+    /// Reads the audit log only.
+    Auditor,
+}
+
+impl Role {
+    pub fn may_see_footage(self) -> bool {
+        matches!(self, Role::Officer | Role::Manager)
+    }
+    pub fn may_manage_holds(self) -> bool {
+        self == Role::Manager
+    }
+    pub fn may_read_audit(self) -> bool {
+        matches!(self, Role::Manager | Role::Auditor)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Officer => "officer",
+            Role::Manager => "manager",
+            Role::Engineer => "engineer",
+            Role::Auditor => "auditor",
+        })
+    }
+}
+
+/// Who acted, as an audit entry names them: a person by their role in the scheme, the unit
+/// itself, or someone it does not know (a refused connection, a stick whose signer is not one
+/// of its users).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Actor {
+    Person(Role),
+    /// The unit (retention, start-up, its keys, its limits).
+    System,
+    /// Nobody the unit knows.
+    #[default]
+    Nobody,
+}
+
+impl Actor {
+    fn text(self) -> &'static str {
+        match self {
+            Actor::Person(Role::Officer) => "officer",
+            Actor::Person(Role::Manager) => "manager",
+            Actor::Person(Role::Engineer) => "engineer",
+            Actor::Person(Role::Auditor) => "auditor",
+            Actor::System => "system",
+            Actor::Nobody => "-",
+        }
+    }
+}
+
+impl From<Role> for Actor {
+    fn from(r: Role) -> Actor {
+        Actor::Person(r)
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.text())
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Actor, D::Error> {
+        let t = String::deserialize(d)?;
+        Ok(match t.as_str() {
+            "officer" => Actor::Person(Role::Officer),
+            "manager" => Actor::Person(Role::Manager),
+            "engineer" => Actor::Person(Role::Engineer),
+            "auditor" => Actor::Person(Role::Auditor),
+            "system" => Actor::System,
+            "-" | "" => Actor::Nobody,
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "{other:?} is not a role an audit entry names"
+                )));
+            }
+        })
+    }
+}
+
+/// Why footage was accessed: a footage request's stated purpose, or the subject access request
+/// a disclosure answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    View,
+    Export,
+    Still,
+    /// A subject access request (seed 002 §43), recorded as such in the audit log.
+    #[serde(rename = "subject access request")]
+    SubjectAccess,
+}
+
+/// What came of an audited action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Outcome {
+    /// A person's request was served.
+    #[default]
+    Granted,
+    /// The unit did what it records (started, rotated a key, released a hold at review).
+    Done,
+    /// A long action began (a stick's export); its end is a later entry.
+    Started,
+    /// A long action stopped before its end (a stick pulled out).
+    Interrupted,
+    /// Refused, and why.
+    Refused(String),
+}
+
+impl Outcome {
+    pub fn refused(why: impl std::fmt::Display) -> Outcome {
+        Outcome::Refused(why.to_string())
+    }
+
+    pub fn is_granted(&self) -> bool {
+        *self == Outcome::Granted
+    }
+
+    /// Why it was refused, if it was.
+    pub fn refusal(&self) -> Option<&str> {
+        match self {
+            Outcome::Refused(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Granted => f.write_str("granted"),
+            Outcome::Done => f.write_str("done"),
+            Outcome::Started => f.write_str("started"),
+            Outcome::Interrupted => f.write_str("interrupted"),
+            Outcome::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Outcome, D::Error> {
+        let t = String::deserialize(d)?;
+        Ok(match t.as_str() {
+            "granted" => Outcome::Granted,
+            "done" => Outcome::Done,
+            "started" => Outcome::Started,
+            "interrupted" => Outcome::Interrupted,
+            _ => match t.strip_prefix("refused: ").or(t.strip_prefix("refused")) {
+                Some(why) => Outcome::Refused(why.to_owned()),
+                None => {
+                    return Err(serde::de::Error::custom(format!(
+                        "{t:?} is not an audit outcome"
+                    )));
+                }
+            },
+        })
+    }
+}
+
 /// Who asked for an access and why: every audit entry (R10).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub who: String,
-    pub role: String,
+    pub role: Actor,
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub camera: Option<String>,
@@ -20,13 +205,12 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_ns: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub purpose: Option<String>,
+    pub purpose: Option<Purpose>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case_ref: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// `granted`, or `refused: <why>`.
-    pub outcome: String,
+    pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// For refused connections, aggregated: how many attempts this entry stands for.

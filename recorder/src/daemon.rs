@@ -42,9 +42,9 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
         .unwrap_or_default();
     store.audit(&AuditRecord {
         who: "unit".into(),
-        role: "system".into(),
+        role: rdc_format::Actor::System,
         action: "recorder_started".into(),
-        outcome: "done".into(),
+        outcome: rdc_format::Outcome::Done,
         detail: Some(format!(
             "version {}, config {} sha256 {config_sha}, cameras {}, unit public key {}",
             env!("CARGO_PKG_VERSION"),
@@ -138,9 +138,9 @@ pub fn run(config_path: &Path, cfg: Config, opts: Options) -> anyhow::Result<()>
     }
     store.audit(&AuditRecord {
         who: "unit".into(),
-        role: "system".into(),
+        role: rdc_format::Actor::System,
         action: "recorder_stopped".into(),
-        outcome: "done".into(),
+        outcome: rdc_format::Outcome::Done,
         ..Default::default()
     })?;
     store.flush()?;

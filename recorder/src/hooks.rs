@@ -67,10 +67,10 @@ impl Hooks {
         }
         let rec = AuditRecord {
             who: m.by.clone(),
-            role: "engineer".into(),
+            role: rdc_format::Actor::Person(rdc_format::Role::Engineer),
             action: "commission_done".into(),
             reason: Some(m.reason.clone()),
-            outcome: "granted".into(),
+            outcome: rdc_format::Outcome::Granted,
             detail: Some(in_service_detail(m.since_ns)),
             ..Default::default()
         };

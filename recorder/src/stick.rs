@@ -159,9 +159,9 @@ fn refuse(cfg: &rdc_config::Config, stick: &Path, who: &str, why: &str) -> anyho
 fn audit_refusal(cfg: &rdc_config::Config, who: &str, why: &str) {
     let rec = AuditRecord {
         who: who.to_owned(),
-        role: String::new(),
+        role: rdc_format::Actor::Nobody,
         action: "stick_export".into(),
-        outcome: format!("refused: {why}"),
+        outcome: rdc_format::Outcome::refused(why),
         ..Default::default()
     };
     if let Err(e) = spool_audit(&cfg.storage.path, &rec, Duration::from_secs(15)) {
@@ -329,7 +329,7 @@ enum Checked {
     Go {
         doc: Box<Signed<StickRequest>>,
         who: String,
-        role: String,
+        role: rdc_format::Actor,
     },
     Refused(Done),
 }
@@ -429,7 +429,7 @@ fn check_request(
     Ok(Checked::Go {
         doc: Box::new(doc),
         who,
-        role: signer.role.to_string(),
+        role: signer.role.into(),
     })
 }
 
@@ -520,15 +520,15 @@ pub fn run(
         ),
     )?;
     let total: usize = plan.iter().map(|(_, s)| s.len()).sum();
-    let audit = |outcome: &str, detail: String, bytes: Option<u64>| {
+    let audit = |outcome: rdc_format::Outcome, detail: String, bytes: Option<u64>| {
         spool_audit(
             &cfg.storage.path,
             &AuditRecord {
                 who: who.clone(),
-                role: role.clone(),
+                role,
                 action: "stick_export".into(),
-                outcome: outcome.into(),
-                purpose: Some("export".into()),
+                outcome,
+                purpose: Some(rdc_format::Purpose::Export),
                 case_ref: Some(r.case_ref.clone()),
                 reason: Some(r.reason.clone()),
                 from_ns: Some(r.from_ns),
@@ -541,7 +541,7 @@ pub fn run(
         )
     };
     audit(
-        "started",
+        rdc_format::Outcome::Started,
         format!(
             "request {hash}: {total} segments of {}",
             r.cameras.join(", ")
@@ -567,7 +567,7 @@ pub fn run(
         Err(e) => {
             let why = format!("{e:#}");
             if let Err(a) = audit(
-                "interrupted",
+                rdc_format::Outcome::Interrupted,
                 format!("request {hash}: {written} bytes written before: {why}"),
                 Some(written),
             ) {
@@ -579,7 +579,7 @@ pub fn run(
         }
     };
     let receipt = audit(
-        "granted",
+        rdc_format::Outcome::Granted,
         format!(
             "request {hash} complete; {}",
             receipt_details(&plan).join("; ")

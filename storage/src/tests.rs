@@ -617,10 +617,10 @@ fn tampering_is_named() {
         store
             .audit(&AuditRecord {
                 who: (*who).into(),
-                role: "officer".into(),
+                role: rdc_format::Actor::Person(rdc_format::Role::Officer),
                 action: "fetch".into(),
                 seq: Some(i as u64),
-                outcome: "granted".into(),
+                outcome: rdc_format::Outcome::Granted,
                 ..Default::default()
             })
             .unwrap();

@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rdc_format::AuditRecord;
 use rdc_format::time::rfc3339;
+use rdc_format::{Actor, AuditRecord};
 
 /// Requests one identity may make at once.
 pub const BURST: f64 = 600.0;
@@ -57,7 +57,7 @@ pub struct Limits {
 
 impl Limits {
     /// Takes a request from `who` (name and fingerprint, as audited) in `role`.
-    pub fn admit(&mut self, now_ns: i64, who: &str, role: &str) -> Admit {
+    pub fn admit(&mut self, now_ns: i64, who: &str, role: Actor) -> Admit {
         let b = self.buckets.entry(who.to_owned()).or_insert(Bucket {
             tokens: BURST,
             at_ns: now_ns,
@@ -86,7 +86,7 @@ impl Limits {
         &mut self,
         now_ns: i64,
         who: &str,
-        role: &str,
+        role: Actor,
         reason: &str,
     ) -> Option<AuditRecord> {
         match self.audited.get(who) {
@@ -103,9 +103,9 @@ impl Limits {
                 self.audited.insert(who.to_owned(), now_ns);
                 Some(AuditRecord {
                     who: who.to_owned(),
-                    role: role.to_owned(),
+                    role,
                     action: "request".into(),
-                    outcome: format!("refused: {reason}"),
+                    outcome: rdc_format::Outcome::refused(reason),
                     attempts: Some(1),
                     detail: Some(
                         "further refusals of this identity within the hour are counted in a summary each minute".into(),
@@ -117,7 +117,7 @@ impl Limits {
     }
 
     /// A request refused because the unit's log space is full: counted like a throttled one.
-    pub fn log_full(&mut self, now_ns: i64, who: &str, role: &str) -> Option<AuditRecord> {
+    pub fn log_full(&mut self, now_ns: i64, who: &str, role: Actor) -> Option<AuditRecord> {
         self.refused(now_ns, who, role, LOG_FULL_REASON)
     }
 
@@ -138,13 +138,13 @@ impl Limits {
             .join("; ");
         let rec = AuditRecord {
             who: "unit".into(),
-            role: "system".into(),
+            role: rdc_format::Actor::System,
             action: "requests_refused".into(),
-            outcome: format!(
-                "refused: {total} further requests between {} and {}",
+            outcome: rdc_format::Outcome::Refused(format!(
+                "{total} further requests between {} and {}",
                 rfc3339(start),
                 rfc3339(self.window_end_ns)
-            ),
+            )),
             attempts: Some(total),
             detail: Some(detail),
             ..Default::default()
@@ -170,10 +170,14 @@ mod tests {
         let who = "j.smith (sha256:aa)";
         let t0 = 1_800_000_000 * S;
         for i in 0..BURST as i64 {
-            assert_eq!(l.admit(t0, who, "officer"), Admit::Yes, "request {i}");
+            assert_eq!(
+                l.admit(t0, who, Actor::Person(rdc_format::Role::Officer)),
+                Admit::Yes,
+                "request {i}"
+            );
         }
         // The next is refused and audited at once; more are only counted.
-        match l.admit(t0, who, "officer") {
+        match l.admit(t0, who, Actor::Person(rdc_format::Role::Officer)) {
             Admit::Throttled {
                 retry_after_secs,
                 audit: Some(rec),
@@ -181,6 +185,7 @@ mod tests {
                 assert_eq!(retry_after_secs, 1);
                 assert!(
                     rec.outcome
+                        .to_string()
                         .starts_with("refused: more than 300 requests a minute")
                 );
                 assert_eq!(rec.who, who);
@@ -189,12 +194,19 @@ mod tests {
         }
         for _ in 0..999 {
             assert!(matches!(
-                l.admit(t0, who, "officer"),
+                l.admit(t0, who, Actor::Person(rdc_format::Role::Officer)),
                 Admit::Throttled { audit: None, .. }
             ));
         }
         // Another person is not held back by the first.
-        assert_eq!(l.admit(t0, "a.jones (sha256:bb)", "officer"), Admit::Yes);
+        assert_eq!(
+            l.admit(
+                t0,
+                "a.jones (sha256:bb)",
+                Actor::Person(rdc_format::Role::Officer)
+            ),
+            Admit::Yes
+        );
         // A minute on: 300 more were allowed over the minute, and one summary counts the 999.
         assert_eq!(l.due(t0 + 30 * S, false), None);
         let sum = l.due(t0 + 60 * S, false).unwrap();
@@ -202,7 +214,12 @@ mod tests {
         assert!(sum.detail.unwrap().contains("999 from j.smith"));
         let mut granted = 0;
         for k in 0..600 {
-            if l.admit(t0 + 60 * S + k * S / 10, who, "officer") == Admit::Yes {
+            if l.admit(
+                t0 + 60 * S + k * S / 10,
+                who,
+                Actor::Person(rdc_format::Role::Officer),
+            ) == Admit::Yes
+            {
                 granted += 1;
             }
         }
@@ -214,7 +231,7 @@ mod tests {
         let mut written = 0;
         for k in 0..3600 * 50 {
             let now = t0 + k * S / 50;
-            match l.admit(now, who, "officer") {
+            match l.admit(now, who, Actor::Person(rdc_format::Role::Officer)) {
                 Admit::Yes => written += 1,
                 Admit::Throttled { audit, .. } => written += u64::from(audit.is_some()),
             }

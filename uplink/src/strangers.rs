@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use rdc_format::AuditRecord;
 use rdc_format::time::rfc3339;
+use rdc_format::{AuditRecord, Outcome};
 
 /// How often the summary of further attempts is written.
 pub const WINDOW_NS: i64 = 60 * 1_000_000_000;
@@ -152,9 +152,9 @@ impl Summary {
         }
         AuditRecord {
             who: format!("strangers ({sources} source(s))"),
-            role: "-".into(),
+            role: rdc_format::Actor::Nobody,
             action: "connect".into(),
-            outcome: format!("refused: {}", reasons(&self.reasons, self.other_reasons)),
+            outcome: Outcome::refused(reasons(&self.reasons, self.other_reasons)),
             attempts: Some(self.count),
             detail: Some(detail),
             ..Default::default()
@@ -210,9 +210,9 @@ impl Strangers {
                 }
                 return Some(AuditRecord {
                     who: format!("stranger at {source}"),
-                    role: "-".into(),
+                    role: rdc_format::Actor::Nobody,
                     action: "connect".into(),
-                    outcome: format!("refused: {}", a.reason),
+                    outcome: Outcome::refused(&a.reason),
                     attempts: Some(1),
                     detail: Some(detail),
                     ..Default::default()
@@ -288,7 +288,10 @@ mod tests {
             .expect("the summary");
         assert_eq!(later.attempts, Some(499));
         assert!(
-            later.outcome.contains("TLS handshake failed (x499)"),
+            later
+                .outcome
+                .to_string()
+                .contains("TLS handshake failed (x499)"),
             "{later:?}"
         );
         assert!(later.detail.unwrap().contains("203.0.113.7 x499"));

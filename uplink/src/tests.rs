@@ -186,7 +186,7 @@ async fn officer_lists_and_fetches_and_it_is_audited() {
     let audit = s.store.audit_entries(0).unwrap();
     let fetches: Vec<_> = audit
         .iter()
-        .filter(|(_, a)| a.action == "fetch" && a.outcome == "granted")
+        .filter(|(_, a)| a.action == "fetch" && a.outcome.is_granted())
         .collect();
     assert_eq!(fetches.len(), 6);
     let (_, a) = fetches[0];
@@ -195,7 +195,7 @@ async fn officer_lists_and_fetches_and_it_is_audited() {
         a.reason.as_deref(),
         Some("neighbour reported damage to the door")
     );
-    assert_eq!(a.purpose.as_deref(), Some("view"));
+    assert_eq!(a.purpose, Some(rdc_format::Purpose::View));
     assert!(a.who.starts_with("J. Smith (sha256:"));
     assert!(a.bytes.unwrap() > 0);
 }
@@ -232,7 +232,7 @@ async fn the_first_segment_of_a_range_is_fetched_with_the_list() {
         .iter()
         .rfind(|(_, a)| a.action == "fetch")
         .expect("the fetch is audited");
-    assert_eq!(a.outcome, "granted");
+    assert_eq!(a.outcome, rdc_format::Outcome::Granted);
     assert_eq!(a.seq, Some(second.seq));
     assert_eq!(a.case_ref.as_deref(), Some("ASB/114"));
     assert_eq!(a.bytes, Some(on_disk.len() as u64));
@@ -252,7 +252,11 @@ async fn the_first_segment_of_a_range_is_fetched_with_the_list() {
         .iter()
         .rfind(|(_, a)| a.action == "fetch")
         .expect("the refusal is audited");
-    assert!(a.outcome.starts_with("refused"), "{}", a.outcome);
+    assert!(
+        a.outcome.to_string().starts_with("refused"),
+        "{}",
+        a.outcome
+    );
     assert_eq!(a.camera.as_deref(), Some("front"));
     assert_eq!(
         (a.from_ns, a.to_ns),
@@ -343,7 +347,9 @@ async fn refusals_are_clear_and_audited() {
     s.server.flush_refusals().await;
     let audit = wait_audit(&s.store, "both handshake refusals", |a| {
         a.iter()
-            .filter(|(_, a)| a.action == "connect" && a.outcome.contains("TLS handshake failed"))
+            .filter(|(_, a)| {
+                a.action == "connect" && a.outcome.to_string().contains("TLS handshake failed")
+            })
             .map(|(_, a)| a.attempts.unwrap_or(1))
             .sum::<u64>()
             >= 2
@@ -351,7 +357,9 @@ async fn refusals_are_clear_and_audited() {
     .await;
     let refused = |action: &str, needle: &str| {
         audit.iter().any(|(_, a)| {
-            a.action == action && a.outcome.starts_with("refused") && a.outcome.contains(needle)
+            a.action == action
+                && a.outcome.to_string().starts_with("refused")
+                && a.outcome.to_string().contains(needle)
         })
     };
     assert!(refused("list", "engineer"), "{audit:#?}");
@@ -423,7 +431,7 @@ async fn a_revoked_certificate_is_refused() {
     wait_audit(&s.store, "the revoked certificate's handshake", |audit| {
         audit.iter().any(|(_, a)| {
             a.action == "connect"
-                && a.outcome.contains("TLS handshake failed")
+                && a.outcome.to_string().contains("TLS handshake failed")
                 && a.detail
                     .as_deref()
                     .is_some_and(|d| d.contains(&pki::fingerprint_text(&der(&s.officer))))
@@ -622,7 +630,8 @@ async fn every_refusal_reaches_the_officer() {
         assert!(
             audit
                 .iter()
-                .any(|(_, a)| a.outcome.starts_with("refused") && a.outcome.contains(needle)),
+                .any(|(_, a)| a.outcome.to_string().starts_with("refused")
+                    && a.outcome.to_string().contains(needle)),
             "{needle} not audited"
         );
     }
@@ -732,6 +741,7 @@ async fn one_identity_past_its_rate_is_refused_counted_and_slowed_down() {
         a.iter()
             .filter(|(_, r)| {
                 r.outcome
+                    .to_string()
                     .starts_with("refused: more than 300 requests a minute")
             })
             .count()
@@ -807,9 +817,9 @@ async fn a_full_log_space_refuses_requests_instead_of_costing_footage() {
     let budget = s.store.budget_bytes().unwrap();
     let filler = rdc_storage::AuditRecord {
         who: "unit".into(),
-        role: "system".into(),
+        role: rdc_format::Actor::System,
         action: "test_filler".into(),
-        outcome: "done".into(),
+        outcome: rdc_format::Outcome::Done,
         detail: Some("x".repeat(400)),
         ..Default::default()
     };
@@ -836,8 +846,11 @@ async fn a_full_log_space_refuses_requests_instead_of_costing_footage() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let entries = wait_audit(&s.store, "the first refusal", |a| {
-        a.iter()
-            .any(|(_, r)| r.outcome.contains("the unit's log space is full"))
+        a.iter().any(|(_, r)| {
+            r.outcome
+                .to_string()
+                .contains("the unit's log space is full")
+        })
     })
     .await
     .len();

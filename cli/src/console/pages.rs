@@ -510,12 +510,12 @@ pub(crate) async fn audit(
                     e.seq,
                     esc(&both_times(e.time_ns)),
                     esc(&r.who),
-                    esc(&r.role),
+                    esc(&r.role.to_string()),
                     esc(&r.action),
                     esc(r.camera.as_deref().unwrap_or("")),
                     esc(r.case_ref.as_deref().unwrap_or("")),
                     esc(r.reason.as_deref().unwrap_or("")),
-                    esc(&r.outcome),
+                    esc(&r.outcome.to_string()),
                     esc(r.detail.as_deref().unwrap_or("")),
                 ));
             }

@@ -635,7 +635,7 @@ fn check_run(
     r.check(
         rec.as_ref().is_some_and(|a| {
             a.action == "disclosure"
-                && a.outcome == "granted"
+                && a.outcome.is_granted()
                 && a.detail.as_deref() == Some(want.as_str())
                 && a.who.contains(&d.redactor.fingerprint)
         }),

@@ -39,10 +39,10 @@ impl Store {
                 now,
                 &AuditRecord {
                     who: "unit".into(),
-                    role: "system".into(),
+                    role: rdc_format::Actor::System,
                     action: "hold_lapsed".into(),
                     case_ref: Some(h.request.case_ref.clone()),
-                    outcome: "done".into(),
+                    outcome: rdc_format::Outcome::Done,
                     detail: Some(format!(
                         "hold {} passed its review date {}",
                         h.id,
@@ -131,13 +131,13 @@ impl Store {
             now,
             &AuditRecord {
                 who: hold.request.who.clone(),
-                role: "manager".into(),
+                role: rdc_format::Actor::Person(rdc_format::Role::Manager),
                 action: "hold_created".into(),
                 from_ns: Some(hold.request.from_ns),
                 to_ns: Some(hold.request.to_ns),
                 case_ref: Some(hold.request.case_ref.clone()),
                 reason: Some(hold.request.reason.clone()),
-                outcome: "granted".into(),
+                outcome: rdc_format::Outcome::Granted,
                 detail: Some(format!(
                     "hold {} on {}",
                     hold.id,
@@ -176,11 +176,11 @@ impl Store {
             now,
             &AuditRecord {
                 who: who.into(),
-                role: "manager".into(),
+                role: rdc_format::Actor::Person(rdc_format::Role::Manager),
                 action: "hold_released".into(),
                 case_ref: Some(hold.request.case_ref.clone()),
                 reason: Some(reason.into()),
-                outcome: "granted".into(),
+                outcome: rdc_format::Outcome::Granted,
                 detail: Some(format!("hold {id}")),
                 ..Default::default()
             },

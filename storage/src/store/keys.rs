@@ -164,10 +164,10 @@ pub fn rotate_key(
     let (store, _) = Store::open(cfg, Arc::new(new), clocks)?;
     store.audit(&AuditRecord {
         who: "unit".into(),
-        role: "system".into(),
+        role: rdc_format::Actor::System,
         action: "signing_key_rotated".into(),
         reason: Some(reason.to_owned()),
-        outcome: "done".into(),
+        outcome: rdc_format::Outcome::Done,
         detail: Some(format!(
             "retired key {}; new key {}",
             old.as_deref().unwrap_or("(none)"),

@@ -727,13 +727,13 @@ fn logs_growing_within_their_allowance_leave_the_footage_budget_alone() {
     let entry = |i: u64| AuditRecord {
         who: "J. Smith (sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef)"
             .into(),
-        role: "officer".into(),
+        role: rdc_format::Actor::Person(rdc_format::Role::Officer),
         action: "fetch".into(),
         camera: Some("front".into()),
         seq: Some(i),
         case_ref: Some("ASB/2026/0042".into()),
         reason: Some("a script fetching in a loop".into()),
-        outcome: "granted".into(),
+        outcome: rdc_format::Outcome::Granted,
         bytes: Some(1_250_000),
         ..Default::default()
     };

@@ -8,14 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MAX_ACTIVITY_BUCKETS, MAX_CASE_REF, MAX_REASON, Refusal};
 
-/// Why footage is accessed (R9, R14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Purpose {
-    View,
-    Export,
-    Still,
-}
+/// Why footage is accessed (R9, R14): what the audit entry records.
+pub use rdc_format::Purpose;
 
 /// What every footage request must carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

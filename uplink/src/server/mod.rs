@@ -93,7 +93,7 @@ impl Gate {
         &self,
         store: &Store,
         who: &str,
-        role: &str,
+        role: rdc_format::Actor,
     ) -> Result<(), Box<(Refusal, Option<AuditRecord>)>> {
         let now = store.now_ns();
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
@@ -549,7 +549,7 @@ async fn serve_stream(
     let who = format!("{} ({})", peer.name, peer.fingerprint);
     // Past the identity's request rate, or with the log space full: refused and counted, not
     // audited one by one (even a malformed request counts).
-    if let Err(refused) = extra.gate.admit(store, &who, &peer.role.to_string()) {
+    if let Err(refused) = extra.gate.admit(store, &who, peer.role.into()) {
         let (refusal, first) = *refused;
         if let Some(rec) = first {
             write_audit(store, rec).await;
@@ -563,9 +563,9 @@ async fn serve_stream(
         Err(refusal) => {
             let rec = AuditRecord {
                 who,
-                role: peer.role.to_string(),
+                role: peer.role.into(),
                 action: "request".into(),
-                outcome: format!("refused: {refusal}"),
+                outcome: rdc_format::Outcome::refused(&refusal),
                 ..Default::default()
             };
             audit(store, &rec).await?;
@@ -576,19 +576,19 @@ async fn serve_stream(
     };
     let mut rec = AuditRecord {
         who: who.clone(),
-        role: peer.role.to_string(),
+        role: peer.role.into(),
         action: req.action().into(),
         ..Default::default()
     };
     if let Some(why) = req.justification() {
-        rec.purpose = Some(format!("{:?}", why.purpose).to_lowercase());
+        rec.purpose = Some(why.purpose);
         rec.case_ref = Some(why.case_ref.clone());
         rec.reason = Some(why.reason.clone());
     }
     if let Err(refusal) =
         protocol::check_request(&req).and_then(|()| protocol::authorize(peer.role, &req))
     {
-        rec.outcome = format!("refused: {refusal}");
+        rec.outcome = rdc_format::Outcome::refused(&refusal);
         audit(store, &rec).await?;
         respond(&mut send, &Response::Refused { refusal }).await?;
         send.finish()?;
@@ -607,17 +607,17 @@ async fn serve_stream(
     };
     match result {
         Err(refusal) => {
-            rec.outcome = format!("refused: {refusal}");
+            rec.outcome = rdc_format::Outcome::refused(&refusal);
             audit(store, &rec).await?;
             respond(&mut send, &Response::Refused { refusal }).await?;
         }
         Ok(Handled::Answer(answer)) => {
-            rec.outcome = "granted".into();
+            rec.outcome = rdc_format::Outcome::Granted;
             audit(store, &rec).await?;
             respond(&mut send, &Response::Ok { answer, len: None }).await?;
         }
         Ok(Handled::Blob(answer, bytes)) => {
-            rec.outcome = "granted".into();
+            rec.outcome = rdc_format::Outcome::Granted;
             rec.bytes = Some(bytes.len() as u64);
             audit(store, &rec).await?;
             respond(
@@ -632,7 +632,7 @@ async fn serve_stream(
         }
         Ok(Handled::Receipt) => {
             // The audit entry is the answer: written durably, then sent as it was signed.
-            rec.outcome = "granted".into();
+            rec.outcome = rdc_format::Outcome::Granted;
             let (st, r) = (store.clone(), rec.clone());
             let entry = tokio::task::spawn_blocking(move || st.audit_receipt(&r)).await??;
             respond(
@@ -650,7 +650,7 @@ async fn serve_stream(
             offset,
             len,
         }) => {
-            rec.outcome = "granted".into();
+            rec.outcome = rdc_format::Outcome::Granted;
             rec.bytes = Some(len);
             // Durable before the first byte of footage leaves the unit.
             audit(store, &rec).await?;

@@ -58,7 +58,7 @@ pub(crate) fn open(
     rec.from_ns = Some(from_ns);
     rec.to_ns = Some(to_ns);
     rec.case_ref = Some(reference.to_owned());
-    rec.purpose = Some("subject access request".into());
+    rec.purpose = Some(rdc_format::Purpose::SubjectAccess);
     known_camera(store, camera)?;
     let day = sar::parse_date(received).ok_or_else(|| {
         refused(

@@ -134,7 +134,7 @@ pub(crate) fn request(
     rec.camera = Some(r.camera.clone());
     rec.from_ns = Some(r.at_ns);
     rec.to_ns = Some(r.at_ns);
-    rec.purpose = Some("still".into());
+    rec.purpose = Some(rdc_format::Purpose::Still);
     rec.case_ref = Some(r.case_ref.clone());
     rec.reason = Some(r.reason.clone());
     signed_by_peer(doc, peer)?;
@@ -464,7 +464,7 @@ fn asked<'a>(s: &'a StillState, still: u64, rec: &mut AuditRecord) -> Result<Ask
     rec.camera = Some(q.camera.to_owned());
     rec.from_ns = Some(q.at_ns);
     rec.to_ns = Some(q.at_ns);
-    rec.purpose = Some("still".into());
+    rec.purpose = Some(rdc_format::Purpose::Still);
     rec.case_ref = Some(q.case_ref.to_owned());
     rec.reason = Some(q.reason.to_owned());
     Ok(q)
