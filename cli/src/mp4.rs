@@ -412,10 +412,10 @@ mod tests {
     use rdc_format::export::Range;
 
     fn gap(from_ns: i64, to_ns: i64) -> Gap {
-        Gap {
-            range: Range::new(from_ns, to_ns),
-            cause: "power cut".into(),
-        }
+        Gap::new(
+            Range::new(from_ns, to_ns),
+            vec![rdc_format::export::GapCause::PowerLoss],
+        )
     }
 
     /// The cues from `from` to `end`, as (start, stop, in a gap).

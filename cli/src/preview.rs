@@ -9,7 +9,7 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use rdc_format::export::Gap;
+use rdc_format::export::{Gap, GapCause};
 use rdc_format::ts::{self, Codec};
 use serde::Serialize;
 
@@ -88,6 +88,18 @@ pub(crate) struct Tile {
     /// Why the tile is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gap: Option<String>,
+    /// Why, typed: what the tile says.
+    #[serde(skip)]
+    pub empty: Option<Empty>,
+}
+
+/// Why a tile has no picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Empty {
+    /// There is footage, but no keyframe in the tile's span to show.
+    NoKeyframe,
+    /// A gap in the footage, and why.
+    Gap(Option<GapCause>),
 }
 
 /// A keyframe of the preview track and its signed wall-clock time.
@@ -386,22 +398,28 @@ fn lay_out(
             next += 1;
         }
         let pic = (next < pictures.len() && pictures[next].at_ns < end).then_some(next);
-        let gap = match pic {
-            Some(_) => None,
-            None => Some(
-                gaps.iter()
-                    .find(|g| g.range.from_ns < end && g.range.to_ns > start)
-                    .map_or_else(
-                        || format!("{NO_KEYFRAME} (the camera's keyframes are further apart than the spacing; the footage is there to fetch)"),
-                        |g| g.cause.clone(),
-                    ),
-            ),
+        let (gap, empty) = match pic {
+            Some(_) => (None, None),
+            None => match gaps
+                .iter()
+                .find(|g| g.range.from_ns < end && g.range.to_ns > start)
+            {
+                Some(g) => (
+                    Some(g.cause.clone()),
+                    Some(Empty::Gap(g.causes.first().cloned())),
+                ),
+                None => (
+                    Some("no keyframe in this span (the camera's keyframes are further apart than the spacing; the footage is there to fetch)".to_owned()),
+                    Some(Empty::NoKeyframe),
+                ),
+            },
         };
         tiles.push(Tile {
             start_ns: start,
             start: rdc_format::time::rfc3339(start),
             picture_ns: pic.map(|i| pictures[i].at_ns),
             gap,
+            empty,
         });
         chosen.push(pic);
     }
@@ -411,41 +429,17 @@ fn lay_out(
 /// What a tile without a picture says, in two lines, and its colour. Only a gap in the footage
 /// says NO FOOTAGE (dark red); a span with footage but no keyframe to show, or a picture that
 /// would not decode, says so on grey: there is footage there to fetch.
-fn tile_words(gap: Option<&str>) -> (&'static str, &'static str, [u8; 3]) {
+fn tile_words(empty: Option<&Empty>) -> (&'static str, &'static str, [u8; 3]) {
     const GAP: [u8; 3] = [0x50, 0x18, 0x18];
     const FOOTAGE: [u8; 3] = [0x38, 0x38, 0x40];
-    match gap {
+    match empty {
         None => ("FOOTAGE RECORDED", "PICTURE UNREADABLE", FOOTAGE),
-        Some(c) if c.starts_with(NO_KEYFRAME) => ("FOOTAGE RECORDED", "NO KEYFRAME HERE", FOOTAGE),
-        Some(c) => ("NO FOOTAGE", short_cause(c), GAP),
-    }
-}
-
-/// The start of a tile's cause when its span has footage but no keyframe.
-const NO_KEYFRAME: &str = "no keyframe in this span";
-
-/// A gap's cause in a few words for its tile.
-fn short_cause(cause: &str) -> &'static str {
-    if cause.starts_with("recording stopped: the recorder stopped") {
-        "RECORDER STOPPED"
-    } else if cause.starts_with("recording stopped") && cause.contains("disk") {
-        "DISK TROUBLE"
-    } else if cause.starts_with("recording stopped") {
-        "CAMERA STOPPED"
-    } else if cause.starts_with("the unit lost power") {
-        "POWER CUT"
-    } else if cause.contains("no longer on the unit") {
-        "DELETED"
-    } else if cause.contains("lost") || cause.contains("could not be kept") {
-        "LOST"
-    } else if cause.starts_with("not yet recorded") {
-        "NOT YET"
-    } else if cause.starts_with("no earlier footage") {
-        "BEFORE RECORDING"
-    } else if cause.starts_with("no keyframe") {
-        "NO KEYFRAME"
-    } else {
-        "NOT RECORDED"
+        Some(Empty::NoKeyframe) => ("FOOTAGE RECORDED", "NO KEYFRAME HERE", FOOTAGE),
+        Some(Empty::Gap(cause)) => (
+            "NO FOOTAGE",
+            cause.as_ref().map_or("NOT RECORDED", GapCause::short),
+            GAP,
+        ),
     }
 }
 
@@ -475,10 +469,10 @@ fn draw_sheet(
             header + (k / columns) * cell_h + MARGIN,
         );
         let thumb = pic.and_then(|_| thumbs.next().flatten());
-        match (&thumb, &tile.gap) {
-            (Some(rgb), _) => blit(&mut img, w, (x0, y0), rgb, THUMB),
-            (None, gap) => {
-                let (headline, why, colour) = tile_words(gap.as_deref());
+        match &thumb {
+            Some(rgb) => blit(&mut img, w, (x0, y0), rgb, THUMB),
+            None => {
+                let (headline, why, colour) = tile_words(tile.empty.as_ref());
                 fill(&mut img, w, (x0, y0), THUMB, colour);
                 font::draw(
                     &mut img,
@@ -688,10 +682,10 @@ mod tests {
     #[test]
     fn tiles_take_the_first_picture_of_their_span_and_name_their_gaps() {
         let pics: Vec<Picture> = [1, 11, 12, 21, 51].into_iter().map(pic).collect();
-        let gaps = vec![Gap {
-            range: rdc_format::export::Range::new(25 * S, 50 * S),
-            cause: "recording stopped: the camera closed the connection".into(),
-        }];
+        let gaps = vec![Gap::new(
+            rdc_format::export::Range::new(25 * S, 50 * S),
+            vec![GapCause::Stopped("the camera closed the connection".into())],
+        )];
         let (tiles, chosen) = lay_out((0, 60 * S), 10 * S, &pics, &gaps);
         assert_eq!(tiles.len(), 6);
         assert_eq!(chosen, [Some(0), Some(1), Some(3), None, None, Some(4)]);
@@ -703,10 +697,7 @@ mod tests {
                 .unwrap()
                 .starts_with("recording stopped")
         );
-        assert_eq!(
-            short_cause(tiles[3].gap.as_deref().unwrap()),
-            "CAMERA STOPPED"
-        );
+        assert_eq!(tile_words(tiles[3].empty.as_ref()).1, "CAMERA STOPPED");
         // An uneven end: the last tile is shorter.
         let (tiles, _) = lay_out((0, 55 * S), 10 * S, &pics, &gaps);
         assert_eq!(tiles.len(), 6);
@@ -714,11 +705,11 @@ mod tests {
         let (tiles, _) = lay_out((0, 20 * S), 5 * S, &[pic(1), pic(11)], &[]);
         assert!(tiles[1].gap.as_deref().unwrap().starts_with("no keyframe"));
         // Its tile does not say there is no footage: there is, without a keyframe to show.
-        let (head, why, _) = tile_words(tiles[1].gap.as_deref());
+        let (head, why, _) = tile_words(tiles[1].empty.as_ref());
         assert_eq!((head, why), ("FOOTAGE RECORDED", "NO KEYFRAME HERE"));
         // A gap's tile does, with its cause.
         let (tiles, _) = lay_out((0, 60 * S), 10 * S, &pics, &gaps);
-        let (head, why, _) = tile_words(tiles[3].gap.as_deref());
+        let (head, why, _) = tile_words(tiles[3].empty.as_ref());
         assert_eq!((head, why), ("NO FOOTAGE", "CAMERA STOPPED"));
     }
 

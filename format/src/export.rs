@@ -35,12 +35,108 @@ impl Range {
     }
 }
 
-/// A stretch of the requested range with no footage, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stretch of the requested range with no footage, and why: `cause` in words (what a bundle
+/// signs and `rdc verify` recomputes), `causes` typed, for whoever must tell them apart (a
+/// preview's tiles). Gaps read back from a bundle have the words only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gap {
     #[serde(flatten)]
     pub range: Range,
     pub cause: String,
+    #[serde(skip)]
+    pub causes: Vec<GapCause>,
+}
+
+impl Gap {
+    pub fn new(range: Range, causes: Vec<GapCause>) -> Gap {
+        let cause = causes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Gap {
+            range,
+            cause,
+            causes,
+        }
+    }
+}
+
+/// Two gaps are the same when they say the same: the words are what is signed.
+impl PartialEq for Gap {
+    fn eq(&self, other: &Gap) -> bool {
+        self.range == other.range && self.cause == other.cause
+    }
+}
+
+impl Eq for Gap {}
+
+/// Why there is no footage, as the unit's signed manifests say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GapCause {
+    /// The segment before ended because recording stopped, for the reason the recorder signed.
+    Stopped(String),
+    /// The segment before was closed at its last sync: the power went, or the recorder was
+    /// killed.
+    PowerLoss,
+    /// The segment before was recorded as lost, for the reason signed.
+    Lost(String),
+    /// Nothing after the newest finished segment yet.
+    NotYet { newest: u64 },
+    /// A segment in the range that could not be kept.
+    SegmentLost { seq: u64, cause: String },
+    /// A segment in the range no longer on the unit (retention or destruction).
+    Deleted { seq: u64 },
+    /// Before the camera's first footage on the unit.
+    BeforeFirst,
+    /// Between two segments with nothing to say why.
+    NotRecorded,
+}
+
+impl GapCause {
+    /// The cause in a few words, for a preview tile.
+    pub fn short(&self) -> &'static str {
+        match self {
+            GapCause::Stopped(why) => match crate::manifest::StopKind::of(why) {
+                crate::manifest::StopKind::RecorderStopped => "RECORDER STOPPED",
+                crate::manifest::StopKind::Disk => "DISK TROUBLE",
+                crate::manifest::StopKind::Camera => "CAMERA STOPPED",
+            },
+            GapCause::PowerLoss => "POWER CUT",
+            GapCause::Deleted { .. } => "DELETED",
+            GapCause::Lost(_) | GapCause::SegmentLost { .. } => "LOST",
+            GapCause::NotYet { .. } => "NOT YET",
+            GapCause::BeforeFirst => "BEFORE RECORDING",
+            GapCause::NotRecorded => "NOT RECORDED",
+        }
+    }
+}
+
+impl std::fmt::Display for GapCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GapCause::Stopped(cause) => write!(f, "recording stopped: {cause}"),
+            GapCause::PowerLoss => f.write_str(
+                "the unit lost power or the recorder was stopped abruptly (segment closed at its last sync)",
+            ),
+            GapCause::Lost(cause) => write!(f, "footage lost: {cause}"),
+            GapCause::NotYet { newest } => write!(
+                f,
+                "not yet recorded, or still being recorded: segment {newest} is the newest finished one"
+            ),
+            GapCause::SegmentLost { seq, cause } => {
+                write!(f, "segment {seq} could not be kept: {cause}")
+            }
+            GapCause::Deleted { seq } => write!(
+                f,
+                "segment {seq} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)"
+            ),
+            GapCause::BeforeFirst => f.write_str(
+                "no earlier footage of this camera on the unit (before its first recording, or deleted under retention)",
+            ),
+            GapCause::NotRecorded => f.write_str("no footage recorded"),
+        }
+    }
 }
 
 /// Who runs the unit, where and why, as the unit said.
@@ -223,20 +319,20 @@ pub fn gaps<S: Spanned>(
             continue;
         }
         if start_ns > cursor + GAP_TOLERANCE_NS && cursor < to {
-            out.push(Gap {
-                range: Range::new(cursor, start_ns.min(to)),
-                cause: cause(prev, &absent, false),
-            });
+            out.push(Gap::new(
+                Range::new(cursor, start_ns.min(to)),
+                causes(prev, &absent, false),
+            ));
         }
         absent.clear();
         cursor = cursor.max(end_ns);
         prev = Some(m);
     }
     if cursor + GAP_TOLERANCE_NS < to {
-        out.push(Gap {
-            range: Range::new(cursor, to),
-            cause: cause(prev, &absent, true),
-        });
+        out.push(Gap::new(
+            Range::new(cursor, to),
+            causes(prev, &absent, true),
+        ));
     }
     out
 }
@@ -273,26 +369,21 @@ impl Spanned for crate::SegmentEntry {
     }
 }
 
-fn cause<S: Spanned>(prev: Option<&S>, absent: &[&S], at_end: bool) -> String {
-    let mut causes: Vec<String> = Vec::new();
-    let push = |causes: &mut Vec<String>, c: String| {
+fn causes<S: Spanned>(prev: Option<&S>, absent: &[&S], at_end: bool) -> Vec<GapCause> {
+    let mut causes: Vec<GapCause> = Vec::new();
+    let push = |causes: &mut Vec<GapCause>, c: GapCause| {
         if !causes.contains(&c) {
             causes.push(c);
         }
     };
     if let Some(p) = prev {
         match p.ended() {
-            Ended::Stopped { cause } => push(&mut causes, format!("recording stopped: {cause}")),
-            Ended::PowerLoss => push(
-                &mut causes,
-                "the unit lost power or the recorder was stopped abruptly (segment closed at its last sync)"
-                    .into(),
-            ),
-            Ended::Lost { cause } => push(&mut causes, format!("footage lost: {cause}")),
-            Ended::Cut if absent.is_empty() && at_end => push(&mut causes, format!(
-                "not yet recorded, or still being recorded: segment {} is the newest finished one",
-                p.seq()
-            )),
+            Ended::Stopped { cause } => push(&mut causes, GapCause::Stopped(cause.clone())),
+            Ended::PowerLoss => push(&mut causes, GapCause::PowerLoss),
+            Ended::Lost { cause } => push(&mut causes, GapCause::Lost(cause.clone())),
+            Ended::Cut if absent.is_empty() && at_end => {
+                push(&mut causes, GapCause::NotYet { newest: p.seq() })
+            }
             Ended::Cut => {}
         }
     }
@@ -300,28 +391,25 @@ fn cause<S: Spanned>(prev: Option<&S>, absent: &[&S], at_end: bool) -> String {
         match m.ended() {
             Ended::Lost { cause } => push(
                 &mut causes,
-                format!("segment {} could not be kept: {cause}", m.seq()),
+                GapCause::SegmentLost {
+                    seq: m.seq(),
+                    cause: cause.clone(),
+                },
             ),
-            _ => push(
-                &mut causes,
-                format!(
-                    "segment {} is no longer on the unit: deleted under retention or destroyed (the unit's destruction log says when and why)",
-                    m.seq()
-                ),
-            ),
+            _ => push(&mut causes, GapCause::Deleted { seq: m.seq() }),
         }
     }
     if causes.is_empty() {
         push(
             &mut causes,
             if prev.is_none() {
-                "no earlier footage of this camera on the unit (before its first recording, or deleted under retention)".into()
+                GapCause::BeforeFirst
             } else {
-                "no footage recorded".into()
+                GapCause::NotRecorded
             },
         );
     }
-    causes.join("; ")
+    causes
 }
 
 #[cfg(test)]

@@ -161,3 +161,33 @@ impl Manifest {
         self.end_ns - self.start_ns
     }
 }
+
+/// How the cause of a gap record begins: a signed `lost` manifest of a stretch in which nothing
+/// was written (a full or failing disk), not of a segment whose bytes were discarded.
+pub const NOT_RECORDED: &str = "not recorded";
+
+/// What the recorder writes as the cause of a segment it closes when it stops.
+pub const RECORDER_STOPPED: &str = "the recorder stopped";
+
+/// Which kind of stop a recorder's signed cause names: the recorder itself, its disk, or the
+/// camera (everything else: a camera that stopped sending, refused or fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    RecorderStopped,
+    Disk,
+    Camera,
+}
+
+impl StopKind {
+    /// The kind of a signed cause, as the recorder words them ([`RECORDER_STOPPED`]; a disk's
+    /// trouble names the disk or the storage).
+    pub fn of(cause: &str) -> StopKind {
+        if cause.starts_with(RECORDER_STOPPED) {
+            StopKind::RecorderStopped
+        } else if cause.contains("disk") || cause.starts_with("storage error") {
+            StopKind::Disk
+        } else {
+            StopKind::Camera
+        }
+    }
+}

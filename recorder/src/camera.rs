@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rdc_format::manifest::RECORDER_STOPPED;
 use rdc_storage::{Clocks, Frame, Store, TimeSource};
 
 use crate::clockstate;
@@ -401,8 +402,8 @@ fn write_loop(
                 state.recording.store(false, Ordering::Relaxed);
             }
             Event::Stop => {
-                close(&mut writer, "the recorder stopped", &state);
-                close_previews(&mut previews, "the recorder stopped");
+                close(&mut writer, RECORDER_STOPPED, &state);
+                close_previews(&mut previews, RECORDER_STOPPED);
                 state.recording.store(false, Ordering::Relaxed);
                 return;
             }

@@ -171,7 +171,7 @@ impl SegmentWriter {
         }
         self.store.ensure_room()?;
         if let Some((start, cause)) = self.gap.take() {
-            let why = format!("not recorded: {cause}");
+            let why = format!("{}: {cause}", rdc_format::manifest::NOT_RECORDED);
             if let Err(e) = self.store.record_gap(&self.camera, start, f.wall_ns, &why) {
                 self.gap = Some((start, cause));
                 return Err(e);

@@ -279,7 +279,8 @@ impl Store {
                     m.seq, m.frames, m.ciphertext_len
                 ));
             }
-            let gap_record = m.file.is_empty() || cause.starts_with("not recorded");
+            let gap_record =
+                m.file.is_empty() || cause.starts_with(rdc_format::manifest::NOT_RECORDED);
             let logged = destroyed.contains(&(cam.clone(), m.seq));
             if gap_record && logged {
                 problems.push(format!(
