@@ -207,17 +207,21 @@ fn run_sessions(
                 }
             }
         };
-        let ran = Duration::from_nanos(clocks.mono_ns().saturating_sub(started));
-        let wait = backoff.after_session(ran);
+        let ended = clocks.mono_ns();
+        let wait =
+            backoff.session_ended(ended, Duration::from_nanos(ended.saturating_sub(started)));
         tracing::warn!(camera = %spec.id, %cause, retry_in_ms = wait.as_millis() as u64, "camera session ended; reconnecting");
         *state.last_cause.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
         if tx.send(Event::Gap { cause }).is_err() {
             break;
         }
-        // Sleep the backoff, waking for shutdown.
-        let until = clocks.mono_ns() + wait.as_nanos() as u64;
-        while !shutdown.load(Ordering::SeqCst) && clocks.mono_ns() < until {
-            std::thread::sleep(Duration::from_millis(50));
+        // Wait out the backoff on the unit's clock, looking for shutdown at least as often as
+        // a session is supervised.
+        while let Some(left) = backoff.poll_timeout(clocks.mono_ns()) {
+            if shutdown.load(Ordering::SeqCst) {
+                break;
+            }
+            std::thread::sleep(left.min(SUPERVISE_EVERY));
         }
     }
     let _ = tx.send(Event::Stop);
@@ -243,11 +247,14 @@ fn silence(opts: &Options, frames: u64, idle: Duration) -> Option<String> {
 }
 
 /// The wait before reconnecting: 0.5 s, then doubling up to `max`; back to 0.5 s after a
-/// session that lasted more than 10 s (the camera was back, then went again).
+/// session that lasted more than 10 s (the camera was back, then went again). Decided on the
+/// clock it is given (monotonic ns), so it is tested on simulated time.
 #[derive(Debug)]
 struct Backoff {
     next: Duration,
     max: Duration,
+    /// When to reconnect.
+    until: Option<u64>,
 }
 
 impl Backoff {
@@ -258,17 +265,26 @@ impl Backoff {
         Backoff {
             next: Self::FIRST,
             max,
+            until: None,
         }
     }
 
-    /// The wait after a session that ran for `ran`.
-    fn after_session(&mut self, ran: Duration) -> Duration {
+    /// A session that ran for `ran` ended at `now`: the wait before the next.
+    fn session_ended(&mut self, now: u64, ran: Duration) -> Duration {
         if ran > Self::RESET_AFTER {
             self.next = Self::FIRST;
         }
         let wait = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
+        self.until = Some(now.saturating_add(wait.as_nanos() as u64));
         wait
+    }
+
+    /// At `now`, how long is left to wait; `None` when it is time to connect.
+    fn poll_timeout(&self, now: u64) -> Option<Duration> {
+        self.until
+            .filter(|&u| u > now)
+            .map(|u| Duration::from_nanos(u - now))
     }
 }
 
@@ -551,10 +567,34 @@ mod policy_tests {
     fn backoff_doubles_to_its_cap_and_resets_after_a_long_session() {
         let mut b = Backoff::new(Duration::from_secs(2));
         let short = Duration::from_secs(1);
-        let waits: Vec<u128> = (0..5).map(|_| b.after_session(short).as_millis()).collect();
+        let waits: Vec<u128> = (0..5)
+            .map(|_| b.session_ended(0, short).as_millis())
+            .collect();
         assert_eq!(waits, [500, 1000, 2000, 2000, 2000]);
-        assert_eq!(b.after_session(Duration::from_secs(11)).as_millis(), 500);
-        assert_eq!(b.after_session(short).as_millis(), 1000);
+        assert_eq!(b.session_ended(0, Duration::from_secs(11)).as_millis(), 500);
+        assert_eq!(b.session_ended(0, short).as_millis(), 1000);
+    }
+
+    #[test]
+    fn backoff_says_how_long_is_left_on_simulated_time() {
+        const MS: u64 = 1_000_000;
+        let mut b = Backoff::new(Duration::from_secs(2));
+        assert_eq!(b.poll_timeout(0), None, "the first connection is at once");
+        // A session of 1 s ended at t = 10 s: reconnect at 10.5 s.
+        b.session_ended(10_000 * MS, Duration::from_secs(1));
+        assert_eq!(
+            b.poll_timeout(10_000 * MS),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            b.poll_timeout(10_400 * MS),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(b.poll_timeout(10_500 * MS), None);
+        // The next is twice as long, from when it ended.
+        b.session_ended(12_000 * MS, Duration::from_millis(200));
+        assert_eq!(b.poll_timeout(12_999 * MS), Some(Duration::from_millis(1)));
+        assert_eq!(b.poll_timeout(13_000 * MS), None);
     }
 
     #[test]
