@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use jiff::tz::{AmbiguousOffset, TimeZone};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 
 /// The scheme's zone when the units file names none.
 pub(crate) const DEFAULT_ZONE: &str = "Europe/London";
@@ -54,11 +54,16 @@ pub(crate) fn parse_time_in(s: &str, tz: &TimeZone, now: i64) -> anyhow::Result<
     if s == "now" {
         return Ok(now);
     }
-    if let Some(rest) = s.strip_prefix("now+") {
-        return Ok(now + relative(s, rest)?);
-    }
-    if let Some(rest) = s.strip_prefix("now-") {
-        return Ok(now - relative(s, rest)?);
+    let sign = match (s.strip_prefix("now+"), s.strip_prefix("now-")) {
+        (Some(rest), _) => Some((1, rest)),
+        (_, Some(rest)) => Some((-1, rest)),
+        _ => None,
+    };
+    if let Some((sign, rest)) = sign {
+        return relative(s, rest)?
+            .checked_mul(sign)
+            .and_then(|d| now.checked_add(d))
+            .ok_or_else(|| too_far(s));
     }
     if let Some(t) = rdc_format::time::parse_rfc3339(s) {
         return Ok(t);
@@ -93,9 +98,10 @@ fn relative(s: &str, rest: &str) -> anyhow::Result<i64> {
         rest.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len()),
     );
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("{s:?}: write e.g. now-10m"))?;
+    if num.is_empty() {
+        bail!("{s:?}: write e.g. now-10m");
+    }
+    let n: i64 = num.parse().map_err(|_| too_far(s))?;
     let secs = match unit {
         "s" => 1,
         "m" | "min" => 60,
@@ -103,7 +109,14 @@ fn relative(s: &str, rest: &str) -> anyhow::Result<i64> {
         "d" => 86_400,
         _ => bail!("{s:?}: the unit must be s, m, h or d"),
     };
-    Ok(n * secs * 1_000_000_000)
+    n.checked_mul(secs)
+        .and_then(|x| x.checked_mul(1_000_000_000))
+        .ok_or_else(|| too_far(s))
+}
+
+/// A relative time beyond what a time can be (about 292 years either side of 1970).
+fn too_far(s: &str) -> anyhow::Error {
+    anyhow!("{s:?} is too far from now: give a time within a few hundred years, e.g. now-30d")
 }
 
 /// `2026-06-01T18:00`, `2026-06-01 18:00:30`, `2026-06-01` (midnight): a civil time, no zone.
@@ -307,6 +320,50 @@ mod tests {
             "{e}"
         );
         assert!(parse_time_in("now-10y", &tz, now).is_err());
+        // Beyond what a time can hold: refused, saying so, never an overflow.
+        for far in [
+            "now-99999999999d",
+            "now+99999999999d",
+            "now-999999999999999999999s",
+        ] {
+            let e = parse_time_in(far, &tz, now).unwrap_err().to_string();
+            assert!(e.contains("too far from now"), "{far}: {e}");
+        }
+        assert!(
+            parse_time_in("now-", &tz, now)
+                .unwrap_err()
+                .to_string()
+                .contains("now-10m")
+        );
+    }
+
+    proptest::proptest! {
+        /// Any relative time, however large, at any now: a time exactly that far off, or an
+        /// error; never a panic (debug builds check every overflow).
+        #[test]
+        fn relative_times_are_exact_or_refused(
+            n in proptest::prelude::any::<u64>(),
+            unit in proptest::sample::select(vec!["s", "m", "h", "d"]),
+            plus in proptest::prelude::any::<bool>(),
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let tz = london();
+            let s = format!("now{}{n}{unit}", if plus { "+" } else { "-" });
+            let secs: i128 = match unit { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 };
+            let want = i128::from(now)
+                + if plus { 1 } else { -1 } * i128::from(n) * secs * 1_000_000_000;
+            match parse_time_in(&s, &tz, now) {
+                Ok(t) => proptest::prop_assert_eq!(i128::from(t), want),
+                Err(e) => {
+                    proptest::prop_assert!(
+                        i64::try_from(want).is_err()
+                            || i64::try_from(i128::from(n) * secs * 1_000_000_000).is_err(),
+                        "{s} at {now} refused although it fits: {e}"
+                    );
+                    proptest::prop_assert!(e.to_string().contains("too far"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

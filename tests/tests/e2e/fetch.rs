@@ -10,6 +10,9 @@ use crate::harness::*;
 
 #[test]
 fn officer_fetches_footage_with_rdc_over_quic() {
+    if skip_long("officer_fetches_footage_with_rdc_over_quic") {
+        return;
+    }
     let s = Scheme::new();
     let keys = &s.keys;
     let k = |p: &str| s.path(p);

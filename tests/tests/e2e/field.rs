@@ -354,7 +354,12 @@ fn commissioning_stills_until_in_service_then_none_and_the_remote_selftest() {
     let mut unit = s.unit(&Cam::front_and_rear(front.url(), rear.url()));
     unit.start();
     unit.wait_connected(2);
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // Each camera's first keyframes have reached the recorder.
+    wait_for(
+        "both cameras recording",
+        std::time::Duration::from_secs(30),
+        || recording(&unit, "front") && recording(&unit, "rear"),
+    );
     let stills = s.keys.path().join("stills");
     let o = eng_rdc(&["commission", "--out", &stills.display().to_string()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

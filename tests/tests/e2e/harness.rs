@@ -420,6 +420,80 @@ pub(crate) fn segment_files(unit: &Unit, camera: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Whether `camera` has footage that began at or after `since_ns` with several frames on disk:
+/// a finished segment, or the one being written once it holds a full 64 KiB chunk (its file
+/// grows a chunk at a time, after the age header).
+pub(crate) fn recording_since(unit: &Unit, camera: &str, since_ns: i64) -> bool {
+    let dir = unit.dir.path().join("store/segments").join(camera);
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((stem, ext)) = name.rsplit_once('.') else {
+            return false;
+        };
+        let start = stem
+            .split_once('-')
+            .and_then(|(_, t)| t.parse::<i64>().ok())
+            .unwrap_or(i64::MIN);
+        let big = e.metadata().is_ok_and(|m| m.len() > 65_552);
+        start >= since_ns && (ext == "age" || (ext == "partial" && big))
+    })
+}
+
+/// The bytes on disk of the segment `camera` is writing (0 between segments).
+pub(crate) fn segment_partial_bytes(unit: &Unit, camera: &str) -> u64 {
+    std::fs::read_dir(unit.dir.path().join("store/segments").join(camera))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `camera` has footage `secs` after `since_ns`: the recorder wrote to one of its
+/// segment files at or after then (the files grow a chunk at a time as footage arrives). The
+/// recorder's own progress, not a fixed sleep.
+pub(crate) fn wait_footage(unit: &Unit, camera: &str, since_ns: i64, secs: u64) {
+    let want = since_ns + secs as i64 * 1_000_000_000;
+    let dir = unit.dir.path().join("store/segments").join(camera);
+    wait_for(
+        &format!("{camera}'s footage {secs} s on"),
+        Duration::from_secs(secs + 60),
+        || {
+            std::fs::read_dir(&dir).is_ok_and(|rd| {
+                rd.flatten().any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name.ends_with(".partial") || name.ends_with(".age"))
+                        && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+                            t.duration_since(std::time::UNIX_EPOCH)
+                                .is_ok_and(|d| d.as_nanos() as i64 >= want)
+                        })
+                })
+            })
+        },
+    );
+}
+
+/// [`recording_since`] the beginning: the camera's footage is on disk, several frames of it.
+pub(crate) fn recording(unit: &Unit, camera: &str) -> bool {
+    recording_since(unit, camera, i64::MIN)
+}
+
+/// Whether to skip a test that takes minutes: with `RDC_QUICK=1` a developer runs the rest in a
+/// few minutes; CI (scripts/test.sh) never sets it, so every test runs there. Says so when it
+/// skips, so a quick run is never mistaken for a whole one.
+pub(crate) fn skip_long(test: &str) -> bool {
+    let quick = std::env::var_os("RDC_QUICK").is_some_and(|v| !v.is_empty() && v != "0");
+    if quick {
+        eprintln!("{test}: skipped (RDC_QUICK is set; it runs in CI)");
+    }
+    quick
+}
+
 pub(crate) fn rdc(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_rdc-under-test"))
         .args(args)

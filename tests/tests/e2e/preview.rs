@@ -277,12 +277,17 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
     unit.start();
     unit.wait_connected(2);
     let t0 = now_ns();
-    std::thread::sleep(Duration::from_secs(8));
+    // Eight seconds of front (eight previews), then an outage the recorder notices, then six
+    // seconds more.
+    wait_footage(&unit, "front", t0, 8);
     cam.kill();
-    std::thread::sleep(Duration::from_secs(5));
+    wait_for("the outage noticed", Duration::from_secs(30), || {
+        unit.log().contains("camera session ended")
+    });
     cam.restart();
     unit.wait_connected(3);
-    std::thread::sleep(Duration::from_secs(6));
+    let back = now_ns();
+    wait_footage(&unit, "front", back, 6);
     // A stop closes the preview segment (60 previews, or the recorder stopping); the restarted
     // unit serves it.
     unit.stop();
@@ -391,7 +396,9 @@ fn the_newest_previews_are_served_while_recording_and_a_tile_without_a_keyframe_
     unit.wait_connected(2);
     wait_serving(&s);
     let t0 = now_ns();
-    std::thread::sleep(Duration::from_secs(12));
+    // Twelve seconds of both cameras' footage after t0.
+    wait_footage(&unit, "front", t0, 12);
+    wait_footage(&unit, "rear", t0, 12);
     let dir = tempfile::tempdir().unwrap();
     let asked = now_ns();
     let o = preview(

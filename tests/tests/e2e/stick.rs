@@ -170,6 +170,11 @@ fn write_request(dir: &Path, body: &rdc_format::stick::StickRequest, cert: &str,
 
 #[test]
 fn sticks_get_only_ciphertext_on_a_signed_request_survive_being_pulled_and_export_as_bundles() {
+    if skip_long(
+        "sticks_get_only_ciphertext_on_a_signed_request_survive_being_pulled_and_export_as_bundles",
+    ) {
+        return;
+    }
     const S: i64 = 1_000_000_000;
     let s = Scheme::new();
     s.add_user("e.lee", "engineer");
