@@ -627,14 +627,7 @@ mod tests {
 
     #[test]
     fn every_command_and_argument_says_what_it_is_for() {
-        let cmd = <crate::args::Cli as clap::CommandFactory>::command();
-        cmd.clone().debug_assert();
-        let missing = rdc_config::shell::undocumented(&cmd);
-        assert!(
-            missing.is_empty(),
-            "without help text:\n{}",
-            missing.join("\n")
-        );
+        rdc_config::shell::assert_documented(<crate::args::Cli as clap::CommandFactory>::command());
     }
 
     use crate::fetch::{local_stem, part_path};

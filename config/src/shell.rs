@@ -45,6 +45,18 @@ fn write_page(
     Ok(())
 }
 
+/// Panics, naming each, unless clap accepts `cmd`'s definition and every argument and
+/// subcommand in it has help text: the test both binaries run on their command line.
+pub fn assert_documented(cmd: clap::Command) {
+    cmd.clone().debug_assert();
+    let missing = undocumented(&cmd);
+    assert!(
+        missing.is_empty(),
+        "without help text:\n{}",
+        missing.join("\n")
+    );
+}
+
 /// Every argument and subcommand of `cmd`'s tree without help text, as `rdc fetch --to`: what a
 /// test asserts is empty, so every flag says what it is for.
 pub fn undocumented(cmd: &clap::Command) -> Vec<String> {

@@ -569,13 +569,6 @@ fn print_vpn(id: &str, m: &crate::init::VpnMade) {
 mod tests {
     #[test]
     fn every_command_and_argument_says_what_it_is_for() {
-        let cmd = <super::Cli as clap::CommandFactory>::command();
-        cmd.clone().debug_assert();
-        let missing = rdc_config::shell::undocumented(&cmd);
-        assert!(
-            missing.is_empty(),
-            "without help text:\n{}",
-            missing.join("\n")
-        );
+        rdc_config::shell::assert_documented(<super::Cli as clap::CommandFactory>::command());
     }
 }

@@ -284,6 +284,8 @@ fn a_live_camera_previews_are_its_own_keyframes_and_its_outage_a_gap() {
     wait_for("the outage noticed", Duration::from_secs(30), || {
         unit.log().contains("camera session ended")
     });
+    // The outage lasts 5 s (a duration, not a wait: several 1 s tiles fall inside it).
+    std::thread::sleep(Duration::from_secs(5));
     cam.restart();
     unit.wait_connected(3);
     let back = now_ns();
