@@ -303,6 +303,10 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
         wait_text(b, "#export-heading", Duration::from_secs(30), |_| true).await;
         set_input(b, "#from", &rfc3339(from)).await;
         set_input(b, "#to", &rfc3339(to)).await;
+        // The job, as the console keeps it on disk, is watched from the click on by a thread
+        // of its own, so a browser slow to load the job's page (a busy machine) cannot miss it
+        // under way.
+        let under_way = watch_job_under_way(state.join("jobs"));
         b.find(Locator::Css("#export")).await.unwrap().click().await.unwrap();
         // The form's answer is a redirect to the job's page: wait for it to load.
         let t = Instant::now();
@@ -321,21 +325,15 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
             job_url.path().trim_start_matches("/jobs/")
         ));
         let t = Instant::now();
-        loop {
-            let j: serde_json::Value = std::fs::read(&job_file)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let (done, total) = (j["done"].as_u64().unwrap_or(0), j["total"].as_u64().unwrap_or(0));
-            if done > 0 && done < total {
-                break;
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(120) && j["state"] != "done",
-                "the export was not seen under way: {j}"
-            );
+        while !under_way.is_finished() && t.elapsed() < Duration::from_secs(120) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let seen = under_way.is_finished() && under_way.join().unwrap();
+        assert!(
+            seen,
+            "the export was not seen under way: {}",
+            std::fs::read_to_string(&job_file).unwrap_or_default()
+        );
         // The page follows it: its bar shows a share, the rate and the time left.
         wait_text(b, "#progress-text", Duration::from_secs(60), |t| {
             t.contains("Mbit/s") && t.contains(" % — ")
@@ -535,4 +533,50 @@ fn an_officer_finds_the_outage_opens_a_picture_and_exports_in_a_real_browser() {
     let (code, body) = get("/unit/e2e/selftest");
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("checks"), "{body}");
+}
+
+/// Watches the console's jobs folder until a job's file says it is under way (some but not
+/// all of its bytes fetched): true then, false if every new job there finished first.
+fn watch_job_under_way(dir: PathBuf) -> std::thread::JoinHandle<bool> {
+    let names = |dir: &Path| -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect()
+    };
+    // Jobs already there are not the one about to start.
+    let before = names(&dir);
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(180) {
+            let jobs: Vec<serde_json::Value> = std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| !before.contains(&e.file_name()))
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .filter_map(|b| serde_json::from_slice(&b).ok())
+                .collect();
+            let progress = |j: &serde_json::Value| {
+                (
+                    j["done"].as_u64().unwrap_or(0),
+                    j["total"].as_u64().unwrap_or(0),
+                )
+            };
+            if jobs.iter().any(|j| {
+                let (done, total) = progress(j);
+                done > 0 && done < total
+            }) {
+                return true;
+            }
+            if !jobs.is_empty() && jobs.iter().all(|j| j["state"] == "done") {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    })
 }
