@@ -12,6 +12,9 @@ use rand::Rng as _;
 use super::*;
 use crate::clock::DAY_NS;
 
+/// Who holds footage: a manager.
+const MANAGER: rdc_format::Actor = rdc_format::Actor::Person(rdc_format::Role::Manager);
+
 /// 2026-11-01T00:00:00Z.
 const BASE: i64 = 1_793_491_200_000_000_000;
 const FRAME_NS: i64 = 40_000_000;
@@ -685,16 +688,16 @@ fn holds_are_recorded_capped_and_lapse() {
     };
     // No case reference: refused.
     assert!(matches!(
-        store.create_hold(req(BASE, BASE + 10, "")),
+        store.create_hold(req(BASE, BASE + 10, ""), MANAGER),
         Err(Error::HoldRefused(_))
     ));
     // A minute of footage (about 7 MB) is over half the 4 MiB budget: refused, and says why.
-    match store.create_hold(req(BASE, now, "C/1")) {
+    match store.create_hold(req(BASE, now, "C/1"), MANAGER) {
         Err(Error::HoldRefused(m)) => assert!(m.contains("cap"), "{m}"),
         other => panic!("{other:?}"),
     }
     let h = store
-        .create_hold(req(BASE, BASE + 5_000_000_000, "C/2"))
+        .create_hold(req(BASE, BASE + 5_000_000_000, "C/2"), MANAGER)
         .unwrap();
     assert_eq!(store.holds().unwrap(), vec![h.clone()]);
     // Survives a reopen.
@@ -721,7 +724,7 @@ fn holds_are_recorded_capped_and_lapse() {
             .any(|(_, a)| a.action == "hold_lapsed" && a.case_ref.as_deref() == Some("C/2"))
     );
     assert!(matches!(
-        store.release_hold(h.id, "m", "done"),
+        store.release_hold(h.id, ("m", MANAGER), "done"),
         Err(Error::NoSuchHold(_))
     ));
     assert!(store.verify(false).unwrap().is_empty());
@@ -760,15 +763,18 @@ fn retention_over_35_days_with_4_cameras() {
         if step == 3 * 24 * 4 {
             hold = Some(
                 store
-                    .create_hold(HoldRequest {
-                        cameras: vec!["c1".into()],
-                        from_ns: BASE + DAY_NS,
-                        to_ns: BASE + 2 * DAY_NS,
-                        case_ref: "POL/123".into(),
-                        reason: "criminal damage".into(),
-                        who: "m.manager".into(),
-                        review_ns: BASE + 90 * DAY_NS,
-                    })
+                    .create_hold(
+                        HoldRequest {
+                            cameras: vec!["c1".into()],
+                            from_ns: BASE + DAY_NS,
+                            to_ns: BASE + 2 * DAY_NS,
+                            case_ref: "POL/123".into(),
+                            reason: "criminal damage".into(),
+                            who: "m.manager".into(),
+                            review_ns: BASE + 90 * DAY_NS,
+                        },
+                        MANAGER,
+                    )
                     .unwrap(),
             );
         }
@@ -964,15 +970,18 @@ fn previews_keep_one_keyframe_a_slot_under_the_same_rules() {
     assert_eq!(store.verify(true).unwrap(), Vec::<String>::new());
     // A hold on the camera keeps its previews; retention deletes the rest with the footage.
     store
-        .create_hold(HoldRequest {
-            cameras: vec!["front".into()],
-            from_ns: BASE,
-            to_ns: BASE + 60_000_000_000,
-            case_ref: "POL/9".into(),
-            reason: "the first minute".into(),
-            who: "m.manager".into(),
-            review_ns: BASE + 30 * DAY_NS,
-        })
+        .create_hold(
+            HoldRequest {
+                cameras: vec!["front".into()],
+                from_ns: BASE,
+                to_ns: BASE + 60_000_000_000,
+                case_ref: "POL/9".into(),
+                reason: "the first minute".into(),
+                who: "m.manager".into(),
+                review_ns: BASE + 30 * DAY_NS,
+            },
+            MANAGER,
+        )
         .unwrap();
     fx.clocks.advance(Duration::from_secs(2 * 86_400));
     store.enforce_retention().unwrap();

@@ -83,7 +83,8 @@ impl Store {
     /// Holds footage past retention (R6). Refused without a case reference and reason, with a
     /// review date in the past or more than a year ahead, or when held footage would take more
     /// than its share of the budget (recording must never stop).
-    pub fn create_hold(&self, req: HoldRequest) -> Result<Hold, Error> {
+    /// `by` is the role of the person asking (what the audit entry names).
+    pub fn create_hold(&self, req: HoldRequest, by: rdc_format::Actor) -> Result<Hold, Error> {
         let now = self.now_ns();
         let refuse = |m: String| Err(Error::HoldRefused(m));
         if req.case_ref.trim().is_empty()
@@ -131,7 +132,7 @@ impl Store {
             now,
             &AuditRecord {
                 who: hold.request.who.clone(),
-                role: rdc_format::Actor::Person(rdc_format::Role::Manager),
+                role: by,
                 action: "hold_created".into(),
                 from_ns: Some(hold.request.from_ns),
                 to_ns: Some(hold.request.to_ns),
@@ -156,7 +157,12 @@ impl Store {
     }
 
     /// Releases a hold; its footage then follows normal retention.
-    pub fn release_hold(&self, id: u64, who: &str, reason: &str) -> Result<Hold, Error> {
+    pub fn release_hold(
+        &self,
+        id: u64,
+        (who, by): (&str, rdc_format::Actor),
+        reason: &str,
+    ) -> Result<Hold, Error> {
         let hold = lock(&self.inner.holds)
             .iter()
             .find(|h| h.id == id)
@@ -176,7 +182,7 @@ impl Store {
             now,
             &AuditRecord {
                 who: who.into(),
-                role: rdc_format::Actor::Person(rdc_format::Role::Manager),
+                role: by,
                 action: "hold_released".into(),
                 case_ref: Some(hold.request.case_ref.clone()),
                 reason: Some(reason.into()),

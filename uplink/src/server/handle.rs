@@ -154,7 +154,7 @@ pub(super) fn handle(
         Request::HoldList => answer(Answer::Holds(store.holds().map_err(refusal)?)),
         Request::HoldRelease { id, reason } => answer(Answer::Hold(
             store
-                .release_hold(*id, &peer.name, reason)
+                .release_hold(*id, (&peer.name, peer.role.into()), reason)
                 .map_err(refusal)?,
         )),
         Request::Still { camera } => commissioning_still(store, extra, camera, rec),
@@ -266,15 +266,18 @@ fn create_hold(store: &Store, peer: &Peer, req: &Request) -> Result<rdc_format::
         });
     };
     store
-        .create_hold(HoldRequest {
-            cameras: cameras.iter().map(|c| c.to_string()).collect(),
-            from_ns: *from_ns,
-            to_ns: *to_ns,
-            case_ref: case_ref.clone(),
-            reason: reason.clone(),
-            who: peer.name.clone(),
-            review_ns: *review_ns,
-        })
+        .create_hold(
+            HoldRequest {
+                cameras: cameras.iter().map(|c| c.to_string()).collect(),
+                from_ns: *from_ns,
+                to_ns: *to_ns,
+                case_ref: case_ref.clone(),
+                reason: reason.clone(),
+                who: peer.name.clone(),
+                review_ns: *review_ns,
+            },
+            peer.role.into(),
+        )
         .map_err(refusal)
 }
 

@@ -89,18 +89,21 @@ pub(crate) fn open(
     // Held until the latest the deadline can be extended to, and a month more to disclose.
     let review_ns = end_of(sar::add_months(sar::due(day, sar::MAX_EXTENSION_MONTHS), 1));
     let hold = store
-        .create_hold(HoldRequest {
-            cameras: vec![camera.to_string()],
-            from_ns,
-            to_ns,
-            case_ref: reference.to_owned(),
-            reason: format!(
-                "subject access request {reference}, received {received}, due {}",
-                sar::date_text(due)
-            ),
-            who: peer.name.clone(),
-            review_ns,
-        })
+        .create_hold(
+            HoldRequest {
+                cameras: vec![camera.to_string()],
+                from_ns,
+                to_ns,
+                case_ref: reference.to_owned(),
+                reason: format!(
+                    "subject access request {reference}, received {received}, due {}",
+                    sar::date_text(due)
+                ),
+                who: peer.name.clone(),
+                review_ns,
+            },
+            peer.role.into(),
+        )
         .map_err(refusal)?;
     let entry = store
         .register_sar(&SarEntry::Opened {
@@ -185,7 +188,7 @@ pub(crate) fn close(
     // The hold may have lapsed at its review already; the request closes all the same.
     match store.release_hold(
         s.hold,
-        &peer.name,
+        (&peer.name, peer.role.into()),
         &format!("subject access request {reference} closed: {why}"),
     ) {
         Ok(_) | Err(rdc_storage::Error::NoSuchHold(_)) => {}
